@@ -1,0 +1,165 @@
+//! `Array<T>`: a run of `T` in a named segment, its length chosen at run time.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::Deref;
+use std::ptr::NonNull;
+
+use crate::segment::{Segment, Spec};
+use crate::shared::check_type;
+use crate::{Options, Result, SharedLayout};
+
+/// `len` values of `T` in a named shared-memory segment: `Array::<i32>::create("a", &[1, 2, 3,
+/// 4])` is Python's `multiprocessing.Array('i', [1, 2, 3, 4])`.
+///
+/// It derefs to `[T::Atomic]`, so every element is an atomic. Elements may themselves be arrays
+/// or derived structs, which Python's `Array` cannot hold:
+///
+/// ```
+/// use shm_core::Array;
+/// use std::sync::atomic::Ordering::Relaxed;
+///
+/// # let name = format!("doc-array-{}", std::process::id());
+/// let m = Array::<[i32; 2]>::create(&name, &[[1, 2], [3, 4]])?;
+/// m[1][0].fetch_add(10, Relaxed);
+/// assert_eq!(m[1][0].load(Relaxed), 13);
+/// assert_eq!(m.len(), 2);
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+pub struct Array<T: SharedLayout> {
+    seg: Segment,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: SharedLayout> Array<T> {
+    const fn spec(count: Option<usize>) -> Spec {
+        check_type::<T>();
+        Spec {
+            layout: &T::LAYOUT,
+            fingerprint: T::FINGERPRINT,
+            count,
+            array: true,
+        }
+    }
+
+    fn init(payload: NonNull<u8>, values: &[T]) {
+        let twins = payload.cast::<T::Atomic>();
+        for (i, v) in values.iter().enumerate() {
+            // SAFETY: a segment created for `values.len()` elements of `T` holds that many
+            // `T::Atomic`s from `payload`, aligned, inside the mapping, valid for any bytes.
+            let twin = unsafe { twins.add(i).as_ref() };
+            T::store(twin, v, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Creates the segment `name` holding a copy of `init`. Fails with
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) if the name is taken.
+    pub fn create(name: &str, init: &[T]) -> Result<Self> {
+        Self::create_with(name, init, &Options::new())
+    }
+
+    /// [`create`](Self::create) with options.
+    pub fn create_with(name: &str, init: &[T], opts: &Options) -> Result<Self> {
+        let spec = Self::spec(Some(init.len()));
+        let seg = Segment::create(name, &spec, opts, &|p| Self::init(p, init))?;
+        Ok(Array {
+            seg,
+            _type: PhantomData,
+        })
+    }
+
+    /// Creates the segment `name` holding `len` elements whose bytes are all zero (Python's
+    /// `Array('i', 10)`).
+    pub fn create_zeroed(name: &str, len: usize) -> Result<Self> {
+        Self::create_zeroed_with(name, len, &Options::new())
+    }
+
+    /// [`create_zeroed`](Self::create_zeroed) with options.
+    pub fn create_zeroed_with(name: &str, len: usize, opts: &Options) -> Result<Self> {
+        let seg = Segment::create(name, &Self::spec(Some(len)), opts, &|_| {})?;
+        Ok(Array {
+            seg,
+            _type: PhantomData,
+        })
+    }
+
+    /// Opens the segment `name`, which must hold an array of `T` of any length.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &Options::new())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
+        let seg = Segment::open(name, &Self::spec(None), opts)?;
+        Ok(Array {
+            seg,
+            _type: PhantomData,
+        })
+    }
+
+    /// Opens `name`, or creates it holding a copy of `init`. An existing array must have
+    /// `init.len()` elements, else [`Error::LayoutMismatch`](crate::Error::LayoutMismatch).
+    pub fn open_or_create(name: &str, init: &[T]) -> Result<Self> {
+        Self::open_or_create_with(name, init, &Options::new())
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with options.
+    pub fn open_or_create_with(name: &str, init: &[T], opts: &Options) -> Result<Self> {
+        let spec = Self::spec(Some(init.len()));
+        let seg = Segment::open_or_create(name, &spec, opts, &|p| Self::init(p, init))?;
+        Ok(Array {
+            seg,
+            _type: PhantomData,
+        })
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.seg.count()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The segment's name, as given.
+    pub fn name(&self) -> &str {
+        self.seg.name()
+    }
+
+    /// Whether this handle created the segment (and so removes it when dropped, unless kept).
+    pub fn is_owner(&self) -> bool {
+        self.seg.is_owner()
+    }
+
+    /// The elements' atomic twins (what `*array` gives).
+    pub fn atomics(&self) -> &[T::Atomic] {
+        // SAFETY: `Segment` proved at create or open that the payload holds `count()` elements
+        // of `T::Atomic` (fingerprint, element size and count, payload length within the
+        // mapping), aligned for it; any bytes are valid, all access is atomic, and the mapping
+        // lives as long as `self`. For zero elements the pointer is non-null and aligned.
+        unsafe {
+            std::slice::from_raw_parts(self.seg.payload().cast::<T::Atomic>().as_ptr(), self.len())
+        }
+    }
+}
+
+impl<T: SharedLayout> Deref for Array<T> {
+    type Target = [T::Atomic];
+
+    fn deref(&self) -> &[T::Atomic] {
+        self.atomics()
+    }
+}
+
+impl<T: SharedLayout> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("name", &self.name())
+            .field("type", &T::LAYOUT.name)
+            .field("len", &self.len())
+            .field("owner", &self.is_owner())
+            .finish()
+    }
+}

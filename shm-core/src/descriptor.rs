@@ -1,0 +1,526 @@
+//! Descriptors read back from a segment: parsed from bytes another process wrote, and compared
+//! with what this program expects to explain a mismatch field by field.
+
+use std::fmt;
+
+use crate::layout::{
+    Kind, Layout, MAX_DEPTH, MAX_DESCRIPTOR_LEN, TAG_ARRAY, TAG_PRIMITIVE, TAG_STRUCT,
+};
+use crate::TypeCode;
+
+/// An owned layout descriptor, as read from a segment header or built from a [`Layout`].
+///
+/// This is how a program without the Rust type (a tool, another language) learns what a segment
+/// holds. [`Descriptor::parse`] treats its input as hostile: it checks every length and offset,
+/// never allocates more than the input could describe, and never panics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Type name (`""` for an array, the Rust name for a primitive).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Alignment in bytes.
+    pub align: u64,
+    /// What the bytes are.
+    pub kind: DescriptorKind,
+}
+
+/// The shape of a [`Descriptor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DescriptorKind {
+    /// One primitive.
+    Primitive(TypeCode),
+    /// `len` elements of `elem`.
+    Array {
+        /// The element.
+        elem: Box<Descriptor>,
+        /// The number of elements.
+        len: u64,
+    },
+    /// A struct, fields in order.
+    Struct {
+        /// The fields.
+        fields: Vec<DescriptorField>,
+    },
+}
+
+/// One field of a struct [`Descriptor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorField {
+    /// The field's name.
+    pub name: String,
+    /// Offset in the struct.
+    pub offset: u64,
+    /// The field's type.
+    pub ty: Descriptor,
+}
+
+/// Why descriptor bytes could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// Byte offset in the descriptor where the problem was found.
+    pub at: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "descriptor byte {}: {}", self.at, self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// The fewest bytes one node can take: tag, size, align, name length, and a primitive's code.
+const MIN_NODE_LEN: usize = 1 + 8 + 8 + 1 + 1;
+/// The fewest bytes one struct field can take: name length, offset, and a node.
+const MIN_FIELD_LEN: usize = 1 + 8 + MIN_NODE_LEN;
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn fail<T>(&self, reason: impl Into<String>) -> Result<T, ParseError> {
+        Err(ParseError {
+            at: self.pos,
+            reason: reason.into(),
+        })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
+        match self.bytes.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => self.fail(format!("needs {n} more bytes, the descriptor ends")),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, ParseError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, ParseError> {
+        let mut b = [0; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, ParseError> {
+        let mut b = [0; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn name(&mut self) -> Result<String, ParseError> {
+        let len = self.u8()? as usize;
+        let at = self.pos;
+        let raw = self.take(len)?;
+        match std::str::from_utf8(raw) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(ParseError {
+                at,
+                reason: "a name is not UTF-8".into(),
+            }),
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
+    fn node(&mut self, depth: usize) -> Result<Descriptor, ParseError> {
+        if depth > MAX_DEPTH {
+            return self.fail(format!("nested more than {MAX_DEPTH} deep"));
+        }
+        let at = self.pos;
+        let tag = self.u8()?;
+        let size = self.u64()?;
+        let align = self.u64()?;
+        let name = self.name()?;
+        if !align.is_power_of_two() {
+            return self.fail(format!("alignment {align} is not a power of two"));
+        }
+        if size % align != 0 {
+            return self.fail(format!(
+                "size {size} is not a multiple of alignment {align}"
+            ));
+        }
+        let kind = match tag {
+            TAG_PRIMITIVE => {
+                let code_at = self.pos;
+                let byte = self.u8()?;
+                let Some(code) = TypeCode::from_byte(byte) else {
+                    return Err(ParseError {
+                        at: code_at,
+                        reason: format!("unknown type code {byte:#04x}"),
+                    });
+                };
+                if size != code.size() as u64 || align != code.size() as u64 {
+                    return self.fail(format!(
+                        "{code} must have size and alignment {}, not {size} and {align}",
+                        code.size()
+                    ));
+                }
+                DescriptorKind::Primitive(code)
+            }
+            TAG_ARRAY => {
+                let len = self.u64()?;
+                let elem = self.node(depth + 1)?;
+                if elem.size.checked_mul(len) != Some(size) || elem.align != align {
+                    return self.fail(format!(
+                        "an array of {len} elements of size {} and alignment {} cannot have size {size} and alignment {align}",
+                        elem.size, elem.align
+                    ));
+                }
+                DescriptorKind::Array {
+                    elem: Box::new(elem),
+                    len,
+                }
+            }
+            TAG_STRUCT => {
+                let count = self.u32()? as usize;
+                if count.saturating_mul(MIN_FIELD_LEN) > self.remaining() {
+                    return self.fail(format!("{count} fields cannot fit in what remains"));
+                }
+                let mut fields: Vec<DescriptorField> = Vec::with_capacity(count);
+                let mut end = 0u64;
+                for _ in 0..count {
+                    let name = self.name()?;
+                    let offset = self.u64()?;
+                    let ty = self.node(depth + 1)?;
+                    let Some(field_end) = offset.checked_add(ty.size).filter(|&e| e <= size) else {
+                        return self.fail(format!("field `{name}` does not fit in the struct"));
+                    };
+                    if offset < end || offset % ty.align != 0 || ty.align > align {
+                        return self.fail(format!(
+                            "field `{name}` at offset {offset} overlaps another or is misaligned"
+                        ));
+                    }
+                    if fields.iter().any(|f| f.name == name) {
+                        return self.fail(format!("field `{name}` appears twice"));
+                    }
+                    end = field_end;
+                    fields.push(DescriptorField { name, offset, ty });
+                }
+                DescriptorKind::Struct { fields }
+            }
+            other => {
+                return Err(ParseError {
+                    at,
+                    reason: format!("unknown node tag {other:#04x}"),
+                })
+            }
+        };
+        Ok(Descriptor {
+            name,
+            size,
+            align,
+            kind,
+        })
+    }
+}
+
+impl Descriptor {
+    /// Parses descriptor bytes as written in a segment header (see `docs/FORMAT.md`).
+    ///
+    /// Checks that the bytes are exactly one well-formed node and that every size, alignment and
+    /// offset is consistent, so a caller can trust them as far as they go.
+    pub fn parse(bytes: &[u8]) -> Result<Descriptor, ParseError> {
+        if bytes.len() > MAX_DESCRIPTOR_LEN {
+            return Err(ParseError {
+                at: 0,
+                reason: format!(
+                    "{} bytes, more than the {MAX_DESCRIPTOR_LEN} allowed",
+                    bytes.len()
+                ),
+            });
+        }
+        let mut r = Reader { bytes, pos: 0 };
+        let d = r.node(0)?;
+        if r.remaining() != 0 {
+            return r.fail(format!("{} bytes after the end", r.remaining()));
+        }
+        Ok(d)
+    }
+
+    /// The descriptor of a compile-time [`Layout`].
+    pub fn from_layout(l: &Layout) -> Descriptor {
+        let kind = match l.kind {
+            Kind::Primitive(code) => DescriptorKind::Primitive(code),
+            Kind::Array { elem, len } => DescriptorKind::Array {
+                elem: Box::new(Descriptor::from_layout(elem)),
+                len: len as u64,
+            },
+            Kind::Struct { fields } => DescriptorKind::Struct {
+                fields: fields
+                    .iter()
+                    .map(|f| DescriptorField {
+                        name: f.name.to_owned(),
+                        offset: f.offset as u64,
+                        ty: Descriptor::from_layout(f.layout),
+                    })
+                    .collect(),
+            },
+        };
+        Descriptor {
+            name: l.name.to_owned(),
+            size: l.size as u64,
+            align: l.align as u64,
+            kind,
+        }
+    }
+
+    /// The first way in which `self` (found in a segment) differs from `expected`, in words, or
+    /// `None` if they are the same.
+    pub fn first_difference(&self, expected: &Descriptor) -> Option<String> {
+        diff(self, expected, "")
+    }
+}
+
+impl fmt::Display for Descriptor {
+    /// Writes the type as Rust source spells it: `f64`, `[[f32; 4]; 4]`, `Stats`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DescriptorKind::Primitive(code) => write!(f, "{code}"),
+            DescriptorKind::Array { elem, len } => write!(f, "[{elem}; {len}]"),
+            DescriptorKind::Struct { .. } => f.write_str(&self.name),
+        }
+    }
+}
+
+fn field_path(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn diff(found: &Descriptor, want: &Descriptor, path: &str) -> Option<String> {
+    use DescriptorKind as K;
+    let at = |what: String| {
+        if path.is_empty() {
+            what
+        } else {
+            format!("field `{path}`: {what}")
+        }
+    };
+    match (&found.kind, &want.kind) {
+        (K::Primitive(a), K::Primitive(b)) if a == b => None,
+        (K::Array { elem: fe, len: fl }, K::Array { elem: we, len: wl }) if fl == wl => {
+            diff(fe, we, &format!("{path}[]"))
+        }
+        (K::Struct { fields: ff }, K::Struct { fields: wf }) if found.name == want.name => {
+            for (i, w) in wf.iter().enumerate() {
+                let fpath = field_path(path, &w.name);
+                let Some(f) = ff.get(i) else {
+                    return Some(format!(
+                        "field `{fpath}`: missing from the segment (this program expects {} at offset {})",
+                        w.ty, w.offset
+                    ));
+                };
+                if f.name != w.name {
+                    let wanted_elsewhere = ff.iter().any(|x| x.name == w.name);
+                    let found_elsewhere = wf.iter().any(|x| x.name == f.name);
+                    return Some(match (wanted_elsewhere, found_elsewhere) {
+                        (true, true) => format!(
+                            "fields in another order: at offset {} the segment has `{}`, this program expects `{fpath}`",
+                            f.offset,
+                            field_path(path, &f.name)
+                        ),
+                        (false, _) => format!(
+                            "field `{fpath}`: missing from the segment (this program expects {} at offset {}; the segment has `{}` there)",
+                            w.ty, w.offset, f.name
+                        ),
+                        (true, false) => format!(
+                            "field `{}`: the segment has {} at offset {}, which this program does not expect",
+                            field_path(path, &f.name),
+                            f.ty,
+                            f.offset
+                        ),
+                    });
+                }
+                if f.offset != w.offset || f.ty.to_string() != w.ty.to_string() {
+                    return Some(format!(
+                        "field `{fpath}`: segment has {} at offset {}, this program expects {} at offset {}",
+                        f.ty, f.offset, w.ty, w.offset
+                    ));
+                }
+                if let Some(d) = diff(&f.ty, &w.ty, &fpath) {
+                    return Some(d);
+                }
+            }
+            if let Some(extra) = ff.get(wf.len()) {
+                return Some(format!(
+                    "field `{}`: the segment has {} at offset {}, which this program does not expect",
+                    field_path(path, &extra.name),
+                    extra.ty,
+                    extra.offset
+                ));
+            }
+            (found.size != want.size || found.align != want.align).then(|| {
+                at(format!(
+                    "`{}` has size {} and alignment {} in the segment, this program expects size {} and alignment {}",
+                    want.name, found.size, found.align, want.size, want.align
+                ))
+            })
+        }
+        (K::Struct { .. }, K::Struct { .. }) => Some(at(format!(
+            "segment holds `{}`, this program expects `{}`",
+            found.name, want.name
+        ))),
+        _ => Some(at(format!(
+            "segment holds {found}, this program expects {want}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Field;
+
+    static U32: Layout = Layout::primitive(TypeCode::U32);
+    static F64: Layout = Layout::primitive(TypeCode::F64);
+    static F32: Layout = Layout::primitive(TypeCode::F32);
+    static ROW: Layout = Layout::array(&U32, 4);
+
+    const fn s(name: &'static str, size: usize, fields: &'static [Field]) -> Layout {
+        Layout {
+            name,
+            size,
+            align: 8,
+            kind: Kind::Struct { fields },
+        }
+    }
+
+    static V1: Layout = s(
+        "Stats",
+        32,
+        &[
+            Field {
+                name: "count",
+                offset: 0,
+                layout: &U32,
+            },
+            Field {
+                name: "load",
+                offset: 8,
+                layout: &F64,
+            },
+            Field {
+                name: "hist",
+                offset: 16,
+                layout: &ROW,
+            },
+        ],
+    );
+
+    fn explain(found: &Layout, want: &Layout) -> Option<String> {
+        Descriptor::from_layout(found).first_difference(&Descriptor::from_layout(want))
+    }
+
+    #[test]
+    fn parse_reads_back_what_encode_wrote() {
+        for l in [&U32, &ROW, &V1] {
+            assert_eq!(
+                Descriptor::parse(&l.encode()).unwrap(),
+                Descriptor::from_layout(l)
+            );
+        }
+        assert_eq!(Descriptor::from_layout(&V1).to_string(), "Stats");
+        assert_eq!(Descriptor::from_layout(&ROW).to_string(), "[u32; 4]");
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_an_error_or_a_valid_descriptor() {
+        let good = V1.encode();
+        for n in 0..good.len() {
+            assert!(
+                Descriptor::parse(&good[..n]).is_err(),
+                "prefix of {n} bytes parsed"
+            );
+        }
+        for i in 0..good.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[i] ^= flip;
+                if let Ok(d) = Descriptor::parse(&bad) {
+                    // Whatever parses must be self-consistent.
+                    assert!(d.size % d.align == 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_counts_do_not_allocate() {
+        let mut b = vec![TAG_STRUCT];
+        b.extend_from_slice(&8u64.to_le_bytes());
+        b.extend_from_slice(&8u64.to_le_bytes());
+        b.push(0);
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        let e = Descriptor::parse(&b).unwrap_err();
+        assert!(e.reason.contains("cannot fit"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        // 40 nested one-element arrays of u8.
+        let mut b = Vec::new();
+        for _ in 0..40 {
+            b.push(TAG_ARRAY);
+            b.extend_from_slice(&1u64.to_le_bytes());
+            b.extend_from_slice(&1u64.to_le_bytes());
+            b.push(0);
+            b.extend_from_slice(&1u64.to_le_bytes());
+        }
+        b.extend_from_slice(&Layout::primitive(TypeCode::U8).encode());
+        let e = Descriptor::parse(&b).unwrap_err();
+        assert!(e.reason.contains("nested"), "{e}");
+    }
+
+    #[test]
+    fn differences_name_the_field() {
+        static CHANGED: Layout = s(
+            "Stats",
+            32,
+            &[
+                Field {
+                    name: "count",
+                    offset: 0,
+                    layout: &U32,
+                },
+                Field {
+                    name: "load",
+                    offset: 8,
+                    layout: &F32,
+                },
+                Field {
+                    name: "hist",
+                    offset: 16,
+                    layout: &ROW,
+                },
+            ],
+        );
+        assert_eq!(
+            explain(&CHANGED, &V1).unwrap(),
+            "field `load`: segment has f32 at offset 8, this program expects f64 at offset 8"
+        );
+        static RENAMED: Layout = s("Other", 32, V1_FIELDS);
+        static V1_FIELDS: &[Field] = match V1.kind {
+            Kind::Struct { fields } => fields,
+            _ => &[],
+        };
+        assert_eq!(
+            explain(&RENAMED, &V1).unwrap(),
+            "segment holds `Other`, this program expects `Stats`"
+        );
+        assert_eq!(explain(&V1, &V1), None);
+    }
+}

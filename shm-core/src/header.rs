@@ -1,0 +1,85 @@
+//! The segment header: the fixed part every segment starts with (see `docs/FORMAT.md`).
+
+use core::cell::UnsafeCell;
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU32, AtomicU64};
+
+/// Bytes 0..8 of every segment.
+pub(crate) const MAGIC: [u8; 8] = *b"SHMCORE\0";
+
+/// The init state of a segment being written by its creator.
+pub(crate) const STATE_INITIALIZING: u32 = 0;
+/// The init state of a segment whose header, descriptor and payload are all written.
+pub(crate) const STATE_READY: u32 = 1;
+
+/// Flag: the payload is an array of `elem_count` elements (otherwise exactly one value).
+pub(crate) const FLAG_ARRAY: u32 = 1 << 0;
+/// Flag: the creator asked to keep the segment after its handle is dropped.
+pub(crate) const FLAG_KEEP: u32 = 1 << 1;
+
+/// Offset of the descriptor: right after the fixed header.
+pub(crate) const DESCRIPTOR_OFFSET: usize = size_of::<Header>();
+
+/// The payload starts on a multiple of this (or of the payload's alignment, if larger): two
+/// cache lines, so the header's lock and sequence words never share a line (or an adjacent-line
+/// prefetch pair) with user data.
+pub(crate) const PAYLOAD_ALIGN: usize = 128;
+
+/// Room for a `pthread_mutex_t` (40 bytes on x86_64 glibc, 48 on aarch64).
+#[repr(C, align(64))]
+pub(crate) struct LockWord(pub UnsafeCell<[u8; 64]>);
+
+/// The fixed header. Every field that a process reads or writes after creation is an atomic, so
+/// the bytes another process writes can never be a data race in this one; the mutex is only ever
+/// touched through pthread calls, which are atomic on it.
+#[repr(C)]
+pub(crate) struct Header {
+    pub magic: AtomicU64,
+    pub version: AtomicU32,
+    pub state: AtomicU32,
+    pub fingerprint: AtomicU64,
+    pub descriptor_len: AtomicU32,
+    pub flags: AtomicU32,
+    pub payload_offset: AtomicU64,
+    pub payload_len: AtomicU64,
+    pub elem_count: AtomicU64,
+    pub elem_size: AtomicU64,
+    pub creator_pid: AtomicU32,
+    pub _reserved0: AtomicU32,
+    pub creator_start: AtomicU64,
+    pub created_at: AtomicU64,
+    pub _reserved1: [AtomicU64; 5],
+    /// Sequence counter of the seqlock; alone on its cache line.
+    pub seq: AtomicU64,
+    pub _reserved2: [AtomicU64; 7],
+    /// The segment's robust, process-shared mutex.
+    pub lock: LockWord,
+}
+
+// The byte offsets below are the format: docs/FORMAT.md lists the same numbers.
+const _: () = {
+    assert!(offset_of!(Header, magic) == 0);
+    assert!(offset_of!(Header, version) == 8);
+    assert!(offset_of!(Header, state) == 12);
+    assert!(offset_of!(Header, fingerprint) == 16);
+    assert!(offset_of!(Header, descriptor_len) == 24);
+    assert!(offset_of!(Header, flags) == 28);
+    assert!(offset_of!(Header, payload_offset) == 32);
+    assert!(offset_of!(Header, payload_len) == 40);
+    assert!(offset_of!(Header, elem_count) == 48);
+    assert!(offset_of!(Header, elem_size) == 56);
+    assert!(offset_of!(Header, creator_pid) == 64);
+    assert!(offset_of!(Header, creator_start) == 72);
+    assert!(offset_of!(Header, created_at) == 80);
+    assert!(offset_of!(Header, seq) == 128);
+    assert!(offset_of!(Header, lock) == 192);
+    assert!(size_of::<Header>() == 256);
+    assert!(size_of::<libc::pthread_mutex_t>() <= 64);
+    assert!(core::mem::align_of::<libc::pthread_mutex_t>() <= 64);
+};
+
+/// Where the payload of a segment whose descriptor has `descriptor_len` bytes starts.
+pub(crate) fn payload_offset(descriptor_len: usize, align: usize) -> usize {
+    let align = align.max(PAYLOAD_ALIGN);
+    (DESCRIPTOR_OFFSET + descriptor_len).next_multiple_of(align)
+}

@@ -1,0 +1,658 @@
+//! Named POSIX shared-memory segments: create, open with every check, map, unlink.
+//!
+//! All `unsafe` that touches the mapping lives here: a [`Segment`] checks the object before it
+//! maps it and the header before it trusts it, and hands out only a pointer to a payload it has
+//! proven to be in bounds and aligned.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shared_memory::{Shmem, ShmemConf};
+
+use crate::descriptor::Descriptor;
+use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
+use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
+use crate::lock;
+use crate::process::ProcessId;
+use crate::{Error, Layout, Options, Result};
+
+/// Longest segment name, in bytes, without the leading `/` (`NAME_MAX` on Linux).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// What a handle expects to find in (or put into) a segment.
+pub(crate) struct Spec {
+    pub layout: &'static Layout,
+    pub fingerprint: u64,
+    /// `Some(n)`: exactly one value or `n` elements; `None` (open of an array): any count.
+    pub count: Option<usize>,
+    pub array: bool,
+}
+
+/// A mapped, validated segment. Dropping it unmaps it, and unlinks it if this handle created it
+/// and was not told to keep it.
+pub(crate) struct Segment {
+    name: String,
+    map: Shmem,
+    fd: OwnedFd,
+    payload: NonNull<u8>,
+    count: usize,
+    owner: bool,
+    keep: bool,
+}
+
+// SAFETY: the mapping is shared memory that every process, and so every thread, accesses only
+// through atomics (`SharedLayout`'s contract, and `Header`'s fields); `Shmem` is not `Send` only
+// because it holds the mapping's raw pointer, which is used to unmap once, on drop, by whichever
+// thread drops the segment.
+unsafe impl Send for Segment {}
+// SAFETY: `&Segment` gives only reads of immutable fields and atomic access to the mapping.
+unsafe impl Sync for Segment {}
+
+/// Checks a name before it reaches the system.
+pub(crate) fn validate_name(name: &str) -> Result<CString> {
+    let invalid = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return invalid("it is longer than 255 bytes");
+    }
+    if name.contains('/') {
+        return invalid("it contains '/'");
+    }
+    if name.contains('\0') {
+        return invalid("it contains a NUL byte");
+    }
+    if name == "." || name == ".." {
+        return invalid("`.` and `..` name directories");
+    }
+    // Cannot fail: NUL was refused above.
+    CString::new(format!("/{name}")).map_err(|_| Error::InvalidName {
+        name: name.to_owned(),
+        reason: "it contains a NUL byte",
+    })
+}
+
+fn os_err(name: &str, op: &'static str) -> Error {
+    Error::from_os(name, op, io::Error::last_os_error())
+}
+
+fn shm_open(name: &str, path: &CString, flags: libc::c_int, mode: u32) -> Result<OwnedFd> {
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call. glibc adds
+    // O_NOFOLLOW and O_CLOEXEC, so a symlink planted under the name is refused (ELOOP).
+    let fd = unsafe { libc::shm_open(path.as_ptr(), flags, mode as libc::mode_t) };
+    if fd < 0 {
+        return Err(os_err(name, "shm_open"));
+    }
+    // SAFETY: `fd` was just returned by shm_open, is open, and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(name: &str, fd: &OwnedFd) -> Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is an open descriptor and `st` points to writable memory of the right type.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(os_err(name, "fstat"));
+    }
+    // SAFETY: fstat returned 0, so it filled in `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+fn shm_unlink(path: &CString) -> io::Result<()> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    if unsafe { libc::shm_unlink(path.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn user_groups() -> Vec<libc::gid_t> {
+    // SAFETY: with a size of 0, getgroups only returns the count and writes nothing.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let mut groups = vec![0; n.max(0) as usize];
+    // SAFETY: `groups` has room for `n` entries, which is what we pass.
+    let n = unsafe { libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    // SAFETY: getegid cannot fail and takes no arguments.
+    groups.push(unsafe { libc::getegid() });
+    groups
+}
+
+/// Refuses an object that is not a regular file, belongs to another user (unless group access
+/// was asked for and it belongs to one of our groups), or is open beyond `mode`.
+fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
+    let deny = |reason: String| {
+        Err(Error::PermissionDenied {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return deny("the object under this name is not a regular shared-memory object".into());
+    }
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    let me = unsafe { libc::geteuid() };
+    if st.st_uid != me {
+        let group_ok = mode & 0o060 != 0 && user_groups().contains(&st.st_gid);
+        if !group_ok {
+            return deny(format!(
+                "it is owned by uid {}, not by this user (uid {me}); ask for group access (mode 0o660) to share across users",
+                st.st_uid
+            ));
+        }
+    }
+    let beyond = st.st_mode & 0o777 & !mode;
+    if beyond != 0 {
+        return deny(format!(
+            "its mode {:#o} opens it to more users than the {mode:#o} this program accepts",
+            st.st_mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+fn check_mode(name: &str, mode: u32) -> Result<()> {
+    if mode & !0o666 != 0 || mode & 0o600 != 0o600 {
+        return Err(Error::PermissionDenied {
+            name: name.to_owned(),
+            reason: format!(
+                "mode {mode:#o} is not allowed: it must give the owner read and write, and may add group and other read/write (e.g. 0o600, 0o660)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn map(name: &str, expected_len: usize) -> Result<Shmem> {
+    let mut map = ShmemConf::new()
+        .os_id(format!("/{name}"))
+        .open()
+        .map_err(|e| match e {
+            shared_memory::ShmemError::MapOpenFailed(code) => {
+                Error::from_os(name, "mmap", io::Error::from_raw_os_error(code as i32))
+            }
+            other => Error::Io {
+                name: name.to_owned(),
+                op: "mmap",
+                source: io::Error::other(other),
+            },
+        })?;
+    // This crate decides when to unlink, not shared_memory.
+    map.set_owner(false);
+    if map.len() != expected_len {
+        return Err(Error::Corrupt {
+            name: name.to_owned(),
+            reason: format!(
+                "its size changed from {expected_len} to {} bytes while it was being opened",
+                map.len()
+            ),
+        });
+    }
+    Ok(map)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Progress of a segment another process is creating.
+enum Readiness {
+    Ready,
+    /// Not ready yet; the creator, if its header says who.
+    Initializing(Option<ProcessId>),
+}
+
+impl Segment {
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least `size_of::<Header>()` bytes (checked before mapping),
+        // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic or
+        // the lock cell, for which any bytes are valid; it lives as long as `self`.
+        unsafe { &*(self.map.as_ptr() as *const Header) }
+    }
+
+    /// Bytes `offset..offset + len` of the mapping as atomics, if in bounds.
+    fn bytes(&self, offset: usize, len: usize) -> Option<&[AtomicU8]> {
+        let end = offset.checked_add(len)?;
+        if end > self.map.len() {
+            return None;
+        }
+        // SAFETY: `offset..end` is inside the mapping (checked just above); `AtomicU8` has size
+        // and alignment 1 and accepts any byte; the mapping lives as long as `self`.
+        Some(unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(offset) as *const AtomicU8, len)
+        })
+    }
+
+    /// Creates the segment, writes its header and descriptor, lets `init` fill the payload, and
+    /// only then marks it ready.
+    pub(crate) fn create(
+        name: &str,
+        spec: &Spec,
+        opts: &Options,
+        init: &dyn Fn(NonNull<u8>),
+    ) -> Result<Segment> {
+        let path = validate_name(name)?;
+        check_mode(name, opts.mode)?;
+        let count = spec.count.unwrap_or(1);
+        let descriptor = spec.layout.encode();
+        debug_assert!(descriptor.len() <= MAX_DESCRIPTOR_LEN);
+        let payload_offset = header::payload_offset(descriptor.len(), spec.layout.align);
+        let too_big = || Error::NoSpace {
+            name: name.to_owned(),
+            bytes: u64::MAX,
+        };
+        let payload_len = spec.layout.size.checked_mul(count).ok_or_else(too_big)?;
+        let total = payload_offset
+            .checked_add(payload_len)
+            .ok_or_else(too_big)?;
+        if total > i64::MAX as usize {
+            return Err(too_big());
+        }
+
+        let fd = shm_open(
+            name,
+            &path,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            opts.mode,
+        )?;
+        // From here on the object is ours: remove it again if anything below fails.
+        let built = Self::build(
+            name,
+            &fd,
+            spec,
+            opts,
+            count,
+            &descriptor,
+            payload_offset,
+            total,
+            init,
+        );
+        match built {
+            Ok((map, payload)) => Ok(Segment {
+                name: name.to_owned(),
+                map,
+                fd,
+                payload,
+                count,
+                owner: true,
+                keep: opts.keep,
+            }),
+            Err(e) => {
+                let _ = shm_unlink(&path);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        name: &str,
+        fd: &OwnedFd,
+        spec: &Spec,
+        opts: &Options,
+        count: usize,
+        descriptor: &[u8],
+        payload_offset: usize,
+        total: usize,
+        init: &dyn Fn(NonNull<u8>),
+    ) -> Result<(Shmem, NonNull<u8>)> {
+        let raw = fd.as_raw_fd();
+        // shm_open's mode was masked by the umask: set exactly what was asked.
+        // SAFETY: `raw` is an open descriptor; fchmod takes no pointers.
+        if unsafe { libc::fchmod(raw, opts.mode as libc::mode_t) } != 0 {
+            return Err(os_err(name, "fchmod"));
+        }
+        // SAFETY: as above; ftruncate takes no pointers.
+        if unsafe { libc::ftruncate(raw, total as libc::off_t) } != 0 {
+            return Err(os_err(name, "ftruncate"));
+        }
+        // ftruncate reserves nothing on tmpfs: without this, a full /dev/shm would turn a later
+        // write to the payload into SIGBUS.
+        // SAFETY: as above; posix_fallocate takes no pointers and returns the error number.
+        match unsafe { libc::posix_fallocate(raw, 0, total as libc::off_t) } {
+            0 | libc::EOPNOTSUPP | libc::EINVAL => {}
+            libc::ENOSPC | libc::EFBIG => {
+                return Err(Error::NoSpace {
+                    name: name.to_owned(),
+                    bytes: total as u64,
+                })
+            }
+            code => {
+                return Err(Error::from_os(
+                    name,
+                    "posix_fallocate",
+                    io::Error::from_raw_os_error(code),
+                ))
+            }
+        }
+        let map = map(name, total)?;
+        let seg_len = map.len();
+        let base = map.as_ptr();
+        // SAFETY: the mapping is `total >= size_of::<Header>()` bytes, page-aligned, and every
+        // field of `Header` accepts any bytes (all zero now, from ftruncate).
+        let h = unsafe { &*(base as *const Header) };
+        let me = ProcessId::current();
+        h.creator_pid.store(me.pid, Ordering::Relaxed);
+        h.creator_start.store(me.start, Ordering::Relaxed);
+        h.created_at.store(now_secs(), Ordering::Relaxed);
+        // Openers that see the magic may trust the creator fields above.
+        h.magic.store(u64::from_ne_bytes(MAGIC), Ordering::Release);
+        h.version.store(FORMAT_VERSION, Ordering::Relaxed);
+        h.fingerprint.store(spec.fingerprint, Ordering::Relaxed);
+        h.descriptor_len
+            .store(descriptor.len() as u32, Ordering::Relaxed);
+        let flags = if spec.array { FLAG_ARRAY } else { 0 } | if opts.keep { FLAG_KEEP } else { 0 };
+        h.flags.store(flags, Ordering::Relaxed);
+        h.payload_offset
+            .store(payload_offset as u64, Ordering::Relaxed);
+        h.payload_len
+            .store((total - payload_offset) as u64, Ordering::Relaxed);
+        h.elem_count.store(count as u64, Ordering::Relaxed);
+        h.elem_size
+            .store(spec.layout.size as u64, Ordering::Relaxed);
+        debug_assert!(DESCRIPTOR_OFFSET + descriptor.len() <= seg_len);
+        // SAFETY: `DESCRIPTOR_OFFSET + descriptor.len() <= payload_offset <= total`, inside the
+        // mapping; `AtomicU8` accepts any byte and has alignment 1.
+        let desc = unsafe {
+            std::slice::from_raw_parts(
+                base.add(DESCRIPTOR_OFFSET) as *const AtomicU8,
+                descriptor.len(),
+            )
+        };
+        for (slot, b) in desc.iter().zip(descriptor) {
+            slot.store(*b, Ordering::Relaxed);
+        }
+        lock::init(name, &h.lock)?;
+        if let Some(hook) = opts.before_ready {
+            hook();
+        }
+        // SAFETY: `payload_offset < total` or the payload is empty; either way the pointer is
+        // inside the mapping or one past its end, and non-null since the mapping is.
+        let payload = unsafe { NonNull::new_unchecked(base.add(payload_offset)) };
+        init(payload);
+        h.state.store(header::STATE_READY, Ordering::Release);
+        Ok((map, payload))
+    }
+
+    /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
+    /// and validates the header against `spec`.
+    pub(crate) fn open(name: &str, spec: &Spec, opts: &Options) -> Result<Segment> {
+        let path = validate_name(name)?;
+        check_mode(name, opts.mode)?;
+        let start = Instant::now();
+        let deadline = start + opts.wait;
+        let mut pause = Duration::from_micros(50);
+        let mut wait = || -> bool {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(10));
+            true
+        };
+        let timeout = |start: Instant| Error::Timeout {
+            name: name.to_owned(),
+            waited: start.elapsed(),
+        };
+        loop {
+            let fd = shm_open(name, &path, libc::O_RDWR, 0)?;
+            let st = fstat(name, &fd)?;
+            check_ownership(name, &st, opts.mode)?;
+            let size = usize::try_from(st.st_size).unwrap_or(0);
+            if size == 0 {
+                // A creator between shm_open and ftruncate.
+                if wait() {
+                    continue;
+                }
+                return Err(timeout(start));
+            }
+            if size < DESCRIPTOR_OFFSET {
+                return Err(Error::Corrupt {
+                    name: name.to_owned(),
+                    reason: format!(
+                        "it has {size} bytes, fewer than the {DESCRIPTOR_OFFSET} of a header"
+                    ),
+                });
+            }
+            let map = match map(name, size) {
+                // Resized between fstat and mmap: a creator at work, or a hostile peer.
+                Err(Error::Corrupt { .. }) if wait() => continue,
+                other => other?,
+            };
+            let mut seg = Segment {
+                name: name.to_owned(),
+                map,
+                fd,
+                payload: NonNull::dangling(),
+                count: 0,
+                owner: false,
+                keep: true,
+            };
+            loop {
+                match seg.readiness()? {
+                    Readiness::Ready => {
+                        seg.validate(spec)?;
+                        return Ok(seg);
+                    }
+                    Readiness::Initializing(Some(creator)) if !creator.is_alive() => {
+                        return Err(Error::CreatorDied {
+                            name: name.to_owned(),
+                            pid: creator.pid,
+                        })
+                    }
+                    Readiness::Initializing(_) => {
+                        if !wait() {
+                            return Err(timeout(start));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens `name`, or creates it if it does not exist: `O_EXCL` picks exactly one creator, and
+    /// the others open the segment once it is ready.
+    pub(crate) fn open_or_create(
+        name: &str,
+        spec: &Spec,
+        opts: &Options,
+        init: &dyn Fn(NonNull<u8>),
+    ) -> Result<Segment> {
+        let start = Instant::now();
+        loop {
+            match Segment::create(name, spec, opts, init) {
+                Err(Error::AlreadyExists { .. }) => {}
+                other => return other,
+            }
+            match Segment::open(name, spec, opts) {
+                // Removed between our create and open (its creator failed, or a `remove`):
+                // try to be the creator again, within the wait time.
+                Err(Error::NotFound { .. }) if start.elapsed() < opts.wait => {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            name: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn readiness(&self) -> Result<Readiness> {
+        let h = self.header();
+        let magic = h.magic.load(Ordering::Acquire);
+        if magic == u64::from_ne_bytes(MAGIC) {
+            return match h.state.load(Ordering::Acquire) {
+                header::STATE_READY => Ok(Readiness::Ready),
+                header::STATE_INITIALIZING => Ok(Readiness::Initializing(Some(ProcessId {
+                    pid: h.creator_pid.load(Ordering::Relaxed),
+                    start: h.creator_start.load(Ordering::Relaxed),
+                }))),
+                other => Err(self.corrupt(format!("unknown init state {other}"))),
+            };
+        }
+        // A creator that has sized the object but not yet written a byte of it.
+        let untouched = magic == 0 && h.state.load(Ordering::Relaxed) == 0;
+        if untouched {
+            return Ok(Readiness::Initializing(None));
+        }
+        Err(self.corrupt("it does not start with the shm-core magic bytes"))
+    }
+
+    /// Checks a ready header against the object's size and `spec`, and sets the payload pointer.
+    fn validate(&mut self, spec: &Spec) -> Result<()> {
+        let h = self.header();
+        let size = self.map.len() as u64;
+        let version = h.version.load(Ordering::Relaxed);
+        if version != FORMAT_VERSION {
+            return Err(self.corrupt(format!(
+                "it is in segment format version {version}; this library reads version {FORMAT_VERSION}"
+            )));
+        }
+        let desc_len = h.descriptor_len.load(Ordering::Relaxed) as usize;
+        let payload_offset = h.payload_offset.load(Ordering::Relaxed);
+        let payload_len = h.payload_len.load(Ordering::Relaxed);
+        let count = h.elem_count.load(Ordering::Relaxed);
+        let elem_size = h.elem_size.load(Ordering::Relaxed);
+        let flags = h.flags.load(Ordering::Relaxed);
+        let fingerprint = h.fingerprint.load(Ordering::Relaxed);
+        if desc_len > MAX_DESCRIPTOR_LEN
+            || (DESCRIPTOR_OFFSET + desc_len) as u64 > payload_offset
+            || payload_offset.checked_add(payload_len) != Some(size)
+            || elem_size.checked_mul(count) != Some(payload_len)
+        {
+            return Err(self.corrupt(format!(
+                "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), object {size} bytes"
+            )));
+        }
+        let Some(desc_bytes) = self.bytes(DESCRIPTOR_OFFSET, desc_len) else {
+            return Err(self.corrupt("the descriptor runs past the end"));
+        };
+        let desc_bytes: Vec<u8> = desc_bytes
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let found = Descriptor::parse(&desc_bytes).map_err(|e| self.corrupt(e.to_string()))?;
+        if fingerprint_of_encoded(&desc_bytes) != fingerprint {
+            return Err(self.corrupt("its fingerprint does not match its descriptor"));
+        }
+        if found.size != elem_size {
+            return Err(self.corrupt(format!(
+                "its elements are {elem_size} bytes but its descriptor says {}",
+                found.size
+            )));
+        }
+        if fingerprint != spec.fingerprint {
+            let want = Descriptor::from_layout(spec.layout);
+            let detail = found.first_difference(&want).unwrap_or_else(|| {
+                format!("the segment holds {found}, this program expects {want}")
+            });
+            return Err(Error::LayoutMismatch {
+                name: self.name.clone(),
+                detail,
+            });
+        }
+        let is_array = flags & FLAG_ARRAY != 0;
+        let want_what = |array: bool, n: Option<usize>| match (array, n) {
+            (false, _) => format!("a single {}", found),
+            (true, Some(n)) => format!("an array of {n} {}", found),
+            (true, None) => format!("an array of {}", found),
+        };
+        let count_ok = spec.count.is_none_or(|n| n as u64 == count);
+        if is_array != spec.array || !count_ok {
+            return Err(Error::LayoutMismatch {
+                name: self.name.clone(),
+                detail: format!(
+                    "the segment holds {}, this program expects {}",
+                    want_what(is_array, Some(count as usize)),
+                    want_what(spec.array, spec.count)
+                ),
+            });
+        }
+        // From here the header's numbers are known to fit in the mapping; copy them, so a peer
+        // rewriting the header later cannot move this handle's view.
+        let align = spec.layout.align as u64;
+        if payload_offset % align != 0 || payload_offset > size {
+            return Err(self.corrupt(format!(
+                "its payload offset {payload_offset} is not aligned to {align}"
+            )));
+        }
+        // SAFETY: `payload_offset <= size`, the mapping's length: in bounds or one past the end.
+        let payload = unsafe { self.map.as_ptr().add(payload_offset as usize) };
+        self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
+        self.count = count as usize;
+        Ok(())
+    }
+
+    /// The payload: `count()` elements of the spec's layout, in bounds and aligned.
+    pub(crate) fn payload(&self) -> NonNull<u8> {
+        self.payload
+    }
+
+    /// Number of elements in the payload.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn is_owner(&self) -> bool {
+        self.owner
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if !self.owner || self.keep {
+            return;
+        }
+        // Unlink only the object this handle created: if it was removed and the name reused,
+        // the new one is somebody else's.
+        let Ok(path) = validate_name(&self.name) else {
+            return;
+        };
+        let Ok(now) = shm_open(&self.name, &path, libc::O_RDONLY, 0) else {
+            return;
+        };
+        let (Ok(a), Ok(b)) = (fstat(&self.name, &self.fd), fstat(&self.name, &now)) else {
+            return;
+        };
+        if a.st_dev == b.st_dev && a.st_ino == b.st_ino {
+            let _ = shm_unlink(&path);
+        }
+    }
+}
+
+/// Removes the segment `name`: processes that have it open keep their mapping, and the memory
+/// is freed when the last one closes it. New opens fail with [`Error::NotFound`].
+///
+/// ```
+/// # let name = format!("doc-remove-{}", std::process::id());
+/// let v = shm_core::Value::<i32>::create_with(&name, 7, &shm_core::Options::new().keep(true))?;
+/// drop(v);
+/// shm_core::remove(&name)?;
+/// assert!(matches!(shm_core::remove(&name), Err(shm_core::Error::NotFound { .. })));
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+pub fn remove(name: &str) -> Result<()> {
+    let path = validate_name(name)?;
+    shm_unlink(&path).map_err(|e| Error::from_os(name, "shm_unlink", e))
+}

@@ -1,0 +1,185 @@
+//! `Shared<T>` (and `Value<T>`): one `T` in a named segment.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::Deref;
+use std::ptr::NonNull;
+
+use crate::segment::{Segment, Spec};
+use crate::{Options, Result, SharedLayout};
+
+/// Compile-time limits every type placed in a segment must meet.
+pub(crate) const fn check_type<T: SharedLayout>() {
+    assert!(
+        core::mem::size_of::<T::Atomic>() == T::LAYOUT.size
+            && core::mem::align_of::<T::Atomic>() == T::LAYOUT.align,
+        "SharedLayout::LAYOUT does not describe the atomic twin"
+    );
+    assert!(
+        T::LAYOUT.align <= 4096,
+        "a segment cannot align its payload to more than a page (4096 bytes)"
+    );
+    assert!(
+        T::LAYOUT.encoded_len() <= crate::layout::MAX_DESCRIPTOR_LEN,
+        "the layout descriptor of this type is larger than 64 KiB"
+    );
+}
+
+/// Writes `value` into the zeroed payload of a segment being created.
+pub(crate) fn init_one<T: SharedLayout>(payload: NonNull<u8>, value: &T) {
+    // SAFETY: the payload of a segment created for `T` is `size_of::<T::Atomic>()` bytes,
+    // aligned for it, inside the mapping, and any bytes are a valid `T::Atomic`.
+    let twin = unsafe { payload.cast::<T::Atomic>().as_ref() };
+    T::store(twin, value, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// One `T` in a named shared-memory segment, seen by every process that opens the name.
+///
+/// `Shared<T>` derefs to `T`'s atomic twin, so every field is an atomic:
+///
+/// ```
+/// use shm_core::{Shared, SharedLayout};
+/// use std::sync::atomic::Ordering::Relaxed;
+///
+/// #[derive(SharedLayout, Default)]
+/// #[repr(C)]
+/// struct Stats {
+///     requests: u64,
+///     load: f64,
+///     hist: [u32; 4],
+/// }
+///
+/// # let name = format!("doc-shared-{}", std::process::id());
+/// let stats = Shared::<Stats>::create(&name, Stats::default())?;
+/// stats.requests.fetch_add(1, Relaxed);
+/// stats.load.store(0.5, Relaxed);
+/// stats.hist[2].fetch_add(3, Relaxed);
+///
+/// // Any process, started any way at all:
+/// let seen = Shared::<Stats>::open(&name)?;
+/// assert_eq!(seen.requests.load(Relaxed), 1);
+/// assert_eq!(seen.hist[2].load(Relaxed), 3);
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+///
+/// The handle that created the segment removes it when dropped (unless created with
+/// [`Options::keep`]); a handle that opened it never does, however it exits.
+pub struct Shared<T: SharedLayout> {
+    seg: Segment,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// One primitive in a named segment: `Value::<i32>::create("v", 0)` is Python's
+/// `multiprocessing.Value('i', 0)`.
+///
+/// ```
+/// use shm_core::Value;
+/// use std::sync::atomic::Ordering::Relaxed;
+///
+/// # let name = format!("doc-value-{}", std::process::id());
+/// let v = Value::<f64>::create(&name, 3.14)?;
+/// v.fetch_add(1.0, Relaxed);
+/// assert_eq!(v.load(Relaxed), 4.14);
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+pub type Value<T> = Shared<T>;
+
+impl<T: SharedLayout> Shared<T> {
+    const SPEC: Spec = {
+        check_type::<T>();
+        Spec {
+            layout: &T::LAYOUT,
+            fingerprint: T::FINGERPRINT,
+            count: Some(1),
+            array: false,
+        }
+    };
+
+    /// Creates the segment `name` holding `init`. Fails with [`Error::AlreadyExists`] if the name
+    /// is taken.
+    ///
+    /// [`Error::AlreadyExists`]: crate::Error::AlreadyExists
+    pub fn create(name: &str, init: T) -> Result<Self> {
+        Self::create_with(name, init, &Options::new())
+    }
+
+    /// [`create`](Self::create) with options.
+    pub fn create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
+        let seg = Segment::create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        Ok(Shared {
+            seg,
+            _type: PhantomData,
+        })
+    }
+
+    /// Opens the segment `name`, which must hold a `T` (else [`Error::LayoutMismatch`]), waiting
+    /// up to a second if another process is still creating it.
+    ///
+    /// [`Error::LayoutMismatch`]: crate::Error::LayoutMismatch
+    pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &Options::new())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
+        let seg = Segment::open(name, &Self::SPEC, opts)?;
+        Ok(Shared {
+            seg,
+            _type: PhantomData,
+        })
+    }
+
+    /// Opens `name`, or creates it holding `init` if it does not exist. When several processes
+    /// race, exactly one creates it and the others open it once it is ready;
+    /// [`is_owner`](Self::is_owner) tells which.
+    pub fn open_or_create(name: &str, init: T) -> Result<Self> {
+        Self::open_or_create_with(name, init, &Options::new())
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with options.
+    pub fn open_or_create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
+        let seg = Segment::open_or_create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        Ok(Shared {
+            seg,
+            _type: PhantomData,
+        })
+    }
+
+    /// The segment's name, as given.
+    pub fn name(&self) -> &str {
+        self.seg.name()
+    }
+
+    /// Whether this handle created the segment (and so removes it when dropped, unless kept).
+    pub fn is_owner(&self) -> bool {
+        self.seg.is_owner()
+    }
+
+    /// The atomic twin in the segment (what `*shared` gives).
+    pub fn atomic(&self) -> &T::Atomic {
+        // SAFETY: `Segment` proved at create or open that the payload holds exactly one
+        // `T::Atomic` (fingerprint and element count), inside the mapping, aligned for it
+        // (payload offset checked against `T::LAYOUT.align`, and `check_type` keeps that at most
+        // the page alignment of the mapping). Any bytes are a valid `T::Atomic`, all access is
+        // atomic (`SharedLayout`'s contract), and the mapping lives as long as `self`.
+        unsafe { self.seg.payload().cast::<T::Atomic>().as_ref() }
+    }
+}
+
+impl<T: SharedLayout> Deref for Shared<T> {
+    type Target = T::Atomic;
+
+    fn deref(&self) -> &T::Atomic {
+        self.atomic()
+    }
+}
+
+impl<T: SharedLayout> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name())
+            .field("type", &T::LAYOUT.name)
+            .field("owner", &self.is_owner())
+            .finish()
+    }
+}
