@@ -1,1 +1,120 @@
-//! Helpers for the cross-process tests.
+//! Helpers shared by the cross-process tests and their child binary: unique segment names that
+//! are removed even when a test fails, and a way to start child processes.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A segment name unique to this process and call, removed from /dev/shm when dropped (whether
+/// or not the test passed, and whatever a child left behind).
+pub struct TestName(String);
+
+impl TestName {
+    /// A fresh name: `shmt-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> TestName {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        TestName(format!("shmt-{tag}-{}-{n}", std::process::id()))
+    }
+
+    /// The name as given to `create`/`open`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The object's path in /dev/shm.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/dev/shm").join(&self.0)
+    }
+
+    /// Whether an object of this name exists in /dev/shm (a symlink counts).
+    pub fn exists(&self) -> bool {
+        self.path().symlink_metadata().is_ok()
+    }
+}
+
+impl std::ops::Deref for TestName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for TestName {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.path());
+    }
+}
+
+/// The child binary `shm-child`, built by cargo beside the tests.
+pub fn child_bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_shm-child") {
+        return PathBuf::from(p);
+    }
+    let mut p = std::env::current_exe().expect("current_exe");
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.join("shm-child")
+}
+
+/// `shm-child ARGS...`, its stdout piped so the test can wait for what it says.
+pub fn spawn_child(args: &[&str]) -> Child {
+    Command::new(child_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start shm-child")
+}
+
+/// Runs `shm-child ARGS...` to the end; panics with its output if it failed.
+pub fn run_child(args: &[&str]) -> String {
+    let out = Command::new(child_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("start shm-child");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "shm-child {args:?} failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Reads lines from the child's stdout until one equals `line`; panics if it ends first.
+pub fn wait_for_line(child: &mut Child, line: &str) {
+    let stdout = child.stdout.as_mut().expect("child stdout is piped");
+    let mut reader = BufReader::new(stdout);
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let n = reader.read_line(&mut buf).expect("read child stdout");
+        assert!(n > 0, "child ended before saying {line:?}");
+        if buf.trim_end() == line {
+            return;
+        }
+    }
+}
+
+/// Kills `child` with SIGKILL and reaps it.
+pub fn kill9(child: &mut Child) {
+    // SAFETY: sending a signal to a pid this process started and has not reaped yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// Whether this process runs as root (some tests need to chown).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,96 @@
+//! Child process for the cross-process tests: `shm-child ROLE ARGS...`.
+//!
+//! Each role opens a segment by name, does one thing, and exits 0 (or prints the error and exits
+//! 1), so a test can prove what another process sees and does.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use shm_core::{Array, Options, Value};
+
+fn num(s: &str) -> u64 {
+    s.parse()
+        .unwrap_or_else(|_| fail(&format!("not a number: {s}")))
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("shm-child: {msg}");
+    std::process::exit(1)
+}
+
+fn ok<T>(r: shm_core::Result<T>) -> T {
+    r.unwrap_or_else(|e| fail(&e.to_string()))
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["add-i32", name, n] => {
+            let v = ok(Value::<i32>::open(name));
+            for _ in 0..num(n) {
+                v.fetch_add(1, Relaxed);
+            }
+        }
+        ["add-u64", name, n] => {
+            let v = ok(Value::<u64>::open(name));
+            for _ in 0..num(n) {
+                v.fetch_add(1, Relaxed);
+            }
+        }
+        ["add-f64", name, n] => {
+            let v = ok(Value::<f64>::open(name));
+            for _ in 0..num(n) {
+                v.fetch_add(0.5, Relaxed);
+            }
+        }
+        ["add-slot", name, slot, n] => {
+            let a = ok(Array::<u64>::open(name));
+            let slot = num(slot) as usize;
+            let Some(cell) = a.get(slot) else {
+                fail("slot out of range")
+            };
+            for _ in 0..num(n) {
+                cell.fetch_add(1, Relaxed);
+            }
+        }
+        // Open, report what was read, and exit: an opener must leave the segment alone.
+        ["read-i32", name] => {
+            let v = ok(Value::<i32>::open(name));
+            say(&v.load(Relaxed).to_string());
+        }
+        // Open and wait to be killed.
+        ["open-and-hang", name] => {
+            let _v = ok(Value::<i32>::open(name));
+            say("opened");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        // Create, and stop for good just before the segment is marked ready.
+        ["create-and-hang", name] => {
+            fn hang() {
+                say("initializing");
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            let opts = Options::new().before_ready(hang);
+            ok(Value::<i32>::create_with(name, 0, &opts));
+            fail("create returned although the hook never does");
+        }
+        // Race for a name: report whether this process created it, and what it read.
+        ["open-or-create", name] => {
+            let v = ok(Value::<u64>::open_or_create_with(
+                name,
+                42,
+                &Options::new().keep(true).wait(Duration::from_secs(10)),
+            ));
+            say(&format!("{} {}", v.is_owner(), v.load(Relaxed)));
+        }
+        _ => fail(&format!("unknown role {args:?}")),
+    }
+}
