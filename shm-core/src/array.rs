@@ -5,9 +5,36 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::ptr::NonNull;
 
+use core::ops::{Bound, Range, RangeBounds};
+use core::sync::atomic::Ordering::Relaxed;
+use std::sync::{LockResult, TryLockResult};
+use std::time::Duration;
+
+use crate::guard::{self, Guard};
 use crate::segment::{Segment, Spec};
+use crate::seqlock;
 use crate::shared::check_type;
 use crate::{Options, Result, SharedLayout};
+
+/// The indices a range bound selects in a slice of `len`, checked like slice indexing.
+fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.checked_add(1).expect("range start overflows usize"),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.checked_add(1).expect("range end overflows usize"),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => len,
+    };
+    assert!(start <= end, "range starts at {start} but ends at {end}");
+    assert!(
+        end <= len,
+        "range end {end} out of range for an array of length {len}"
+    );
+    start..end
+}
 
 /// `len` values of `T` in a named shared-memory segment: `Array::<i32>::create("a", &[1, 2, 3,
 /// 4])` is Python's `multiprocessing.Array('i', [1, 2, 3, 4])`.
@@ -131,6 +158,75 @@ impl<T: SharedLayout> Array<T> {
     /// Whether this handle created the segment (and so removes it when dropped, unless kept).
     pub fn is_owner(&self) -> bool {
         self.seg.is_owner()
+    }
+
+    /// A consistent copy of all elements (see [`Shared::snapshot`](crate::Shared::snapshot):
+    /// the same seqlock read, over the whole array).
+    pub fn snapshot(&self) -> Vec<T> {
+        self.snapshot_range(..)
+    }
+
+    /// A consistent copy of the elements in `range`.
+    ///
+    /// # Panics
+    /// If `range` is out of bounds, as slice indexing does.
+    pub fn snapshot_range(&self, range: impl RangeBounds<usize>) -> Vec<T> {
+        let twins = &self.atomics()[bounds(range, self.len())];
+        let mut out = Vec::with_capacity(twins.len());
+        seqlock::read(self.name(), self.seg.header(), || {
+            out.clear();
+            out.extend(twins.iter().map(|t| T::load(t, Relaxed)));
+        });
+        out
+    }
+
+    /// Changes several elements at once, as one seqlock write under the segment's lock (see
+    /// [`Shared::update`](crate::Shared::update)); `f` gets a copy of all elements.
+    pub fn update<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> R {
+        self.update_range(.., f)
+    }
+
+    /// Like [`update`](Self::update), for the elements in `range` only.
+    ///
+    /// # Panics
+    /// If `range` is out of bounds, as slice indexing does.
+    pub fn update_range<R>(
+        &self,
+        range: impl RangeBounds<usize>,
+        f: impl FnOnce(&mut [T]) -> R,
+    ) -> R {
+        let range = bounds(range, self.len());
+        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let twins = &guard[range];
+        seqlock::write(guard.header(), || {
+            let old: Vec<T> = twins.iter().map(|t| T::load(t, Relaxed)).collect();
+            let mut new: Vec<T> = twins.iter().map(|t| T::load(t, Relaxed)).collect();
+            let r = f(&mut new);
+            for ((t, o), n) in twins.iter().zip(&old).zip(&new) {
+                T::store_changed(t, o, n, Relaxed);
+            }
+            r
+        })
+    }
+
+    /// Takes the segment's lock, blocking; see [`Shared::lock`](crate::Shared::lock).
+    pub fn lock(&self) -> LockResult<Guard<'_, [T::Atomic]>> {
+        guard::lock(self.name(), self.seg.header(), self.atomics())
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> TryLockResult<Guard<'_, [T::Atomic]>> {
+        guard::try_lock(self.name(), self.seg.header(), self.atomics(), None)
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<Guard<'_, [T::Atomic]>> {
+        guard::try_lock(
+            self.name(),
+            self.seg.header(),
+            self.atomics(),
+            Some(timeout),
+        )
     }
 
     /// The elements' atomic twins (what `*array` gives).

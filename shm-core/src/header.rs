@@ -48,7 +48,11 @@ pub(crate) struct Header {
     pub _reserved0: AtomicU32,
     pub creator_start: AtomicU64,
     pub created_at: AtomicU64,
-    pub _reserved1: [AtomicU64; 5],
+    /// Non-zero when a holder of the lock died (or panicked) and no locker has been told yet.
+    pub poison: AtomicU32,
+    /// Pid of a process re-initialising a lock word that pthread can no longer use, or 0.
+    pub repair: AtomicU32,
+    pub _reserved1: [AtomicU64; 4],
     /// Sequence counter of the seqlock; alone on its cache line.
     pub seq: AtomicU64,
     pub _reserved2: [AtomicU64; 7],
@@ -71,6 +75,8 @@ const _: () = {
     assert!(offset_of!(Header, creator_pid) == 64);
     assert!(offset_of!(Header, creator_start) == 72);
     assert!(offset_of!(Header, created_at) == 80);
+    assert!(offset_of!(Header, poison) == 88);
+    assert!(offset_of!(Header, repair) == 92);
     assert!(offset_of!(Header, seq) == 128);
     assert!(offset_of!(Header, lock) == 192);
     assert!(size_of::<Header>() == 256);

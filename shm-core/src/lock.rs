@@ -1,41 +1,246 @@
 //! The segment's lock: a robust, process-shared pthread mutex in the header.
+//!
+//! Robust: when a holder dies, the next `pthread_mutex_lock` returns `EOWNERDEAD` instead of
+//! blocking forever; we then call `pthread_mutex_consistent` so that later lockers proceed
+//! normally, and report the death once (as a poisoned lock). Error-checking: a thread that locks
+//! twice gets `EDEADLK` instead of deadlocking.
 
 use std::io;
+use std::mem::MaybeUninit;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::header::LockWord;
+use crate::header::{Header, LockWord};
+use crate::process::ProcessId;
 use crate::{Error, Result};
 
-/// Initialises the mutex in a new segment's header: process-shared, so every process that maps
-/// the segment can use it, and robust, so a holder that dies does not block the others forever.
-pub(crate) fn init(name: &str, word: &LockWord) -> Result<()> {
-    let fail = |op: &'static str, code: i32| Error::Io {
-        name: name.to_owned(),
-        op,
-        source: io::Error::from_raw_os_error(code),
-    };
-    let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-    // SAFETY: `attr` is writable memory for a mutexattr; init fills it in.
-    let rc = unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(fail("pthread_mutexattr_init", rc));
-    }
+/// How a lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// The previous holder released it normally.
+    Clean,
+    /// The previous holder died holding it, or a writer died mid-update: the protected data may
+    /// be half-written. Reported to exactly one locker.
+    Poisoned,
+}
+
+/// Why a lock was not acquired.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// Someone else holds it (try or timed lock).
+    Busy,
+    /// This thread holds it already.
+    Deadlock,
+    /// The lock word is unusable and could not be repaired now (another process holds the
+    /// repair turn), or pthread failed in a way nothing can mend.
+    Unusable,
+}
+
+fn mutex(word: &LockWord) -> *mut libc::pthread_mutex_t {
+    word.0.get() as *mut libc::pthread_mutex_t
+}
+
+/// Initialises a mutex at `m` with our attributes.
+///
+/// # Safety
+/// `m` must point to writable memory for a `pthread_mutex_t` that no thread is using.
+unsafe fn init_at(m: *mut libc::pthread_mutex_t) -> i32 {
+    let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
     let attr_ptr = attr.as_mut_ptr();
-    // SAFETY: `attr_ptr` was initialised above; the calls only set fields of it, and `word` is
-    // 64 bytes aligned to 64, room for a pthread_mutex_t (asserted in header.rs), in the
-    // segment this process just created and that nobody uses before it is ready.
-    let rc = unsafe {
-        let mut rc = libc::pthread_mutexattr_setpshared(attr_ptr, libc::PTHREAD_PROCESS_SHARED);
+    // SAFETY: `attr_ptr` is writable memory for a mutexattr; after init succeeds the setters and
+    // destroy only touch it; `m` is valid and unused by the caller's contract.
+    unsafe {
+        let mut rc = libc::pthread_mutexattr_init(attr_ptr);
+        if rc != 0 {
+            return rc;
+        }
+        rc = libc::pthread_mutexattr_setpshared(attr_ptr, libc::PTHREAD_PROCESS_SHARED);
         if rc == 0 {
             rc = libc::pthread_mutexattr_setrobust(attr_ptr, libc::PTHREAD_MUTEX_ROBUST);
         }
         if rc == 0 {
-            rc = libc::pthread_mutex_init(word.0.get() as *mut libc::pthread_mutex_t, attr_ptr);
+            rc = libc::pthread_mutexattr_settype(attr_ptr, libc::PTHREAD_MUTEX_ERRORCHECK);
+        }
+        if rc == 0 {
+            rc = libc::pthread_mutex_init(m, attr_ptr);
         }
         libc::pthread_mutexattr_destroy(attr_ptr);
         rc
-    };
+    }
+}
+
+/// Initialises the mutex in a new segment's header.
+pub(crate) fn init(name: &str, word: &LockWord) -> Result<()> {
+    // SAFETY: the word is 64 bytes aligned to 64, room for a pthread_mutex_t (asserted in
+    // header.rs), in a segment this process is creating and nobody uses before it is ready.
+    let rc = unsafe { init_at(mutex(word)) };
     if rc != 0 {
-        return Err(fail("pthread_mutex_init", rc));
+        return Err(Error::Io {
+            name: name.to_owned(),
+            op: "pthread_mutex_init",
+            source: io::Error::from_raw_os_error(rc),
+        });
     }
     Ok(())
+}
+
+/// Byte range of glibc's `__kind` in a `pthread_mutex_t` (after `__lock`, `__count`,
+/// `__owner`, `__nusers`), on every 64-bit glibc target.
+const KIND: std::ops::Range<usize> = 16..20;
+
+/// Whether the lock word of an opened segment carries the kind our `init` gives (robust,
+/// process-shared, error-checking): a garbage word would make pthread misbehave.
+pub(crate) fn looks_initialised(word: &LockWord) -> bool {
+    let mut template = MaybeUninit::<libc::pthread_mutex_t>::zeroed();
+    // SAFETY: `template` is local, writable and unused by anyone else.
+    if unsafe { init_at(template.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    let template = template.as_ptr() as *const u8;
+    let base = word.0.get() as *const u8;
+    KIND.clone().all(|i| {
+        // SAFETY: `i < 20`, inside both the local template (a pthread_mutex_t, at least 24
+        // bytes, zeroed and then initialised, so every byte is initialised) and the 64-byte lock
+        // word; a volatile read of a byte another process may change concurrently only yields
+        // some byte, which is all we compare.
+        unsafe { std::ptr::read_volatile(base.add(i)) == *template.add(i) }
+    })
+}
+
+fn realtime_deadline(timeout: Duration) -> libc::timespec {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = now.saturating_add(timeout);
+    libc::timespec {
+        tv_sec: at.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: at.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// How long to wait: forever, not at all, or until a deadline.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    Forever,
+    Try,
+    Until(Instant),
+}
+
+/// Locks the segment's mutex.
+pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Failed> {
+    loop {
+        let m = mutex(&h.lock);
+        // SAFETY: `m` points to the header's lock word, initialised by the segment's creator
+        // (and its kind checked at open); pthread accesses it atomically, so concurrent use by
+        // other processes is what it is made for.
+        let rc = unsafe {
+            match wait {
+                Wait::Forever => libc::pthread_mutex_lock(m),
+                Wait::Try => libc::pthread_mutex_trylock(m),
+                Wait::Until(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let abs = realtime_deadline(left);
+                    libc::pthread_mutex_timedlock(m, &abs)
+                }
+            }
+        };
+        match rc {
+            0 => {
+                let poisoned = h.poison.swap(0, Ordering::AcqRel) != 0;
+                return Ok(if poisoned {
+                    Acquired::Poisoned
+                } else {
+                    Acquired::Clean
+                });
+            }
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold the mutex (EOWNERDEAD means acquired); marking it consistent
+                // is what lets later lockers succeed.
+                unsafe { libc::pthread_mutex_consistent(m) };
+                h.poison.store(0, Ordering::Release);
+                return Ok(Acquired::Poisoned);
+            }
+            libc::EBUSY | libc::ETIMEDOUT => return Err(Failed::Busy),
+            libc::EDEADLK => return Err(Failed::Deadlock),
+            libc::EINVAL | libc::ENOTRECOVERABLE => {
+                if !repair(h) {
+                    return Err(Failed::Unusable);
+                }
+                // Repaired, by us or by another process: try again.
+            }
+            _ => return Err(Failed::Unusable),
+        }
+        if let Wait::Until(deadline) = wait {
+            if Instant::now() >= deadline {
+                return Err(Failed::Busy);
+            }
+        }
+    }
+}
+
+/// Re-initialises a lock word that pthread can no longer use (scribbled over by a peer, or left
+/// unrecoverable by a foreign implementation that unlocked without `pthread_mutex_consistent`).
+///
+/// Repairers take turns through the header's `repair` word. Each checks, while it has the turn,
+/// that the mutex is still unusable before re-initialising it: an unusable mutex has no holder, so
+/// no holder can be wiped out. The next locker is told the data may be inconsistent.
+fn repair(h: &Header) -> bool {
+    let me = std::process::id();
+    if let Err(other) = h
+        .repair
+        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+    {
+        if !(ProcessId {
+            pid: other,
+            start: 0,
+        })
+        .is_alive()
+        {
+            // A repairer died mid-repair: free the turn for the next try.
+            let _ = h
+                .repair
+                .compare_exchange(other, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        return false;
+    }
+    let m = mutex(&h.lock);
+    // SAFETY: a trylock on the header's lock word, as in `lock`.
+    let rc = unsafe { libc::pthread_mutex_trylock(m) };
+    let usable = match rc {
+        libc::EINVAL | libc::ENOTRECOVERABLE => {
+            // SAFETY: pthread reports the mutex unusable, so nobody holds it, and repairers take
+            // turns: nobody else re-initialises it now.
+            let repaired = unsafe { init_at(m) } == 0;
+            if repaired {
+                poison(h);
+            }
+            repaired
+        }
+        0 | libc::EOWNERDEAD => {
+            // Usable again (someone repaired it first): release what we just took.
+            if rc == libc::EOWNERDEAD {
+                // SAFETY: we hold it; see `lock`.
+                unsafe { libc::pthread_mutex_consistent(m) };
+                poison(h);
+            }
+            // SAFETY: we hold it, on this thread.
+            unsafe { libc::pthread_mutex_unlock(m) };
+            true
+        }
+        // Busy: it works, someone holds it.
+        _ => true,
+    };
+    h.repair.store(0, Ordering::Release);
+    usable
+}
+
+/// Unlocks the mutex, held by this thread.
+pub(crate) fn unlock(h: &Header) {
+    // SAFETY: callers hold the lock on this thread (a `Guard` is `!Send` and unlocks once).
+    unsafe { libc::pthread_mutex_unlock(mutex(&h.lock)) };
+}
+
+/// Marks the lock poisoned for the next locker (a writer failed mid-update).
+pub(crate) fn poison(h: &Header) {
+    h.poison.store(1, Ordering::Release);
 }

@@ -214,7 +214,7 @@ enum Readiness {
 }
 
 impl Segment {
-    fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least `size_of::<Header>()` bytes (checked before mapping),
         // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic or
         // the lock cell, for which any bytes are valid; it lives as long as `self`.
@@ -567,6 +567,9 @@ impl Segment {
                 name: self.name.clone(),
                 detail,
             });
+        }
+        if !lock::looks_initialised(&h.lock) {
+            return Err(self.corrupt("its lock is not an initialised robust process-shared mutex"));
         }
         let is_array = flags & FLAG_ARRAY != 0;
         let want_what = |array: bool, n: Option<usize>| match (array, n) {

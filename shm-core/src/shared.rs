@@ -5,7 +5,13 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::ptr::NonNull;
 
+use core::sync::atomic::Ordering::Relaxed;
+use std::sync::{LockResult, TryLockResult};
+use std::time::Duration;
+
+use crate::guard::{self, Guard};
 use crate::segment::{Segment, Spec};
+use crate::seqlock;
 use crate::{Options, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
@@ -153,6 +159,94 @@ impl<T: SharedLayout> Shared<T> {
     /// Whether this handle created the segment (and so removes it when dropped, unless kept).
     pub fn is_owner(&self) -> bool {
         self.seg.is_owner()
+    }
+
+    /// A consistent copy of the whole value: no `update` of any process is half-seen.
+    ///
+    /// A seqlock read: it never takes the lock and never blocks a writer; it retries while an
+    /// `update` is in progress. If the writer of that update was killed mid-way, the reader finds
+    /// out within about a millisecond (the lock is free although the write never finished), ends
+    /// the dead write and returns the fields as the dead writer left them — some written, some
+    /// not; the next locker is told through a poisoned [`lock`](Self::lock).
+    ///
+    /// Fields changed with their own atomics (`fetch_add` ...) are each read atomically, but such
+    /// changes are not ordered with respect to one another.
+    ///
+    /// # Panics
+    /// If called by a thread that holds this segment's lock while an update is in progress
+    /// (inside the closure of [`update`](Self::update)): it would wait for itself.
+    pub fn snapshot(&self) -> T {
+        let twin = self.atomic();
+        seqlock::read(self.name(), self.seg.header(), || T::load(twin, Relaxed))
+    }
+
+    /// Changes several fields at once: takes the segment's lock, loads the value, runs `f` on it,
+    /// and stores the fields `f` changed, all as one seqlock write, so [`snapshot`](Self::snapshot)
+    /// in any process sees all of the change or none. Returns what `f` returns.
+    ///
+    /// Fields `f` does not change are not written, so concurrent `fetch_add`s on them are not
+    /// lost; a concurrent field atomic on a field that `f` does change is overwritten. Keep `f`
+    /// short: readers wait while it runs.
+    ///
+    /// If a previous holder of the lock died, `update` proceeds (it rewrites what it changes) and
+    /// consumes the poisoning. If `f` panics, nothing is stored and the lock is poisoned.
+    ///
+    /// ```
+    /// use shm_core::{Shared, SharedLayout};
+    ///
+    /// #[derive(SharedLayout, Default)]
+    /// #[repr(C)]
+    /// struct Pair {
+    ///     a: i64,
+    ///     b: i64,
+    /// }
+    ///
+    /// # let name = format!("doc-update-{}", std::process::id());
+    /// let p = Shared::<Pair>::create(&name, Pair::default())?;
+    /// let sum = p.update(|v| {
+    ///     v.a += 5;
+    ///     v.b -= 5;
+    ///     v.a + v.b
+    /// });
+    /// assert_eq!(sum, 0);
+    /// let s = p.snapshot();
+    /// assert_eq!((s.a, s.b), (5, -5));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let twin: &T::Atomic = &guard;
+        seqlock::write(guard.header(), || {
+            let old = T::load(twin, Relaxed);
+            let mut new = T::load(twin, Relaxed);
+            let r = f(&mut new);
+            T::store_changed(twin, &old, &new, Relaxed);
+            r
+        })
+    }
+
+    /// Takes the segment's lock (Python's `get_lock()`), blocking until it is free.
+    ///
+    /// `Err(PoisonError)` means the previous holder died holding it (or a writer died or panicked
+    /// mid-update): the value may be half-changed. The error carries the guard — the lock is held
+    /// — and the lock has been made consistent, so the next lockers proceed normally. Only one
+    /// locker is told.
+    ///
+    /// # Panics
+    /// If this thread already holds the lock (a [`Guard`] is alive, or inside `update`).
+    pub fn lock(&self) -> LockResult<Guard<'_, T::Atomic>> {
+        guard::lock(self.name(), self.seg.header(), self.atomic())
+    }
+
+    /// Takes the lock if it is free; `Err(TryLockError::WouldBlock)` if not.
+    pub fn try_lock(&self) -> TryLockResult<Guard<'_, T::Atomic>> {
+        guard::try_lock(self.name(), self.seg.header(), self.atomic(), None)
+    }
+
+    /// Takes the lock, waiting at most `timeout`; `Err(TryLockError::WouldBlock)` if it stayed
+    /// held that long.
+    pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<Guard<'_, T::Atomic>> {
+        guard::try_lock(self.name(), self.seg.header(), self.atomic(), Some(timeout))
     }
 
     /// The atomic twin in the segment (what `*shared` gives).

@@ -51,6 +51,14 @@ pub unsafe trait SharedLayout: Sized + 'static {
 
     /// Writes every field of `value` into `atomic` with `order`.
     fn store(atomic: &Self::Atomic, value: &Self, order: Ordering);
+
+    /// Writes the fields of `new` that differ from `old` into `atomic`, leaving the others alone
+    /// (so an `update` does not overwrite concurrent field atomics on fields it did not change).
+    /// The default writes every field.
+    fn store_changed(atomic: &Self::Atomic, old: &Self, new: &Self, order: Ordering) {
+        let _ = old;
+        Self::store(atomic, new, order)
+    }
 }
 
 mod sealed {
@@ -90,6 +98,14 @@ macro_rules! primitive {
             fn store(atomic: &$atomic, value: &$ty, order: Ordering) {
                 atomic.store(*value, order)
             }
+
+            #[inline]
+            fn store_changed(atomic: &$atomic, old: &$ty, new: &$ty, order: Ordering) {
+                // Compared as bits: a NaN that stays the same NaN is not rewritten.
+                if Bits::bits(*old) != Bits::bits(*new) {
+                    atomic.store(*new, order)
+                }
+            }
         }
 
         const _: () = {
@@ -98,6 +114,37 @@ macro_rules! primitive {
             assert!(core::mem::size_of::<$ty>() == TypeCode::$code.size());
         };
     )*};
+}
+
+/// A primitive's bit pattern, for comparing floats by bits.
+trait Bits {
+    fn bits(self) -> u64;
+}
+
+macro_rules! bits {
+    ($($ty:ty),*) => {$(
+        impl Bits for $ty {
+            #[inline]
+            fn bits(self) -> u64 {
+                self as u64
+            }
+        }
+    )*};
+}
+bits!(i8, u8, i16, u16, i32, u32, i64, u64, bool, char);
+
+impl Bits for f32 {
+    #[inline]
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+
+impl Bits for f64 {
+    #[inline]
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
 }
 
 primitive! {
@@ -137,6 +184,13 @@ unsafe impl<T: SharedLayout, const N: usize> SharedLayout for [T; N] {
     fn store(atomic: &[T::Atomic; N], value: &[T; N], order: Ordering) {
         for (a, v) in atomic.iter().zip(value) {
             T::store(a, v, order);
+        }
+    }
+
+    #[inline]
+    fn store_changed(atomic: &[T::Atomic; N], old: &[T; N], new: &[T; N], order: Ordering) {
+        for ((a, o), n) in atomic.iter().zip(old).zip(new) {
+            T::store_changed(a, o, n, order);
         }
     }
 }

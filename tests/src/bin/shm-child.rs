@@ -91,6 +91,43 @@ fn main() {
             ));
             say(&format!("{} {}", v.is_owner(), v.load(Relaxed)));
         }
+        // Take the lock and wait to be killed holding it.
+        ["lock-and-hang", name] => {
+            let v = ok(Value::<u64>::open(name));
+            let _guard = v.lock().unwrap_or_else(|p| p.into_inner());
+            say("locked");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        // Take the lock once and say how it was found.
+        ["lock-once", name] => {
+            let v = ok(Value::<u64>::open(name));
+            let (guard, how) = match v.lock() {
+                Ok(g) => (g, "clean"),
+                Err(p) => (p.into_inner(), "poisoned"),
+            };
+            guard.fetch_add(1, Relaxed);
+            drop(guard);
+            say(how);
+        }
+        // Start an update of [a, b, c] and block inside it until killed.
+        ["update-and-hang", name] => {
+            let a = ok(Array::<i64>::open(name));
+            a.update(|v| {
+                v[0] += 1;
+                v[1] -= 1;
+                v[2] += 1;
+                say("in-update");
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                std::thread::sleep(Duration::from_secs(3600));
+            });
+        }
+        // Take a consistent snapshot of [a, b, c] and print it.
+        ["snapshot", name] => {
+            let a = ok(Array::<i64>::open(name));
+            let v = a.snapshot();
+            say(&format!("{} {} {}", v[0], v[1], v[2]));
+        }
         _ => fail(&format!("unknown role {args:?}")),
     }
 }
