@@ -206,7 +206,61 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Creation, first step after sizing the object: say who the creator is, then write the magic.
+/// An opener that reads the magic (acquire) can trust the creator fields.
+fn announce_creator(h: &Header, me: ProcessId) {
+    h.creator_pid.store(me.pid, Ordering::Relaxed);
+    h.creator_start.store(me.start, Ordering::Relaxed);
+    h.created_at.store(now_secs(), Ordering::Relaxed);
+    h.magic.store(u64::from_ne_bytes(MAGIC), Ordering::Release);
+}
+
+/// Creation, last step: everything before it is visible to an opener that reads the state
+/// (acquire) as ready.
+fn mark_ready(h: &Header) {
+    h.state.store(header::STATE_READY, Ordering::Release);
+}
+
+/// How far creation has got, as far as an opener can tell; `Err` if the header is not one.
+fn readiness(h: &Header) -> std::result::Result<Readiness, String> {
+    let magic = h.magic.load(Ordering::Acquire);
+    if magic == u64::from_ne_bytes(MAGIC) {
+        return match h.state.load(Ordering::Acquire) {
+            header::STATE_READY => Ok(Readiness::Ready),
+            header::STATE_INITIALIZING => Ok(Readiness::Initializing(Some(ProcessId {
+                pid: h.creator_pid.load(Ordering::Relaxed),
+                start: h.creator_start.load(Ordering::Relaxed),
+            }))),
+            other => Err(format!("unknown init state {other}")),
+        };
+    }
+    // A creator that has sized the object but not yet written a byte of it.
+    if magic == 0 && h.state.load(Ordering::Relaxed) == 0 {
+        return Ok(Readiness::Initializing(None));
+    }
+    Err("it does not start with the shm-core magic bytes".to_owned())
+}
+
+/// What an opener does next, given how far creation has got and whether a creator lives.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Validate,
+    Wait,
+    CreatorDied(u32),
+}
+
+fn next_step(r: &Readiness, alive: impl Fn(ProcessId) -> bool) -> Next {
+    match r {
+        Readiness::Ready => Next::Validate,
+        Readiness::Initializing(Some(creator)) if !alive(*creator) => {
+            Next::CreatorDied(creator.pid)
+        }
+        Readiness::Initializing(_) => Next::Wait,
+    }
+}
+
 /// Progress of a segment another process is creating.
+#[derive(Debug)]
 enum Readiness {
     Ready,
     /// Not ready yet; the creator, if its header says who.
@@ -342,12 +396,7 @@ impl Segment {
         // SAFETY: the mapping is `total >= size_of::<Header>()` bytes, page-aligned, and every
         // field of `Header` accepts any bytes (all zero now, from ftruncate).
         let h = unsafe { &*(base as *const Header) };
-        let me = ProcessId::current();
-        h.creator_pid.store(me.pid, Ordering::Relaxed);
-        h.creator_start.store(me.start, Ordering::Relaxed);
-        h.created_at.store(now_secs(), Ordering::Relaxed);
-        // Openers that see the magic may trust the creator fields above.
-        h.magic.store(u64::from_ne_bytes(MAGIC), Ordering::Release);
+        announce_creator(h, ProcessId::current());
         h.version.store(FORMAT_VERSION, Ordering::Relaxed);
         h.fingerprint.store(spec.fingerprint, Ordering::Relaxed);
         h.descriptor_len
@@ -381,7 +430,7 @@ impl Segment {
         // inside the mapping or one past its end, and non-null since the mapping is.
         let payload = unsafe { NonNull::new_unchecked(base.add(payload_offset)) };
         init(payload);
-        h.state.store(header::STATE_READY, Ordering::Release);
+        mark_ready(h);
         Ok((map, payload))
     }
 
@@ -495,24 +544,7 @@ impl Segment {
     }
 
     fn readiness(&self) -> Result<Readiness> {
-        let h = self.header();
-        let magic = h.magic.load(Ordering::Acquire);
-        if magic == u64::from_ne_bytes(MAGIC) {
-            return match h.state.load(Ordering::Acquire) {
-                header::STATE_READY => Ok(Readiness::Ready),
-                header::STATE_INITIALIZING => Ok(Readiness::Initializing(Some(ProcessId {
-                    pid: h.creator_pid.load(Ordering::Relaxed),
-                    start: h.creator_start.load(Ordering::Relaxed),
-                }))),
-                other => Err(self.corrupt(format!("unknown init state {other}"))),
-            };
-        }
-        // A creator that has sized the object but not yet written a byte of it.
-        let untouched = magic == 0 && h.state.load(Ordering::Relaxed) == 0;
-        if untouched {
-            return Ok(Readiness::Initializing(None));
-        }
-        Err(self.corrupt("it does not start with the shm-core magic bytes"))
+        readiness(self.header()).map_err(|reason| self.corrupt(reason))
     }
 
     /// Checks a ready header against the object's size and `spec`, and sets the payload pointer.
@@ -658,4 +690,67 @@ impl Drop for Segment {
 pub fn remove(name: &str) -> Result<()> {
     let path = validate_name(name)?;
     shm_unlink(&path).map_err(|e| Error::from_os(name, "shm_unlink", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zeroed_header() -> Box<Header> {
+        // SAFETY: every field of `Header` is an atomic integer or the lock's byte cell, for which
+        // all zeros is a valid value (it is what a fresh, ftruncated object holds).
+        unsafe { Box::new(std::mem::zeroed()) }
+    }
+
+    /// The creator's steps, in order, and the opener's decision after each prefix, with the
+    /// creator alive or dead: an opener validates only a ready segment, waits for a live creator,
+    /// reports a dead one it can name, and never calls a half-made segment corrupt.
+    #[test]
+    fn init_state_machine_every_prefix_and_creator_fate() {
+        let creator = ProcessId {
+            pid: 4242,
+            start: 7,
+        };
+        let steps: [fn(&Header, ProcessId); 3] = [
+            |_, _| {},
+            |h, me| announce_creator(h, me),
+            |h, _| mark_ready(h),
+        ];
+        for done in 0..=steps.len() {
+            for alive in [true, false] {
+                let h = zeroed_header();
+                for step in &steps[..done] {
+                    step(&h, creator);
+                }
+                let r = readiness(&h).expect("a half-made header is not corrupt");
+                let next = next_step(&r, |p| {
+                    assert_eq!(p, creator, "the opener read another creator");
+                    alive
+                });
+                let want = match (done, alive) {
+                    // Nothing written, or only sized: nobody to ask, so wait (bounded).
+                    (0 | 1, _) => Next::Wait,
+                    (2, true) => Next::Wait,
+                    (2, false) => Next::CreatorDied(creator.pid),
+                    _ => Next::Validate,
+                };
+                assert_eq!(next, want, "after {done} steps, creator alive: {alive}");
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_headers_are_corrupt_at_once() {
+        let h = zeroed_header();
+        h.magic
+            .store(u64::from_ne_bytes(*b"NOTOURS!"), Ordering::Relaxed);
+        assert!(readiness(&h).unwrap_err().contains("magic"));
+        let h = zeroed_header();
+        h.state.store(1, Ordering::Relaxed);
+        assert!(readiness(&h).is_err(), "ready without magic");
+        let h = zeroed_header();
+        announce_creator(&h, ProcessId::current());
+        h.state.store(7, Ordering::Relaxed);
+        assert!(readiness(&h).unwrap_err().contains("init state 7"));
+    }
 }
