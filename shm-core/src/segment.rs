@@ -490,18 +490,18 @@ impl Segment {
                 keep: true,
             };
             loop {
-                match seg.readiness()? {
-                    Readiness::Ready => {
+                match next_step(&seg.readiness()?, ProcessId::is_alive) {
+                    Next::Validate => {
                         seg.validate(spec)?;
                         return Ok(seg);
                     }
-                    Readiness::Initializing(Some(creator)) if !creator.is_alive() => {
+                    Next::CreatorDied(pid) => {
                         return Err(Error::CreatorDied {
                             name: name.to_owned(),
-                            pid: creator.pid,
+                            pid,
                         })
                     }
-                    Readiness::Initializing(_) => {
+                    Next::Wait => {
                         if !wait() {
                             return Err(timeout(start));
                         }

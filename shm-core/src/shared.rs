@@ -83,9 +83,9 @@ pub struct Shared<T: SharedLayout> {
 /// use std::sync::atomic::Ordering::Relaxed;
 ///
 /// # let name = format!("doc-value-{}", std::process::id());
-/// let v = Value::<f64>::create(&name, 3.14)?;
+/// let v = Value::<f64>::create(&name, 3.5)?;
 /// v.fetch_add(1.0, Relaxed);
-/// assert_eq!(v.load(Relaxed), 4.14);
+/// assert_eq!(v.load(Relaxed), 4.5);
 /// # Ok::<(), shm_core::Error>(())
 /// ```
 pub type Value<T> = Shared<T>;

@@ -6,7 +6,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use shm_core::{Array, Options, Value};
+use shm_core::{Array, Options, Shared, Value};
+use tests::types::{Balance, Everything, Slot};
 
 fn num(s: &str) -> u64 {
     s.parse()
@@ -127,6 +128,82 @@ fn main() {
             let a = ok(Array::<i64>::open(name));
             let v = a.snapshot();
             say(&format!("{} {} {}", v[0], v[1], v[2]));
+        }
+        // Keep `a + b == 0` and `c == a` through `n` updates, then say so.
+        ["balance-writer", name, n] => {
+            let s = ok(Shared::<Balance>::open(name));
+            for i in 0..num(n) {
+                let k = (i % 7) as i64 + 1;
+                s.update(|v| {
+                    v.a += k;
+                    v.b -= k;
+                    v.c = v.a;
+                    v.updates += 1;
+                });
+            }
+            s.writers_done.fetch_add(1, Relaxed);
+        }
+        // Take snapshots until all `writers` are done and at least `n` were taken; print how
+        // many were taken and how many broke the invariant.
+        ["balance-reader", name, writers, n] => {
+            let s = ok(Shared::<Balance>::open(name));
+            let (writers, n) = (num(writers) as u32, num(n));
+            let (mut taken, mut torn) = (0u64, 0u64);
+            loop {
+                let v = s.snapshot();
+                taken += 1;
+                if !v.consistent() {
+                    torn += 1;
+                }
+                if taken >= n && v.writers_done == writers {
+                    break;
+                }
+            }
+            say(&format!("{taken} {torn}"));
+        }
+        // `n` atomic operations on every field of `Everything`.
+        ["everything", name, n] => {
+            let s = ok(Shared::<Everything>::open(name));
+            for _ in 0..num(n) {
+                s.i8_.fetch_add(1, Relaxed);
+                s.u8_.fetch_add(1, Relaxed);
+                s.i16_.fetch_sub(1, Relaxed);
+                s.u16_.fetch_add(1, Relaxed);
+                s.i32_.fetch_sub(3, Relaxed);
+                s.u32_.fetch_add(3, Relaxed);
+                s.i64_.fetch_sub(5, Relaxed);
+                s.u64_.fetch_add(5, Relaxed);
+                s.f32_.fetch_add(0.5, Relaxed);
+                s.f64_.fetch_add(0.25, Relaxed);
+                s.flag.fetch_xor(true, Relaxed);
+                let _ = s
+                    .letter
+                    .fetch_update(Relaxed, Relaxed, |c| char::from_u32(c as u32 + 1));
+                for row in &s.grid {
+                    for cell in row {
+                        cell.fetch_add(1, Relaxed);
+                    }
+                }
+                s.inner.x.fetch_add(1, Relaxed);
+                s.inner.y[2].fetch_sub(1, Relaxed);
+            }
+        }
+        // `n` increments of slot `slot` of an array of cache-line slots.
+        ["slot", name, slot, n] => {
+            let a = ok(Array::<Slot>::open(name));
+            let i = num(slot) as usize;
+            let Some(mine) = a.get(i) else {
+                fail("slot out of range")
+            };
+            for k in 0..num(n) {
+                mine.count.fetch_add(1, Relaxed);
+                mine.sum.fetch_add(1.5, Relaxed);
+                mine.last.store(k as u32, Relaxed);
+            }
+            // And one shared slot that everyone updates consistently.
+            if let Some(shared) = a.len().checked_sub(1) {
+                a.update_range(shared..=shared, |s| s[0].count += 1);
+            }
         }
         _ => fail(&format!("unknown role {args:?}")),
     }

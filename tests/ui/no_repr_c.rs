@@ -1,0 +1,8 @@
+use shm_core::SharedLayout;
+
+#[derive(SharedLayout)]
+pub struct Stats {
+    pub requests: u64,
+}
+
+fn main() {}
