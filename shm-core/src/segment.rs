@@ -437,6 +437,21 @@ impl Segment {
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
     /// and validates the header against `spec`.
     pub(crate) fn open(name: &str, spec: &Spec, opts: &Options) -> Result<Segment> {
+        Self::open_checked(name, Some(spec), opts).map(|(seg, _)| seg)
+    }
+
+    /// Opens a segment of any layout: every check of [`open`](Self::open) but the comparison
+    /// with an expected type. Returns the descriptor read from the segment, whose consistency
+    /// has been checked against the payload.
+    pub(crate) fn open_any(name: &str, opts: &Options) -> Result<(Segment, Descriptor)> {
+        Self::open_checked(name, None, opts)
+    }
+
+    fn open_checked(
+        name: &str,
+        spec: Option<&Spec>,
+        opts: &Options,
+    ) -> Result<(Segment, Descriptor)> {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
         let start = Instant::now();
@@ -492,8 +507,8 @@ impl Segment {
             loop {
                 match next_step(&seg.readiness()?, ProcessId::is_alive) {
                     Next::Validate => {
-                        seg.validate(spec)?;
-                        return Ok(seg);
+                        let found = seg.validate(spec)?;
+                        return Ok((seg, found));
                     }
                     Next::CreatorDied(pid) => {
                         return Err(Error::CreatorDied {
@@ -548,7 +563,7 @@ impl Segment {
     }
 
     /// Checks a ready header against the object's size and `spec`, and sets the payload pointer.
-    fn validate(&mut self, spec: &Spec) -> Result<()> {
+    fn validate(&mut self, spec: Option<&Spec>) -> Result<Descriptor> {
         let h = self.header();
         let size = self.map.len() as u64;
         let version = h.version.load(Ordering::Relaxed);
@@ -590,6 +605,37 @@ impl Segment {
                 found.size
             )));
         }
+        if !lock::looks_initialised(&h.lock) {
+            return Err(self.corrupt("its lock is not an initialised robust process-shared mutex"));
+        }
+        let is_array = flags & FLAG_ARRAY != 0;
+        if let Some(spec) = spec {
+            self.check_spec(spec, &found, fingerprint, is_array, count)?;
+        }
+        // From here the header's numbers are known to fit in the mapping; copy them, so a peer
+        // rewriting the header later cannot move this handle's view.
+        let align = found.align;
+        if payload_offset % align != 0 || payload_offset > size {
+            return Err(self.corrupt(format!(
+                "its payload offset {payload_offset} is not aligned to {align}"
+            )));
+        }
+        // SAFETY: `payload_offset <= size`, the mapping's length: in bounds or one past the end.
+        let payload = unsafe { self.map.as_ptr().add(payload_offset as usize) };
+        self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
+        self.count = count as usize;
+        Ok(found)
+    }
+
+    /// Checks a valid segment's descriptor and shape against what a typed handle expects.
+    fn check_spec(
+        &self,
+        spec: &Spec,
+        found: &Descriptor,
+        fingerprint: u64,
+        is_array: bool,
+        count: u64,
+    ) -> Result<()> {
         if fingerprint != spec.fingerprint {
             let want = Descriptor::from_layout(spec.layout);
             let detail = found.first_difference(&want).unwrap_or_else(|| {
@@ -600,10 +646,6 @@ impl Segment {
                 detail,
             });
         }
-        if !lock::looks_initialised(&h.lock) {
-            return Err(self.corrupt("its lock is not an initialised robust process-shared mutex"));
-        }
-        let is_array = flags & FLAG_ARRAY != 0;
         let want_what = |array: bool, n: Option<usize>| match (array, n) {
             (false, _) => format!("a single {}", found),
             (true, Some(n)) => format!("an array of {n} {}", found),
@@ -620,18 +662,6 @@ impl Segment {
                 ),
             });
         }
-        // From here the header's numbers are known to fit in the mapping; copy them, so a peer
-        // rewriting the header later cannot move this handle's view.
-        let align = spec.layout.align as u64;
-        if payload_offset % align != 0 || payload_offset > size {
-            return Err(self.corrupt(format!(
-                "its payload offset {payload_offset} is not aligned to {align}"
-            )));
-        }
-        // SAFETY: `payload_offset <= size`, the mapping's length: in bounds or one past the end.
-        let payload = unsafe { self.map.as_ptr().add(payload_offset as usize) };
-        self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
-        self.count = count as usize;
         Ok(())
     }
 
@@ -651,6 +681,16 @@ impl Segment {
 
     pub(crate) fn is_owner(&self) -> bool {
         self.owner
+    }
+
+    /// Size of the mapped object in bytes.
+    pub(crate) fn object_len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// `fstat` of the object this handle has open (owner, mode, size).
+    pub(crate) fn stat(&self) -> Result<libc::stat> {
+        fstat(&self.name, &self.fd)
     }
 }
 
