@@ -173,7 +173,7 @@ impl<T: SharedLayout> Array<T> {
     pub fn snapshot_range(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let twins = &self.atomics()[bounds(range, self.len())];
         let mut out = Vec::with_capacity(twins.len());
-        seqlock::read(self.name(), self.seg.header(), || {
+        seqlock::read(&self.seg, || {
             out.clear();
             out.extend(twins.iter().map(|t| T::load(t, Relaxed)));
         });
@@ -197,8 +197,10 @@ impl<T: SharedLayout> Array<T> {
     ) -> R {
         let range = bounds(range, self.len());
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let size = core::mem::size_of::<T::Atomic>();
+        let bytes = range.start * size..range.end * size;
         let twins = &guard[range];
-        seqlock::write(guard.header(), || {
+        seqlock::write(guard.segment(), bytes, || {
             let old: Vec<T> = twins.iter().map(|t| T::load(t, Relaxed)).collect();
             let mut new: Vec<T> = twins.iter().map(|t| T::load(t, Relaxed)).collect();
             let r = f(&mut new);
@@ -211,22 +213,23 @@ impl<T: SharedLayout> Array<T> {
 
     /// Takes the segment's lock, blocking; see [`Shared::lock`](crate::Shared::lock).
     pub fn lock(&self) -> LockResult<Guard<'_, [T::Atomic]>> {
-        guard::lock(self.name(), self.seg.header(), self.atomics())
+        guard::lock(&self.seg, self.atomics())
     }
 
     /// Takes the lock if it is free.
     pub fn try_lock(&self) -> TryLockResult<Guard<'_, [T::Atomic]>> {
-        guard::try_lock(self.name(), self.seg.header(), self.atomics(), None)
+        guard::try_lock(&self.seg, self.atomics(), None)
     }
 
     /// Takes the lock, waiting at most `timeout`.
     pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<Guard<'_, [T::Atomic]>> {
-        guard::try_lock(
-            self.name(),
-            self.seg.header(),
-            self.atomics(),
-            Some(timeout),
-        )
+        guard::try_lock(&self.seg, self.atomics(), Some(timeout))
+    }
+
+    /// The segment behind this handle.
+    #[cfg(test)]
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
     }
 
     /// The elements' atomic twins (what `*array` gives).

@@ -6,8 +6,8 @@ use core::ops::Deref;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
-use crate::header::Header;
 use crate::lock::{self, Acquired, Failed, Wait};
+use crate::segment::Segment;
 use crate::seqlock;
 
 /// The segment's lock, held; released when dropped. Derefs to the atomic twin (for `Shared`) or
@@ -19,14 +19,14 @@ use crate::seqlock;
 /// thread that took it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct Guard<'a, A: ?Sized> {
-    name: &'a str,
-    header: &'a Header,
+    seg: &'a Segment,
     data: &'a A,
     _not_send: PhantomData<*const ()>,
 }
 
 // SAFETY: sharing `&Guard` between threads only shares `&A` (which is `Sync`, being atomics) and
-// the name; unlocking happens in `Drop`, on the owning thread, since `Guard` is not `Send`.
+// `&Segment` (which is `Sync`); unlocking happens in `Drop`, on the owning thread, since `Guard`
+// is not `Send`.
 unsafe impl<A: ?Sized + Sync> Sync for Guard<'_, A> {}
 
 impl<A: ?Sized> Deref for Guard<'_, A> {
@@ -38,43 +38,43 @@ impl<A: ?Sized> Deref for Guard<'_, A> {
 
 impl<A: ?Sized> Drop for Guard<'_, A> {
     fn drop(&mut self) {
-        seqlock::note_released(self.header);
-        lock::unlock(self.header);
+        seqlock::note_released(self.seg);
+        lock::unlock(self.seg.header());
     }
 }
 
 impl<A: ?Sized> fmt::Debug for Guard<'_, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
-            .field("segment", &self.name)
+            .field("segment", &self.seg.name())
             .finish_non_exhaustive()
     }
 }
 
 impl<'a, A: ?Sized> Guard<'a, A> {
-    /// The segment's header, for `update`'s seqlock write.
-    pub(crate) fn header(&self) -> &'a Header {
-        self.header
+    /// The segment, for `update`'s seqlock write.
+    pub(crate) fn segment(&self) -> &'a Segment {
+        self.seg
     }
 }
 
 fn acquire<'a, A: ?Sized>(
-    name: &'a str,
-    header: &'a Header,
+    seg: &'a Segment,
     data: &'a A,
     wait: Wait,
 ) -> Result<LockResult<Guard<'a, A>>, Failed> {
-    let acquired = lock::lock(header, wait)?;
-    seqlock::note_held(header);
+    let acquired = lock::lock(seg.header(), wait)?;
+    seqlock::note_held(seg);
+    // A writer that died mid-update left the counter odd: undo its stores before anyone looks.
+    let repaired = seqlock::recover(seg);
     let guard = Guard {
-        name,
-        header,
+        seg,
         data,
         _not_send: PhantomData,
     };
     Ok(match acquired {
-        Acquired::Clean => Ok(guard),
-        Acquired::Poisoned => Err(PoisonError::new(guard)),
+        Acquired::Clean if !repaired => Ok(guard),
+        _ => Err(PoisonError::new(guard)),
     })
 }
 
@@ -83,15 +83,11 @@ fn relock_panic(name: &str) -> ! {
 }
 
 /// Blocks until the lock is held.
-pub(crate) fn lock<'a, A: ?Sized>(
-    name: &'a str,
-    header: &'a Header,
-    data: &'a A,
-) -> LockResult<Guard<'a, A>> {
+pub(crate) fn lock<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> LockResult<Guard<'a, A>> {
     loop {
-        match acquire(name, header, data, Wait::Forever) {
+        match acquire(seg, data, Wait::Forever) {
             Ok(r) => return r,
-            Err(Failed::Deadlock) => relock_panic(name),
+            Err(Failed::Deadlock) => relock_panic(seg.name()),
             // A lock word that cannot be repaired right now (another process holds the repair
             // turn): wait for it as for a holder.
             Err(Failed::Busy | Failed::Unusable) => std::thread::sleep(Duration::from_millis(1)),
@@ -101,8 +97,7 @@ pub(crate) fn lock<'a, A: ?Sized>(
 
 /// Takes the lock if it is free now, or within `timeout`.
 pub(crate) fn try_lock<'a, A: ?Sized>(
-    name: &'a str,
-    header: &'a Header,
+    seg: &'a Segment,
     data: &'a A,
     timeout: Option<Duration>,
 ) -> TryLockResult<Guard<'a, A>> {
@@ -110,7 +105,7 @@ pub(crate) fn try_lock<'a, A: ?Sized>(
         None => Wait::Try,
         Some(d) => Wait::Until(Instant::now() + d),
     };
-    match acquire(name, header, data, wait) {
+    match acquire(seg, data, wait) {
         Ok(Ok(g)) => Ok(g),
         Ok(Err(poisoned)) => Err(TryLockError::Poisoned(poisoned)),
         Err(_) => Err(TryLockError::WouldBlock),

@@ -52,7 +52,13 @@ pub(crate) struct Header {
     pub poison: AtomicU32,
     /// Pid of a process re-initialising a lock word that pthread can no longer use, or 0.
     pub repair: AtomicU32,
-    pub _reserved1: [AtomicU64; 4],
+    /// Where the undo journal starts: a copy of the payload's layout, `payload_len` bytes.
+    pub journal_offset: AtomicU64,
+    /// Offset in the payload of the bytes the journal holds a copy of.
+    pub journal_start: AtomicU64,
+    /// Number of journaled bytes; non-zero while an update is storing.
+    pub journal_len: AtomicU64,
+    pub _reserved1: AtomicU64,
     /// Sequence counter of the seqlock; alone on its cache line.
     pub seq: AtomicU64,
     pub _reserved2: [AtomicU64; 7],
@@ -77,6 +83,9 @@ const _: () = {
     assert!(offset_of!(Header, created_at) == 80);
     assert!(offset_of!(Header, poison) == 88);
     assert!(offset_of!(Header, repair) == 92);
+    assert!(offset_of!(Header, journal_offset) == 96);
+    assert!(offset_of!(Header, journal_start) == 104);
+    assert!(offset_of!(Header, journal_len) == 112);
     assert!(offset_of!(Header, seq) == 128);
     assert!(offset_of!(Header, lock) == 192);
     assert!(size_of::<Header>() == 256);

@@ -71,6 +71,7 @@ mod descriptor;
 mod error;
 mod guard;
 mod header;
+mod journal;
 mod layout;
 mod lock;
 mod options;

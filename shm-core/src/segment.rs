@@ -39,9 +39,39 @@ pub(crate) struct Segment {
     map: Shmem,
     fd: OwnedFd,
     payload: NonNull<u8>,
+    /// Payload length in bytes, and the undo journal of as many bytes.
+    payload_len: usize,
+    journal: NonNull<u8>,
     count: usize,
     owner: bool,
     keep: bool,
+}
+
+/// Where a segment's parts go.
+#[derive(Clone, Copy)]
+struct Sizes {
+    payload_offset: usize,
+    payload_len: usize,
+    journal_offset: usize,
+    total: usize,
+}
+
+impl Sizes {
+    /// The sizes of a segment for `count` elements of `layout`, or `None` if it cannot exist.
+    fn new(descriptor_len: usize, layout: &Layout, count: usize) -> Option<Sizes> {
+        let payload_offset = header::payload_offset(descriptor_len, layout.align);
+        let payload_len = layout.size.checked_mul(count)?;
+        let journal_offset = payload_offset
+            .checked_add(payload_len)?
+            .checked_next_multiple_of(layout.align.max(header::PAYLOAD_ALIGN))?;
+        let total = journal_offset.checked_add(payload_len)?;
+        (total <= i64::MAX as usize).then_some(Sizes {
+            payload_offset,
+            payload_len,
+            journal_offset,
+            total,
+        })
+    }
 }
 
 // SAFETY: the mapping is shared memory that every process, and so every thread, accesses only
@@ -301,18 +331,11 @@ impl Segment {
         let count = spec.count.unwrap_or(1);
         let descriptor = spec.layout.encode();
         debug_assert!(descriptor.len() <= MAX_DESCRIPTOR_LEN);
-        let payload_offset = header::payload_offset(descriptor.len(), spec.layout.align);
-        let too_big = || Error::NoSpace {
-            name: name.to_owned(),
-            bytes: u64::MAX,
-        };
-        let payload_len = spec.layout.size.checked_mul(count).ok_or_else(too_big)?;
-        let total = payload_offset
-            .checked_add(payload_len)
-            .ok_or_else(too_big)?;
-        if total > i64::MAX as usize {
-            return Err(too_big());
-        }
+        let sizes =
+            Sizes::new(descriptor.len(), spec.layout, count).ok_or_else(|| Error::NoSpace {
+                name: name.to_owned(),
+                bytes: u64::MAX,
+            })?;
 
         let fd = shm_open(
             name,
@@ -321,27 +344,30 @@ impl Segment {
             opts.mode,
         )?;
         // From here on the object is ours: remove it again if anything below fails.
-        let built = Self::build(
-            name,
-            &fd,
-            spec,
-            opts,
-            count,
-            &descriptor,
-            payload_offset,
-            total,
-            init,
-        );
+        let built = Self::build(name, &fd, spec, opts, count, &descriptor, &sizes, init);
         match built {
-            Ok((map, payload)) => Ok(Segment {
-                name: name.to_owned(),
-                map,
-                fd,
-                payload,
-                count,
-                owner: true,
-                keep: opts.keep,
-            }),
+            Ok(map) => {
+                let base = map.as_ptr();
+                // SAFETY: both offsets are at most `sizes.total`, the mapping's length, and the
+                // mapping is non-null.
+                let (payload, journal) = unsafe {
+                    (
+                        NonNull::new_unchecked(base.add(sizes.payload_offset)),
+                        NonNull::new_unchecked(base.add(sizes.journal_offset)),
+                    )
+                };
+                Ok(Segment {
+                    name: name.to_owned(),
+                    map,
+                    fd,
+                    payload,
+                    payload_len: sizes.payload_len,
+                    journal,
+                    count,
+                    owner: true,
+                    keep: opts.keep,
+                })
+            }
             Err(e) => {
                 let _ = shm_unlink(&path);
                 Err(e)
@@ -357,10 +383,15 @@ impl Segment {
         opts: &Options,
         count: usize,
         descriptor: &[u8],
-        payload_offset: usize,
-        total: usize,
+        sizes: &Sizes,
         init: &dyn Fn(NonNull<u8>),
-    ) -> Result<(Shmem, NonNull<u8>)> {
+    ) -> Result<Shmem> {
+        let Sizes {
+            payload_offset,
+            payload_len,
+            journal_offset,
+            total,
+        } = *sizes;
         let raw = fd.as_raw_fd();
         // shm_open's mode was masked by the umask: set exactly what was asked.
         // SAFETY: `raw` is an open descriptor; fchmod takes no pointers.
@@ -405,8 +436,9 @@ impl Segment {
         h.flags.store(flags, Ordering::Relaxed);
         h.payload_offset
             .store(payload_offset as u64, Ordering::Relaxed);
-        h.payload_len
-            .store((total - payload_offset) as u64, Ordering::Relaxed);
+        h.payload_len.store(payload_len as u64, Ordering::Relaxed);
+        h.journal_offset
+            .store(journal_offset as u64, Ordering::Relaxed);
         h.elem_count.store(count as u64, Ordering::Relaxed);
         h.elem_size
             .store(spec.layout.size as u64, Ordering::Relaxed);
@@ -431,7 +463,7 @@ impl Segment {
         let payload = unsafe { NonNull::new_unchecked(base.add(payload_offset)) };
         init(payload);
         mark_ready(h);
-        Ok((map, payload))
+        Ok(map)
     }
 
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
@@ -500,6 +532,8 @@ impl Segment {
                 map,
                 fd,
                 payload: NonNull::dangling(),
+                payload_len: 0,
+                journal: NonNull::dangling(),
                 count: 0,
                 owner: false,
                 keep: true,
@@ -575,17 +609,21 @@ impl Segment {
         let desc_len = h.descriptor_len.load(Ordering::Relaxed) as usize;
         let payload_offset = h.payload_offset.load(Ordering::Relaxed);
         let payload_len = h.payload_len.load(Ordering::Relaxed);
+        let journal_offset = h.journal_offset.load(Ordering::Relaxed);
         let count = h.elem_count.load(Ordering::Relaxed);
         let elem_size = h.elem_size.load(Ordering::Relaxed);
         let flags = h.flags.load(Ordering::Relaxed);
         let fingerprint = h.fingerprint.load(Ordering::Relaxed);
         if desc_len > MAX_DESCRIPTOR_LEN
             || (DESCRIPTOR_OFFSET + desc_len) as u64 > payload_offset
-            || payload_offset.checked_add(payload_len) != Some(size)
             || elem_size.checked_mul(count) != Some(payload_len)
+            || payload_offset
+                .checked_add(payload_len)
+                .is_none_or(|end| end > journal_offset)
+            || journal_offset.checked_add(payload_len) != Some(size)
         {
             return Err(self.corrupt(format!(
-                "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), object {size} bytes"
+                "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), journal at {journal_offset}, object {size} bytes"
             )));
         }
         let Some(desc_bytes) = self.bytes(DESCRIPTOR_OFFSET, desc_len) else {
@@ -615,14 +653,24 @@ impl Segment {
         // From here the header's numbers are known to fit in the mapping; copy them, so a peer
         // rewriting the header later cannot move this handle's view.
         let align = found.align;
-        if payload_offset % align != 0 || payload_offset > size {
+        if payload_offset % align != 0 || journal_offset % align != 0 {
             return Err(self.corrupt(format!(
-                "its payload offset {payload_offset} is not aligned to {align}"
+                "its payload ({payload_offset}) or journal ({journal_offset}) offset is not aligned to {align}"
             )));
         }
-        // SAFETY: `payload_offset <= size`, the mapping's length: in bounds or one past the end.
-        let payload = unsafe { self.map.as_ptr().add(payload_offset as usize) };
+        // SAFETY: the header check above proved `payload_offset < journal_offset <= size` (or
+        // an empty payload at `journal_offset == size`), `size` being the mapping's length: both
+        // pointers are in bounds or one past the end.
+        let (payload, journal) = unsafe {
+            let base = self.map.as_ptr();
+            (
+                base.add(payload_offset as usize),
+                base.add(journal_offset as usize),
+            )
+        };
         self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
+        self.journal = NonNull::new(journal).ok_or_else(|| self.corrupt("null mapping"))?;
+        self.payload_len = payload_len as usize;
         self.count = count as usize;
         Ok(found)
     }
@@ -668,6 +716,16 @@ impl Segment {
     /// The payload: `count()` elements of the spec's layout, in bounds and aligned.
     pub(crate) fn payload(&self) -> NonNull<u8> {
         self.payload
+    }
+
+    /// Payload length in bytes (the journal has as many).
+    pub(crate) fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// The undo journal: `payload_len()` bytes laid out like the payload.
+    pub(crate) fn journal(&self) -> NonNull<u8> {
+        self.journal
     }
 
     /// Number of elements in the payload.

@@ -1,78 +1,106 @@
 //! The seqlock that makes `update` and `snapshot` consistent across processes.
 //!
-//! Writers hold the segment's lock, make the header's sequence counter odd, store, and make it
-//! even again. Readers never write and never lock in the common case: they read the counter, the
-//! fields (relaxed atomic loads), and the counter again, and retry if it was odd or changed.
+//! Writers hold the segment's lock, make the header's sequence counter odd, journal what they
+//! may change, store, clear the journal, and make the counter even again. Readers never write and
+//! never lock in the common case: they read the counter, the fields (relaxed atomic loads), and
+//! the counter again, and retry if it was odd or changed.
 //!
 //! A writer killed while the counter is odd would make readers wait forever; instead, a reader
 //! that has seen it odd for a while tries the lock: if it gets it, no writer is at work, so the
-//! writer is dead. The reader makes the counter even (the fields stay as the dead writer left
-//! them) and marks the lock poisoned so the next locker is told.
+//! writer is dead. The reader undoes the dead writer's half-done stores from the journal, makes the
+//! counter even, and marks the lock poisoned so the next locker is told. A locker that finds the
+//! counter odd does the same.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::header::Header;
+use crate::journal;
 use crate::lock::{self, Acquired, Wait};
+use crate::segment::Segment;
 
 thread_local! {
-    /// Headers whose lock this thread holds, to catch a `snapshot` inside an `update` of the
+    /// Segments whose lock this thread holds, to catch a `snapshot` inside an `update` of the
     /// same segment (it would wait for itself).
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Records that this thread holds `h`'s lock.
-pub(crate) fn note_held(h: &Header) {
-    HELD.with(|held| held.borrow_mut().push(h as *const Header as usize));
+fn key(seg: &Segment) -> usize {
+    seg.header() as *const _ as usize
 }
 
-/// Records that this thread released `h`'s lock.
-pub(crate) fn note_released(h: &Header) {
-    let addr = h as *const Header as usize;
+/// Records that this thread holds `seg`'s lock.
+pub(crate) fn note_held(seg: &Segment) {
+    HELD.with(|held| held.borrow_mut().push(key(seg)));
+}
+
+/// Records that this thread released `seg`'s lock.
+pub(crate) fn note_released(seg: &Segment) {
+    let k = key(seg);
     HELD.with(|held| {
         let mut held = held.borrow_mut();
-        if let Some(i) = held.iter().rposition(|&a| a == addr) {
+        if let Some(i) = held.iter().rposition(|&a| a == k) {
             held.swap_remove(i);
         }
     });
 }
 
-fn held_by_this_thread(h: &Header) -> bool {
-    let addr = h as *const Header as usize;
-    HELD.with(|held| held.borrow().contains(&addr))
+fn held_by_this_thread(seg: &Segment) -> bool {
+    let k = key(seg);
+    HELD.with(|held| held.borrow().contains(&k))
 }
 
-/// Ends a write: the counter goes even even if the closure panics (then the lock is poisoned,
-/// as std's `Mutex` is by a panic).
+/// Ends a write: undoes the stores and poisons the lock if the closure panicked, clears the
+/// journal, and makes the counter even.
 struct EndWrite<'a> {
-    h: &'a Header,
+    seg: &'a Segment,
     odd: u64,
 }
 
 impl Drop for EndWrite<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            lock::poison(self.h);
+            journal::undo(self.seg);
+            lock::poison(self.seg.header());
+        } else {
+            journal::end(self.seg);
         }
-        self.h
+        self.seg
+            .header()
             .seq
             .store(self.odd.wrapping_add(1), Ordering::Release);
     }
 }
 
-/// Runs `write` as a seqlock write. The caller holds the segment's lock.
-pub(crate) fn write<R>(h: &Header, write: impl FnOnce() -> R) -> R {
-    // Odd already if a writer died mid-write: keep it odd, and end even.
+/// Runs `write`, which may store into payload bytes `range`, as a seqlock write. The caller holds
+/// the segment's lock (so a dead writer's leftovers were already undone by `recover`).
+pub(crate) fn write<R>(seg: &Segment, range: Range<usize>, write: impl FnOnce() -> R) -> R {
+    let h = seg.header();
     let odd = h.seq.load(Ordering::Relaxed) | 1;
     h.seq.store(odd, Ordering::Relaxed);
-    // Orders the odd counter before every store below: a reader that sees any of them sees an
-    // odd or newer counter on its second read.
+    journal::begin(seg, range);
+    // Orders the odd counter and the journal before every store in `write`: a reader that sees
+    // any of them sees an odd or newer counter on its second read, and a process killed among
+    // them leaves a journal that covers them.
     fence(Ordering::Release);
-    let end = EndWrite { h, odd };
+    let end = EndWrite { seg, odd };
     let r = write();
     drop(end);
     r
+}
+
+/// If a writer died mid-write (the counter is odd while the caller holds the lock), undoes its
+/// stores and makes the counter even. Returns whether it did.
+pub(crate) fn recover(seg: &Segment) -> bool {
+    let h = seg.header();
+    let seq = h.seq.load(Ordering::Acquire);
+    if seq & 1 == 0 {
+        return false;
+    }
+    journal::undo(seg);
+    h.seq.store(seq.wrapping_add(1), Ordering::Release);
+    true
 }
 
 /// Runs `read` until it ran while no write was in progress, and returns its result.
@@ -80,7 +108,8 @@ pub(crate) fn write<R>(h: &Header, write: impl FnOnce() -> R) -> R {
 /// # Panics
 /// If this thread itself holds the segment's lock (inside `update`, or with a `Guard`) while a
 /// write is in progress: the read would wait for itself.
-pub(crate) fn read<R>(name: &str, h: &Header, mut read: impl FnMut() -> R) -> R {
+pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
+    let h = seg.header();
     let mut spins = 0u32;
     let mut odd_since: Option<Instant> = None;
     loop {
@@ -99,10 +128,11 @@ pub(crate) fn read<R>(name: &str, h: &Header, mut read: impl FnMut() -> R) -> R 
         let since = *odd_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_millis(1) {
             assert!(
-                !held_by_this_thread(h),
-                "segment `{name}`: snapshot() called while this thread holds its lock (inside update() or with a Guard)"
+                !held_by_this_thread(seg),
+                "segment `{}`: snapshot() called while this thread holds its lock (inside update() or with a Guard)",
+                seg.name()
             );
-            recover_dead_writer(h);
+            recover_dead_writer(seg);
             odd_since = Some(Instant::now());
         }
         backoff(&mut spins);
@@ -120,18 +150,15 @@ fn backoff(spins: &mut u32) {
     }
 }
 
-/// If no writer holds the lock while the counter is odd, the writer died: end its write.
-fn recover_dead_writer(h: &Header) {
+/// If no writer holds the lock while the counter is odd, the writer died: undo its write.
+fn recover_dead_writer(seg: &Segment) {
+    let h = seg.header();
     let Ok(acquired) = lock::lock(h, Wait::Try) else {
         // Busy: a live writer is at work; keep waiting.
         return;
     };
-    let seq = h.seq.load(Ordering::Acquire);
-    if seq & 1 == 1 {
-        h.seq.store(seq.wrapping_add(1), Ordering::Release);
-        lock::poison(h);
-    } else if acquired == Acquired::Poisoned {
-        // Not ours to consume: leave the news for the next real locker.
+    // Either way the news is for the next real locker, not for this reader.
+    if recover(seg) || acquired == Acquired::Poisoned {
         lock::poison(h);
     }
     lock::unlock(h);

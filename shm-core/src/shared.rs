@@ -165,9 +165,11 @@ impl<T: SharedLayout> Shared<T> {
     ///
     /// A seqlock read: it never takes the lock and never blocks a writer; it retries while an
     /// `update` is in progress. If the writer of that update was killed mid-way, the reader finds
-    /// out within about a millisecond (the lock is free although the write never finished), ends
-    /// the dead write and returns the fields as the dead writer left them — some written, some
-    /// not; the next locker is told through a poisoned [`lock`](Self::lock).
+    /// out within about a millisecond (the lock is free although the write never finished) and
+    /// rolls the half-done update back from the segment's undo journal: a reader sees the value
+    /// from before a killed writer's update, or — if it was killed after its last store — the
+    /// value after it, never a mix. The next locker is told through a poisoned
+    /// [`lock`](Self::lock).
     ///
     /// Fields changed with their own atomics (`fetch_add` ...) are each read atomically, but such
     /// changes are not ordered with respect to one another.
@@ -177,7 +179,7 @@ impl<T: SharedLayout> Shared<T> {
     /// (inside the closure of [`update`](Self::update)): it would wait for itself.
     pub fn snapshot(&self) -> T {
         let twin = self.atomic();
-        seqlock::read(self.name(), self.seg.header(), || T::load(twin, Relaxed))
+        seqlock::read(&self.seg, || T::load(twin, Relaxed))
     }
 
     /// Changes several fields at once: takes the segment's lock, loads the value, runs `f` on it,
@@ -188,8 +190,9 @@ impl<T: SharedLayout> Shared<T> {
     /// lost; a concurrent field atomic on a field that `f` does change is overwritten. Keep `f`
     /// short: readers wait while it runs.
     ///
-    /// If a previous holder of the lock died, `update` proceeds (it rewrites what it changes) and
-    /// consumes the poisoning. If `f` panics, nothing is stored and the lock is poisoned.
+    /// If a previous holder of the lock died, `update` proceeds (a half-done update of the dead
+    /// holder has been rolled back) and consumes the poisoning. If `f` panics, nothing is stored
+    /// and the lock is poisoned. A segment holds an undo journal as large as its payload for this.
     ///
     /// ```
     /// use shm_core::{Shared, SharedLayout};
@@ -216,7 +219,8 @@ impl<T: SharedLayout> Shared<T> {
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let twin: &T::Atomic = &guard;
-        seqlock::write(guard.header(), || {
+        let bytes = 0..core::mem::size_of::<T::Atomic>();
+        seqlock::write(guard.segment(), bytes, || {
             let old = T::load(twin, Relaxed);
             let mut new = T::load(twin, Relaxed);
             let r = f(&mut new);
@@ -235,18 +239,18 @@ impl<T: SharedLayout> Shared<T> {
     /// # Panics
     /// If this thread already holds the lock (a [`Guard`] is alive, or inside `update`).
     pub fn lock(&self) -> LockResult<Guard<'_, T::Atomic>> {
-        guard::lock(self.name(), self.seg.header(), self.atomic())
+        guard::lock(&self.seg, self.atomic())
     }
 
     /// Takes the lock if it is free; `Err(TryLockError::WouldBlock)` if not.
     pub fn try_lock(&self) -> TryLockResult<Guard<'_, T::Atomic>> {
-        guard::try_lock(self.name(), self.seg.header(), self.atomic(), None)
+        guard::try_lock(&self.seg, self.atomic(), None)
     }
 
     /// Takes the lock, waiting at most `timeout`; `Err(TryLockError::WouldBlock)` if it stayed
     /// held that long.
     pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<Guard<'_, T::Atomic>> {
-        guard::try_lock(self.name(), self.seg.header(), self.atomic(), Some(timeout))
+        guard::try_lock(&self.seg, self.atomic(), Some(timeout))
     }
 
     /// The atomic twin in the segment (what `*shared` gives).
