@@ -248,6 +248,12 @@ impl Descriptor {
         Ok(d)
     }
 
+    /// The fingerprint of encoded descriptor bytes, as a segment header stores it (see
+    /// `docs/FORMAT.md`): equal to [`Layout::fingerprint`] of the layout they encode.
+    pub fn fingerprint_of(encoded: &[u8]) -> u64 {
+        crate::layout::fingerprint_of_encoded(encoded)
+    }
+
     /// The descriptor of a compile-time [`Layout`].
     pub fn from_layout(l: &Layout) -> Descriptor {
         let kind = match l.kind {

@@ -87,7 +87,9 @@ pub(crate) fn lock<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> LockResult<G
     loop {
         match acquire(seg, data, Wait::Forever) {
             Ok(r) => return r,
-            Err(Failed::Deadlock) => relock_panic(seg.name()),
+            Err(Failed::Deadlock) if seqlock::held_by_this_thread(seg) => relock_panic(seg.name()),
+            // pthread says this thread holds it, but it does not: a peer wrote our thread id.
+            Err(Failed::Deadlock) => lock::disown(seg.header()),
             // A lock word that cannot be repaired right now (another process holds the repair
             // turn): wait for it as for a holder.
             Err(Failed::Busy | Failed::Unusable) => std::thread::sleep(Duration::from_millis(1)),

@@ -128,17 +128,28 @@ pub(crate) enum Wait {
 
 /// Locks the segment's mutex.
 pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Failed> {
+    let mut checked_owner = false;
+    // The uncontended path is one trylock: no clock reads.
+    let mut first = true;
     loop {
         let m = mutex(&h.lock);
+        // Block in slices, so that an owner that vanished without the kernel noticing (a
+        // thread id written by a peer) is found out.
+        let until = match wait {
+            _ if first => None,
+            Wait::Forever => Some(Instant::now() + OWNER_CHECK),
+            Wait::Try => None,
+            Wait::Until(deadline) => Some(deadline.min(Instant::now() + OWNER_CHECK)),
+        };
+        first = false;
         // SAFETY: `m` points to the header's lock word, initialised by the segment's creator
         // (and its kind checked at open); pthread accesses it atomically, so concurrent use by
         // other processes is what it is made for.
         let rc = unsafe {
-            match wait {
-                Wait::Forever => libc::pthread_mutex_lock(m),
-                Wait::Try => libc::pthread_mutex_trylock(m),
-                Wait::Until(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
+            match until {
+                None => libc::pthread_mutex_trylock(m),
+                Some(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
                     let abs = realtime_deadline(left);
                     libc::pthread_mutex_timedlock(m, &abs)
                 }
@@ -160,7 +171,22 @@ pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Fail
                 h.poison.store(0, Ordering::Release);
                 return Ok(Acquired::Poisoned);
             }
-            libc::EBUSY | libc::ETIMEDOUT => return Err(Failed::Busy),
+            libc::EBUSY | libc::ETIMEDOUT => {
+                if let Wait::Try = wait {
+                    // Is the owner still there? If a peer planted a dead one, try once more.
+                    if checked_owner || !mark_owner_dead_if_gone(h) {
+                        return Err(Failed::Busy);
+                    }
+                    checked_owner = true;
+                } else if rc == libc::ETIMEDOUT {
+                    if let Wait::Until(deadline) = wait {
+                        if Instant::now() >= deadline {
+                            return Err(Failed::Busy);
+                        }
+                    }
+                    mark_owner_dead_if_gone(h);
+                }
+            }
             libc::EDEADLK => return Err(Failed::Deadlock),
             libc::EINVAL | libc::ENOTRECOVERABLE => {
                 if !repair(h) {
@@ -170,12 +196,54 @@ pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Fail
             }
             _ => return Err(Failed::Unusable),
         }
-        if let Wait::Until(deadline) = wait {
-            if Instant::now() >= deadline {
-                return Err(Failed::Busy);
-            }
-        }
     }
+}
+
+/// How long a blocked locker waits before checking that the lock's owner still exists.
+const OWNER_CHECK: Duration = Duration::from_millis(100);
+
+/// The kernel's robust-futex ABI (linux/futex.h): the lock word holds the owner's thread id,
+/// and this bit when the owner died holding it.
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// The futex word of the mutex: glibc's `__lock`, its first field.
+fn futex_word(h: &Header) -> &std::sync::atomic::AtomicU32 {
+    // SAFETY: the lock word is 64 bytes aligned to 64 inside the header, so its first 4 bytes
+    // are a valid, aligned `AtomicU32` for as long as the header lives; glibc and the kernel
+    // access that word only atomically.
+    unsafe { &*(h.lock.0.get() as *const std::sync::atomic::AtomicU32) }
+}
+
+/// If the lock word names an owner thread that does not exist — which the kernel would have
+/// marked itself had that thread died holding it, so a peer wrote it — marks the owner dead the
+/// way the kernel does, so the next locker gets `EOWNERDEAD`. Returns whether it did.
+fn mark_owner_dead_if_gone(h: &Header) -> bool {
+    let word = futex_word(h);
+    let w = word.load(Ordering::Acquire);
+    let tid = w & FUTEX_TID_MASK;
+    if tid == 0 || w & FUTEX_OWNER_DIED != 0 || thread_exists(tid) {
+        return false;
+    }
+    word.compare_exchange(w, w | FUTEX_OWNER_DIED, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Marks the owner dead although the word names this very thread: used when this thread is
+/// known not to hold the lock (a peer wrote our thread id into it).
+pub(crate) fn disown(h: &Header) {
+    let word = futex_word(h);
+    let w = word.load(Ordering::Acquire);
+    let _ = word.compare_exchange(w, w | FUTEX_OWNER_DIED, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+fn thread_exists(tid: u32) -> bool {
+    if tid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; kill accepts any thread id and only checks it exists.
+    let rc = unsafe { libc::kill(tid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Re-initialises a lock word that pthread can no longer use (scribbled over by a peer, or left

@@ -46,7 +46,7 @@ pub(crate) fn note_released(seg: &Segment) {
     });
 }
 
-fn held_by_this_thread(seg: &Segment) -> bool {
+pub(crate) fn held_by_this_thread(seg: &Segment) -> bool {
     let k = key(seg);
     HELD.with(|held| held.borrow().contains(&k))
 }

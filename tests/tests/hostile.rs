@@ -1,0 +1,286 @@
+//! Every byte of a segment that a peer could have written is untrusted: random and mutated
+//! headers, descriptors and sizes, through the real `open` path, give a valid open or a clear
+//! error — never a panic, a hang, or a crash.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+use shm_core::{Array, Descriptor, Error, Options, Shared};
+use tests::types::{Everything, Slot};
+use tests::TestName;
+
+/// xorshift64*: reproducible randomness without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// The header's integer fields: (offset, width).
+const FIELDS: &[(usize, usize)] = &[
+    (0, 8),
+    (8, 4),
+    (12, 4),
+    (16, 8),
+    (24, 4),
+    (28, 4),
+    (32, 8),
+    (40, 8),
+    (48, 8),
+    (56, 8),
+    (64, 4),
+    (72, 8),
+    (88, 4),
+    (92, 4),
+    (96, 8),
+    (104, 8),
+    (112, 8),
+    (128, 8),
+    (192, 4),
+    (200, 4),
+    (208, 4),
+];
+
+fn put(bytes: &mut [u8], at: usize, width: usize, v: u64) {
+    if at + width <= bytes.len() {
+        bytes[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
+    }
+}
+
+fn get(bytes: &[u8], at: usize, width: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b[..width].copy_from_slice(&bytes[at..at + width]);
+    u64::from_le_bytes(b)
+}
+
+/// One mutation of a valid segment's bytes.
+fn mutate(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
+    let mut b = valid.to_vec();
+    let desc_len = get(valid, 24, 4) as usize;
+    let header_end = (256 + desc_len + 64).min(b.len());
+    match rng.below(6) {
+        // Flip a few bits in the header and descriptor.
+        0 => {
+            for _ in 0..1 + rng.below(8) {
+                let i = rng.below(header_end);
+                b[i] ^= 1 << rng.below(8);
+            }
+        }
+        // An interesting value in a header field.
+        1 => {
+            let (at, width) = FIELDS[rng.below(FIELDS.len())];
+            let len = valid.len() as u64;
+            let interesting = [
+                0,
+                1,
+                2,
+                3,
+                u64::MAX,
+                u32::MAX as u64,
+                len,
+                len + 1,
+                len - 1,
+                1 << 40,
+                rng.next(),
+            ];
+            put(&mut b, at, width, interesting[rng.below(interesting.len())]);
+        }
+        // Another size: cut short or grown with garbage.
+        2 => {
+            let n = rng.below(valid.len() * 2);
+            b.resize(n, 0);
+            for x in b.iter_mut().skip(valid.len()) {
+                *x = rng.next() as u8;
+            }
+        }
+        // A mutated descriptor whose fingerprint is made to match, so that the parser's deeper
+        // checks and the layout comparison run.
+        3 => {
+            for _ in 0..1 + rng.below(4) {
+                let i = 256 + rng.below(desc_len);
+                b[i] = rng.next() as u8;
+            }
+            let fp = Descriptor::fingerprint_of(&b[256..256 + desc_len]);
+            put(&mut b, 16, 8, fp);
+        }
+        // Garbage after a valid-looking prefix.
+        4 => {
+            for x in b.iter_mut().skip(16 + rng.below(64)) {
+                *x = rng.next() as u8;
+            }
+        }
+        // Garbage everywhere, of any length.
+        _ => {
+            b = (0..rng.below(8192)).map(|_| rng.next() as u8).collect();
+        }
+    }
+    b
+}
+
+fn plant(name: &TestName, bytes: &[u8]) {
+    let _ = fs::remove_file(name.path());
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(name.path())
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[derive(Default, Debug)]
+struct Outcomes {
+    ok: usize,
+    corrupt: usize,
+    mismatch: usize,
+    not_ready: usize,
+}
+
+impl Outcomes {
+    fn count<T>(&mut self, r: &shm_core::Result<T>, input: &[u8]) {
+        match r {
+            Ok(_) => self.ok += 1,
+            Err(Error::Corrupt { .. }) => self.corrupt += 1,
+            Err(Error::LayoutMismatch { .. }) => self.mismatch += 1,
+            Err(Error::Timeout { .. } | Error::CreatorDied { .. }) => self.not_ready += 1,
+            Err(e) => panic!("unexpected error {e:?} for input {input:02x?}"),
+        }
+    }
+}
+
+const ROUNDS: usize = 3000;
+
+fn run(valid: &[u8], seed: u64, open: impl Fn(&str) -> Option<shm_core::Result<()>>) -> Outcomes {
+    let name = TestName::new("hostile");
+    let mut rng = Rng(seed);
+    let mut outcomes = Outcomes::default();
+    for _ in 0..ROUNDS {
+        let bytes = mutate(&mut rng, valid);
+        plant(&name, &bytes);
+        let start = Instant::now();
+        if let Some(r) = open(&name) {
+            outcomes.count(&r, &bytes);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "open took {:?}",
+            start.elapsed()
+        );
+    }
+    outcomes
+}
+
+fn no_wait() -> Options {
+    Options::new().wait(Duration::ZERO)
+}
+
+#[test]
+fn mutated_struct_segments_open_or_fail_cleanly() {
+    let base = TestName::new("base");
+    let s =
+        Shared::<Everything>::create_with(&base, Everything::default(), &Options::new()).unwrap();
+    s.update(|v| v.letter = 'z');
+    let valid = fs::read(base.path()).unwrap();
+    let o = run(&valid, 0x5EED_0001, |name| {
+        let r = Shared::<Everything>::open_with(name, &no_wait());
+        let seq_even = fs::read(format!("/dev/shm/{name}"))
+            .map(|b| b.len() >= 136 && get(&b, 128, 8) % 2 == 0)
+            .unwrap_or(false);
+        // After a valid open the value is usable in bounded time: the lock with a timeout, and
+        // a snapshot when the bytes record no write in progress (a live peer that keeps a write
+        // open forever is not something a reader can tell from a slow one).
+        if let Ok(s) = &r {
+            let _ = s.try_lock_for(Duration::from_millis(20)).is_ok();
+            if seq_even {
+                let _ = s.snapshot();
+            }
+        }
+        Some(r.map(|_| ()))
+    });
+    eprintln!("struct: {o:?}");
+    assert!(o.ok > 0 && o.corrupt > 0 && o.mismatch > 0, "{o:?}");
+    assert_eq!(o.ok + o.corrupt + o.mismatch + o.not_ready, ROUNDS);
+}
+
+#[test]
+fn mutated_array_segments_open_or_fail_cleanly() {
+    let base = TestName::new("basearr");
+    let a = Array::<Slot>::create_zeroed(&base, 3).unwrap();
+    a.update(|v| v[1].count = 5);
+    let valid = fs::read(base.path()).unwrap();
+    let o = run(&valid, 0x5EED_0002, |name| {
+        let r = Array::<Slot>::open_with(name, &no_wait());
+        if let Ok(a) = &r {
+            let _ = a.try_lock_for(Duration::from_millis(20)).is_ok();
+            // Every element the handle admits to is readable.
+            for slot in a.iter() {
+                let _ = slot.count.load(std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Some(r.map(|_| ()))
+    });
+    eprintln!("array: {o:?}");
+    assert!(o.ok > 0 && o.corrupt > 0 && o.mismatch > 0, "{o:?}");
+}
+
+#[test]
+fn a_dead_thread_id_planted_in_the_lock_word_is_recovered() {
+    let name = TestName::new("deadtid");
+    let s = Shared::<Slot>::create(&name, Slot::default()).unwrap();
+    // A thread id that does not exist (pid_max is at most 2^22), as a peer could write it.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(192)).unwrap();
+    f.write_all(&0x3F00_0000u32.to_ne_bytes()).unwrap();
+    drop(f);
+    let start = Instant::now();
+    let r = s.lock();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(r.is_err(), "the planted owner is reported as a dead holder");
+    drop(r);
+    assert!(s.lock().is_ok());
+}
+
+#[test]
+fn this_threads_id_planted_in_the_lock_word_does_not_panic_or_hang() {
+    let name = TestName::new("mytid");
+    let s = Shared::<Slot>::create(&name, Slot::default()).unwrap();
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() } as u32;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(192)).unwrap();
+    f.write_all(&tid.to_ne_bytes()).unwrap();
+    drop(f);
+    let start = Instant::now();
+    let r = s.lock();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(r.is_err());
+    drop(r);
+    s.update(|v| v.count = 1);
+    assert_eq!(s.snapshot().count, 1);
+}
