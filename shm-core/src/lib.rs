@@ -67,10 +67,12 @@
 
 mod array;
 mod atomic;
+mod bulk;
 mod descriptor;
 mod error;
 mod guard;
 mod header;
+pub mod inspect;
 mod journal;
 mod layout;
 mod lock;
@@ -84,6 +86,7 @@ mod type_code;
 
 pub use array::Array;
 pub use atomic::{AtomicBool, AtomicChar, AtomicF32, AtomicF64};
+pub use bulk::BulkCopy;
 pub use descriptor::{Descriptor, DescriptorField, DescriptorKind, ParseError};
 pub use error::{Error, Result};
 pub use guard::Guard;

@@ -39,7 +39,7 @@ pub(crate) struct Segment {
     map: Shmem,
     fd: OwnedFd,
     payload: NonNull<u8>,
-    /// Payload length in bytes, and the undo journal of as many bytes.
+    /// Payload length in bytes; the journal holds two copies of as many bytes.
     payload_len: usize,
     journal: NonNull<u8>,
     count: usize,
@@ -64,7 +64,7 @@ impl Sizes {
         let journal_offset = payload_offset
             .checked_add(payload_len)?
             .checked_next_multiple_of(layout.align.max(header::PAYLOAD_ALIGN))?;
-        let total = journal_offset.checked_add(payload_len)?;
+        let total = journal_offset.checked_add(payload_len.checked_mul(2)?)?;
         (total <= i64::MAX as usize).then_some(Sizes {
             payload_offset,
             payload_len,
@@ -620,7 +620,10 @@ impl Segment {
             || payload_offset
                 .checked_add(payload_len)
                 .is_none_or(|end| end > journal_offset)
-            || journal_offset.checked_add(payload_len) != Some(size)
+            || payload_len
+                .checked_mul(2)
+                .and_then(|j| journal_offset.checked_add(j))
+                != Some(size)
         {
             return Err(self.corrupt(format!(
                 "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), journal at {journal_offset}, object {size} bytes"
@@ -658,9 +661,9 @@ impl Segment {
                 "its payload ({payload_offset}) or journal ({journal_offset}) offset is not aligned to {align}"
             )));
         }
-        // SAFETY: the header check above proved `payload_offset < journal_offset <= size` (or
-        // an empty payload at `journal_offset == size`), `size` being the mapping's length: both
-        // pointers are in bounds or one past the end.
+        // SAFETY: the header check above proved `payload_offset + payload_len <= journal_offset`
+        // and `journal_offset + 2 * payload_len == size`, the mapping's length: both pointers are
+        // in bounds or one past the end.
         let (payload, journal) = unsafe {
             let base = self.map.as_ptr();
             (
@@ -718,12 +721,13 @@ impl Segment {
         self.payload
     }
 
-    /// Payload length in bytes (the journal has as many).
+    /// Payload length in bytes (each journal copy has as many).
     pub(crate) fn payload_len(&self) -> usize {
         self.payload_len
     }
 
-    /// The undo journal: `payload_len()` bytes laid out like the payload.
+    /// The undo journal: two copies of `payload_len()` bytes, each laid out like the payload (the
+    /// old values, then the new).
     pub(crate) fn journal(&self) -> NonNull<u8> {
         self.journal
     }

@@ -51,8 +51,8 @@ pub(crate) fn held_by_this_thread(seg: &Segment) -> bool {
     HELD.with(|held| held.borrow().contains(&k))
 }
 
-/// Ends a write: undoes the stores and poisons the lock if the closure panicked, clears the
-/// journal, and makes the counter even.
+/// Ends a write: clears the journal and makes the counter even; if the write panicked, undoes it
+/// first and poisons the lock.
 struct EndWrite<'a> {
     seg: &'a Segment,
     odd: u64,
@@ -73,20 +73,40 @@ impl Drop for EndWrite<'_> {
     }
 }
 
-/// Runs `write`, which may store into payload bytes `range`, as a seqlock write. The caller holds
-/// the segment's lock (so a dead writer's leftovers were already undone by `recover`).
-pub(crate) fn write<R>(seg: &Segment, range: Range<usize>, write: impl FnOnce() -> R) -> R {
+/// A seqlock write of payload bytes `range`: `journal` writes the old and new values into the
+/// journal's copies, then `store` stores the new values. The caller holds the segment's lock (so
+/// a dead writer's leftovers were already undone by `recover`).
+pub(crate) fn write(
+    seg: &Segment,
+    range: Range<usize>,
+    journal: impl FnOnce(&journal::Copies),
+    store: impl FnOnce(),
+) {
     let h = seg.header();
     let odd = h.seq.load(Ordering::Relaxed) | 1;
     h.seq.store(odd, Ordering::Relaxed);
-    journal::begin(seg, range);
-    // Orders the odd counter and the journal before every store in `write`: a reader that sees
+    let end = EndWrite { seg, odd };
+    journal::begin(seg, range, journal);
+    // Orders the odd counter and the journal before every store in `store`: a reader that sees
     // any of them sees an odd or newer counter on its second read, and a process killed among
     // them leaves a journal that covers them.
     fence(Ordering::Release);
-    let end = EndWrite { seg, odd };
-    let r = write();
+    store();
     drop(end);
+}
+
+/// Runs `f` (an update's closure, under the lock); if it panics, the lock is poisoned, as std's
+/// `Mutex` is by a panic.
+pub(crate) fn poison_on_panic<R>(seg: &Segment, f: impl FnOnce() -> R) -> R {
+    struct Poison<'a>(&'a Segment);
+    impl Drop for Poison<'_> {
+        fn drop(&mut self) {
+            lock::poison(self.0.header());
+        }
+    }
+    let armed = Poison(seg);
+    let r = f();
+    std::mem::forget(armed);
     r
 }
 

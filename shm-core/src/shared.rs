@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::guard::{self, Guard};
 use crate::segment::{Segment, Spec};
 use crate::seqlock;
+use crate::shared_layout::duplicate;
 use crate::{Options, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
@@ -219,14 +220,19 @@ impl<T: SharedLayout> Shared<T> {
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let twin: &T::Atomic = &guard;
-        let bytes = 0..core::mem::size_of::<T::Atomic>();
-        seqlock::write(guard.segment(), bytes, || {
-            let old = T::load(twin, Relaxed);
-            let mut new = T::load(twin, Relaxed);
-            let r = f(&mut new);
-            T::store_changed(twin, &old, &new, Relaxed);
-            r
-        })
+        // One load: a second one could see other fields changed by field atomics meanwhile,
+        // and `update` would then write those values back over later changes.
+        let old = T::load(twin, Relaxed);
+        let mut new = duplicate(&old);
+        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
+        let old = core::slice::from_ref(&old);
+        seqlock::write(
+            guard.segment(),
+            0..core::mem::size_of::<T::Atomic>(),
+            |copies| copies.record(old, core::slice::from_ref(&new)),
+            || T::store_changed(twin, &old[0], &new, Relaxed),
+        );
+        r
     }
 
     /// Takes the segment's lock (Python's `get_lock()`), blocking until it is free.

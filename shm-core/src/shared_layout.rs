@@ -61,6 +61,14 @@ pub unsafe trait SharedLayout: Sized + 'static {
     }
 }
 
+/// A field-by-field copy of `value`, made through a twin on the stack: `SharedLayout` types need
+/// not be `Clone`, and `update` needs two equal values (the old one, and the one `f` changes).
+pub(crate) fn duplicate<T: SharedLayout>(value: &T) -> T {
+    let twin = crate::__private::zeroed_twin::<T>();
+    T::store(&twin, value, Ordering::Relaxed);
+    T::load(&twin, Ordering::Relaxed)
+}
+
 mod sealed {
     pub trait Sealed {}
 }

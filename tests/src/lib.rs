@@ -169,6 +169,14 @@ pub mod types {
         pub inner: Inner,
     }
 
+    /// One round of the create race: a token the creator writes, and who joined.
+    #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+    #[repr(C)]
+    pub struct Round {
+        pub token: u64,
+        pub joined: u64,
+    }
+
     /// A per-worker slot padded to a cache line.
     #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
     #[repr(C, align(64))]
@@ -178,3 +186,5 @@ pub mod types {
         pub last: u32,
     }
 }
+
+pub mod chaos;

@@ -92,3 +92,33 @@ fn a_panicking_update_changes_nothing_and_poisons_the_lock_once() {
     assert!(s.lock().is_err(), "the panic was not reported");
     assert!(s.lock().is_ok());
 }
+
+#[test]
+fn updates_never_undo_concurrent_fetch_adds_on_other_fields() {
+    let name = TestName::new("racefields");
+    let s = Shared::<Balance>::create(&name, Balance::default()).unwrap();
+    const N: u64 = 200_000;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..N {
+                s.updates.fetch_add(1, Relaxed);
+            }
+        });
+        for _ in 0..N / 10 {
+            s.update(|v| {
+                v.a += 1;
+                v.b -= 1;
+                v.c = v.a;
+            });
+        }
+    });
+    let v = s.snapshot();
+    assert_eq!(
+        v.updates, N,
+        "an update wrote back a stale value of a field it did not change"
+    );
+    assert_eq!(
+        (v.a, v.b, v.c),
+        (N as i64 / 10, -(N as i64) / 10, N as i64 / 10)
+    );
+}

@@ -194,7 +194,7 @@ fn mutated_struct_segments_open_or_fail_cleanly() {
     let o = run(&valid, 0x5EED_0001, |name| {
         let r = Shared::<Everything>::open_with(name, &no_wait());
         let seq_even = fs::read(format!("/dev/shm/{name}"))
-            .map(|b| b.len() >= 136 && get(&b, 128, 8) % 2 == 0)
+            .map(|b| b.len() >= 136 && get(&b, 128, 8).is_multiple_of(2))
             .unwrap_or(false);
         // After a valid open the value is usable in bounded time: the lock with a timeout, and
         // a snapshot when the bytes record no write in progress (a live peer that keeps a write

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use shm_core::{Array, Options, Shared, Value};
-use tests::types::{Balance, Everything, Slot};
+use tests::types::{Balance, Everything, Round, Slot};
 
 fn num(s: &str) -> u64 {
     s.parse()
@@ -203,6 +203,55 @@ fn main() {
             // And one shared slot that everyone updates consistently.
             if let Some(shared) = a.len().checked_sub(1) {
                 a.update_range(shared..=shared, |s| s[0].count += 1);
+            }
+        }
+        // `rounds` rounds of: all racers meet; all open_or_create NAME; check it was initialised;
+        // the creator counts itself in owners[round]; all meet; the creator removes NAME.
+        ["race", name, control, rounds, racers] => {
+            let (rounds, racers) = (num(rounds) as usize, num(racers));
+            let arrived = ok(Value::<u64>::open(&format!("{control}-arrived")));
+            let owners = ok(Array::<u64>::open(&format!("{control}-owners")));
+            let mut meetings = 0u64;
+            let mut meet = || {
+                meetings += 1;
+                arrived.fetch_add(1, Relaxed);
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                while arrived.load(Relaxed) < meetings * racers {
+                    if std::time::Instant::now() > deadline {
+                        fail("another racer never arrived");
+                    }
+                    std::thread::yield_now();
+                }
+            };
+            let opts = Options::new().keep(true).wait(Duration::from_secs(10));
+            for round in 0..rounds {
+                meet();
+                let want = Round {
+                    token: 0xC0FFEE ^ round as u64,
+                    joined: 0,
+                };
+                let seg = ok(Shared::<Round>::open_or_create_with(name, want, &opts));
+                let seen = seg.token.load(Relaxed);
+                if seen != want.token {
+                    fail(&format!(
+                        "round {round}: saw token {seen:#x}, not {:#x}",
+                        want.token
+                    ));
+                }
+                seg.joined.fetch_add(1, Relaxed);
+                if seg.is_owner() {
+                    owners[round].fetch_add(1, Relaxed);
+                }
+                meet();
+                if seg.is_owner() {
+                    let joined = seg.joined.load(Relaxed);
+                    if joined != racers {
+                        fail(&format!(
+                            "round {round}: {joined} of {racers} racers joined"
+                        ));
+                    }
+                    ok(shm_core::remove(name));
+                }
             }
         }
         _ => fail(&format!("unknown role {args:?}")),
