@@ -30,6 +30,59 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+fn variant(e: &shm_core::Error) -> &'static str {
+    use shm_core::Error as E;
+    match e {
+        E::InvalidName { .. } => "InvalidName",
+        E::AlreadyExists { .. } => "AlreadyExists",
+        E::NotFound { .. } => "NotFound",
+        E::PermissionDenied { .. } => "PermissionDenied",
+        E::LayoutMismatch { .. } => "LayoutMismatch",
+        E::Corrupt { .. } => "Corrupt",
+        E::NoSpace { .. } => "NoSpace",
+        E::CreatorDied { .. } => "CreatorDied",
+        E::Timeout { .. } => "Timeout",
+        _ => "Other",
+    }
+}
+
+/// In a 1 MiB /dev/shm: a segment too large is `NoSpace` and leaves nothing; one that fits can
+/// be written in full without SIGBUS; the next that does not fit is `NoSpace` too.
+fn full_dev_shm(name: &str) {
+    let leftovers = || {
+        std::fs::read_dir("/dev/shm")
+            .map(|d| d.count())
+            .unwrap_or(usize::MAX)
+    };
+    if leftovers() != 0 {
+        fail("/dev/shm is not the fresh private tmpfs");
+    }
+    match Array::<u8>::create_zeroed(name, 2 << 20) {
+        Err(e @ shm_core::Error::NoSpace { .. }) => say(&format!("too-large {}", e)),
+        Err(e) => fail(&format!("2 MiB segment: expected NoSpace, got {e}")),
+        Ok(_) => fail("a 2 MiB segment was created in a 1 MiB /dev/shm"),
+    }
+    if leftovers() != 0 {
+        fail("the failed create left an object behind");
+    }
+    let fits = ok(Array::<u64>::create_zeroed(name, 40 << 10));
+    for (i, x) in fits.iter().enumerate() {
+        x.store(i as u64, Relaxed);
+    }
+    fits.update(|all| all.iter_mut().for_each(|x| *x += 1));
+    let sum: u64 = fits.snapshot().iter().sum();
+    say(&format!("written {sum}"));
+    match Array::<u64>::create_zeroed(&format!("{name}-2"), 40 << 10) {
+        Err(shm_core::Error::NoSpace { .. }) => say("second NoSpace"),
+        Err(e) => fail(&format!("second segment: expected NoSpace, got {e}")),
+        Ok(_) => say("second fits"),
+    }
+    drop(fits);
+    if leftovers() != 0 {
+        fail("segments left behind");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -254,6 +307,17 @@ fn main() {
                 }
             }
         }
+        // Try to open NAME accepting MODE (octal) and say what happened: `ok VALUE` or the error
+        // variant.
+        ["try-open", name, mode] => {
+            let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
+            match Value::<i32>::open_with(name, &Options::new().mode(mode)) {
+                Ok(v) => say(&format!("ok {}", v.load(Relaxed))),
+                Err(e) => say(&format!("err {}", variant(&e))),
+            }
+        }
+        // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
+        ["full-dev-shm", name] => full_dev_shm(name),
         _ => fail(&format!("unknown role {args:?}")),
     }
 }
