@@ -11,7 +11,6 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::guard::{self, Guard};
-use crate::journal;
 use crate::segment::{Segment, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
@@ -322,11 +321,37 @@ impl<T: BulkCopy> Array<T> {
             bytes,
             |copies| {
                 let (old, new) = copies.twins::<T>(twins.len());
-                journal::copy_twins::<T>(twins, old);
+                bulk::copy::<T>(twins, old);
                 bulk::store(values, new);
             },
             || bulk::store(values, twins),
         );
+    }
+
+    /// Stores `values` into the elements `start..start + values.len()` with relaxed atomic
+    /// stores, at close to `memcpy` speed: what storing each element with its own atomics does
+    /// (`copy_from_slice` onto the atomics), not one update. It takes no lock and never waits; a
+    /// concurrent [`snapshot`](Self::snapshot) may see some of the new elements and not others,
+    /// and a concurrent [`update`](Self::update) may overwrite some of them. For one consistent
+    /// write, use [`write_from`](Self::write_from), which costs three times the memory traffic
+    /// (it journals the old and the new values first, so that a writer killed half-way is rolled
+    /// back).
+    ///
+    /// ```
+    /// use shm_core::Array;
+    ///
+    /// # let name = format!("doc-store-from-{}", std::process::id());
+    /// let a = Array::<u16>::create_zeroed(&name, 4)?;
+    /// a.store_from(1, &[7, 8, 9]);
+    /// assert_eq!(a.snapshot(), [0, 7, 8, 9]);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `start + values.len()` is past the end, as slice indexing does.
+    pub fn store_from(&self, start: usize, values: &[T]) {
+        let twins = &self.atomics()[self.bulk_range(start, values.len())];
+        bulk::store(values, twins);
     }
 }
 

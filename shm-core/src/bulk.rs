@@ -9,8 +9,9 @@
 //! loop, at four times its width. Elsewhere (other architectures, no AVX, Miri) it is that loop.
 //!
 //! [`Array::read_into`](crate::Array::read_into) wraps the copy in a seqlock read and
-//! [`Array::write_from`](crate::Array::write_from) in the lock and a seqlock write, so a bulk copy
-//! is as consistent as `snapshot` and `update`.
+//! [`Array::write_from`](crate::Array::write_from) in the lock and a seqlock write (whose journal
+//! copies use the same path), so a bulk copy is as consistent as `snapshot` and `update`;
+//! [`Array::store_from`](crate::Array::store_from) is the plain copy, element-wise atomic.
 
 use core::mem::{align_of, size_of};
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -136,7 +137,11 @@ const fn checked_shape<T: BulkCopy>() -> Shape {
 /// # Panics
 /// If the lengths differ.
 pub(crate) fn load<T: BulkCopy>(src: &[T::Atomic], dst: &mut [T]) {
-    assert_eq!(src.len(), dst.len(), "bulk copy between slices of different lengths");
+    assert_eq!(
+        src.len(),
+        dst.len(),
+        "bulk copy between slices of different lengths"
+    );
     match const { checked_shape::<T>() } {
         Shape::Uniform(unit) if fast::available() => {
             let len = size_of_val(dst);
@@ -162,20 +167,60 @@ pub(crate) fn load<T: BulkCopy>(src: &[T::Atomic], dst: &mut [T]) {
 /// # Panics
 /// If the lengths differ.
 pub(crate) fn store<T: BulkCopy>(src: &[T], dst: &[T::Atomic]) {
-    assert_eq!(src.len(), dst.len(), "bulk copy between slices of different lengths");
+    assert_eq!(
+        src.len(),
+        dst.len(),
+        "bulk copy between slices of different lengths"
+    );
     match const { checked_shape::<T>() } {
         Shape::Uniform(unit) if fast::available() => {
             let len = size_of_val(src);
             // SAFETY: as in `load`, with the roles swapped: `dst` is the shared slice of twins
             // (atomics, so writing through a pointer derived from `&` is allowed: every byte of
             // it is inside an `UnsafeCell`), `src` an ordinary slice we only read.
-            unsafe { fast::store(src.as_ptr().cast(), dst.as_ptr().cast_mut().cast(), len, unit) }
+            unsafe {
+                fast::store(
+                    src.as_ptr().cast(),
+                    dst.as_ptr().cast_mut().cast(),
+                    len,
+                    unit,
+                )
+            }
         }
         _ => {
             for (s, d) in src.iter().zip(dst) {
                 T::store(d, s, Relaxed);
             }
         }
+    }
+}
+
+/// Copies the twins `from` into the twins `to` (both in a segment, not overlapping: the payload
+/// into an update's journal), as relaxed atomic loads and stores of every primitive.
+///
+/// # Panics
+/// If the lengths differ.
+pub(crate) fn copy<T: BulkCopy>(from: &[T::Atomic], to: &[T::Atomic]) {
+    assert_eq!(
+        from.len(),
+        to.len(),
+        "bulk copy between slices of different lengths"
+    );
+    let (src, dst) = (
+        from.as_ptr().cast::<u8>(),
+        to.as_ptr().cast::<u8>().cast_mut(),
+    );
+    match const { checked_shape::<T>() } {
+        // Both sides are atomic, so both need 16-byte alignment at the same places.
+        Shape::Uniform(unit) if fast::available() && (src as usize ^ dst as usize) & 15 == 0 => {
+            let len = size_of_val(from);
+            // SAFETY: both are live slices of `len` bytes of twins, which only atomics access;
+            // `to`'s bytes are atomics, so writing through a pointer derived from `&` is
+            // allowed; both start `unit`-aligned (as in `load`), at the same offset modulo 16;
+            // `len` is a multiple of `unit`; the processor has AVX.
+            unsafe { fast::copy(src, dst, len, unit) }
+        }
+        _ => crate::journal::copy_twins::<T>(from, to),
     }
 }
 
@@ -236,6 +281,34 @@ unsafe fn store_units(private: *const u8, shared: *mut u8, len: usize, unit: usi
     }
 }
 
+/// Relaxed atomic loads of the `unit`-wide primitives in `from[..len]`, stored with relaxed
+/// atomic stores into `to`.
+///
+/// # Safety
+/// Both are valid for `len` bytes, hold only atomics `unit` bytes wide, are `unit`-aligned and
+/// do not overlap; `len` is a multiple of `unit`, which is 1, 2, 4 or 8.
+unsafe fn copy_units(from: *const u8, to: *mut u8, len: usize, unit: usize) {
+    macro_rules! each {
+        ($atomic:ty) => {{
+            let mut i = 0;
+            while i < len {
+                // SAFETY: as in `load_units`, with both sides atomics of this width.
+                unsafe {
+                    let v = <$atomic>::from_ptr(from.add(i).cast_mut().cast()).load(Relaxed);
+                    <$atomic>::from_ptr(to.add(i).cast()).store(v, Relaxed);
+                }
+                i += unit;
+            }
+        }};
+    }
+    match unit {
+        1 => each!(AtomicU8),
+        2 => each!(AtomicU16),
+        4 => each!(AtomicU32),
+        _ => each!(AtomicU64),
+    }
+}
+
 /// Bytes from `addr` to the next multiple of 16 (0 if it is one), at most `len`.
 fn head_len(addr: *const u8, len: usize) -> usize {
     ((16 - (addr as usize & 15)) & 15).min(len)
@@ -245,13 +318,18 @@ fn head_len(addr: *const u8, len: usize) -> usize {
 mod fast {
     use core::arch::asm;
 
-    use super::{head_len, load_units, store_units};
+    use super::{copy_units, head_len, load_units, store_units};
 
     /// Whether the processor guarantees that aligned 16-byte SSE loads and stores are atomic.
     #[inline]
     pub(super) fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx")
     }
+
+    /// Copies out of a segment at least this long bypass the caches for their destination (as
+    /// `memcpy` implementations do above a threshold of their own): such a copy does not stay
+    /// in the L2 cache anyway, and a cached store must first read each line it overwrites.
+    const STREAMING: usize = 4 << 20;
 
     /// [`super::load_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
     ///
@@ -262,10 +340,16 @@ mod fast {
         let body = (len - head) & !15;
         // SAFETY: `head` and the tail are multiples of `unit`: `shared` is `unit`-aligned and
         // `unit` divides 16, so the next multiple of 16 is a multiple of `unit` away, and so is
-        // `len`. Each piece is inside the caller's ranges.
+        // `len`. Each piece is inside the caller's ranges. `shared + head` is 16-aligned, and
+        // the streaming loop is used only where `private + head` is too (checked).
         unsafe {
             load_units(shared, private, head, unit);
-            load16(shared.add(head), private.add(head), body / 16);
+            let (src, dst) = (shared.add(head), private.add(head));
+            if body >= STREAMING && dst as usize % 16 == 0 {
+                load16_streaming(src, dst, body / 16);
+            } else {
+                load16(src, dst, body / 16);
+            }
             let done = head + body;
             load_units(shared.add(done), private.add(done), len - done, unit);
         }
@@ -287,7 +371,23 @@ mod fast {
         }
     }
 
-    // Why this is sound, for both functions below.
+    /// [`super::copy_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
+    ///
+    /// # Safety
+    /// The contract of `copy_units`; `from` and `to` are equal modulo 16; the processor has AVX.
+    pub(super) unsafe fn copy(from: *const u8, to: *mut u8, len: usize, unit: usize) {
+        let head = head_len(from, len);
+        let body = (len - head) & !15;
+        // SAFETY: as in `load`; `to + head` is 16-aligned too, being equal to `from` modulo 16.
+        unsafe {
+            copy_units(from, to, head, unit);
+            copy16(from.add(head), to.add(head), body / 16);
+            let done = head + body;
+            copy_units(from.add(done), to.add(done), len - done, unit);
+        }
+    }
+
+    // Why the loops below are sound.
     //
     // Rust's memory model has no vector instructions; what counts is what an `asm!` block does
     // to the abstract machine. The block is opaque: without `nomem` or `readonly` the compiler
@@ -313,112 +413,119 @@ mod fast {
     // shared memory, so no data race. Relaxed accesses need no order among themselves; the
     // seqlock's fences around the copy order it against the sequence counter.
     //
-    // The private side (`movdqu`, any alignment) is memory the caller holds `&mut` (loads) or
-    // `&` (stores) to, which no other thread touches meanwhile: plain accesses, no race.
+    // Shared memory is only ever accessed with `movdqa`. The private side (`movdqu`, any
+    // alignment; or `movntdq`) is memory the caller holds `&mut` (loads) or `&` (stores) to,
+    // which no other thread touches meanwhile: plain accesses, no race. `movntdq` stores are
+    // weakly ordered; the `sfence` after them orders them before every later store of this
+    // thread (such as the release that hands the buffer to another thread), so they act as the
+    // ordinary stores they stand for.
     //
     // `rep movsb` would be faster to write but cannot be argued this way: fast-string
     // operations document no atomicity for any piece they move and may store out of order.
 
-    /// Copies `chunks` 16-byte pieces from `shared` (16-aligned) to `private`.
-    ///
-    /// # Safety
-    /// `shared` is 16-byte aligned, valid for reads of `16 * chunks` bytes and holds only
-    /// naturally aligned atomics; `private` is valid for writes of as many bytes and does not
-    /// overlap it; the processor has AVX.
-    unsafe fn load16(shared: *const u8, private: *mut u8, chunks: usize) {
-        // SAFETY: see the comment above these functions; every address the block touches is
-        // `shared + k` or `private + k` for `k < 16 * chunks`, in the caller's ranges, and every
-        // `movdqa` address is 16-aligned (`shared` is, and it advances by 16). The block does
-        // not touch the stack and clobbers only the registers declared.
-        unsafe {
-            asm!(
-                "cmp {n}, 4",
-                "jb 3f",
-                "2:",
-                "movdqa {a}, xmmword ptr [{src}]",
-                "movdqa {b}, xmmword ptr [{src} + 16]",
-                "movdqa {c}, xmmword ptr [{src} + 32]",
-                "movdqa {d}, xmmword ptr [{src} + 48]",
-                "movdqu xmmword ptr [{dst}], {a}",
-                "movdqu xmmword ptr [{dst} + 16], {b}",
-                "movdqu xmmword ptr [{dst} + 32], {c}",
-                "movdqu xmmword ptr [{dst} + 48], {d}",
-                "add {src}, 64",
-                "add {dst}, 64",
-                "sub {n}, 4",
-                "cmp {n}, 4",
-                "jae 2b",
-                "3:",
-                "test {n}, {n}",
-                "jz 5f",
-                "4:",
-                "movdqa {a}, xmmword ptr [{src}]",
-                "movdqu xmmword ptr [{dst}], {a}",
-                "add {src}, 16",
-                "add {dst}, 16",
-                "dec {n}",
-                "jnz 4b",
-                "5:",
-                src = inout(reg) shared => _,
-                dst = inout(reg) private => _,
-                n = inout(reg) chunks => _,
-                a = out(xmm_reg) _,
-                b = out(xmm_reg) _,
-                c = out(xmm_reg) _,
-                d = out(xmm_reg) _,
-                options(nostack),
-            );
-        }
+    /// Defines `unsafe fn $name(src, dst, chunks)`, which copies `chunks` 16-byte pieces from
+    /// `src` to `dst` with the instructions `$load` and `$store`, 64 bytes an iteration, then
+    /// runs `$end`.
+    macro_rules! copy16 {
+        ($(#[$doc:meta])* $name:ident, $load:literal, $store:literal, $end:literal) => {
+            $(#[$doc])*
+            unsafe fn $name(src: *const u8, dst: *mut u8, chunks: usize) {
+                // SAFETY: see the comment above `copy16!`; the caller's contract (below) makes
+                // every address the block touches, `src + k` or `dst + k` for
+                // `k < 16 * chunks`, part of its ranges, and every `movdqa` or `movntdq`
+                // address 16-aligned (the pointer is, and it advances by 16). The block does
+                // not touch the stack and clobbers only the registers declared (and flags).
+                unsafe {
+                    asm!(
+                        "cmp {n}, 4",
+                        "jb 3f",
+                        "2:",
+                        concat!($load, " {a}, xmmword ptr [{src}]"),
+                        concat!($load, " {b}, xmmword ptr [{src} + 16]"),
+                        concat!($load, " {c}, xmmword ptr [{src} + 32]"),
+                        concat!($load, " {d}, xmmword ptr [{src} + 48]"),
+                        concat!($store, " xmmword ptr [{dst}], {a}"),
+                        concat!($store, " xmmword ptr [{dst} + 16], {b}"),
+                        concat!($store, " xmmword ptr [{dst} + 32], {c}"),
+                        concat!($store, " xmmword ptr [{dst} + 48], {d}"),
+                        "add {src}, 64",
+                        "add {dst}, 64",
+                        "sub {n}, 4",
+                        "cmp {n}, 4",
+                        "jae 2b",
+                        "3:",
+                        "test {n}, {n}",
+                        "jz 5f",
+                        "4:",
+                        concat!($load, " {a}, xmmword ptr [{src}]"),
+                        concat!($store, " xmmword ptr [{dst}], {a}"),
+                        "add {src}, 16",
+                        "add {dst}, 16",
+                        "dec {n}",
+                        "jnz 4b",
+                        "5:",
+                        $end,
+                        src = inout(reg) src => _,
+                        dst = inout(reg) dst => _,
+                        n = inout(reg) chunks => _,
+                        a = out(xmm_reg) _,
+                        b = out(xmm_reg) _,
+                        c = out(xmm_reg) _,
+                        d = out(xmm_reg) _,
+                        options(nostack),
+                    );
+                }
+            }
+        };
     }
 
-    /// Copies `chunks` 16-byte pieces from `private` to `shared` (16-aligned).
-    ///
-    /// # Safety
-    /// `shared` is 16-byte aligned, valid for writes of `16 * chunks` bytes and holds only
-    /// naturally aligned atomics; `private` is valid for reads of as many bytes and does not
-    /// overlap it; the processor has AVX.
-    unsafe fn store16(private: *const u8, shared: *mut u8, chunks: usize) {
-        // SAFETY: as in `load16`, with `movdqa` now the (atomic) stores to `shared`.
-        unsafe {
-            asm!(
-                "cmp {n}, 4",
-                "jb 3f",
-                "2:",
-                "movdqu {a}, xmmword ptr [{src}]",
-                "movdqu {b}, xmmword ptr [{src} + 16]",
-                "movdqu {c}, xmmword ptr [{src} + 32]",
-                "movdqu {d}, xmmword ptr [{src} + 48]",
-                "movdqa xmmword ptr [{dst}], {a}",
-                "movdqa xmmword ptr [{dst} + 16], {b}",
-                "movdqa xmmword ptr [{dst} + 32], {c}",
-                "movdqa xmmword ptr [{dst} + 48], {d}",
-                "add {src}, 64",
-                "add {dst}, 64",
-                "sub {n}, 4",
-                "cmp {n}, 4",
-                "jae 2b",
-                "3:",
-                "test {n}, {n}",
-                "jz 5f",
-                "4:",
-                "movdqu {a}, xmmword ptr [{src}]",
-                "movdqa xmmword ptr [{dst}], {a}",
-                "add {src}, 16",
-                "add {dst}, 16",
-                "dec {n}",
-                "jnz 4b",
-                "5:",
-                src = inout(reg) private => _,
-                dst = inout(reg) shared => _,
-                n = inout(reg) chunks => _,
-                a = out(xmm_reg) _,
-                b = out(xmm_reg) _,
-                c = out(xmm_reg) _,
-                d = out(xmm_reg) _,
-                options(nostack),
-            );
-        }
-    }
+    copy16!(
+        /// Shared (`src`, 16-aligned) to private.
+        ///
+        /// # Safety
+        /// `src` is 16-byte aligned, valid for reads of `16 * chunks` bytes and holds only
+        /// naturally aligned atomics; `dst` is valid for writes of as many bytes and does not
+        /// overlap it; the processor has AVX.
+        load16,
+        "movdqa",
+        "movdqu",
+        ""
+    );
+    copy16!(
+        /// Shared to private like `load16`, with non-temporal stores: for copies too large to
+        /// stay in the caches, it saves reading every destination line before overwriting it.
+        ///
+        /// # Safety
+        /// As for `load16`, and `dst` is 16-byte aligned too.
+        load16_streaming,
+        "movdqa",
+        "movntdq",
+        "sfence"
+    );
+    copy16!(
+        /// Private to shared (`dst`, 16-aligned).
+        ///
+        /// # Safety
+        /// `dst` is 16-byte aligned, valid for writes of `16 * chunks` bytes and holds only
+        /// naturally aligned atomics; `src` is valid for reads of as many bytes and does not
+        /// overlap it; the processor has AVX.
+        store16,
+        "movdqu",
+        "movdqa",
+        ""
+    );
+    copy16!(
+        /// Shared to shared, both 16-aligned.
+        ///
+        /// # Safety
+        /// Both are 16-byte aligned, valid for `16 * chunks` bytes (reads from `src`, writes to
+        /// `dst`), hold only naturally aligned atomics, and do not overlap; the processor has
+        /// AVX.
+        copy16,
+        "movdqa",
+        "movdqa",
+        ""
+    );
 }
 
 #[cfg(not(all(target_arch = "x86_64", not(miri))))]
@@ -436,6 +543,15 @@ mod fast {
     pub(super) unsafe fn load(shared: *const u8, private: *mut u8, len: usize, unit: usize) {
         // SAFETY: the caller's contract is `load_units`'s.
         unsafe { super::load_units(shared, private, len, unit) }
+    }
+
+    /// Never called: `available()` is false.
+    ///
+    /// # Safety
+    /// The contract of [`super::copy_units`].
+    pub(super) unsafe fn copy(from: *const u8, to: *mut u8, len: usize, unit: usize) {
+        // SAFETY: the caller's contract is `copy_units`'s.
+        unsafe { super::copy_units(from, to, len, unit) }
     }
 
     /// Never called: `available()` is false.
@@ -506,6 +622,10 @@ mod tests {
                 a.read_into(start, &mut back);
                 assert_eq!(back, values, "{tag}: start {start}, len {len}");
                 assert_eq!(a.snapshot_range(start..start + len), values);
+                a.store_from(start, &zero[..len]);
+                assert!(a.snapshot().iter().all(|v| *v == make(0)));
+                a.store_from(start, &values);
+                assert_eq!(a.snapshot_range(start..start + len), values);
                 // Nothing outside the range was written.
                 let whole = a.snapshot();
                 for (i, v) in whole.iter().enumerate() {
@@ -538,10 +658,34 @@ mod tests {
         });
     }
 
+    /// Large enough for the streaming loop, into a destination that allows it and one that
+    /// does not (8 bytes off a multiple of 16).
+    #[test]
+    fn large_copies_stream_or_not_alike() {
+        const LEN: usize = (5 << 20) / 8;
+        let a = Array::<u64>::create_zeroed(&name("large"), LEN).unwrap();
+        let values: Vec<u64> = (0..LEN as u64).map(|i| i * 0x9E37_79B9).collect();
+        a.write_from(0, &values);
+        let mut out = vec![0u64; LEN + 1];
+        for shift in [0, 1] {
+            out.fill(0);
+            a.read_into(0, &mut out[shift..shift + LEN]);
+            assert!(out[shift..shift + LEN] == values[..], "shift {shift}");
+        }
+        let mut part = vec![0u64; LEN - 3];
+        a.read_into(3, &mut part);
+        assert!(part[..] == values[3..]);
+    }
+
     #[test]
     fn floats_keep_their_bits() {
         let a = Array::<f64>::create_zeroed(&name("nan"), 4).unwrap();
-        let odd = [f64::from_bits(0x7ff8_dead_beef_0001), -0.0, f64::INFINITY, 1e-310];
+        let odd = [
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            -0.0,
+            f64::INFINITY,
+            1e-310,
+        ];
         a.write_from(0, &odd);
         let mut back = [0.0; 4];
         a.read_into(0, &mut back);

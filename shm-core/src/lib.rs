@@ -39,6 +39,326 @@
 //! # Ok::<(), shm_core::Error>(())
 //! ```
 //!
+//! The rest of this page is a tour, in the order a program meets things: declare a type,
+//! create a segment, open it elsewhere, use its fields, change several at once, read it whole,
+//! lock it, arrays, errors, the segment's lifetime, and the `shm` command.
+//!
+//! # Declare
+//!
+//! A type that lives in a segment derives [`SharedLayout`]. It must be `#[repr(C)]` (so every
+//! process agrees on where each field is), and each field must itself be shareable: a primitive
+//! `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool char`, an array `[T; N]` of shareable `T` (to any
+//! depth), or another derived struct. The derive writes the *atomic twin* — `AtomicStats` for
+//! `Stats`, same fields in the same places, each primitive replaced by its atomic — and proves at
+//! compile time that both have the same size, alignment and field offsets.
+//!
+//! ```
+//! use shm_core::SharedLayout;
+//! use std::sync::atomic::AtomicU64;
+//!
+//! #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+//! #[repr(C)]
+//! pub struct Point {
+//!     pub x: f32,
+//!     pub y: f32,
+//! }
+//!
+//! #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+//! #[repr(C)]
+//! pub struct Track {
+//!     pub points: [Point; 4], // structs nest, in arrays too
+//!     pub seen: u64,
+//!     pub grid: [[u8; 3]; 3], // a 2-D array: Python's Array refuses this
+//! }
+//!
+//! // The segment holds the twin: every field an atomic.
+//! fn seen(t: &AtomicTrack) -> &AtomicU64 {
+//!     &t.seen
+//! }
+//! assert_eq!(<Track as SharedLayout>::LAYOUT.size, std::mem::size_of::<AtomicTrack>());
+//! ```
+//!
+//! What cannot be shared is refused at compile time, with a note on what to write instead:
+//! nothing that points into one process's memory (`String`, `Vec`, `Box`, references), nothing
+//! of platform-dependent width (`usize`), no struct without `#[repr(C)]`.
+//!
+//! ```compile_fail
+//! #[derive(shm_core::SharedLayout)]
+//! #[repr(C)]
+//! struct Job {
+//!     name: String, // error: `String` cannot live in shared memory
+//! }
+//! ```
+//!
+//! # Create
+//!
+//! [`Shared::create`] makes the segment `name` holding an initial value, and fails with
+//! [`Error::AlreadyExists`] if the name is taken: exactly one process creates. [`Options`] set
+//! the access mode (default `0o600`, this user only), whether the segment outlives its creator's
+//! handle, and how long an opener waits for a segment still being created.
+//!
+//! ```
+//! use shm_core::{Options, Shared, SharedLayout};
+//!
+//! #[derive(SharedLayout, Default)]
+//! #[repr(C)]
+//! struct Config {
+//!     verbose: bool,
+//!     level: u8,
+//! }
+//!
+//! # let name = format!("doc-tour-create-{}", std::process::id());
+//! let cfg = Shared::<Config>::create(&name, Config { verbose: true, level: 3 })?;
+//! assert!(cfg.is_owner());
+//! assert!(Shared::<Config>::create(&name, Config::default()).is_err()); // taken
+//!
+//! # let group = format!("doc-tour-create-g-{}", std::process::id());
+//! // Readable and writable by the group too, whatever the umask.
+//! let shared_with_group = Shared::<Config>::create_with(&group, Config::default(), &Options::new().mode(0o660))?;
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # Open
+//!
+//! [`Shared::open`] attaches to an existing segment from any process. Before it trusts a byte it
+//! checks the object (a regular file, this user's, not open to more users than asked, large
+//! enough), the header (magic, format version, ready), and that the layout written in the segment
+//! is the layout of `T`, by a 64-bit fingerprint. On a mismatch, the error names the first field
+//! that differs. [`Shared::open_or_create`] opens, or creates if nobody has: when processes race,
+//! one creates and the others open once it is ready.
+//!
+//! ```
+//! use shm_core::{Error, Shared, SharedLayout};
+//!
+//! mod v1 {
+//!     #[derive(shm_core::SharedLayout, Default)]
+//!     #[repr(C)]
+//!     pub struct Stats {
+//!         pub requests: u64,
+//!     }
+//! }
+//! mod v2 {
+//!     #[derive(shm_core::SharedLayout, Default)]
+//!     #[repr(C)]
+//!     pub struct Stats {
+//!         pub requests: u32, // changed since v1
+//!     }
+//! }
+//!
+//! # let name = format!("doc-tour-open-{}", std::process::id());
+//! let old = Shared::<v1::Stats>::create(&name, v1::Stats::default())?;
+//! let e = Shared::<v2::Stats>::open(&name).unwrap_err();
+//! assert!(matches!(e, Error::LayoutMismatch { .. }));
+//! assert!(e.to_string().contains(
+//!     "field `requests`: segment has u64 at offset 0, this program expects u32 at offset 0"
+//! ));
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # Field operations
+//!
+//! A `Shared<T>` derefs to `T`'s twin, so each field is an atomic with std's API: `load`,
+//! `store`, `swap`, `compare_exchange`, `fetch_add` and the other read-modify-writes. Each is one
+//! atomic step, never blocked by a lock, the fastest way to share a counter. `f32` and `f64`
+//! fields are [`AtomicF32`] and [`AtomicF64`] (`fetch_add`, `fetch_max` ... by a compare-and-swap
+//! loop); `bool` and `char` fields are [`AtomicBool`] and [`AtomicChar`], which read a valid value
+//! whatever bytes another process wrote.
+//!
+//! ```
+//! use shm_core::{Shared, SharedLayout};
+//! use std::sync::atomic::Ordering::Relaxed;
+//!
+//! #[derive(SharedLayout, Default)]
+//! #[repr(C)]
+//! struct Stats {
+//!     requests: u64,
+//!     busy: f64,
+//!     ready: bool,
+//!     hist: [u32; 4],
+//! }
+//!
+//! # let name = format!("doc-tour-fields-{}", std::process::id());
+//! let s = Shared::<Stats>::create(&name, Stats::default())?;
+//! s.requests.fetch_add(1, Relaxed);
+//! s.busy.fetch_add(0.25, Relaxed);
+//! s.ready.store(true, Relaxed);
+//! s.hist[2].fetch_max(9, Relaxed);
+//! assert_eq!(s.hist[2].load(Relaxed), 9);
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! Two field operations are two steps: another process can act between them. `let v =
+//! c.load(); c.store(v + 1)` loses updates (the `lock` example counts how many); use one
+//! `fetch_add`, or `update`.
+//!
+//! # Update
+//!
+//! [`Shared::update`] changes several fields as one: it takes the segment's lock, hands the
+//! closure a copy of the value, and stores what the closure changed as a seqlock write, so a
+//! [`snapshot`](Shared::snapshot) in any process sees all of the change or none of it. Fields the
+//! closure leaves alone are not written, so concurrent `fetch_add`s on them are not lost.
+//!
+//! ```
+//! use shm_core::{Shared, SharedLayout};
+//!
+//! #[derive(SharedLayout, Default, Clone, Copy)]
+//! #[repr(C)]
+//! struct Account {
+//!     balance: i64,
+//!     moves: u64,
+//! }
+//!
+//! # let name = format!("doc-tour-update-{}", std::process::id());
+//! let acct = Shared::<Account>::create(&name, Account { balance: 100, moves: 0 })?;
+//! let left = acct.update(|a| {
+//!     a.balance -= 30;
+//!     a.moves += 1;
+//!     a.balance
+//! });
+//! assert_eq!(left, 70);
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # Snapshot
+//!
+//! [`Shared::snapshot`] returns a consistent copy of the whole value, never half of an
+//! `update`. It never takes the lock and never blocks a writer: it reads every field with relaxed
+//! atomic loads between two reads of the sequence counter, and reads again if an update ran
+//! meanwhile. (A plain memory copy of a segment another process is writing would be undefined
+//! behaviour in Rust; this is what replaces it.) A writer killed mid-update cannot make it wait
+//! forever: the dead writer's stores are undone from a journal, and the lock is marked poisoned.
+//!
+//! ```
+//! # use shm_core::{Shared, SharedLayout};
+//! # #[derive(SharedLayout, Default, Clone, Copy, Debug, PartialEq)]
+//! # #[repr(C)]
+//! # struct Account { balance: i64, moves: u64 }
+//! # let name = format!("doc-tour-snapshot-{}", std::process::id());
+//! # let acct = Shared::<Account>::create(&name, Account { balance: 100, moves: 0 })?;
+//! acct.update(|a| { a.balance -= 30; a.moves += 1 });
+//! let now: Account = acct.snapshot();
+//! assert_eq!(now, Account { balance: 70, moves: 1 });
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # Lock
+//!
+//! [`Shared::lock`] takes the segment's lock — Python's `get_lock()` — and returns a [`Guard`]
+//! that derefs to the twin. The lock is a robust, process-shared mutex in the segment: if its
+//! holder dies (even by SIGKILL), the next locker gets it with `Err(PoisonError)`, which still
+//! carries the guard, and is told that the data may be half-changed. `update` takes the same
+//! lock; field operations do not.
+//!
+//! ```
+//! use shm_core::Value;
+//! use std::sync::atomic::Ordering::Relaxed;
+//! use std::sync::PoisonError;
+//!
+//! # let name = format!("doc-tour-lock-{}", std::process::id());
+//! let counter = Value::<u64>::create(&name, 0)?;
+//! {
+//!     // Python: with counter.get_lock(): counter.value += 1
+//!     let c = counter.lock().unwrap_or_else(PoisonError::into_inner);
+//!     c.store(c.load(Relaxed) + 1, Relaxed);
+//! }
+//! assert_eq!(counter.load(Relaxed), 1);
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # Arrays
+//!
+//! [`Array<T>`] is a run of `T` whose length is chosen when the segment is created, like
+//! Python's `Array`. It derefs to `[T::Atomic]`; [`Array::snapshot`], [`Array::update`] and their
+//! `_range` forms work on all elements or some; the elements may be arrays or structs. A common
+//! shape is a scoreboard: one slot per worker, each aligned to a cache line so that workers do
+//! not slow each other down (see the `scoreboard` example).
+//!
+//! ```
+//! use shm_core::{Array, SharedLayout};
+//! use std::sync::atomic::Ordering::Relaxed;
+//!
+//! #[derive(SharedLayout, Default, Clone, Copy, Debug)]
+//! #[repr(C, align(64))]
+//! struct Slot {
+//!     jobs: u64,
+//!     failed: u64,
+//! }
+//!
+//! # let name = format!("doc-tour-array-{}", std::process::id());
+//! let board = Array::<Slot>::create_zeroed(&name, 4)?; // Python: Array(Slot, 4)
+//! board[2].jobs.fetch_add(1, Relaxed);                 // worker 2, lock-free
+//! board.update_range(3..4, |s| { s[0].jobs += 1; s[0].failed += 1 });
+//! let all: Vec<Slot> = board.snapshot();
+//! assert_eq!(all.iter().map(|s| s.jobs).sum::<u64>(), 2);
+//!
+//! # let m = format!("doc-tour-matrix-{}", std::process::id());
+//! let matrix = shm_core::Array::<[f32; 2]>::create(&m, &[[1.0, 0.0], [0.0, 1.0]])?;
+//! assert_eq!(matrix[1][1].load(Relaxed), 1.0);
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # Errors
+//!
+//! Every failure to create, open or remove is an [`Error`] that names the segment. Match on the
+//! variant to decide what to do: [`Error::AlreadyExists`] and [`Error::NotFound`] for the
+//! name, [`Error::PermissionDenied`] (another user's object, one open to more users than asked,
+//! a symlink planted under the name), [`Error::LayoutMismatch`] (another type),
+//! [`Error::Corrupt`] (not a valid segment: truncated, garbage, a foreign program's object),
+//! [`Error::NoSpace`] (a full `/dev/shm`, reported at create rather than as a later SIGBUS),
+//! [`Error::CreatorDied`], [`Error::Timeout`], [`Error::InvalidName`], [`Error::Io`]. Nothing
+//! another process or the file system does makes this crate panic.
+//!
+//! ```
+//! use shm_core::{Error, Value};
+//!
+//! # let name = format!("doc-tour-errors-{}", std::process::id());
+//! match Value::<u32>::open(&name) {
+//!     Ok(v) => println!("attached: {v:?}"),
+//!     Err(Error::NotFound { .. }) => println!("not created yet"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # Lifecycle
+//!
+//! The handle that created a segment removes it when dropped, unless created with
+//! [`Options::keep`]. A handle that only opened a segment never removes it, however its process
+//! ends — unlike Python, whose resource tracker may destroy a segment that a process merely
+//! attached to (CPython gh-82300). [`remove`] removes a segment by name; processes that have it
+//! mapped keep their mapping.
+//!
+//! A creator killed with SIGKILL never runs its drop, so its segment stays. Its header records
+//! the creator's pid and start time, so such a *stale* segment can be recognised — even after
+//! the pid is reused — and cleaned up: [`inspect::stale`] lists them, and `shm gc` removes them.
+//! [`inspect`] shows the restart pattern for a service that finds its previous run's segment.
+//!
+//! ```
+//! use shm_core::{Options, Value};
+//!
+//! # let name = format!("doc-tour-keep-{}", std::process::id());
+//! let v = Value::<u64>::create_with(&name, 5, &Options::new().keep(true))?;
+//! drop(v); // kept: still there
+//! assert_eq!(Value::<u64>::open(&name)?.load(std::sync::atomic::Ordering::Relaxed), 5);
+//! shm_core::remove(&name)?; // gone
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! # The `shm` command
+//!
+//! Every segment carries the layout of what it holds, so the `shm` command (crate `shm-cli`)
+//! shows any segment's fields and values without the program's source. It is built on
+//! [`inspect`], which a program can use the same way.
+//!
+//! ```text
+//! shm ls [--all] [--json]             segments: type, size, count, creator alive or dead, kept, age
+//! shm inspect NAME [--json]           layout (fields, type codes, offsets) and a consistent snapshot
+//! shm watch NAME [--interval 500ms]   values refreshed in place, with rates of integer fields
+//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock
+//! shm rm NAME...                      remove segments
+//! shm gc [--dry-run]                  remove segments whose creator died without removing them
+//! ```
+//!
 //! # What can be shared
 //!
 //! Types implementing [`SharedLayout`]: the primitives `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool

@@ -161,7 +161,10 @@ mod tests {
     fn display_is_compact_and_floats_look_like_floats() {
         let d = Datum::Struct(vec![
             ("x".into(), Datum::U16(3)),
-            ("y".into(), Datum::Array(vec![Datum::I32(-1), Datum::I32(2)])),
+            (
+                "y".into(),
+                Datum::Array(vec![Datum::I32(-1), Datum::I32(2)]),
+            ),
             ("load".into(), Datum::F64(1.0)),
             ("c".into(), Datum::Char('é')),
             ("ok".into(), Datum::Bool(true)),

@@ -139,9 +139,7 @@ impl SegmentInfo {
 
     /// Time since creation, if the header's time is valid and not in the future.
     pub fn age(&self) -> Option<Duration> {
-        SystemTime::now()
-            .duration_since(self.created_at?)
-            .ok()
+        SystemTime::now().duration_since(self.created_at?).ok()
     }
 }
 
@@ -306,8 +304,7 @@ fn file_type_name(m: &fs::Metadata) -> &'static str {
 /// be read.
 pub fn examine(name: &str) -> Result<ListEntry> {
     validate_name(name)?;
-    let meta = fs::symlink_metadata(path_of(name))
-        .map_err(|e| Error::from_os(name, "lstat", e))?;
+    let meta = fs::symlink_metadata(path_of(name)).map_err(|e| Error::from_os(name, "lstat", e))?;
     let entry = |kind, id| ListEntry {
         name: name.to_owned(),
         kind,

@@ -70,10 +70,7 @@ pub(crate) fn parse(text: &str) -> Result<FieldPath, String> {
                 pos += 1;
             }
             b'.' | b'[' | b']' => {
-                return Err(format!(
-                    "unexpected `{}` at byte {pos}",
-                    bytes[pos] as char
-                ))
+                return Err(format!("unexpected `{}` at byte {pos}", bytes[pos] as char))
             }
             _ if need_name || steps.is_empty() => {
                 let end = text[pos..]
@@ -116,7 +113,10 @@ mod tests {
                 vec![f("slots"), Step::Index(2), f("count")],
             ),
             ("[2].count", vec![Step::Index(2), f("count")]),
-            ("grid[1][2]", vec![f("grid"), Step::Index(1), Step::Index(2)]),
+            (
+                "grid[1][2]",
+                vec![f("grid"), Step::Index(1), Step::Index(2)],
+            ),
             ("pair.0", vec![f("pair"), f("0")]),
             ("[0]", vec![Step::Index(0)]),
         ] {

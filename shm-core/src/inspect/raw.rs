@@ -357,11 +357,14 @@ impl RawSegment {
             Err(p) => (p.into_inner(), true),
         };
         let old = self.load(code, offset);
+        // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
+        // is undone), and the new value's.
+        let old_bytes = self.raw_bytes(code.size(), offset);
         seqlock::write(
             guard.segment(),
             bytes,
             |copies| {
-                if let (Some(o), Some(n)) = (old.as_ref().and_then(ne_bytes), ne_bytes(&new)) {
+                if let (Some(o), Some(n)) = (old_bytes, ne_bytes(&new)) {
                     copies.record_bytes(&o, &n);
                 }
             },
@@ -595,6 +598,33 @@ impl RawSegment {
             // As the typed atomics read them: any non-zero byte is true, an invalid char U+FFFD.
             TypeCode::Bool => Datum::Bool(u8_()? != 0),
             TypeCode::Char => Datum::Char(char::from_u32(u32_()?).unwrap_or('\u{FFFD}')),
+        })
+    }
+
+    /// The `width` bytes at `offset`, as one relaxed atomic load reads them.
+    fn raw_bytes(&self, width: usize, offset: u64) -> Option<Vec<u8>> {
+        Some(match width {
+            1 => self
+                .cell::<AtomicU8>(offset)?
+                .load(Relaxed)
+                .to_ne_bytes()
+                .to_vec(),
+            2 => self
+                .cell::<AtomicU16>(offset)?
+                .load(Relaxed)
+                .to_ne_bytes()
+                .to_vec(),
+            4 => self
+                .cell::<AtomicU32>(offset)?
+                .load(Relaxed)
+                .to_ne_bytes()
+                .to_vec(),
+            8 => self
+                .cell::<AtomicU64>(offset)?
+                .load(Relaxed)
+                .to_ne_bytes()
+                .to_vec(),
+            _ => return None,
         })
     }
 

@@ -69,13 +69,17 @@ fn int(t: &str, code: TypeCode) -> Result<i128, String> {
     let digits: String = digits.chars().filter(|&c| c != '_').collect();
     // from_str_radix would accept a second sign; the sign was taken above.
     if digits.is_empty() || digits.starts_with(['+', '-']) {
-        return Err(format!("not an integer (a {code} is written like 42 or 0x2a)"));
+        return Err(format!(
+            "not an integer (a {code} is written like 42 or 0x2a)"
+        ));
     }
     let magnitude = match u128::from_str_radix(&digits, radix) {
         Ok(m) => m,
         Err(e) if *e.kind() == IntErrorKind::PosOverflow => return Err(out_of_range()),
         Err(_) => {
-            return Err(format!("not an integer (a {code} is written like 42 or 0x2a)"));
+            return Err(format!(
+                "not an integer (a {code} is written like 42 or 0x2a)"
+            ));
         }
     };
     let value = match i128::try_from(magnitude) {
@@ -145,7 +149,11 @@ mod tests {
             (TypeCode::U64, "-1", "out of range for u64"),
             (TypeCode::U64, "18446744073709551616", "out of range"),
             (TypeCode::I64, "9223372036854775808", "out of range"),
-            (TypeCode::I64, "999999999999999999999999999999999999999999", "out of range"),
+            (
+                TypeCode::I64,
+                "999999999999999999999999999999999999999999",
+                "out of range",
+            ),
             (TypeCode::I32, "1.5", "not an integer"),
             (TypeCode::I32, "abc", "not an integer"),
             (TypeCode::I32, "", "not an integer"),

@@ -1,0 +1,125 @@
+//! `shm`: see, change and clean up the shared-memory segments made with `shm-core`.
+//!
+//! Every segment carries the layout of what it holds, so this command shows any segment's fields
+//! and values without the program's source. Exit status: 0 when all went well, 1 on an error
+//! (one line on stderr, starting with `shm:`), 2 on a usage error.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+mod clean;
+mod json;
+mod ls;
+mod out;
+mod set;
+mod show;
+mod table;
+mod units;
+mod watch;
+
+/// See, change and clean up shm-core shared-memory segments (/dev/shm).
+#[derive(Parser, Debug)]
+#[command(name = "shm", version, propagate_version = true)]
+#[command(
+    after_help = "Field paths name one value: `load`, `hist[3]`, `inner.x`, `[2].count` \
+    (element 2 of an array segment), `.` (a single-value segment)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List segments: type, size, element count, creator and whether it lives, kept, age.
+    Ls {
+        /// Also list objects that are not shm-core segments, or that this user may not open.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON: one object per entry.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a segment's layout (fields, type codes, offsets) and a consistent snapshot of it.
+    Inspect {
+        /// The segment's name, as given to `create` (without `/dev/shm/`).
+        name: String,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many elements of an array segment (0: all).
+        #[arg(long, value_name = "N", default_value_t = show::DEFAULT_LIMIT)]
+        limit: usize,
+    },
+    /// Show a segment's values again and again, with the rate of change of integer fields.
+    Watch {
+        /// The segment's name.
+        name: String,
+        /// Time between refreshes: `500ms`, `2s`, `1.5s`, `1m`.
+        #[arg(long, value_name = "TIME", default_value = "500ms", value_parser = units::parse_interval)]
+        interval: Duration,
+        /// Stop after this many refreshes (default: until Ctrl-C, or the segment is removed).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Show at most this many elements of an array segment (0: all).
+        #[arg(long, value_name = "N", default_value_t = show::DEFAULT_LIMIT)]
+        limit: usize,
+    },
+    /// Write one field, parsed by its type code, under the segment's lock (as `update` does).
+    Set {
+        /// The segment's name.
+        name: String,
+        /// The field: `load`, `hist[3]`, `inner.x`, `[2].count`, or `.` for a single value.
+        field: String,
+        /// The value: `42`, `-1`, `0x2a`, `0.5`, `1e-9`, `inf`, `true`, `x`.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Remove segments. Objects that are not shm-core segments, or are another user's, are
+    /// refused.
+    Rm {
+        /// The segments' names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove stale segments: creator dead (by pid and start time) and not kept, or never
+    /// made ready.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only consider segments whose name starts with this.
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Ls { all, json } => ls::run(all, json),
+        Command::Inspect { name, json, limit } => show::run(&name, json, limit),
+        Command::Watch {
+            name,
+            interval,
+            count,
+            limit,
+        } => watch::run(&name, interval, count, limit),
+        Command::Set { name, field, value } => set::run(&name, &field, &value),
+        Command::Rm { names } => clean::rm(&names),
+        Command::Gc { dry_run, prefix } => clean::gc(dry_run, prefix.as_deref()),
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2, --help and --version with 0.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            out::error(&message);
+            ExitCode::FAILURE
+        }
+    }
+}

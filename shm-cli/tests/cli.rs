@@ -1,0 +1,1218 @@
+//! The `shm` binary, driven as a user drives it, on segments these tests create: every
+//! subcommand, its JSON parsed back, and every refusal (with exit status 1 and one line on stderr,
+//! or 2 for a usage error).
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{chown, symlink, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use shm_core::{Array, Options, Shared, SharedLayout, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Types the tests share with the `shm` command only through the segments' descriptors.
+
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Inner {
+    x: u16,
+    y: [i32; 3],
+}
+
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(C, align(64))]
+struct Slot {
+    count: u64,
+    sum: f64,
+    last: u32,
+}
+
+/// Every type code, a 2-D array, a nested struct and an array of structs.
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Everything {
+    i8_: i8,
+    u8_: u8,
+    i16_: i16,
+    u16_: u16,
+    i32_: i32,
+    u32_: u32,
+    i64_: i64,
+    u64_: u64,
+    f32_: f32,
+    f64_: f64,
+    flag: bool,
+    letter: char,
+    grid: [[u32; 3]; 2],
+    inner: Inner,
+    slots: [Slot; 2],
+}
+
+fn sample() -> Everything {
+    Everything {
+        i8_: -8,
+        u8_: 8,
+        i16_: -16,
+        u16_: 16,
+        i32_: -32,
+        u32_: 32,
+        i64_: -64,
+        u64_: u64::MAX,
+        f32_: 0.25,
+        f64_: 0.7,
+        flag: true,
+        letter: 'é',
+        grid: [[1, 2, 3], [4, 5, 6]],
+        inner: Inner {
+            x: 7,
+            y: [-1, 0, 1],
+        },
+        slots: [
+            Slot {
+                count: 1,
+                sum: 1.5,
+                last: 2,
+            },
+            Slot {
+                count: 3,
+                sum: -0.5,
+                last: 4,
+            },
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A segment name unique to this process and call; whatever is under it in /dev/shm is removed
+/// when it is dropped, whether the test passed or not.
+struct Name(String);
+
+impl Name {
+    fn new(tag: &str) -> Name {
+        Name(prefixed(&prefix(tag)))
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/dev/shm").join(&self.0)
+    }
+
+    fn exists(&self) -> bool {
+        self.path().symlink_metadata().is_ok()
+    }
+}
+
+/// `shmcli-<tag>-<pid>-`: a prefix no other test or process uses.
+fn prefix(tag: &str) -> String {
+    format!("shmcli-{tag}-{}-", std::process::id())
+}
+
+fn prefixed(prefix: &str) -> String {
+    format!("{prefix}{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.path());
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn shm(args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shm");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `shm ARGS`, which must succeed; returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let r = shm(args);
+    assert_eq!(
+        r.code, 0,
+        "shm {args:?} failed\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    r.stdout
+}
+
+/// Runs `shm ARGS`, which must fail with status 1 and one line on stderr; returns that line.
+fn refused(args: &[&str]) -> String {
+    let r = shm(args);
+    assert_eq!(
+        r.code, 1,
+        "shm {args:?} should fail with 1\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    let line = r.stderr.trim_end();
+    assert!(
+        line.starts_with("shm: ") && !line.contains('\n'),
+        "shm {args:?}: not one `shm:` line on stderr: {:?}",
+        r.stderr
+    );
+    line.to_owned()
+}
+
+fn json(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// The `shm ls --all --json` entry for `name`.
+fn ls_entry(name: &str) -> Option<Json> {
+    let all = json(&ok(&["ls", "--all", "--json"]));
+    all.as_array()
+        .expect("ls --json is an array")
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+}
+
+/// Makes an object under `name` in /dev/shm by hand, as another program or a hostile peer would.
+fn plant(name: &Name, bytes: &[u8], mode: u32) {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(name.path())
+        .unwrap();
+    f.write_all(bytes).unwrap();
+    fs::set_permissions(name.path(), fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Whether this process may chown (for another user's segment). Not root: the test fails and
+/// says why, unless `SHM_SKIP_ROOT_TESTS` asks to skip that part on purpose.
+fn can_chown() -> bool {
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
+        "this test makes another user's segment with chown and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip that part on purpose"
+    );
+    eprintln!("another user's segment not tried: not root and SHM_SKIP_ROOT_TESTS is set");
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: this test binary run again with ROLE set and only `child_process_role`
+// selected.
+
+const ROLE: &str = "SHM_CLI_TEST_ROLE";
+const ROLE_NAME: &str = "SHM_CLI_TEST_NAME";
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Not a test of its own: the body of the child processes the other tests start. Without
+/// `SHM_CLI_TEST_ROLE` it does nothing.
+#[test]
+fn child_process_role() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let name = std::env::var(ROLE_NAME).expect("name");
+    match role.as_str() {
+        // Create (not kept) and wait to be killed: the segment outlives its creator.
+        "create-and-hang" => {
+            let _v = Value::<u64>::create(&name, 7).unwrap();
+            say("ready");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        // Create, asking to keep it, and exit normally.
+        "create-kept-and-exit" => {
+            let v = Value::<u64>::create_with(&name, 9, &Options::new().keep(true)).unwrap();
+            drop(v);
+        }
+        // Stop for good while creating, before the segment is ready.
+        "hang-in-init" => {
+            fn hang() {
+                say("initializing");
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            let _ = Value::<u64>::create_with(&name, 1, &Options::new().before_ready(hang));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// A child process playing a role; killed (if still running) and reaped when dropped, so a
+/// failing test leaves no process behind.
+struct Role {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Role {
+    fn spawn(role: &str, name: &str) -> Role {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_role",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(ROLE, role)
+            .env(ROLE_NAME, name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Role { child, lines }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most a minute) for a line of the child's output that ends with `text` (the
+    /// test harness prints the test's name before it on the same line).
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.trim_end().ends_with(text) => return,
+                Ok(_) => {}
+                Err(e) => panic!("child never said {text:?}: {e}"),
+            }
+        }
+    }
+
+    /// SIGKILL, then reap: the creator is gone without running any destructor.
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits (at most a minute) for the child to exit by itself; whether it succeeded.
+    fn finish(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("child did not exit");
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ls
+
+#[test]
+fn ls_lists_our_segments_with_type_size_creator_and_kept() {
+    let (s, a, v) = (Name::new("ls-s"), Name::new("ls-a"), Name::new("ls-v"));
+    let _s = Shared::<Everything>::create(&s, sample()).unwrap();
+    let _a = Array::<Slot>::create_zeroed(&a, 5).unwrap();
+    let _v = Value::<i32>::create_with(&v, 3, &Options::new().keep(true)).unwrap();
+
+    let text = ok(&["ls"]);
+    let line = |n: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(n))
+            .unwrap_or_else(|| panic!("{n} not listed:\n{text}"))
+            .to_owned()
+    };
+    let me = std::process::id().to_string();
+    let ls = line(&s);
+    assert!(ls.contains("Shared<Everything>"), "{ls}");
+    assert!(ls.contains(&format!("{me} alive")), "{ls}");
+    let la = line(&a);
+    assert!(
+        la.contains("Array<Slot>") && la.contains("320 B") && la.contains(" 5 "),
+        "{la}"
+    );
+    let lv = line(&v);
+    assert!(lv.contains("Value<i32>") && lv.contains("yes"), "{lv}");
+    assert!(text.starts_with("NAME"), "{text}");
+
+    // JSON, parsed back.
+    let list = json(&ok(&["ls", "--json"]));
+    let find = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} missing from {list}"))
+    };
+    let es = find(&s);
+    assert_eq!(es["status"], "segment");
+    assert_eq!(es["type"], "Everything");
+    assert_eq!(es["rust_type"], "Shared<Everything>");
+    assert_eq!(es["array"], false);
+    assert_eq!(es["count"], 1);
+    assert_eq!(
+        es["payload_len"],
+        std::mem::size_of::<AtomicEverything>() as u64
+    );
+    assert_eq!(es["creator_pid"], std::process::id());
+    assert_eq!(es["creator_alive"], true);
+    assert_eq!(es["kept"], false);
+    assert_eq!(es["stale"], false);
+    assert_eq!(es["mode"], "0600");
+    assert!(es["age_secs"].as_u64().unwrap() < 600);
+    let ea = find(&a);
+    assert_eq!(
+        (
+            &ea["rust_type"],
+            &ea["count"],
+            &ea["array"],
+            &ea["elem_size"]
+        ),
+        (
+            &Json::from("Array<Slot>"),
+            &Json::from(5),
+            &Json::from(true),
+            &Json::from(64)
+        )
+    );
+    assert_eq!(find(&v)["kept"], true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// inspect
+
+#[test]
+fn inspect_shows_layout_and_values_and_json_round_trips() {
+    let name = Name::new("inspect");
+    let seg = Shared::<Everything>::create(&name, sample()).unwrap();
+
+    let text = ok(&["inspect", &name]);
+    for needle in [
+        format!("segment  {}", &*name),
+        "type     Shared<Everything>".to_owned(),
+        format!("pid {} (alive)", std::process::id()),
+        "removed when its creator drops it".to_owned(),
+        "OFFSET  FIELD".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "missing {needle:?} in\n{text}");
+    }
+    let row = |field: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(field))
+            .unwrap_or_else(|| panic!("no row {field} in\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let off = |f: usize| f.to_string();
+    assert_eq!(
+        row("u64_"),
+        [
+            off(std::mem::offset_of!(AtomicEverything, u64_)),
+            "u64_".into(),
+            "u64".into(),
+            "Q".into(),
+            u64::MAX.to_string()
+        ]
+    );
+    assert_eq!(row("f64_")[4], "0.7");
+    assert_eq!(row("letter")[4], "'é'");
+    assert_eq!(row("flag")[3..], ["?", "true"]);
+    // The 2-D array: its type, the code of its elements, its values.
+    assert!(
+        text.contains("grid    [[u32; 3]; 2]  I     [[1, 2, 3], [4, 5, 6]]"),
+        "{text}"
+    );
+    // A nested struct, its fields indented under it at their absolute offsets.
+    let inner_at = std::mem::offset_of!(AtomicEverything, inner);
+    let y_at = inner_at + std::mem::offset_of!(AtomicInner, y);
+    assert!(
+        text.contains(&format!("\n{inner_at:<6}    x ")),
+        "nested field row not indented:\n{text}"
+    );
+    let y_row: Vec<&str> = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("y"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        y_row,
+        [
+            y_at.to_string().as_str(),
+            "y",
+            "[i32;",
+            "3]",
+            "i",
+            "[-1,",
+            "0,",
+            "1]"
+        ]
+    );
+    // An array of structs: a table of its own, one row per element.
+    assert!(text.contains("slots: [Slot; 2]"), "{text}");
+    assert!(text.contains("#  COUNT  SUM   LAST"), "{text}");
+    assert!(text.contains("1  3      -0.5  4"), "{text}");
+
+    // JSON: the layout and the values, parsed back and compared with the Rust side.
+    let j = json(&ok(&["inspect", &name, "--json"]));
+    assert_eq!(j["name"], *name);
+    assert_eq!(j["rust_type"], "Shared<Everything>");
+    assert_eq!(j["creator_pid"], std::process::id());
+    let layout = &j["layout"];
+    assert_eq!(layout["kind"], "struct");
+    assert_eq!(layout["type"], "Everything");
+    assert_eq!(
+        layout["size"],
+        std::mem::size_of::<AtomicEverything>() as u64
+    );
+    let fields = layout["fields"].as_array().unwrap();
+    let names: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "i8_", "u8_", "i16_", "u16_", "i32_", "u32_", "i64_", "u64_", "f32_", "f64_", "flag",
+            "letter", "grid", "inner", "slots"
+        ]
+    );
+    let codes: Vec<&str> = fields[..12]
+        .iter()
+        .map(|f| f["layout"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["b", "B", "h", "H", "i", "I", "q", "Q", "f", "d", "?", "u"]
+    );
+    assert_eq!(
+        fields[13]["offset"],
+        std::mem::offset_of!(AtomicEverything, inner) as u64
+    );
+    let grid = &fields[12]["layout"];
+    assert_eq!(
+        (
+            &grid["kind"],
+            &grid["len"],
+            &grid["elem"]["len"],
+            &grid["elem"]["elem"]["code"]
+        ),
+        (
+            &Json::from("array"),
+            &Json::from(2),
+            &Json::from(3),
+            &Json::from("I")
+        )
+    );
+    let inner_fields = &fields[13]["layout"]["fields"];
+    assert_eq!(inner_fields[1]["name"], "y");
+    assert_eq!(
+        inner_fields[1]["offset"],
+        std::mem::offset_of!(AtomicInner, y) as u64
+    );
+
+    let v = &j["value"];
+    let s = seg.snapshot();
+    assert_eq!(v["i8_"], s.i8_);
+    assert_eq!(v["u8_"], s.u8_);
+    assert_eq!(v["i16_"], s.i16_);
+    assert_eq!(v["u16_"], s.u16_);
+    assert_eq!(v["i32_"], s.i32_);
+    assert_eq!(v["u32_"], s.u32_);
+    assert_eq!(v["i64_"], s.i64_);
+    assert_eq!(v["u64_"].as_u64(), Some(u64::MAX));
+    assert_eq!(v["f32_"].as_f64(), Some(0.25));
+    assert_eq!(v["f64_"].as_f64(), Some(0.7));
+    assert_eq!(v["flag"], true);
+    assert_eq!(v["letter"], "é");
+    assert_eq!(v["grid"], serde_json::json!([[1, 2, 3], [4, 5, 6]]));
+    assert_eq!(v["inner"], serde_json::json!({"x": 7, "y": [-1, 0, 1]}));
+    assert_eq!(
+        v["slots"],
+        serde_json::json!([
+            {"count": 1, "sum": 1.5, "last": 2},
+            {"count": 3, "sum": -0.5, "last": 4}
+        ])
+    );
+}
+
+#[test]
+fn inspect_an_array_segment_shows_the_element_layout_and_a_table() {
+    let name = Name::new("inspect-arr");
+    let slots: Vec<Slot> = (0..5)
+        .map(|i| Slot {
+            count: i,
+            sum: i as f64 / 2.0,
+            last: 10 * i as u32,
+        })
+        .collect();
+    let _a = Array::<Slot>::create(&name, &slots).unwrap();
+    let text = ok(&["inspect", &name]);
+    assert!(
+        text.contains("type     Array<Slot>: 5 elements of Slot, 64 bytes each"),
+        "{text}"
+    );
+    assert!(
+        text.contains("element layout (64 bytes, align 64)"),
+        "{text}"
+    );
+    assert!(text.contains("  8       sum    f64   d"), "{text}");
+    assert!(text.contains("  #  COUNT  SUM  LAST"), "{text}");
+    assert!(text.contains("  4  4      2.0  40"), "{text}");
+
+    // --limit: the first elements, and how many more there are.
+    let text = ok(&["inspect", &name, "--limit", "2"]);
+    assert!(text.contains("  1  1      0.5  10"), "{text}");
+    assert!(!text.contains("  2  2"), "{text}");
+    assert!(text.contains("... 3 more"), "{text}");
+
+    let j = json(&ok(&["inspect", &name, "--json", "--limit", "3"]));
+    assert_eq!(j["count"], 5);
+    assert_eq!(j["elements_shown"], 3);
+    assert_eq!(
+        j["value"][2],
+        serde_json::json!({"count": 2, "sum": 1.0, "last": 20})
+    );
+    let j = json(&ok(&["inspect", &name, "--json"]));
+    assert_eq!(j["value"].as_array().unwrap().len(), 5);
+
+    // A Value and an Array of primitives.
+    let v = Name::new("inspect-v");
+    let _v = Value::<f32>::create(&v, -2.5).unwrap();
+    let text = ok(&["inspect", &v]);
+    assert!(text.contains("0       .      f32   f     -2.5"), "{text}");
+    assert_eq!(json(&ok(&["inspect", &v, "--json"]))["value"], -2.5);
+    let m = Name::new("inspect-m");
+    let _m = Array::<[i8; 2]>::create(&m, &[[1, -1], [2, -2]]).unwrap();
+    let j = json(&ok(&["inspect", &m, "--json"]));
+    assert_eq!(j["value"], serde_json::json!([[1, -1], [2, -2]]));
+    assert!(ok(&["inspect", &m]).contains("1  [2, -2]"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// set
+
+#[test]
+fn set_writes_every_type_code_and_paths_into_arrays_and_nested_structs() {
+    let name = Name::new("set");
+    let seg = Shared::<Everything>::create(&name, Everything::default()).unwrap();
+    for (field, value) in [
+        ("i8_", "-128"),
+        ("u8_", "255"),
+        ("i16_", "-0x8000"),
+        ("u16_", "65535"),
+        ("i32_", "-2147483648"),
+        ("u32_", "0b101"),
+        ("i64_", "-9223372036854775808"),
+        ("u64_", "18446744073709551615"),
+        ("f32_", "1.5"),
+        ("f64_", "-1e-9"),
+        ("flag", "true"),
+        ("letter", "ß"),
+        ("grid[1][2]", "42"),
+        ("inner.x", "9"),
+        ("inner.y[2]", "-5"),
+        ("slots[1].count", "77"),
+        ("slots[0].sum", "inf"),
+    ] {
+        let out = ok(&["set", &name, field, value]);
+        assert!(out.starts_with(&format!("{}: {field} = ", &*name)), "{out}");
+    }
+    let s = seg.snapshot();
+    assert_eq!(
+        (s.i8_, s.u8_, s.i16_, s.u16_),
+        (i8::MIN, u8::MAX, i16::MIN, u16::MAX)
+    );
+    assert_eq!(
+        (s.i32_, s.u32_, s.i64_, s.u64_),
+        (i32::MIN, 5, i64::MIN, u64::MAX)
+    );
+    assert_eq!((s.f32_, s.f64_, s.flag, s.letter), (1.5, -1e-9, true, 'ß'));
+    assert_eq!(s.grid, [[0, 0, 0], [0, 0, 42]]);
+    assert_eq!(
+        s.inner,
+        Inner {
+            x: 9,
+            y: [0, 0, -5]
+        }
+    );
+    assert_eq!(s.slots[1].count, 77);
+    assert_eq!(s.slots[0].sum, f64::INFINITY);
+    // It reports what was there before.
+    assert_eq!(
+        ok(&["set", &name, "inner.x", "10"]),
+        format!("{}: inner.x = 10 (was 9)\n", &*name)
+    );
+
+    // Paths into an array segment start with the element's index; `.` is a single value.
+    let arr = Name::new("set-arr");
+    let a = Array::<Slot>::create_zeroed(&arr, 3).unwrap();
+    ok(&["set", &arr, "[2].last", "4000000000"]);
+    assert_eq!(a[2].last.load(Relaxed), 4_000_000_000);
+    let v = Name::new("set-v");
+    let val = Value::<i64>::create(&v, 0).unwrap();
+    ok(&["set", &v, ".", "-3"]);
+    assert_eq!(val.load(Relaxed), -3);
+
+    // A write is an update: snapshot() never sees it half-done, and it takes the lock (it waits
+    // while a guard is held).
+    let guard = val.lock().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(["set", &v, ".", "11"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(guard.load(Relaxed), -3, "set wrote while the lock was held");
+    drop(guard);
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(val.load(Relaxed), 11);
+}
+
+#[test]
+fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
+    let name = Name::new("refuse");
+    let seg = Shared::<Everything>::create(&name, sample()).unwrap();
+    let before = seg.snapshot();
+    for (field, value, why) in [
+        // Out of range, for the field's type code.
+        ("u8_", "256", "out of range for u8 (0 to 255)"),
+        ("i8_", "-129", "out of range for i8 (-128 to 127)"),
+        ("u64_", "-1", "out of range for u64"),
+        ("i64_", "9223372036854775808", "out of range for i64"),
+        ("f32_", "1e39", "out of range for f32"),
+        ("f64_", "1e999", "out of range for f64"),
+        // Malformed.
+        ("i32_", "1.5", "not an integer"),
+        ("u16_", "twelve", "not an integer"),
+        ("f64_", "fast", "not a number"),
+        ("flag", "maybe", "`true` or `false`"),
+        ("letter", "ab", "exactly one"),
+        // Unknown fields, indices out of range.
+        (
+            "lod",
+            "1",
+            "`Everything` has no field `lod`; its fields are i8_, u8_",
+        ),
+        ("inner.z", "1", "`Inner` has no field `z`"),
+        (
+            "grid[2][0]",
+            "1",
+            "index 2 is out of range: `grid` is [[u32; 3]; 2], of 2 elements",
+        ),
+        ("inner.y[3]", "1", "index 3 is out of range"),
+        ("f64_.x", "1", "`f64_` is f64, which has no fields"),
+        ("flag[0]", "1", "`flag` is bool, not an array"),
+        // Not one primitive.
+        (
+            "grid",
+            "1",
+            "not a single value: write one of its fields or elements, e.g. `grid[0]`",
+        ),
+        ("inner", "1", "e.g. `inner.x`"),
+        ("slots[1]", "1", "e.g. `slots[1].count`"),
+        (".", "1", "e.g. `i8_`"),
+        // Not a path.
+        ("grid[", "1", "not a field path"),
+        ("a..b", "1", "not a field path"),
+        ("grid[x]", "1", "not a field path"),
+    ] {
+        let line = refused(&["set", &name, field, value]);
+        assert!(line.contains(why), "{field} = {value}: {line}");
+        assert!(line.contains(&*name), "does not name the segment: {line}");
+        assert_eq!(
+            seg.snapshot(),
+            before,
+            "{field} = {value} changed something"
+        );
+    }
+    // An array segment's elements are reached by index first.
+    let arr = Name::new("refuse-arr");
+    let a = Array::<Slot>::create_zeroed(&arr, 2).unwrap();
+    let line = refused(&["set", &arr, "count", "1"]);
+    assert!(
+        line.contains("start with an element's index, e.g. `[0].count`"),
+        "{line}"
+    );
+    let line = refused(&["set", &arr, "[2].count", "1"]);
+    assert!(
+        line.contains("index 2 is out of range: the segment is an array of 2"),
+        "{line}"
+    );
+    assert_eq!(a.snapshot(), vec![Slot::default(); 2]);
+    // No such segment, or not a segment at all.
+    let missing = Name::new("refuse-missing");
+    assert!(refused(&["set", &missing, "x", "1"]).contains("does not exist"));
+    let garbage = Name::new("refuse-garbage");
+    plant(&garbage, &[0xAB; 4096], 0o600);
+    assert!(refused(&["set", &garbage, "x", "1"]).contains("is not a valid segment"));
+    assert_eq!(fs::read(garbage.path()).unwrap(), vec![0xAB; 4096]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// watch
+
+#[test]
+fn watch_prints_a_block_per_refresh_with_rates_and_stops_after_count() {
+    let name = Name::new("watch");
+    let seg = Shared::<Everything>::create(&name, sample()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Relaxed) {
+                seg.u32_.fetch_add(1, Relaxed);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        let start = Instant::now();
+        let out = ok(&["watch", &name, "--interval", "100ms", "--count", "3"]);
+        stop.store(true, Relaxed);
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        // Not a terminal: one block per refresh, each with a heading.
+        let blocks: Vec<&str> = out.split("\n\n").filter(|b| !b.trim().is_empty()).collect();
+        assert_eq!(blocks.len(), 3, "{out}");
+        for (i, block) in blocks.iter().enumerate() {
+            assert!(
+                block.starts_with(&format!("{}  Shared<Everything>", &*name)),
+                "{block}"
+            );
+            assert!(block.contains(&format!("refresh {}/3", i + 1)), "{block}");
+            assert!(block.contains("FIELD"), "{block}");
+            assert!(block.contains("inner.y[2]"), "{block}");
+            assert!(block.contains("slots[1].sum"), "{block}");
+        }
+        // The first block has nothing to compare with; later ones show the integer rates.
+        let rate_of = |block: &str, field: &str| {
+            block
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(field))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .map(str::to_owned)
+        };
+        assert_eq!(rate_of(blocks[0], "u32_"), None);
+        let moving = rate_of(blocks[2], "u32_").expect("a rate for u32_");
+        assert!(
+            moving.starts_with('+') && moving.ends_with("/s"),
+            "{moving}"
+        );
+        assert_eq!(rate_of(blocks[2], "i32_").as_deref(), Some("0/s"));
+        // Floats have no rate.
+        assert_eq!(rate_of(blocks[2], "f64_"), None);
+    });
+}
+
+#[test]
+fn watch_an_array_of_structs_is_a_table_and_ends_when_the_segment_is_removed() {
+    let name = Name::new("watch-arr");
+    let a = Array::<Slot>::create_zeroed(&name, 2).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(["watch", &name, "--interval", "50ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..10 {
+        a[1].count.fetch_add(5, Relaxed);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // The creator's drop removes the segment: the watch says so and stops.
+    drop(a);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("shm: segment `{}` was removed", &*name)
+    );
+    assert!(stdout.contains("#  COUNT"), "{stdout}");
+    assert!(
+        stdout.contains("/s)"),
+        "a rate for the moving count: {stdout}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// rm
+
+#[test]
+fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
+    let (a, b) = (Name::new("rm-a"), Name::new("rm-b"));
+    let _a = Value::<u8>::create(&a, 1).unwrap();
+    drop(Value::<u8>::create_with(&b, 1, &Options::new().keep(true)).unwrap());
+    assert_eq!(
+        ok(&["rm", &a, &b]),
+        format!("removed {}\nremoved {}\n", &*a, &*b)
+    );
+    assert!(!a.exists() && !b.exists());
+
+    // A corrupt segment (our magic, garbage after it) is ours to remove.
+    let corrupt = Name::new("rm-corrupt");
+    let mut bytes = b"SHMCORE\0".to_vec();
+    bytes.resize(4096, 0xEE);
+    plant(&corrupt, &bytes, 0o600);
+    assert_eq!(ok(&["rm", &corrupt]), format!("removed {}\n", &*corrupt));
+
+    // Another program's object is not.
+    let foreign = Name::new("rm-foreign");
+    plant(&foreign, b"some other program's shared memory", 0o600);
+    let line = refused(&["rm", &foreign]);
+    assert!(
+        line.contains("it is not an shm-core segment") && line.contains("rm /dev/shm/"),
+        "{line}"
+    );
+    assert!(foreign.exists());
+
+    // Missing; invalid; and several names, one bad: the others are still removed, one line per
+    // failure, status 1.
+    let missing = Name::new("rm-missing");
+    assert!(refused(&["rm", &missing]).contains("does not exist"));
+    assert!(refused(&["rm", "a/b"]).contains("invalid segment name"));
+    let c = Name::new("rm-c");
+    drop(Value::<u8>::create_with(&c, 1, &Options::new().keep(true)).unwrap());
+    let r = shm(&["rm", &missing, &c, &foreign]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, format!("removed {}\n", &*c));
+    assert_eq!(r.stderr.lines().count(), 2, "{}", r.stderr);
+    assert!(!c.exists() && foreign.exists());
+
+    // Another user's segment.
+    if !can_chown() {
+        return;
+    }
+    let theirs = Name::new("rm-theirs");
+    drop(Value::<u8>::create_with(&theirs, 1, &Options::new().keep(true)).unwrap());
+    chown(theirs.path(), Some(54321), Some(54321)).unwrap();
+    let line = refused(&["rm", &theirs]);
+    assert!(
+        line.contains("not this user's") && line.contains("54321"),
+        "{line}"
+    );
+    assert!(theirs.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stale segments and gc
+
+#[test]
+fn gc_removes_segments_of_dead_creators_and_nothing_else() {
+    let p = prefix("gc");
+    let killed = Name(prefixed(&p));
+    let died_in_init = Name(prefixed(&p));
+    let kept = Name(prefixed(&p));
+    let live = Name(prefixed(&p));
+
+    // A creator killed with SIGKILL: its segment stays, its header names a dead process.
+    let mut c = Role::spawn("create-and-hang", &killed);
+    c.wait_for("ready");
+    c.kill9();
+    // A creator killed while creating: the segment was never made ready.
+    let mut c = Role::spawn("hang-in-init", &died_in_init);
+    c.wait_for("initializing");
+    c.kill9();
+    // A creator that asked to keep its segment, and exited.
+    assert!(Role::spawn("create-kept-and-exit", &kept).finish());
+    // And a live creator: this process.
+    let _live = Value::<u64>::create(&live, 1).unwrap();
+    for n in [&killed, &died_in_init, &kept, &live] {
+        assert!(n.exists(), "{}", &**n);
+    }
+
+    // ls says which is which.
+    let e = ls_entry(&killed).unwrap();
+    assert_eq!(
+        (&e["status"], &e["creator_alive"], &e["kept"], &e["stale"]),
+        (
+            &Json::from("segment"),
+            &Json::from(false),
+            &Json::from(false),
+            &Json::from(true)
+        )
+    );
+    let e = ls_entry(&died_in_init).unwrap();
+    assert_eq!(
+        (&e["status"], &e["stale"]),
+        (&Json::from("broken"), &Json::from(true))
+    );
+    assert!(e["reason"]
+        .as_str()
+        .unwrap()
+        .contains("died before it was ready"));
+    let e = ls_entry(&kept).unwrap();
+    assert_eq!(
+        (&e["creator_alive"], &e["kept"], &e["stale"]),
+        (&Json::from(false), &Json::from(true), &Json::from(false))
+    );
+    assert_eq!(ls_entry(&live).unwrap()["stale"], false);
+    let text = ok(&["ls"]);
+    let line = text.lines().find(|l| l.starts_with(&*killed)).unwrap();
+    assert!(
+        line.contains("dead") && line.contains("stale: `shm gc` removes it"),
+        "{line}"
+    );
+    // inspect says it too.
+    assert!(ok(&["inspect", &killed]).contains("stale: its creator died without removing it"));
+
+    // A dry run names the two stale ones and removes nothing.
+    let out = ok(&["gc", "--dry-run", "--prefix", &p]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with(&format!("would remove {} (creator ", &*killed))
+                && l.ends_with("is dead and did not keep it)")
+        ),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with(&format!("would remove {} (creator ", &*died_in_init))
+                && l.ends_with("died before it was ready)")
+        ),
+        "{out}"
+    );
+    for n in [&killed, &died_in_init, &kept, &live] {
+        assert!(n.exists());
+    }
+    // Without --prefix the dry run lists them too (among whatever else is stale here).
+    let all = ok(&["gc", "--dry-run"]);
+    assert!(
+        all.contains(&*killed) && all.contains(&*died_in_init),
+        "{all}"
+    );
+    assert!(!all.contains(&*kept) && !all.contains(&*live), "{all}");
+
+    // gc removes exactly those.
+    let out = ok(&["gc", "--prefix", &p]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("removed ")).count(),
+        2,
+        "{out}"
+    );
+    assert!(!killed.exists() && !died_in_init.exists());
+    assert!(kept.exists() && live.exists());
+    assert_eq!(ok(&["gc", "--prefix", &p]), "no stale segments\n");
+    // The kept one goes when asked by name.
+    ok(&["rm", &kept]);
+    assert!(!kept.exists());
+}
+
+#[test]
+fn the_library_finds_and_removes_stale_segments_and_spares_a_recycled_name() {
+    use shm_core::inspect;
+    let name = Name::new("stale-lib");
+    let mut c = Role::spawn("create-and-hang", &name);
+    c.wait_for("ready");
+    c.kill9();
+    let stale = inspect::stale()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == *name)
+        .expect("listed as stale");
+    assert!(stale.ready);
+    assert_eq!(stale.creator_pid, c.pid());
+    // The name is removed and made again by a live process before the stale entry is acted on:
+    // the new segment is not touched.
+    shm_core::remove(&name).unwrap();
+    let _new = Value::<u64>::create(&name, 5).unwrap();
+    assert!(!stale.remove().unwrap(), "removed a live segment");
+    assert!(name.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Garbage, other users' objects, hostile layouts
+
+#[test]
+fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
+    let garbage = Name::new("junk");
+    plant(&garbage, &[0x5A; 1000], 0o600);
+    let zeros = Name::new("zeros");
+    plant(&zeros, &[0; 4096], 0o600);
+    let empty = Name::new("empty");
+    plant(&empty, &[], 0o600);
+    let tiny = Name::new("tiny");
+    plant(&tiny, b"SHM", 0o600);
+    let corrupt = Name::new("corrupt");
+    let mut bytes = b"SHMCORE\0".to_vec();
+    bytes.resize(300, 0xFF);
+    plant(&corrupt, &bytes, 0o600);
+    let link = Name::new("link");
+    symlink("/etc/passwd", link.path()).unwrap();
+    let good = Name::new("good");
+    let _good = Value::<u16>::create(&good, 1).unwrap();
+
+    // Without --all: only our segments, the corrupt one flagged.
+    let text = ok(&["ls"]);
+    let listed = |n: &str| text.lines().any(|l| l.starts_with(n));
+    assert!(listed(&good) && listed(&corrupt), "{text}");
+    for n in [&garbage, &zeros, &empty, &tiny, &link] {
+        assert!(!listed(n), "{} listed:\n{text}", &**n);
+    }
+    let line = text.lines().find(|l| l.starts_with(&*corrupt)).unwrap();
+    assert!(line.contains("corrupt:"), "{line}");
+
+    // With --all, each is listed for what it is.
+    for (n, status, why) in [
+        (
+            &garbage,
+            "foreign",
+            "does not start with the shm-core magic bytes",
+        ),
+        (&zeros, "foreign", "first bytes are zero"),
+        (&empty, "foreign", "empty"),
+        (&tiny, "foreign", "does not start with the shm-core magic"),
+        (&link, "foreign", "a symbolic link"),
+        (&corrupt, "broken", "corrupt"),
+    ] {
+        let e = ls_entry(n).unwrap_or_else(|| panic!("{} not in ls --all", &**n));
+        assert_eq!(e["status"], status, "{e}");
+        assert!(e["reason"].as_str().unwrap().contains(why), "{e}");
+    }
+    assert!(ok(&["ls", "--all"]).contains("not an shm-core segment"));
+
+    // inspect refuses each with one line; nothing is changed.
+    assert!(refused(&["inspect", &garbage]).contains("is not a valid segment"));
+    assert!(refused(&["inspect", &corrupt]).contains("is not a valid segment"));
+    assert!(refused(&["inspect", &link]).contains("symbolic link"));
+    assert!(refused(&["watch", &garbage, "--count", "1"]).contains("is not a valid segment"));
+    assert_eq!(fs::read(garbage.path()).unwrap(), vec![0x5A; 1000]);
+
+    // Another user's segment: not listed without --all, denied, never removed.
+    if !can_chown() {
+        return;
+    }
+    let theirs = Name::new("theirs");
+    drop(Value::<u8>::create_with(&theirs, 1, &Options::new().keep(true)).unwrap());
+    chown(theirs.path(), Some(54321), Some(54321)).unwrap();
+    assert!(!ok(&["ls"]).lines().any(|l| l.starts_with(&*theirs)));
+    let e = ls_entry(&theirs).unwrap();
+    assert_eq!(e["status"], "denied");
+    assert!(
+        e["reason"].as_str().unwrap().contains("owned by uid 54321"),
+        "{e}"
+    );
+    assert!(refused(&["inspect", &theirs]).contains("permission denied"));
+    assert!(refused(&["set", &theirs, ".", "2"]).contains("permission denied"));
+    assert!(!ok(&["gc", "--dry-run"]).contains(&*theirs));
+}
+
+#[test]
+fn a_layout_of_huge_arrays_of_nothing_is_refused_at_once() {
+    // 2^18 arrays of zero bytes in a segment with an empty payload: more values than a reader
+    // should ever build from nothing (a hostile descriptor could say 2^60).
+    let name = Name::new("huge");
+    let _v =
+        Shared::<[[[u8; 0]; 1 << 10]; 1 << 8]>::create(&name, [[[]; 1 << 10]; 1 << 8]).unwrap();
+    let start = Instant::now();
+    let line = refused(&["inspect", &name]);
+    assert!(
+        line.contains("more values than its payload can hold"),
+        "{line}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage and errors
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    for args in [
+        &[][..],
+        &["bogus"],
+        &["ls", "--bogus"],
+        &["inspect"],
+        &["set", "x"],
+        &["set", "x", "y"],
+        &["rm"],
+        &["watch", "x", "--interval", "fast"],
+        &["watch", "x", "--interval", "0ms"],
+        &["watch", "x", "--count", "-1"],
+        &["inspect", "x", "--limit", "many"],
+    ] {
+        let r = shm(args);
+        assert_eq!(r.code, 2, "shm {args:?}: {}{}", r.stdout, r.stderr);
+        // A wrong argument is named; no command at all gets the help, on stderr.
+        assert!(
+            r.stderr.starts_with("error:") || r.stderr.contains("Usage: shm <COMMAND>"),
+            "{}",
+            r.stderr
+        );
+    }
+    let help = ok(&["--help"]);
+    for cmd in ["ls", "inspect", "watch", "set", "rm", "gc"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    assert!(ok(&["--version"]).starts_with("shm "));
+    // A value that starts with `-` is a value, not an option.
+    let v = Name::new("neg");
+    let val = Value::<i32>::create(&v, 0).unwrap();
+    ok(&["set", &v, ".", "-7"]);
+    assert_eq!(val.load(Relaxed), -7);
+}
+
+#[test]
+fn errors_exit_1_with_one_line_naming_the_segment() {
+    let missing = Name::new("nope");
+    for args in [
+        vec!["inspect", &missing],
+        vec!["inspect", &missing, "--json"],
+        vec!["watch", &missing, "--count", "1"],
+        vec!["set", &missing, "x", "1"],
+        vec!["rm", &missing],
+    ] {
+        let line = refused(&args);
+        assert_eq!(
+            line,
+            format!("shm: segment `{}` does not exist", &*missing),
+            "{args:?}"
+        );
+    }
+    let line = refused(&["inspect", "a/b"]);
+    assert!(line.contains("invalid segment name \"a/b\""), "{line}");
+    // Another layout is no error for a tool: it reads whatever the descriptor says.
+    let name = Name::new("any");
+    let _v = Value::<char>::create(&name, 'x').unwrap();
+    assert!(ok(&["inspect", &name]).contains("'x'"));
+}
