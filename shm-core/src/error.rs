@@ -86,6 +86,10 @@ pub enum Error {
     },
 }
 
+/// Why an object that is not a plain shared-memory file is refused.
+pub(crate) const NOT_REGULAR: &str =
+    "the object under this name is not a regular shared-memory object";
+
 impl Error {
     /// The name of the segment this error is about.
     pub fn name(&self) -> &str {
@@ -118,6 +122,15 @@ impl Error {
             Some(libc::ELOOP) => Error::PermissionDenied {
                 name,
                 reason: "the name is a symbolic link, not a shared-memory object".to_owned(),
+            },
+            // glibc's shm_open gives EINVAL for a directory under a valid name.
+            Some(libc::EISDIR | libc::ENXIO | libc::ENODEV) => Error::PermissionDenied {
+                name,
+                reason: NOT_REGULAR.to_owned(),
+            },
+            Some(libc::EINVAL) if op == "shm_open" => Error::PermissionDenied {
+                name,
+                reason: NOT_REGULAR.to_owned(),
             },
             Some(libc::ENAMETOOLONG) => Error::InvalidName {
                 name,

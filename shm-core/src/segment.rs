@@ -167,7 +167,7 @@ fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
         })
     };
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return deny("the object under this name is not a regular shared-memory object".into());
+        return deny(crate::error::NOT_REGULAR.into());
     }
     // SAFETY: geteuid cannot fail and takes no arguments.
     let me = unsafe { libc::geteuid() };
@@ -650,6 +650,14 @@ impl Segment {
             return Err(self.corrupt("its lock is not an initialised robust process-shared mutex"));
         }
         let is_array = flags & FLAG_ARRAY != 0;
+        if !is_array && count != 1 {
+            return Err(Error::LayoutMismatch {
+                name: self.name.clone(),
+                detail: format!(
+                    "the segment holds a single {found} but says it has {count} elements"
+                ),
+            });
+        }
         if let Some(spec) = spec {
             self.check_spec(spec, &found, fingerprint, is_array, count)?;
         }

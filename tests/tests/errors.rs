@@ -346,3 +346,15 @@ fn an_empty_object_nobody_finishes_times_out() {
     );
     assert_names_segment(&e, &name);
 }
+
+#[test]
+fn a_directory_under_the_name_is_refused() {
+    let name = TestName::new("dir");
+    fs::create_dir(name.path()).unwrap();
+    let e = Value::<i32>::open(&name).unwrap_err();
+    fs::remove_dir(name.path()).unwrap();
+    let Error::PermissionDenied { reason, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(reason.contains("not a regular"), "{reason}");
+}
