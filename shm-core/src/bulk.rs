@@ -28,8 +28,10 @@ use crate::{Kind, Layout, SharedLayout, TypeCode};
 ///
 /// A derived struct may implement it (`unsafe impl BulkCopy for Rgb {}`) when every field is
 /// `BulkCopy` and the struct has no padding. The copies check this at compile time from the
-/// struct's `LAYOUT` (a `bool` or `char` field, or a gap between fields, fails the build), so for
-/// a derived struct the only promise left to the implementor is the one the derive already keeps.
+/// struct's `LAYOUT` (a `bool` or `char` field, or a gap between fields, fails the build wherever
+/// a copy of the type is used), so for a derived struct the only promise left to the implementor
+/// is the one the derive already keeps. A struct whose numbers differ in width (`u64` next to
+/// `u32`) is copied element by element.
 ///
 /// ```
 /// use shm_core::Array;
