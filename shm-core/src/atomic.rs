@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Ordering for the load that starts a compare-and-swap loop, derived from the ordering asked for
 /// the whole read-modify-write (the failure ordering may not be `Release` or `AcqRel`).
+#[inline]
 fn load_order(order: Ordering) -> Ordering {
     match order {
         Ordering::Release | Ordering::Relaxed => Ordering::Relaxed,
@@ -28,21 +29,25 @@ macro_rules! atomic_float {
 
         impl $name {
             /// A new atomic holding `value`.
+            #[inline]
             pub const fn new(value: $float) -> Self {
                 Self { bits: <$atomic_bits>::new(value.to_bits()) }
             }
 
             /// Loads the value.
+            #[inline]
             pub fn load(&self, order: Ordering) -> $float {
                 <$float>::from_bits(self.bits.load(order))
             }
 
             /// Stores `value`.
+            #[inline]
             pub fn store(&self, value: $float, order: Ordering) {
                 self.bits.store(value.to_bits(), order)
             }
 
             /// Stores `value` and returns the previous value.
+            #[inline]
             pub fn swap(&self, value: $float, order: Ordering) -> $float {
                 <$float>::from_bits(self.bits.swap(value.to_bits(), order))
             }
@@ -50,6 +55,7 @@ macro_rules! atomic_float {
             /// Stores `new` if the value is bit-for-bit `current` (so `0.0` and `-0.0` differ,
             /// and a NaN matches a NaN with the same bits). Returns the previous value: `Ok` if
             /// it was replaced.
+            #[inline]
             pub fn compare_exchange(
                 &self,
                 current: $float,
@@ -65,6 +71,7 @@ macro_rules! atomic_float {
 
             /// Like [`compare_exchange`](Self::compare_exchange) but may fail spuriously; for
             /// use in a loop.
+            #[inline]
             pub fn compare_exchange_weak(
                 &self,
                 current: $float,
@@ -80,6 +87,7 @@ macro_rules! atomic_float {
 
             /// Replaces the value with `f(value)` until no other writer intervened, like std's
             /// `fetch_update`: returns `Ok(previous)`, or `Err(current)` if `f` returned `None`.
+            #[inline]
             pub fn fetch_update<F>(
                 &self,
                 set_order: Ordering,
@@ -97,6 +105,8 @@ macro_rules! atomic_float {
                     .map_err(<$float>::from_bits)
             }
 
+            #[inline]
+
             fn rmw(&self, order: Ordering, f: impl Fn($float) -> $float) -> $float {
                 match self.fetch_update(order, load_order(order), |v| Some(f(v))) {
                     Ok(previous) | Err(previous) => previous,
@@ -105,11 +115,13 @@ macro_rules! atomic_float {
 
             /// Adds `delta` and returns the previous value. A compare-and-swap loop: no
             /// concurrent addition is lost.
+            #[inline]
             pub fn fetch_add(&self, delta: $float, order: Ordering) -> $float {
                 self.rmw(order, |v| v + delta)
             }
 
             /// Subtracts `delta` and returns the previous value.
+            #[inline]
             pub fn fetch_sub(&self, delta: $float, order: Ordering) -> $float {
                 self.rmw(order, |v| v - delta)
             }
@@ -117,6 +129,7 @@ macro_rules! atomic_float {
             /// Stores the maximum of the value and `value` (NaN loses, as in
             #[doc = concat!("[`", stringify!($float), "::max`]", ")")]
             /// and returns the previous value.
+            #[inline]
             pub fn fetch_max(&self, value: $float, order: Ordering) -> $float {
                 self.rmw(order, |v| v.max(value))
             }
@@ -124,16 +137,19 @@ macro_rules! atomic_float {
             /// Stores the minimum of the value and `value` (NaN loses, as in
             #[doc = concat!("[`", stringify!($float), "::min`]", ")")]
             /// and returns the previous value.
+            #[inline]
             pub fn fetch_min(&self, value: $float, order: Ordering) -> $float {
                 self.rmw(order, |v| v.min(value))
             }
 
             /// The value, from an owned atomic.
+            #[inline]
             pub fn into_inner(self) -> $float {
                 <$float>::from_bits(self.bits.into_inner())
             }
 
             /// The underlying bits, as the integer atomic that holds them.
+            #[inline]
             pub fn as_bits(&self) -> &$atomic_bits {
                 &self.bits
             }
@@ -213,6 +229,7 @@ pub struct AtomicBool {
 
 impl AtomicBool {
     /// A new atomic holding `value`.
+    #[inline]
     pub const fn new(value: bool) -> Self {
         Self {
             byte: AtomicU8::new(value as u8),
@@ -220,22 +237,26 @@ impl AtomicBool {
     }
 
     /// Loads the value: `true` for any non-zero byte.
+    #[inline]
     pub fn load(&self, order: Ordering) -> bool {
         self.byte.load(order) != 0
     }
 
     /// Stores `value` (as 0 or 1).
+    #[inline]
     pub fn store(&self, value: bool, order: Ordering) {
         self.byte.store(value as u8, order)
     }
 
     /// Stores `value` and returns the previous value.
+    #[inline]
     pub fn swap(&self, value: bool, order: Ordering) -> bool {
         self.byte.swap(value as u8, order) != 0
     }
 
     /// Stores `new` if the value reads as `current`; returns the previous value, `Ok` if it was
     /// replaced.
+    #[inline]
     pub fn compare_exchange(
         &self,
         current: bool,
@@ -258,6 +279,7 @@ impl AtomicBool {
 
     /// Replaces the value with `f(value)` until no other writer intervened: `Ok(previous)`, or
     /// `Err(current)` if `f` returned `None`.
+    #[inline]
     pub fn fetch_update<F>(
         &self,
         set_order: Ordering,
@@ -273,6 +295,8 @@ impl AtomicBool {
             .map_err(|raw| raw != 0)
     }
 
+    #[inline]
+
     fn rmw(&self, order: Ordering, f: impl Fn(bool) -> bool) -> bool {
         match self.fetch_update(order, load_order(order), |v| Some(f(v))) {
             Ok(previous) | Err(previous) => previous,
@@ -280,31 +304,37 @@ impl AtomicBool {
     }
 
     /// Logical and with `value`; returns the previous value.
+    #[inline]
     pub fn fetch_and(&self, value: bool, order: Ordering) -> bool {
         self.rmw(order, |v| v & value)
     }
 
     /// Logical or with `value`; returns the previous value.
+    #[inline]
     pub fn fetch_or(&self, value: bool, order: Ordering) -> bool {
         self.rmw(order, |v| v | value)
     }
 
     /// Logical xor with `value`; returns the previous value.
+    #[inline]
     pub fn fetch_xor(&self, value: bool, order: Ordering) -> bool {
         self.rmw(order, |v| v ^ value)
     }
 
     /// Logical nand with `value`; returns the previous value.
+    #[inline]
     pub fn fetch_nand(&self, value: bool, order: Ordering) -> bool {
         self.rmw(order, |v| !(v & value))
     }
 
     /// Flips the value; returns the previous value.
+    #[inline]
     pub fn fetch_not(&self, order: Ordering) -> bool {
         self.rmw(order, |v| !v)
     }
 
     /// The raw byte, which another process may have set to something other than 0 or 1.
+    #[inline]
     pub fn load_raw(&self, order: Ordering) -> u8 {
         self.byte.load(order)
     }
@@ -337,12 +367,14 @@ pub struct AtomicChar {
     raw: AtomicU32,
 }
 
+#[inline]
 fn to_char(raw: u32) -> char {
     char::from_u32(raw).unwrap_or(char::REPLACEMENT_CHARACTER)
 }
 
 impl AtomicChar {
     /// A new atomic holding `value`.
+    #[inline]
     pub const fn new(value: char) -> Self {
         Self {
             raw: AtomicU32::new(value as u32),
@@ -350,33 +382,39 @@ impl AtomicChar {
     }
 
     /// Loads the value; a number that is not a `char` reads as `'\u{FFFD}'`.
+    #[inline]
     pub fn load(&self, order: Ordering) -> char {
         to_char(self.raw.load(order))
     }
 
     /// Loads the value, or the raw number if it is not a `char`.
+    #[inline]
     pub fn try_load(&self, order: Ordering) -> Result<char, u32> {
         let raw = self.raw.load(order);
         char::from_u32(raw).ok_or(raw)
     }
 
     /// The raw number, whatever it is.
+    #[inline]
     pub fn load_raw(&self, order: Ordering) -> u32 {
         self.raw.load(order)
     }
 
     /// Stores `value`.
+    #[inline]
     pub fn store(&self, value: char, order: Ordering) {
         self.raw.store(value as u32, order)
     }
 
     /// Stores `value` and returns the previous value (read as by [`load`](Self::load)).
+    #[inline]
     pub fn swap(&self, value: char, order: Ordering) -> char {
         to_char(self.raw.swap(value as u32, order))
     }
 
     /// Stores `new` if the value reads as `current`; returns the previous value, `Ok` if it was
     /// replaced.
+    #[inline]
     pub fn compare_exchange(
         &self,
         current: char,
@@ -398,6 +436,7 @@ impl AtomicChar {
 
     /// Replaces the value with `f(value)` until no other writer intervened: `Ok(previous)`, or
     /// `Err(current)` if `f` returned `None`.
+    #[inline]
     pub fn fetch_update<F>(
         &self,
         set_order: Ordering,

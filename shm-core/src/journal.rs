@@ -4,44 +4,18 @@
 //! Before an update stores anything, it writes the old and the new values of the range it
 //! stores into two copies in the journal (each laid out like the payload) and records the range
 //! in the header. When the stores are done it clears the record. A process that finds a record
-//! after the writer died restores the old value of every byte whose old and new values differ:
-//! the half-done update is undone, and bytes the update did not change — fields other processes
+//! after the writer died restores the old value of every field whose old and new values differ:
+//! the half-done update is undone, and fields the update did not change — which other processes
 //! may have changed meanwhile with their own atomics — are left alone.
 
 use std::ops::Range;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::segment::Segment;
-use crate::SharedLayout;
+use crate::{Descriptor, DescriptorKind, SharedLayout};
 
-/// Copies `len` bytes from `from` to `to` with relaxed atomic loads and stores: 8 at a time
-/// where both are 8-aligned (the payload and the journal copies share their alignment modulo
-/// 8), else 1.
-///
-/// # Safety
-/// `from..from + len` and `to..to + len` must lie inside one live mapping, and only be accessed
-/// atomically by anyone.
-pub(crate) unsafe fn copy(from: *const u8, to: *const u8, len: usize) {
-    let mut i = 0;
-    while i < len {
-        let (f, t) = (from as usize + i, to as usize + i);
-        if f % 8 == 0 && t % 8 == 0 && len - i >= 8 {
-            // SAFETY: both 8-byte words are inside the ranges (the caller's contract and
-            // `len - i >= 8`) and 8-aligned; every bit pattern is a valid `AtomicU64`.
-            let (src, dst) = unsafe { (&*(f as *const AtomicU64), &*(t as *const AtomicU64)) };
-            dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
-            i += 8;
-        } else {
-            // SAFETY: both bytes are inside the ranges; `AtomicU8` has alignment 1.
-            let (src, dst) = unsafe { (&*(f as *const AtomicU8), &*(t as *const AtomicU8)) };
-            dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
-            i += 1;
-        }
-    }
-}
-
-/// Copies the values of `from` into `to`, byte for byte with atomics.
+/// Copies the values of `from` into `to`, element by element with the twins' own atomics.
 ///
 /// # Panics
 /// If the slices differ in length.
@@ -51,15 +25,8 @@ pub(crate) fn copy_twins<T: SharedLayout>(from: &[T::Atomic], to: &[T::Atomic]) 
         to.len(),
         "copy between slices of different lengths"
     );
-    // SAFETY: both slices are live references to atomics, so each spans
-    // `size_of_val(from)` bytes of one allocation or mapping that only atomics access; any
-    // bytes are valid twins (`SharedLayout`'s contract).
-    unsafe {
-        copy(
-            from.as_ptr() as *const u8,
-            to.as_ptr() as *const u8,
-            std::mem::size_of_val(from),
-        )
+    for (f, t) in from.iter().zip(to) {
+        T::store(t, &T::load(f, Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
@@ -166,9 +133,10 @@ pub(crate) fn end(seg: &Segment) {
     seg.header().journal_len.store(0, Ordering::Release);
 }
 
-/// Undoes a recorded, unfinished update: every byte of the range whose old and new values
-/// differ gets its old value back. The caller holds the segment's lock. Returns whether there was
-/// a record that fits the payload.
+/// Undoes a recorded, unfinished update: every primitive of the range whose old and new values
+/// differ gets its old value back, stored with an atomic of its own width (other processes may use
+/// the same fields with their atomics meanwhile). The caller holds the segment's lock. Returns
+/// whether there was a record that fits the payload.
 pub(crate) fn undo(seg: &Segment) -> bool {
     let h = seg.header();
     let len = h.journal_len.load(Ordering::Acquire);
@@ -180,29 +148,89 @@ pub(crate) fn undo(seg: &Segment) -> bool {
     let fits = start
         .checked_add(len)
         .is_some_and(|end| end <= seg.payload_len() as u64);
-    if fits {
-        let (start, len, n) = (start as usize, len as usize, seg.payload_len());
-        // SAFETY: `start..start + len` is inside the payload (checked just above) and so inside
-        // each journal copy, which have the payload's length; `AtomicU8` has alignment 1 and
-        // accepts any byte; the mapping lives as long as `seg`.
-        let (payload, old, new) = unsafe {
-            let p = seg.payload().as_ptr().add(start) as *const AtomicU8;
-            let j = seg.journal().as_ptr();
-            (
-                std::slice::from_raw_parts(p, len),
-                std::slice::from_raw_parts(j.add(start) as *const AtomicU8, len),
-                std::slice::from_raw_parts(j.add(n + start) as *const AtomicU8, len),
-            )
-        };
-        for ((p, o), w) in payload.iter().zip(old).zip(new) {
-            let o = o.load(Ordering::Relaxed);
-            if o != w.load(Ordering::Relaxed) {
-                p.store(o, Ordering::Relaxed);
-            }
+    let elem = seg.element();
+    if fits && elem.size > 0 {
+        let range = start..start + len;
+        let first = start / elem.size;
+        let mut k = first;
+        while k * elem.size < range.end {
+            each_primitive(elem, k * elem.size, &range, &mut |offset, width| {
+                restore(seg, offset as usize, width)
+            });
+            k += 1;
         }
     }
     h.journal_len.store(0, Ordering::Release);
     fits
+}
+
+/// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies in `range`.
+fn each_primitive(d: &Descriptor, base: u64, range: &Range<u64>, f: &mut dyn FnMut(u64, usize)) {
+    if base >= range.end || base.saturating_add(d.size) <= range.start {
+        return;
+    }
+    match &d.kind {
+        DescriptorKind::Primitive(code) => f(base, code.size()),
+        DescriptorKind::Array { elem, len } => {
+            if elem.size == 0 {
+                return;
+            }
+            let mut i = range.start.saturating_sub(base) / elem.size;
+            while i < *len && base + i * elem.size < range.end {
+                each_primitive(elem, base + i * elem.size, range, f);
+                i += 1;
+            }
+        }
+        DescriptorKind::Struct { fields } => {
+            for field in fields {
+                each_primitive(&field.ty, base + field.offset, range, f);
+            }
+        }
+    }
+}
+
+/// Restores the primitive of `width` bytes at payload `offset` from the old journal copy, if
+/// the old and new copies differ there.
+fn restore(seg: &Segment, offset: usize, width: usize) {
+    macro_rules! restore_as {
+        ($atomic:ty) => {{
+            let n = seg.payload_len();
+            let in_bounds = offset.checked_add(width).is_some_and(|end| end <= n);
+            let (p, j) = (seg.payload().as_ptr(), seg.journal().as_ptr());
+            // Aligned by construction (payload and journal offsets are multiples of the element's
+            // alignment, and a validated descriptor aligns every field); checked all the same.
+            let aligned = [
+                p as usize + offset,
+                j as usize + offset,
+                j as usize + n + offset,
+            ]
+            .iter()
+            .all(|a| a % width == 0);
+            if in_bounds && aligned {
+                // SAFETY: `offset + width <= payload_len` (checked), so the cell lies inside the
+                // payload and inside each journal copy, which have the payload's length; it is
+                // aligned for the atomic of its width (checked); any bits are a valid atomic
+                // integer; all access to the mapping is atomic; it lives as long as `seg`.
+                let (cell, old, new) = unsafe {
+                    (
+                        &*(p.add(offset) as *const $atomic),
+                        &*(j.add(offset) as *const $atomic),
+                        &*(j.add(n + offset) as *const $atomic),
+                    )
+                };
+                let old = old.load(Ordering::Relaxed);
+                if old != new.load(Ordering::Relaxed) {
+                    cell.store(old, Ordering::Relaxed);
+                }
+            }
+        }};
+    }
+    match width {
+        1 => restore_as!(AtomicU8),
+        2 => restore_as!(AtomicU16),
+        4 => restore_as!(AtomicU32),
+        _ => restore_as!(AtomicU64),
+    }
 }
 
 #[cfg(test)]

@@ -157,7 +157,9 @@ pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Fail
         };
         match rc {
             0 => {
-                let poisoned = h.poison.swap(0, Ordering::AcqRel) != 0;
+                // Load first: the swap, a locked instruction, only when there is news.
+                let poisoned = h.poison.load(Ordering::Acquire) != 0
+                    && h.poison.swap(0, Ordering::AcqRel) != 0;
                 return Ok(if poisoned {
                     Acquired::Poisoned
                 } else {

@@ -42,10 +42,20 @@ pub(crate) struct Segment {
     /// Payload length in bytes; the journal holds two copies of as many bytes.
     payload_len: usize,
     journal: NonNull<u8>,
+    /// The layout of one element, as validated (the journal's undo walks it).
+    element: Descriptor,
     count: usize,
     owner: bool,
     keep: bool,
 }
+
+/// The element layout of a segment that is not validated yet: no primitives.
+static EMPTY: Layout = Layout {
+    name: "",
+    size: 0,
+    align: 1,
+    kind: crate::Kind::Struct { fields: &[] },
+};
 
 /// Where a segment's parts go.
 #[derive(Clone, Copy)]
@@ -363,6 +373,7 @@ impl Segment {
                     payload,
                     payload_len: sizes.payload_len,
                     journal,
+                    element: Descriptor::from_layout(spec.layout),
                     count,
                     owner: true,
                     keep: opts.keep,
@@ -534,6 +545,7 @@ impl Segment {
                 payload: NonNull::dangling(),
                 payload_len: 0,
                 journal: NonNull::dangling(),
+                element: Descriptor::from_layout(&EMPTY),
                 count: 0,
                 owner: false,
                 keep: true,
@@ -682,6 +694,7 @@ impl Segment {
         self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
         self.journal = NonNull::new(journal).ok_or_else(|| self.corrupt("null mapping"))?;
         self.payload_len = payload_len as usize;
+        self.element = found.clone();
         self.count = count as usize;
         Ok(found)
     }
@@ -738,6 +751,11 @@ impl Segment {
     /// old values, then the new).
     pub(crate) fn journal(&self) -> NonNull<u8> {
         self.journal
+    }
+
+    /// The layout of one element.
+    pub(crate) fn element(&self) -> &Descriptor {
+        &self.element
     }
 
     /// Number of elements in the payload.

@@ -76,6 +76,7 @@ impl Drop for EndWrite<'_> {
 /// A seqlock write of payload bytes `range`: `journal` writes the old and new values into the
 /// journal's copies, then `store` stores the new values. The caller holds the segment's lock (so
 /// a dead writer's leftovers were already undone by `recover`).
+#[inline]
 pub(crate) fn write(
     seg: &Segment,
     range: Range<usize>,
@@ -128,6 +129,7 @@ pub(crate) fn recover(seg: &Segment) -> bool {
 /// # Panics
 /// If this thread itself holds the segment's lock (inside `update`, or with a `Guard`) while a
 /// write is in progress: the read would wait for itself.
+#[inline]
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
     let h = seg.header();
     let mut spins = 0u32;
