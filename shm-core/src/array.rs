@@ -60,8 +60,11 @@ pub struct Array<T: SharedLayout> {
 }
 
 impl<T: SharedLayout> Array<T> {
+    /// Evaluated at compile time for every `T` an `Array` is used with.
+    const CHECK: () = check_type::<T>();
+
     const fn spec(count: Option<usize>) -> Spec {
-        check_type::<T>();
+        let () = Self::CHECK;
         Spec {
             layout: &T::LAYOUT,
             fingerprint: T::FINGERPRINT,

@@ -105,7 +105,10 @@ pub(crate) fn try_lock<'a, A: ?Sized>(
 ) -> TryLockResult<Guard<'a, A>> {
     let wait = match timeout {
         None => Wait::Try,
-        Some(d) => Wait::Until(Instant::now() + d),
+        // A timeout too long to represent is no timeout.
+        Some(d) => Instant::now()
+            .checked_add(d)
+            .map_or(Wait::Forever, Wait::Until),
     };
     match acquire(seg, data, wait) {
         Ok(Ok(g)) => Ok(g),

@@ -52,7 +52,8 @@ pub(crate) struct Header {
     pub poison: AtomicU32,
     /// Pid of a process re-initialising a lock word that pthread can no longer use, or 0.
     pub repair: AtomicU32,
-    /// Where the undo journal starts: a copy of the payload's layout, `payload_len` bytes.
+    /// Where the undo journal starts: two copies of the payload's layout (old, then new values),
+    /// `payload_len` bytes each.
     pub journal_offset: AtomicU64,
     /// Offset in the payload of the bytes the journal holds a copy of.
     pub journal_start: AtomicU64,

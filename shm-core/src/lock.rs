@@ -7,7 +7,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::header::{Header, LockWord};
@@ -96,15 +96,18 @@ pub(crate) fn looks_initialised(word: &LockWord) -> bool {
     if unsafe { init_at(template.as_mut_ptr()) } != 0 {
         return false;
     }
-    let template = template.as_ptr() as *const u8;
-    let base = word.0.get() as *const u8;
-    KIND.clone().all(|i| {
-        // SAFETY: `i < 20`, inside both the local template (a pthread_mutex_t, at least 24
-        // bytes, zeroed and then initialised, so every byte is initialised) and the 64-byte lock
-        // word; a volatile read of a byte another process may change concurrently only yields
-        // some byte, which is all we compare.
-        unsafe { std::ptr::read_volatile(base.add(i)) == *template.add(i) }
-    })
+    // SAFETY: the template is local, was zeroed and then initialised, and is at least 24 bytes:
+    // bytes 16..20 are initialised and 4-aligned (the mutex is 8-aligned).
+    let want = unsafe {
+        (template.as_ptr() as *const u32)
+            .byte_add(KIND.start)
+            .read()
+    };
+    // SAFETY: bytes 16..20 of the 64-byte, 64-aligned lock word are inside it and 4-aligned; any
+    // bits are a valid `AtomicU32`; glibc reads `__kind` atomically too, and the word lives as
+    // long as `word`.
+    let kind = unsafe { &*((word.0.get() as *const u8).add(KIND.start) as *const AtomicU32) };
+    kind.load(Ordering::Relaxed) == want
 }
 
 fn realtime_deadline(timeout: Duration) -> libc::timespec {

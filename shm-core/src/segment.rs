@@ -11,8 +11,6 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shared_memory::{Shmem, ShmemConf};
-
 use crate::descriptor::Descriptor;
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
 use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
@@ -36,7 +34,7 @@ pub(crate) struct Spec {
 /// and was not told to keep it.
 pub(crate) struct Segment {
     name: String,
-    map: Shmem,
+    map: Mapping,
     fd: OwnedFd,
     payload: NonNull<u8>,
     /// Payload length in bytes; the journal holds two copies of as many bytes.
@@ -45,7 +43,12 @@ pub(crate) struct Segment {
     /// The layout of one element, as validated (the journal's undo walks it).
     element: Descriptor,
     count: usize,
+    /// Device and inode of the object: the segment's identity in this process.
+    identity: (u64, u64),
+    /// Whether this handle created the segment, and the process that did (a child forked from it
+    /// inherits the handle, but not the right to remove the segment).
     owner: bool,
+    creator: u32,
     keep: bool,
 }
 
@@ -85,7 +88,7 @@ impl Sizes {
 }
 
 // SAFETY: the mapping is shared memory that every process, and so every thread, accesses only
-// through atomics (`SharedLayout`'s contract, and `Header`'s fields); `Shmem` is not `Send` only
+// through atomics (`SharedLayout`'s contract, and `Header`'s fields); `Mapping` is not `Send` only
 // because it holds the mapping's raw pointer, which is used to unmap once, on drop, by whichever
 // thread drops the segment.
 unsafe impl Send for Segment {}
@@ -167,6 +170,10 @@ fn user_groups() -> Vec<libc::gid_t> {
     groups
 }
 
+fn identity(st: &libc::stat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
 /// Refuses an object that is not a regular file, belongs to another user (unless group access
 /// was asked for and it belongs to one of our groups), or is open beyond `mode`.
 fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
@@ -212,32 +219,55 @@ fn check_mode(name: &str, mode: u32) -> Result<()> {
     Ok(())
 }
 
-fn map(name: &str, expected_len: usize) -> Result<Shmem> {
-    let mut map = ShmemConf::new()
-        .os_id(format!("/{name}"))
-        .open()
-        .map_err(|e| match e {
-            shared_memory::ShmemError::MapOpenFailed(code) => {
-                Error::from_os(name, "mmap", io::Error::from_raw_os_error(code as i32))
-            }
-            other => Error::Io {
-                name: name.to_owned(),
-                op: "mmap",
-                source: io::Error::other(other),
-            },
-        })?;
-    // This crate decides when to unlink, not shared_memory.
-    map.set_owner(false);
-    if map.len() != expected_len {
-        return Err(Error::Corrupt {
-            name: name.to_owned(),
-            reason: format!(
-                "its size changed from {expected_len} to {} bytes while it was being opened",
-                map.len()
-            ),
-        });
+/// A shared mapping of a whole object; unmapped when dropped.
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
     }
-    Ok(map)
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr..ptr + len` is a mapping made by `map` and not yet unmapped; no reference
+        // into it outlives the `Segment` that owns this `Mapping`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Maps the object `fd` refers to — the very object whose owner, mode and size were checked —
+/// shared, read and write, `len` bytes. (`shared_memory` can only map by name, which would open
+/// the name a second time, after the checks: another object may be there by then.)
+fn map(name: &str, fd: &OwnedFd, len: usize) -> Result<Mapping> {
+    // SAFETY: a fresh shared mapping chosen by the kernel (no address hint, no MAP_FIXED), of an
+    // open descriptor; it aliases nothing in this process.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(os_err(name, "mmap"));
+    }
+    let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Io {
+        name: name.to_owned(),
+        op: "mmap",
+        source: io::Error::other("mapped at address 0"),
+    })?;
+    Ok(Mapping { ptr, len })
 }
 
 fn now_secs() -> u64 {
@@ -356,7 +386,7 @@ impl Segment {
         // From here on the object is ours: remove it again if anything below fails.
         let built = Self::build(name, &fd, spec, opts, count, &descriptor, &sizes, init);
         match built {
-            Ok(map) => {
+            Ok((map, identity)) => {
                 let base = map.as_ptr();
                 // SAFETY: both offsets are at most `sizes.total`, the mapping's length, and the
                 // mapping is non-null.
@@ -375,7 +405,9 @@ impl Segment {
                     journal,
                     element: Descriptor::from_layout(spec.layout),
                     count,
+                    identity,
                     owner: true,
+                    creator: std::process::id(),
                     keep: opts.keep,
                 })
             }
@@ -396,7 +428,7 @@ impl Segment {
         descriptor: &[u8],
         sizes: &Sizes,
         init: &dyn Fn(NonNull<u8>),
-    ) -> Result<Shmem> {
+    ) -> Result<(Mapping, (u64, u64))> {
         let Sizes {
             payload_offset,
             payload_len,
@@ -432,7 +464,8 @@ impl Segment {
                 ))
             }
         }
-        let map = map(name, total)?;
+        let map = map(name, fd, total)?;
+        let id = identity(&fstat(name, fd)?);
         let seg_len = map.len();
         let base = map.as_ptr();
         // SAFETY: the mapping is `total >= size_of::<Header>()` bytes, page-aligned, and every
@@ -474,7 +507,7 @@ impl Segment {
         let payload = unsafe { NonNull::new_unchecked(base.add(payload_offset)) };
         init(payload);
         mark_ready(h);
-        Ok(map)
+        Ok((map, id))
     }
 
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
@@ -498,14 +531,16 @@ impl Segment {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
         let start = Instant::now();
-        let deadline = start + opts.wait;
+        // A wait too long to represent is a wait without end.
+        let deadline = start.checked_add(opts.wait);
         let mut pause = Duration::from_micros(50);
         let mut wait = || -> bool {
             let now = Instant::now();
-            if now >= deadline {
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+            if left.is_zero() {
                 return false;
             }
-            std::thread::sleep(pause.min(deadline - now));
+            std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(Duration::from_millis(10));
             true
         };
@@ -533,11 +568,7 @@ impl Segment {
                     ),
                 });
             }
-            let map = match map(name, size) {
-                // Resized between fstat and mmap: a creator at work, or a hostile peer.
-                Err(Error::Corrupt { .. }) if wait() => continue,
-                other => other?,
-            };
+            let map = map(name, &fd, size)?;
             let mut seg = Segment {
                 name: name.to_owned(),
                 map,
@@ -547,7 +578,9 @@ impl Segment {
                 journal: NonNull::dangling(),
                 element: Descriptor::from_layout(&EMPTY),
                 count: 0,
+                identity: identity(&st),
                 owner: false,
+                creator: 0,
                 keep: true,
             };
             loop {
@@ -563,6 +596,13 @@ impl Segment {
                         })
                     }
                     Next::Wait => {
+                        // Removed meanwhile (its creator failed and cleaned up): not found, so
+                        // that `open_or_create` tries to create it again.
+                        if seg.stat()?.st_nlink == 0 {
+                            return Err(Error::NotFound {
+                                name: name.to_owned(),
+                            });
+                        }
                         if !wait() {
                             return Err(timeout(start));
                         }
@@ -626,6 +666,9 @@ impl Segment {
         let elem_size = h.elem_size.load(Ordering::Relaxed);
         let flags = h.flags.load(Ordering::Relaxed);
         let fingerprint = h.fingerprint.load(Ordering::Relaxed);
+        if elem_size == 0 {
+            return Err(self.corrupt("its elements have size 0"));
+        }
         if desc_len > MAX_DESCRIPTOR_LEN
             || (DESCRIPTOR_OFFSET + desc_len) as u64 > payload_offset
             || elem_size.checked_mul(count) != Some(payload_len)
@@ -776,6 +819,11 @@ impl Segment {
         self.map.len()
     }
 
+    /// The object's device and inode: equal for every handle of the same segment.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+
     /// `fstat` of the object this handle has open (owner, mode, size).
     pub(crate) fn stat(&self) -> Result<libc::stat> {
         fstat(&self.name, &self.fd)
@@ -784,21 +832,19 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if !self.owner || self.keep {
+        if !self.owner || self.keep || std::process::id() != self.creator {
             return;
         }
         // Unlink only the object this handle created: if it was removed and the name reused,
-        // the new one is somebody else's.
+        // the new one is somebody else's. Non-blocking: a FIFO planted under the name must not
+        // hang the drop.
         let Ok(path) = validate_name(&self.name) else {
             return;
         };
-        let Ok(now) = shm_open(&self.name, &path, libc::O_RDONLY, 0) else {
+        let Ok(now) = shm_open(&self.name, &path, libc::O_RDONLY | libc::O_NONBLOCK, 0) else {
             return;
         };
-        let (Ok(a), Ok(b)) = (fstat(&self.name, &self.fd), fstat(&self.name, &now)) else {
-            return;
-        };
-        if a.st_dev == b.st_dev && a.st_ino == b.st_ino {
+        if fstat(&self.name, &now).is_ok_and(|st| identity(&st) == self.identity) {
             let _ = shm_unlink(&path);
         }
     }

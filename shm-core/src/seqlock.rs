@@ -23,11 +23,13 @@ use crate::segment::Segment;
 thread_local! {
     /// Segments whose lock this thread holds, to catch a `snapshot` inside an `update` of the
     /// same segment (it would wait for itself).
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    static HELD: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn key(seg: &Segment) -> usize {
-    seg.header() as *const _ as usize
+/// The segment's identity: the object's device and inode, the same for every handle and mapping
+/// of it in this process.
+fn key(seg: &Segment) -> (u64, u64) {
+    seg.identity()
 }
 
 /// Records that this thread holds `seg`'s lock.
@@ -125,10 +127,6 @@ pub(crate) fn recover(seg: &Segment) -> bool {
 }
 
 /// Runs `read` until it ran while no write was in progress, and returns its result.
-///
-/// # Panics
-/// If this thread itself holds the segment's lock (inside `update`, or with a `Guard`) while a
-/// write is in progress: the read would wait for itself.
 #[inline]
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
     let h = seg.header();
@@ -149,12 +147,15 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
         // A write is in progress, or its writer died.
         let since = *odd_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_millis(1) {
-            assert!(
-                !held_by_this_thread(seg),
-                "segment `{}`: snapshot() called while this thread holds its lock (inside update() or with a Guard)",
-                seg.name()
-            );
-            recover_dead_writer(seg);
+            if held_by_this_thread(seg) {
+                // No writer can be at work while this thread holds the lock: the one that left
+                // the counter odd is gone.
+                if recover(seg) {
+                    lock::poison(h);
+                }
+            } else {
+                recover_dead_writer(seg);
+            }
             odd_since = Some(Instant::now());
         }
         backoff(&mut spins);

@@ -23,6 +23,10 @@ pub(crate) const fn check_type<T: SharedLayout>() {
         "SharedLayout::LAYOUT does not describe the atomic twin"
     );
     assert!(
+        T::LAYOUT.size != 0,
+        "a zero-sized type cannot be placed in a segment"
+    );
+    assert!(
         T::LAYOUT.align <= 4096,
         "a segment cannot align its payload to more than a page (4096 bytes)"
     );
@@ -193,7 +197,8 @@ impl<T: SharedLayout> Shared<T> {
     ///
     /// If a previous holder of the lock died, `update` proceeds (a half-done update of the dead
     /// holder has been rolled back) and consumes the poisoning. If `f` panics, nothing is stored
-    /// and the lock is poisoned. A segment holds an undo journal as large as its payload for this.
+    /// and the lock is poisoned. A segment holds an undo journal of twice its payload's size for
+    /// this.
     ///
     /// ```
     /// use shm_core::{Shared, SharedLayout};

@@ -94,3 +94,67 @@ fn racing_open_or_create_has_exactly_one_creator() {
         assert_eq!(owners, 1, "round {round}");
     }
 }
+
+#[test]
+fn a_forked_child_dropping_the_creators_handle_does_not_remove() {
+    let name = TestName::new("fork");
+    let v = Value::<u32>::create(&name, 3).unwrap();
+    // SAFETY: the child only drops the handle (munmap, close, no unlink) and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        drop(v);
+        // SAFETY: ends the child without running the parent's state.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child just forked.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        name.exists(),
+        "the child's drop removed the parent's segment"
+    );
+    assert_eq!(v.load(Relaxed), 3);
+    drop(v);
+    assert!(!name.exists());
+}
+
+#[test]
+fn a_second_handle_in_the_same_thread_cannot_take_a_held_lock() {
+    let name = TestName::new("twohandles");
+    let a = Value::<u32>::create(&name, 0).unwrap();
+    let b = Value::<u32>::open(&name).unwrap();
+    let guard = a.lock().unwrap();
+    // Same segment, same thread: a relock, refused loudly instead of stealing the lock.
+    let relock = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.update(|v| *v += 1)));
+    assert!(relock.is_err());
+    drop(guard);
+    // Nothing was poisoned or changed by the refused attempt.
+    assert!(b.lock().is_ok());
+    assert_eq!(b.load(Relaxed), 0);
+}
+
+#[test]
+fn open_or_create_recreates_a_name_removed_while_it_waited() {
+    use std::time::{Duration, Instant};
+    let name = TestName::new("removedwait");
+    let mut creator = spawn_child(&["create-and-hang", &name]);
+    wait_for_line(&mut creator, "initializing");
+    let waiter = {
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            let opts = Options::new().wait(Duration::from_secs(30));
+            let start = Instant::now();
+            let v = Value::<i32>::open_or_create_with(&name, 9, &opts).unwrap();
+            (v.is_owner(), v.load(Relaxed), start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    // The creator gives up and cleans up while the waiter waits for it.
+    shm_core::remove(&name).unwrap();
+    let (owner, value, took) = waiter.join().unwrap();
+    kill9(&mut creator);
+    assert!(owner, "the waiter should have created the segment anew");
+    assert_eq!(value, 9);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
