@@ -106,7 +106,6 @@ macro_rules! atomic_float {
             }
 
             #[inline]
-
             fn rmw(&self, order: Ordering, f: impl Fn($float) -> $float) -> $float {
                 match self.fetch_update(order, load_order(order), |v| Some(f(v))) {
                     Ok(previous) | Err(previous) => previous,
@@ -296,7 +295,6 @@ impl AtomicBool {
     }
 
     #[inline]
-
     fn rmw(&self, order: Ordering, f: impl Fn(bool) -> bool) -> bool {
         match self.fetch_update(order, load_order(order), |v| Some(f(v))) {
             Ok(previous) | Err(previous) => previous,
