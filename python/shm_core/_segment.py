@@ -40,7 +40,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from . import _pthread as pt
 from ._errors import (
@@ -542,6 +542,29 @@ def _copy(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _copy(x) for k, x in v.items()}
     return v
+
+
+#: The unsigned memoryview format of each primitive width.
+_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _primitives(d: Descriptor, base: int, start: int, end: int) -> Iterator[Tuple[int, int]]:
+    """(offset, width) of every primitive of ``d``, placed at ``base``, inside ``[start, end)``."""
+    if base >= end or base + d.size <= start:
+        return
+    if d.kind == "primitive":
+        yield base, d.code.size
+    elif d.kind == "array":
+        size = d.elem.size
+        if size == 0:
+            return
+        i = max(0, start - base) // size
+        while i < d.length and base + i * size < end:
+            yield from _primitives(d.elem, base + i * size, start, end)
+            i += 1
+    else:
+        for f in d.fields:
+            yield from _primitives(f.type, base + f.offset, start, end)
 
 
 def _views_of(buf: bytearray) -> Dict[str, memoryview]:
@@ -1079,22 +1102,29 @@ class Segment:
             m.set_u64(OFF_SEQ, (odd + 1) & _MASK64)
 
     def _undo(self, m: _Map) -> bool:
-        """Holding the lock: rolls back a recorded, unfinished update (every byte whose journaled
-        old and new copies differ gets its old value back) and clears the record."""
+        """Holding the lock: rolls back a recorded, unfinished update and clears the record.
+
+        Every primitive of the range whose journaled old and new copies differ gets its old value
+        back, with one store of its own width (docs/FORMAT.md, "Undo"): other processes may be
+        using the same fields with atomics of that width meanwhile."""
         length = m.u64_at(OFF_JOURNAL_LEN)
         if length == 0:
             return False
         start = m.u64_at(OFF_JOURNAL_START)
         pl = self._payload_len
         fits = start + length <= pl  # the shared header's record, checked against our own length
-        if fits:
+        elem = self.descriptor
+        if fits and elem.size > 0:
             jo, po = self._journal, self._payload
-            b = m.views["B"]
-            old = b[jo + start : jo + start + length].tolist()
-            new = b[jo + pl + start : jo + pl + start + length].tolist()
-            for k, (o, n) in enumerate(zip(old, new)):
-                if o != n:
-                    b[po + start + k] = o
+            end = start + length
+            k = start // elem.size
+            while k * elem.size < end:
+                for off, width in _primitives(elem, k * elem.size, start, end):
+                    view = m.views[_UNSIGNED[width]]
+                    old, new = view[(jo + off) // width], view[(jo + pl + off) // width]
+                    if old != new:
+                        view[(po + off) // width] = old
+                k += 1
         m.set_u64(OFF_JOURNAL_LEN, 0)
         return fits
 

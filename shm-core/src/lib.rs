@@ -305,8 +305,9 @@
 //! a symlink planted under the name), [`Error::LayoutMismatch`] (another type),
 //! [`Error::Corrupt`] (not a valid segment: truncated, garbage, a foreign program's object),
 //! [`Error::NoSpace`] (a full `/dev/shm`, reported at create rather than as a later SIGBUS),
-//! [`Error::CreatorDied`], [`Error::Timeout`], [`Error::InvalidName`], [`Error::Io`]. Nothing
-//! another process or the file system does makes this crate panic.
+//! [`Error::CreatorDied`], [`Error::Timeout`], [`Error::InvalidName`], [`Error::Io`]. No bytes
+//! another process writes into a segment, and nothing the file system does, make this crate
+//! panic.
 //!
 //! ```
 //! use shm_core::{Error, Value};
@@ -372,7 +373,9 @@
 //! Another process can write anything into a segment. Every access is atomic, so there is no
 //! data race; `bool` and `char` atomics check the bytes they read; and [`Shared::open`] checks the
 //! object (owner, mode, size) and the header (magic, version, descriptor, fingerprint) before it
-//! trusts any of it. Nothing another process or the file system does makes this crate panic.
+//! trusts any of it. No bytes another process writes make this crate panic. Write access is
+//! trust all the same: see `SECURITY.md` (the pthread mutex in the header keeps pointers that
+//! `pthread_mutex_unlock` follows).
 //!
 //! # Platform
 //!
