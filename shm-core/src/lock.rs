@@ -8,7 +8,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::header::{Header, LockWord};
 use crate::process::ProcessId;
@@ -110,15 +110,32 @@ pub(crate) fn looks_initialised(word: &LockWord) -> bool {
     kind.load(Ordering::Relaxed) == want
 }
 
-fn realtime_deadline(timeout: Duration) -> libc::timespec {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let at = now.saturating_add(timeout);
+fn monotonic_deadline(timeout: Duration) -> libc::timespec {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let at = Duration::new(
+        now.tv_sec.max(0) as u64,
+        now.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+    .saturating_add(timeout);
     libc::timespec {
         tv_sec: at.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
         tv_nsec: at.subsec_nanos() as libc::c_long,
     }
+}
+
+extern "C" {
+    // glibc 2.30 and later; not (yet) in the libc crate. Like `pthread_mutex_timedlock`, but on
+    // the clock given, so that setting the wall clock neither shortens nor stretches a wait.
+    fn pthread_mutex_clocklock(
+        mutex: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
 }
 
 /// How long to wait: forever, not at all, or until a deadline.
@@ -153,8 +170,8 @@ pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Fail
                 None => libc::pthread_mutex_trylock(m),
                 Some(until) => {
                     let left = until.saturating_duration_since(Instant::now());
-                    let abs = realtime_deadline(left);
-                    libc::pthread_mutex_timedlock(m, &abs)
+                    let abs = monotonic_deadline(left);
+                    pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &abs)
                 }
             }
         };

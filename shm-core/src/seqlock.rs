@@ -132,6 +132,7 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
     let h = seg.header();
     let mut spins = 0u32;
     let mut odd_since: Option<Instant> = None;
+    let mut raced = 0u32;
     loop {
         let before = h.seq.load(Ordering::Acquire);
         if before & 1 == 0 {
@@ -142,6 +143,14 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
                 return r;
             }
             odd_since = None;
+            raced += 1;
+            // A read slower than the gap between writes would never finish: after this many
+            // lost races, read once under the lock (which holds the writers off meanwhile).
+            if raced >= MAX_RACES {
+                if let Some(r) = read_locked(seg, &mut read) {
+                    return r;
+                }
+            }
             continue;
         }
         // A write is in progress, or its writer died.
@@ -160,6 +169,28 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
         }
         backoff(&mut spins);
     }
+}
+
+/// Lost races after which a reader reads under the lock.
+const MAX_RACES: u32 = 64;
+
+/// Runs `read` holding the segment's lock; `None` if the lock cannot be had now (a peer repairing
+/// it), in which case the caller goes on trying without it.
+#[cold]
+fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
+    let h = seg.header();
+    if held_by_this_thread(seg) {
+        // This thread holds the lock already: no writer is at work.
+        return Some(read());
+    }
+    let acquired = lock::lock(h, Wait::Forever).ok()?;
+    if recover(seg) || acquired == Acquired::Poisoned {
+        // The news is for the next real locker, not for this reader.
+        lock::poison(h);
+    }
+    let r = read();
+    lock::unlock(h);
+    Some(r)
 }
 
 fn backoff(spins: &mut u32) {

@@ -168,8 +168,9 @@ impl<T: SharedLayout> Shared<T> {
 
     /// A consistent copy of the whole value: no `update` of any process is half-seen.
     ///
-    /// A seqlock read: it never takes the lock and never blocks a writer; it retries while an
-    /// `update` is in progress. If the writer of that update was killed mid-way, the reader finds
+    /// A seqlock read: it does not take the lock and does not block a writer; it retries while an
+    /// `update` is in progress. (A read that keeps losing the race against writers — 64 times in a
+    /// row — is done once under the lock, so that it ends.) If the writer of that update was killed mid-way, the reader finds
     /// out within about a millisecond (the lock is free although the write never finished) and
     /// rolls the half-done update back from the segment's undo journal: a reader sees the value
     /// from before a killed writer's update, or — if it was killed after its last store — the

@@ -122,3 +122,33 @@ fn updates_never_undo_concurrent_fetch_adds_on_other_fields() {
         (N as i64 / 10, -(N as i64) / 10, N as i64 / 10)
     );
 }
+
+#[test]
+fn a_slow_snapshot_finishes_against_a_writer_that_never_pauses() {
+    use shm_core::Array;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let name = TestName::new("starve");
+    let a = Array::<u64>::create_zeroed(&name, 1 << 20).unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // A writer that updates one element back to back: a copy of a million elements never
+        // fits between two of its writes.
+        scope.spawn(|| {
+            while !stop.load(Relaxed) {
+                a.update_range(0..1, |v| v[0] += 1);
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        let a = &a;
+        scope.spawn(move || {
+            let copy = a.snapshot();
+            let _ = tx.send(copy.len());
+        });
+        let got = rx.recv_timeout(Duration::from_secs(60));
+        stop.store(true, Relaxed);
+        assert_eq!(got, Ok(1 << 20), "the snapshot never finished");
+    });
+}

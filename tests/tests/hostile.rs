@@ -231,6 +231,7 @@ fn mutated_array_segments_open_or_fail_cleanly() {
     });
     eprintln!("array: {o:?}");
     assert!(o.ok > 0 && o.corrupt > 0 && o.mismatch > 0, "{o:?}");
+    assert_eq!(o.ok + o.corrupt + o.mismatch + o.not_ready, ROUNDS);
 }
 
 #[test]
