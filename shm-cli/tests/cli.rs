@@ -1139,11 +1139,20 @@ fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
 
 #[test]
 fn a_layout_of_huge_arrays_of_nothing_is_refused_at_once() {
-    // 2^18 arrays of zero bytes in a segment with an empty payload: more values than a reader
-    // should ever build from nothing (a hostile descriptor could say 2^60).
+    // 2^18 arrays of zero bytes beside one byte of payload: more values than a reader should
+    // ever build from nothing (a hostile descriptor could say 2^60).
+    #[derive(shm_core::SharedLayout)]
+    #[repr(C)]
+    struct Nothing {
+        flag: u8,
+        void: [[[u8; 0]; 1 << 10]; 1 << 8],
+    }
     let name = Name::new("huge");
-    let _v =
-        Shared::<[[[u8; 0]; 1 << 10]; 1 << 8]>::create(&name, [[[]; 1 << 10]; 1 << 8]).unwrap();
+    let value = Nothing {
+        flag: 1,
+        void: [[[]; 1 << 10]; 1 << 8],
+    };
+    let _v = Shared::<Nothing>::create(&name, value).unwrap();
     let start = Instant::now();
     let line = refused(&["inspect", &name]);
     assert!(
