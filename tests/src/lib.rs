@@ -113,6 +113,25 @@ pub fn kill9(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The variant of an error, by name, as child processes report it (and as the Python module
+/// names its exceptions).
+pub fn error_kind(e: &shm_core::Error) -> &'static str {
+    use shm_core::Error as E;
+    match e {
+        E::InvalidName { .. } => "InvalidName",
+        E::AlreadyExists { .. } => "AlreadyExists",
+        E::NotFound { .. } => "NotFound",
+        E::PermissionDenied { .. } => "PermissionDenied",
+        E::LayoutMismatch { .. } => "LayoutMismatch",
+        E::Corrupt { .. } => "Corrupt",
+        E::NoSpace { .. } => "NoSpace",
+        E::CreatorDied { .. } => "CreatorDied",
+        E::Timeout { .. } => "Timeout",
+        E::Io { .. } => "Io",
+        _ => "Other",
+    }
+}
+
 /// Whether this process runs as root (some tests need to chown).
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.

@@ -147,6 +147,20 @@ struct Outcomes {
 }
 
 impl Outcomes {
+    /// Every round ended in a known way, and each main way was reached (the mutations are not
+    /// all caught by the first check).
+    fn check(&self, what: &str) {
+        eprintln!("{what}: {self:?}");
+        assert!(
+            self.ok > 0 && self.corrupt > 0 && self.mismatch > 0,
+            "{self:?}"
+        );
+        assert_eq!(
+            self.ok + self.corrupt + self.mismatch + self.not_ready,
+            ROUNDS
+        );
+    }
+
     fn count<T>(&mut self, r: &shm_core::Result<T>, input: &[u8]) {
         match r {
             Ok(_) => self.ok += 1,
@@ -207,9 +221,7 @@ fn mutated_struct_segments_open_or_fail_cleanly() {
         }
         Some(r.map(|_| ()))
     });
-    eprintln!("struct: {o:?}");
-    assert!(o.ok > 0 && o.corrupt > 0 && o.mismatch > 0, "{o:?}");
-    assert_eq!(o.ok + o.corrupt + o.mismatch + o.not_ready, ROUNDS);
+    o.check("struct");
 }
 
 #[test]
@@ -229,9 +241,18 @@ fn mutated_array_segments_open_or_fail_cleanly() {
         }
         Some(r.map(|_| ()))
     });
-    eprintln!("array: {o:?}");
-    assert!(o.ok > 0 && o.corrupt > 0 && o.mismatch > 0, "{o:?}");
-    assert_eq!(o.ok + o.corrupt + o.mismatch + o.not_ready, ROUNDS);
+    o.check("array");
+}
+
+/// Writes `tid` as the owner of the segment's lock (the futex word at byte 192), as a peer could.
+fn plant_lock_owner(name: &TestName, tid: u32) {
+    use std::io::{Seek, SeekFrom};
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    f.seek(SeekFrom::Start(192)).unwrap();
+    f.write_all(&tid.to_ne_bytes()).unwrap();
 }
 
 #[test]
@@ -239,14 +260,7 @@ fn a_dead_thread_id_planted_in_the_lock_word_is_recovered() {
     let name = TestName::new("deadtid");
     let s = Shared::<Slot>::create(&name, Slot::default()).unwrap();
     // A thread id that does not exist (pid_max is at most 2^22), as a peer could write it.
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(name.path())
-        .unwrap();
-    use std::io::{Seek, SeekFrom};
-    f.seek(SeekFrom::Start(192)).unwrap();
-    f.write_all(&0x3F00_0000u32.to_ne_bytes()).unwrap();
-    drop(f);
+    plant_lock_owner(&name, 0x3F00_0000u32);
     let start = Instant::now();
     let r = s.lock();
     assert!(
@@ -265,14 +279,7 @@ fn this_threads_id_planted_in_the_lock_word_does_not_panic_or_hang() {
     let s = Shared::<Slot>::create(&name, Slot::default()).unwrap();
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::gettid() } as u32;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(name.path())
-        .unwrap();
-    use std::io::{Seek, SeekFrom};
-    f.seek(SeekFrom::Start(192)).unwrap();
-    f.write_all(&tid.to_ne_bytes()).unwrap();
-    drop(f);
+    plant_lock_owner(&name, tid);
     let start = Instant::now();
     let r = s.lock();
     assert!(

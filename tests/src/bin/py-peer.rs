@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
-use shm_core::{Array, Error, Shared, SharedLayout, Value};
+use shm_core::{Array, Shared, SharedLayout, Value};
 
 /// Every primitive, nested arrays and nested structs (one of them an array of structs).
 #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
@@ -210,27 +210,10 @@ fn dump_mixed(m: &Mixed) -> Vec<String> {
     out
 }
 
-/// The variant of an error, by name: what the Python exception's class must be called.
-fn kind(e: &Error) -> &'static str {
-    match e {
-        Error::InvalidName { .. } => "InvalidName",
-        Error::AlreadyExists { .. } => "AlreadyExists",
-        Error::NotFound { .. } => "NotFound",
-        Error::PermissionDenied { .. } => "PermissionDenied",
-        Error::LayoutMismatch { .. } => "LayoutMismatch",
-        Error::Corrupt { .. } => "Corrupt",
-        Error::NoSpace { .. } => "NoSpace",
-        Error::CreatorDied { .. } => "CreatorDied",
-        Error::Timeout { .. } => "Timeout",
-        Error::Io { .. } => "Io",
-        _ => "Other",
-    }
-}
-
 fn report<T>(r: shm_core::Result<T>) {
     match r {
         Ok(_) => say("ok"),
-        Err(e) => say(&format!("{} {e}", kind(&e))),
+        Err(e) => say(&format!("{} {e}", tests::error_kind(&e))),
     }
 }
 

@@ -30,22 +30,6 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-fn variant(e: &shm_core::Error) -> &'static str {
-    use shm_core::Error as E;
-    match e {
-        E::InvalidName { .. } => "InvalidName",
-        E::AlreadyExists { .. } => "AlreadyExists",
-        E::NotFound { .. } => "NotFound",
-        E::PermissionDenied { .. } => "PermissionDenied",
-        E::LayoutMismatch { .. } => "LayoutMismatch",
-        E::Corrupt { .. } => "Corrupt",
-        E::NoSpace { .. } => "NoSpace",
-        E::CreatorDied { .. } => "CreatorDied",
-        E::Timeout { .. } => "Timeout",
-        _ => "Other",
-    }
-}
-
 /// In a 1 MiB /dev/shm: a segment too large is `NoSpace` and leaves nothing; one that fits can
 /// be written in full without SIGBUS; the next that does not fit is `NoSpace` too.
 fn full_dev_shm(name: &str) {
@@ -313,7 +297,7 @@ fn main() {
             let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
             match Value::<i32>::open_with(name, &Options::new().mode(mode)) {
                 Ok(v) => say(&format!("ok {}", v.load(Relaxed))),
-                Err(e) => say(&format!("err {}", variant(&e))),
+                Err(e) => say(&format!("err {}", tests::error_kind(&e))),
             }
         }
         // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
