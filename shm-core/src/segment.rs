@@ -513,21 +513,19 @@ impl Segment {
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
     /// and validates the header against `spec`.
     pub(crate) fn open(name: &str, spec: &Spec, opts: &Options) -> Result<Segment> {
-        Self::open_checked(name, Some(spec), opts).map(|(seg, _)| seg)
+        Self::open_checked(name, Some(spec), opts)
     }
 
     /// Opens a segment of any layout: every check of [`open`](Self::open) but the comparison
     /// with an expected type. Returns the descriptor read from the segment, whose consistency
     /// has been checked against the payload.
     pub(crate) fn open_any(name: &str, opts: &Options) -> Result<(Segment, Descriptor)> {
-        Self::open_checked(name, None, opts)
+        let seg = Self::open_checked(name, None, opts)?;
+        let found = seg.element().clone();
+        Ok((seg, found))
     }
 
-    fn open_checked(
-        name: &str,
-        spec: Option<&Spec>,
-        opts: &Options,
-    ) -> Result<(Segment, Descriptor)> {
+    fn open_checked(name: &str, spec: Option<&Spec>, opts: &Options) -> Result<Segment> {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
         let start = Instant::now();
@@ -586,8 +584,8 @@ impl Segment {
             loop {
                 match next_step(&seg.readiness()?, ProcessId::is_alive) {
                     Next::Validate => {
-                        let found = seg.validate(spec)?;
-                        return Ok((seg, found));
+                        seg.validate(spec)?;
+                        return Ok(seg);
                     }
                     Next::CreatorDied(pid) => {
                         return Err(Error::CreatorDied {
@@ -649,7 +647,7 @@ impl Segment {
     }
 
     /// Checks a ready header against the object's size and `spec`, and sets the payload pointer.
-    fn validate(&mut self, spec: Option<&Spec>) -> Result<Descriptor> {
+    fn validate(&mut self, spec: Option<&Spec>) -> Result<()> {
         let h = self.header();
         let size = self.map.len() as u64;
         let version = h.version.load(Ordering::Relaxed);
@@ -737,9 +735,9 @@ impl Segment {
         self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
         self.journal = NonNull::new(journal).ok_or_else(|| self.corrupt("null mapping"))?;
         self.payload_len = payload_len as usize;
-        self.element = found.clone();
+        self.element = found;
         self.count = count as usize;
-        Ok(found)
+        Ok(())
     }
 
     /// Checks a valid segment's descriptor and shape against what a typed handle expects.
