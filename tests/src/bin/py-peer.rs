@@ -406,8 +406,9 @@ fn main() {
             drop(guard);
             say(&format!("{how} {}", start.elapsed().as_millis()));
         }
-        // Start an update of an `Array<i64>` of 3 (a += 1, b -= 1, c += 1) and block inside it
-        // (the sequence counter odd) until killed.
+        // Start an update of an `Array<i64>` of 3 (a += 1, b -= 1, c += 1) and block inside its
+        // closure, holding the lock, until killed (the closure runs before the write itself, so
+        // the sequence counter is still even).
         ["update-and-hang", name] => {
             let a = ok(Array::<i64>::open(name));
             a.update(|v| {
