@@ -80,7 +80,7 @@ fn now_ns() -> u64 {
 }
 
 // The accessor and its hand-written equivalent, kept out of line so that their instructions can
-// be compared in `cargo rustc --release -p examples --example compare -- --emit asm`
+// be compared in `cargo rustc --release -p perf --example compare -- --emit asm`
 // (docs/PERFORMANCE.md shows both).
 
 /// `fetch_add` on a field through the generated twin.
