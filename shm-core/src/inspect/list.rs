@@ -18,7 +18,8 @@ use crate::{Error, Options, Result};
 pub const SHM_DIR: &str = "/dev/shm";
 
 /// The options a tool opens segments with: any read/write mode (a tool trusts no byte of a
-/// segment anyway), and no waiting for one that is still being created.
+/// segment anyway), and the caller's wait for one that is still being created (listing does not
+/// wait; [`RawSegment::open`](super::RawSegment::open) waits up to a second).
 pub(crate) fn tool_options(wait: Duration) -> Options {
     Options::new().mode(0o666).wait(wait)
 }
