@@ -742,22 +742,57 @@ def _make_view(seg: "Segment", desc: Descriptor, off: int, path: str) -> _View:
 
 # --- the lock -------------------------------------------------------------------------------
 
+#: The kernel's robust-futex ABI (linux/futex.h): the first 4 bytes of the lock hold the owner's
+#: thread id in these bits, and ``_FUTEX_OWNER_DIED`` once the owner died holding it.
+_FUTEX_TID_MASK = 0x3FFF_FFFF
+_FUTEX_OWNER_DIED = 0x4000_0000
+
+
+def _thread_exists(tid: int) -> bool:
+    try:
+        os.kill(tid, 0)  # signal 0 sends nothing: only checks that the thread exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _owner_died(word: int) -> bool:
+    """Whether a lock word says its holder died: the kernel marked it so, or it names a thread
+    that no longer exists (as Rust's ``is_poisoned`` reads it)."""
+    if word & _FUTEX_OWNER_DIED:
+        return True
+    tid = word & _FUTEX_TID_MASK
+    return tid != 0 and not _thread_exists(tid)
+
 
 class Lock:
     """The segment's lock (``get_lock()``): a robust, process-shared pthread mutex in the header,
     the same one Rust's ``lock()`` and ``update()`` take.
 
     Used as ``with seg.get_lock() as lock: ...``. Like ``multiprocessing``'s lock it is
-    re-entrant within a thread (``update()`` inside ``with get_lock()`` works). ``poisoned`` is
-    True when the last acquire found that the previous holder died holding the lock (or a writer
-    died mid-update): the fields may be half-changed. Only one locker is told.
+    re-entrant within a thread (``update()`` inside ``with get_lock()`` works).
+
+    Poisoning (see the package documentation, "Poisoning: who is told what"): ``poisoned`` is
+    True when the segment was poisoned as this thread acquired the lock: a previous holder died
+    holding it, or failed (an exception) while holding it, and what it may have half-changed was
+    not repaired. It stays so for every locker until :meth:`Segment.clear_poison`. An exception
+    that leaves a ``with`` block of the lock poisons the segment, as a panic with Rust's lock
+    guard alive does: the stores made under the lock are not journaled, so nothing can undo
+    them.
     """
 
     def __init__(self, seg: "Segment") -> None:
         self._seg = seg
         self._owner: Optional[int] = None
         self._depth = 0
-        self.poisoned = False
+        self._poisoned = False
+
+    @property
+    def poisoned(self) -> bool:
+        """Whether the segment was poisoned when this thread acquired the lock."""
+        return self._poisoned
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Takes the lock; with ``blocking=False`` or a ``timeout`` (seconds), returns False if
@@ -766,12 +801,12 @@ class Lock:
         if self._owner == me:
             self._depth += 1
             return True
-        how = self._seg._lock_raw(blocking, None if timeout is None or timeout < 0 else timeout)
-        if how is None:
+        poisoned = self._seg._lock_raw(blocking, None if timeout is None or timeout < 0 else timeout)
+        if poisoned is None:
             return False
         self._owner = me
         self._depth = 1
-        self.poisoned = how == "poisoned"
+        self._poisoned = poisoned
         return True
 
     def release(self) -> None:
@@ -790,7 +825,10 @@ class Lock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            # Failed holding the lock: its unjournaled stores may be half done.
+            self._seg._m.set_u32(OFF_POISON, 1)
         self.release()
 
     def __repr__(self) -> str:
@@ -949,12 +987,15 @@ class Segment:
 
         A seqlock read, as Rust's ``snapshot()``: it retries while an update is in progress. If
         the writer of that update died (the counter stays odd while the lock is free), it rolls
-        the half-done update back from the journal after about a millisecond, and leaves the
-        news of the death for the next locker. Python reads are slow next to Rust writes, so
-        after a few lost races it reads holding the lock instead, which always succeeds (and
-        holds up writers for that one read). ``timeout`` (seconds) bounds the wait; the default
-        waits as long as it takes, which is only long while a live process holds the lock in
-        the middle of an update. Raises :class:`Timeout` if it runs out.
+        the half-done update back from the journal after about a millisecond: the value is
+        then the one before that update, and the segment is not poisoned (taking the lock for
+        that, it poisons the segment if it finds instead that a holder died with no write in
+        progress, as every locker does). It never reports poisoning: see :attr:`poisoned`.
+        Python reads are slow next to Rust writes, so after a few lost races it reads holding
+        the lock instead, which always succeeds (and holds up writers for that one read).
+        ``timeout`` (seconds) bounds the wait; the default waits as long as it takes, which is
+        only long while a live process holds the lock in the middle of an update. Raises
+        :class:`Timeout` if it runs out.
         """
         vs = self._views()
         r, off = self._root_reader, self._payload
@@ -976,13 +1017,16 @@ class Segment:
 
         Values are checked before the lock is taken: a bad one raises and changes nothing.
         ``fn`` runs holding the lock, before the write begins, so readers are not held up while
-        it runs; if it raises, nothing is stored and the lock is poisoned for the next locker
-        (as a panic does in Rust). If the previous holder of the lock died holding it,
-        ``update`` proceeds (it rewrites what it changes) and ``get_lock().poisoned`` says so.
-        Only the primitives that change are stored, so concurrent Rust field atomics
+        it runs; if it raises, nothing is stored and the segment is poisoned (as a panic in
+        Rust's ``update`` closure poisons it). On a poisoned segment (:attr:`poisoned`: a
+        holder of the lock died or failed before), ``update`` proceeds, its own write being
+        whole and journaled, and leaves the poisoning in place: only :meth:`clear_poison`
+        clears it. Only the primitives that change are stored, so concurrent Rust field atomics
         (``fetch_add``) on the others are not lost; on those it changes, they are overwritten.
         A process killed in the middle of the stores leaves a journal from which the next
-        locker or reader, in any language, rolls the update back.
+        locker or reader, in any language, rolls the update back: the value is then exactly
+        the one before, and the segment is not poisoned. Who is told what after each kind of
+        death: the package documentation, "Poisoning: who is told what".
         """
         if fn is not None and fields:
             raise TypeError("update() takes a function or a value, or fields, not both")
@@ -1020,7 +1064,7 @@ class Segment:
                     _plan_changes(root, off, old, new, "", stores)
                 except BaseException:
                     # As FORMAT.md says of a failed computation: nothing is stored, and the
-                    # next locker is told.
+                    # segment is poisoned until clear_poison().
                     self._m.set_u32(OFF_POISON, 1)
                     raise
                 if stores and self.is_array:  # journal only the span of changed elements
@@ -1036,8 +1080,42 @@ class Segment:
         """The segment's lock, as ``multiprocessing.Value(...).get_lock()``: ``with
         seg.get_lock(): ...`` excludes every other locker, Rust's ``lock()`` and ``update()``
         included. Stores made while holding it are not seen as one by ``snapshot()``: use
-        :meth:`update` for that."""
+        :meth:`update` for that.
+
+        ``lock.poisoned`` says whether the segment was poisoned when it was acquired; an
+        exception leaving the ``with`` block poisons it (see :class:`Lock`).
+        """
         return self._lock
+
+    @property
+    def poisoned(self) -> bool:
+        """Whether the segment is poisoned: a holder of its lock died or failed while holding it,
+        and what it may have half-changed was not repaired. The same state as Rust's
+        ``is_poisoned()`` and ``shm inspect``: the header's sticky ``poison`` word is set, or the
+        lock word says its holder died (or names a thread that no longer exists) while no
+        write is in progress, a death no locker has noticed yet. A writer killed in the middle
+        of an update's stores does not poison: that update is rolled back. Stays True until
+        :meth:`clear_poison`; see the package documentation, "Poisoning: who is told what"."""
+        m = self._check_open()
+        word = m.u32_at(OFF_LOCK)
+        seq = m.u64_at(OFF_SEQ)
+        if not seq & 1 and _owner_died(word):
+            return True
+        return m.u32_at(OFF_POISON) != 0
+
+    def clear_poison(self) -> None:
+        """Says the segment is consistent again (as ``Mutex::clear_poison`` does in Rust): after
+        it, :attr:`poisoned` is False and lockers are told nothing, until the next death or
+        failure. Call it once you have checked or repaired the value.
+
+        It takes the lock for a moment (re-entrant: call it inside ``with get_lock()``), so that
+        a holder's death nobody has noticed yet is dealt with first and cleared too."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._m.set_u32(OFF_POISON, 0)
+        finally:
+            lock.release()
 
     # -- the seqlock and the mutex (docs/FORMAT.md, "Consistency protocol") -----------------
 
@@ -1094,8 +1172,8 @@ class Segment:
             done = True
         finally:
             if not done:
-                # Interrupted (KeyboardInterrupt) mid-write: undo, as Rust does on a panic,
-                # and tell the next locker.
+                # Interrupted (KeyboardInterrupt) mid-write: undo, and poison the segment as
+                # Rust does on a panic in an update (an update that raises poisons it).
                 self._undo(m)
                 m.set_u32(OFF_POISON, 1)
             m.set_u64(OFF_JOURNAL_LEN, 0)
@@ -1167,12 +1245,10 @@ class Segment:
         """Reads holding the lock: no update can be in progress then (one whose writer died is
         undone on the way in), so the read is consistent."""
         if self._lock.held():
-            if self._recover_locked():
-                self._m.set_u32(OFF_POISON, 1)
+            self._recover_locked()  # rolled back: repaired, not poisoned
             return read()
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        how = self._lock_raw(True, left, consume=False)
-        if how is None:
+        if self._lock_raw(True, left) is None:
             raise Timeout(self.name, "no consistent snapshot: the lock stayed held", left or 0.0)
         self.locked_reads += 1
         try:
@@ -1182,7 +1258,8 @@ class Segment:
 
     def _recover_locked(self) -> bool:
         """Holding the lock: an odd counter means its writer died mid-write. Undo its stores
-        from the journal and end the write. Returns whether there was one."""
+        from the journal and end the write (the value is then the one before that update: the
+        segment is repaired, not poisoned). Returns whether there was one."""
         m = self._m
         seq = m.u64_at(OFF_SEQ)
         if not seq & 1:
@@ -1194,22 +1271,23 @@ class Segment:
     def _recover_dead_writer(self) -> None:
         """The counter has stayed odd: if the lock is free, its writer is dead."""
         if self._lock.held():
-            if self._recover_locked():
-                self._m.set_u32(OFF_POISON, 1)
+            self._recover_locked()  # rolled back: repaired, not poisoned
             return
-        # A reader's lock: the news of a dead holder or writer is left for the next real locker.
         try:
-            got = self._lock_raw(False, None, consume=False)
+            got = self._lock_raw(False, None)
         except Corrupt:
             return  # an unusable lock word: keep waiting for a Rust locker to repair it
         if got is not None:
             self._unlock_raw()
 
-    def _lock_raw(self, blocking: bool, timeout: Optional[float], consume: bool = True) -> Optional[str]:
-        """Takes the mutex: ``"clean"``, ``"poisoned"``, or ``None`` if it stayed held.
+    def _lock_raw(self, blocking: bool, timeout: Optional[float]) -> Optional[bool]:
+        """Takes the mutex; returns whether the segment is poisoned (once a dead holder is dealt
+        with), or ``None`` if the lock stayed held.
 
-        With ``consume`` (a real locker), a pending poisoning is reported and cleared; without
-        (a reader that only needs the lock for a moment), it is left for the next real locker.
+        Every locker (a reader taking it for a moment included) deals with a dead holder the same
+        way: a writer that died in the middle of its stores is rolled back from the journal and
+        nothing is poisoned; a holder that died with no write in progress may have left
+        unjournaled stores half done, so the segment is poisoned until ``clear_poison()``.
         """
         m = self._check_open()
         addr = m.lock_addr
@@ -1225,19 +1303,11 @@ class Segment:
             if rc == 0 or rc == pt.EOWNERDEAD:
                 if rc == pt.EOWNERDEAD:
                     pt.consistent(addr)  # acquired from a dead holder
-                    poisoned = True
-                else:
-                    poisoned = m.u32_at(OFF_POISON) != 0
                 # A writer that died mid-update left the counter odd: undo it before anyone looks.
-                if self._recover_locked():
-                    poisoned = True
-                if consume:
-                    # Holding the lock, as every writer of `poison` does: this read-then-store is
-                    # the swap FORMAT.md asks for.
-                    m.set_u32(OFF_POISON, 0)
-                elif poisoned:
-                    m.set_u32(OFF_POISON, 1)
-                return "poisoned" if poisoned else "clean"
+                rolled_back = self._recover_locked()
+                if rc == pt.EOWNERDEAD and not rolled_back:
+                    m.set_u32(OFF_POISON, 1)  # sticky: only clear_poison() stores 0
+                return m.u32_at(OFF_POISON) != 0
             if rc in (errno.EBUSY, errno.ETIMEDOUT):
                 if not blocking or (deadline is not None and time.monotonic() >= deadline):
                     return None
