@@ -20,7 +20,10 @@ and ``Array::<i32>::open`` accept::
         v.value += 1.0
 
 Errors are :class:`ShmError` subclasses naming the segment: :class:`NotFound`,
-:class:`PermissionDenied`, :class:`Corrupt`, :class:`LayoutMismatch`, and more.
+:class:`PermissionDenied`, :class:`Corrupt`, :class:`LayoutMismatch`, and more. Waits for the
+lock are bounded by ``timeout=`` (``update(..., timeout=2)``, ``get_lock(timeout=2)``, in
+seconds; None waits as long as it takes) and end in :class:`Timeout`, naming the segment and the
+pid holding the lock.
 
 Poisoning: who is told what
 ---------------------------

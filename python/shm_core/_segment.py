@@ -767,12 +767,35 @@ def _owner_died(word: int) -> bool:
     return tid != 0 and not _thread_exists(tid)
 
 
+def _tgid_of(tid: int) -> Optional[int]:
+    """The process (thread group) of thread ``tid``, from /proc."""
+    try:
+        with io.open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_timeout(timeout: Optional[float]) -> None:
+    if timeout is not None and not timeout >= 0:  # `not >=` refuses NaN too
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
+
+
 class Lock:
     """The segment's lock (``get_lock()``): a robust, process-shared pthread mutex in the header,
     the same one Rust's ``lock()`` and ``update()`` take.
 
     Used as ``with seg.get_lock() as lock: ...``. Like ``multiprocessing``'s lock it is
     re-entrant within a thread (``update()`` inside ``with get_lock()`` works).
+
+    Waiting: ``with`` waits as long as it takes for ``get_lock()``, and at most ``timeout``
+    seconds for ``get_lock(timeout=...)``, then raises :class:`Timeout` naming the segment and
+    the pid holding the lock. ``acquire()`` keeps ``multiprocessing``'s contract: it returns
+    False when the lock stayed held (``blocking=False``, or after ``timeout`` seconds; without a
+    ``timeout``, that of ``get_lock(timeout=...)``; a negative one waits as long as it takes).
 
     Poisoning (see the package documentation, "Poisoning: who is told what"): ``poisoned`` is
     True when the segment was poisoned as this thread acquired the lock: a previous holder died
@@ -783,46 +806,65 @@ class Lock:
     them.
     """
 
-    def __init__(self, seg: "Segment") -> None:
+    def __init__(
+        self, seg: "Segment", timeout: Optional[float] = None, base: Optional["Lock"] = None
+    ) -> None:
         self._seg = seg
-        self._owner: Optional[int] = None
-        self._depth = 0
-        self._poisoned = False
+        self._timeout = timeout
+        # Every Lock of a handle shares who holds it through the handle: the handle's own.
+        self._base = self if base is None else base
+        if base is None:
+            self._owner: Optional[int] = None
+            self._depth = 0
+            self._poisoned = False
 
     @property
     def poisoned(self) -> bool:
         """Whether the segment was poisoned when this thread acquired the lock."""
-        return self._poisoned
+        return self._base._poisoned
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Takes the lock; with ``blocking=False`` or a ``timeout`` (seconds), returns False if
-        it stayed held. A blocked acquire can be interrupted with Ctrl-C."""
+    @property
+    def timeout(self) -> Optional[float]:
+        """How long ``with`` (and ``acquire()`` without a timeout) waits, in seconds; None: as
+        long as it takes."""
+        return self._timeout
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Takes the lock; returns False if it stayed held: at once with ``blocking=False``,
+        after ``timeout`` seconds (default: this lock's :attr:`timeout`; negative: no limit)
+        otherwise. A blocked acquire can be interrupted with Ctrl-C."""
+        b = self._base
         me = threading.get_ident()
-        if self._owner == me:
-            self._depth += 1
+        if b._owner == me:
+            b._depth += 1
             return True
+        if timeout is None:
+            timeout = self._timeout
         poisoned = self._seg._lock_raw(blocking, None if timeout is None or timeout < 0 else timeout)
         if poisoned is None:
             return False
-        self._owner = me
-        self._depth = 1
-        self._poisoned = poisoned
+        b._owner = me
+        b._depth = 1
+        b._poisoned = poisoned
         return True
 
     def release(self) -> None:
-        if self._owner != threading.get_ident():
+        b = self._base
+        if b._owner != threading.get_ident():
             raise RuntimeError(f"segment `{self._seg.name}`: release of a lock this thread does not hold")
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
+        b._depth -= 1
+        if b._depth == 0:
+            b._owner = None
             self._seg._unlock_raw()
 
     def held(self) -> bool:
         """Whether this thread holds the lock (through this handle)."""
-        return self._owner == threading.get_ident()
+        return self._base._owner == threading.get_ident()
 
     def __enter__(self) -> "Lock":
-        self.acquire()
+        start = time.monotonic()
+        if not self.acquire():
+            raise self._seg._lock_timeout("its lock was not released", time.monotonic() - start)
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
@@ -832,7 +874,7 @@ class Lock:
         self.release()
 
     def __repr__(self) -> str:
-        state = "held" if self._owner is not None else "free here"
+        state = "held" if self._base._owner is not None else "free here"
         return f"<shm_core.Lock of {self._seg.name!r}: {state}>"
 
 
@@ -1001,7 +1043,7 @@ class Segment:
         r, off = self._root_reader, self._payload
         return self._consistent(lambda: r(vs, off), timeout)
 
-    def update(self, fn: Any = None, /, **fields: Any) -> Any:
+    def update(self, fn: Any = None, /, *, timeout: Optional[float] = None, **fields: Any) -> Any:
         """Changes several fields at once, as one seqlock write under the segment's lock, so a
         ``snapshot()`` in any process (Rust or Python) sees all of the change or none of it.
 
@@ -1014,6 +1056,11 @@ class Segment:
           one, which ``update`` returns: ``v.update(lambda x: x + 1)``.
         - ``update(value)``: sets the whole value the same way (an :class:`Array` from a list, or
           some elements from ``{index: value}``).
+
+        ``timeout`` (seconds; None, the default: as long as it takes) bounds the wait for the
+        lock: if another process keeps it that long, :class:`Timeout` is raised, naming the
+        segment and the pid holding the lock, and nothing is changed. (A struct field called
+        ``timeout`` is set with ``update({"timeout": x})``.)
 
         Values are checked before the lock is taken: a bad one raises and changes nothing.
         ``fn`` runs holding the lock, before the write begins, so readers are not held up while
@@ -1028,6 +1075,7 @@ class Segment:
         the one before, and the segment is not poisoned. Who is told what after each kind of
         death: the package documentation, "Poisoning: who is told what".
         """
+        _check_timeout(timeout)
         if fn is not None and fields:
             raise TypeError("update() takes a function or a value, or fields, not both")
         root = self._root_desc
@@ -1043,7 +1091,11 @@ class Segment:
         elif fn is None:
             return None
         lock = self._lock
-        lock.acquire()
+        start_wait = time.monotonic()
+        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise self._lock_timeout(
+                "update(): its lock was not released", time.monotonic() - start_wait
+            )
         try:
             result = None
             if given is not None:
@@ -1076,16 +1128,25 @@ class Segment:
         finally:
             lock.release()
 
-    def get_lock(self) -> Lock:
+    def get_lock(self, timeout: Optional[float] = None) -> Lock:
         """The segment's lock, as ``multiprocessing.Value(...).get_lock()``: ``with
         seg.get_lock(): ...`` excludes every other locker, Rust's ``lock()`` and ``update()``
         included. Stores made while holding it are not seen as one by ``snapshot()``: use
         :meth:`update` for that.
 
+        ``timeout`` (seconds; None, the default: as long as it takes) bounds the wait of
+        ``with seg.get_lock(timeout=2): ...``, which raises :class:`Timeout` naming the segment
+        and the pid holding the lock; ``acquire()`` of that lock returns False after it instead
+        (``acquire(timeout=...)`` takes a timeout of its own, as ``multiprocessing``'s does).
+        Whatever the timeout, it is the same lock, re-entrant within a thread.
+
         ``lock.poisoned`` says whether the segment was poisoned when it was acquired; an
         exception leaving the ``with`` block poisons it (see :class:`Lock`).
         """
-        return self._lock
+        _check_timeout(timeout)
+        if timeout is None:
+            return self._lock
+        return Lock(self, timeout, self._lock)
 
     @property
     def poisoned(self) -> bool:
@@ -1103,15 +1164,21 @@ class Segment:
             return True
         return m.u32_at(OFF_POISON) != 0
 
-    def clear_poison(self) -> None:
+    def clear_poison(self, *, timeout: Optional[float] = None) -> None:
         """Says the segment is consistent again (as ``Mutex::clear_poison`` does in Rust): after
         it, :attr:`poisoned` is False and lockers are told nothing, until the next death or
         failure. Call it once you have checked or repaired the value.
 
         It takes the lock for a moment (re-entrant: call it inside ``with get_lock()``), so that
-        a holder's death nobody has noticed yet is dealt with first and cleared too."""
+        a holder's death nobody has noticed yet is dealt with first and cleared too; ``timeout``
+        bounds that wait, as for :meth:`update`."""
+        _check_timeout(timeout)
         lock = self._lock
-        lock.acquire()
+        start_wait = time.monotonic()
+        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise self._lock_timeout(
+                "clear_poison(): its lock was not released", time.monotonic() - start_wait
+            )
         try:
             self._m.set_u32(OFF_POISON, 0)
         finally:
@@ -1232,7 +1299,9 @@ class Segment:
                 self._recover_dead_writer()
                 odd_since = now
             if deadline is not None and now >= deadline:
-                raise Timeout(self.name, "no consistent snapshot: a write stayed in progress", timeout or 0.0)
+                raise self._lock_timeout(
+                    "no consistent snapshot: a write stayed in progress", timeout or 0.0
+                )
             spins += 1
             if spins < 16:
                 pass
@@ -1249,7 +1318,7 @@ class Segment:
             return read()
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if self._lock_raw(True, left) is None:
-            raise Timeout(self.name, "no consistent snapshot: the lock stayed held", left or 0.0)
+            raise self._lock_timeout("no consistent snapshot: the lock stayed held", left or 0.0)
         self.locked_reads += 1
         try:
             return read()
@@ -1329,6 +1398,23 @@ class Segment:
                 time.sleep(0.001)
                 continue
             raise Io(self.name, "pthread_mutex_lock", OSError(rc, os.strerror(rc)))
+
+    def _lock_timeout(self, what: str, waited: float) -> Timeout:
+        """The :class:`Timeout` for a wait on the lock, saying who holds it."""
+        tid = self._m.u32_at(OFF_LOCK) & _FUTEX_TID_MASK
+        if tid == 0:
+            return Timeout(self.name, what, waited)
+        if not _thread_exists(tid):
+            return Timeout(
+                self.name, what, waited, None,
+                f"its holder, thread {tid}, no longer exists (a Rust locker marks such a lock's"
+                " holder dead)",
+            )
+        pid = _tgid_of(tid)
+        if pid is None:
+            return Timeout(self.name, what, waited, None, f"thread {tid} holds it")
+        who = f"pid {pid}" if pid == tid else f"pid {pid} (thread {tid})"
+        return Timeout(self.name, what, waited, pid, f"{who} holds it and is alive")
 
     def _unlock_raw(self) -> None:
         rc = pt.unlock(self._m.lock_addr)

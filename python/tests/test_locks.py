@@ -8,6 +8,7 @@ they say so in their docstrings."""
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import threading
@@ -315,6 +316,68 @@ class LockApiTest(ShmTestCase):
         self.assertEqual(self.run_peer("lock-once", name, "2000").split()[0], "clean")
         self.assertEqual(v.value, 3)
 
+    def test_waits_for_the_lock_end_with_a_timeout_naming_the_holder(self):
+        name = self.name("held")
+        v = self.keep(shm_core.Value("q", 0, name=name))
+        holder = self.python(HOLD_LOCK.format(name=name))
+        holder.expect("locked")
+        pid = holder.proc.pid
+        attempts = [
+            lambda: v.update(lambda x: x + 1, timeout=0.1),
+            lambda: v.update(7, timeout=0.1),
+            lambda: v.clear_poison(timeout=0.1),
+        ]
+
+        def with_lock():
+            with v.get_lock(timeout=0.1):
+                v.value = 99
+
+        attempts.append(with_lock)
+        for i, attempt in enumerate(attempts):
+            with self.assertRaises(shm_core.Timeout, msg=f"attempt {i}") as cm:
+                attempt()
+            self.assertEqual(cm.exception.name, name)
+            self.assertEqual(cm.exception.pid, pid)
+            self.assertIn(f"`{name}`", str(cm.exception))
+            self.assertIn(f"pid {pid} holds it", str(cm.exception))
+        self.assertFalse(v.get_lock(timeout=0.05).acquire())
+        self.assertFalse(v.get_lock().acquire(timeout=0.05))
+        self.assertEqual(v.value, 0)
+        self.assertFalse(v.poisoned)  # waiting out a live holder poisons nothing
+        with self.assertRaises(ValueError):
+            v.get_lock(timeout=-1)
+        holder.kill9()
+        # A lock with a timeout is the same lock as get_lock()'s: re-entrant within a thread.
+        with v.get_lock(timeout=5) as lock:
+            self.assertTrue(lock.poisoned)
+            self.assertTrue(v.get_lock().held())
+            self.assertEqual(v.update(lambda x: x + 1, timeout=0), 1)
+        self.assertFalse(v.get_lock().held())
+
+    def test_update_of_fields_ends_with_a_timeout_while_a_thread_holds_the_lock(self):
+        desc = shm_core.Descriptor.struct("Pair", [("a", "q"), ("b", "q")])
+        s = self.keep(shm_core.create(self.name("fields"), desc, {"a": 1, "b": 2}))
+        held, done = threading.Event(), threading.Event()
+
+        def hold():
+            with s.get_lock():
+                held.set()
+                done.wait(20)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        try:
+            self.assertTrue(held.wait(20))
+            with self.assertRaises(shm_core.Timeout) as cm:
+                s.update(a=10, b=20, timeout=0.05)
+            self.assertEqual(cm.exception.pid, os.getpid())
+        finally:
+            done.set()
+            t.join()
+        self.assertEqual(s.snapshot(), {"a": 1, "b": 2})
+        s.update(a=10, b=20, timeout=5)
+        self.assertEqual(s.snapshot(), {"a": 10, "b": 20})
+
     def test_snapshot_waits_for_a_live_writer_and_gives_up_on_time(self):
         a = self.keep(shm_core.Array("q", [0, 0, 0], name=self.name("slow")))
         holder = self.python(HANG_MID_WRITE.format(name=a.name))
@@ -323,6 +386,7 @@ class LockApiTest(ShmTestCase):
         with self.assertRaises(shm_core.Timeout) as cm:
             a.snapshot(timeout=0.2)
         self.assertIn(a.name, str(cm.exception))
+        self.assertEqual(cm.exception.pid, holder.proc.pid)  # the writer holding the lock
         holder.kill9()
         self.assertEqual(a.snapshot(timeout=5), [0, 0, 0])
 
