@@ -7,6 +7,8 @@ class derives from it too, so ``except FileNotFoundError`` catches :class:`NotFo
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class ShmError(Exception):
     """Base of every error this module raises about a segment. ``.name`` is the segment's name."""
@@ -106,11 +108,16 @@ class CreatorDied(ShmError):
 
 class Timeout(ShmError, TimeoutError):
     """Waiting for the segment (to become ready, for its lock, for a consistent snapshot) took
-    longer than allowed."""
+    longer than allowed. ``.waited`` is how long it waited (seconds); ``.pid``, when the wait was
+    for the lock and its holder could be told, is the process that held it (else None)."""
 
-    def __init__(self, name: str, what: str, waited: float) -> None:
-        super().__init__(name, f"segment `{name}`: {what} within {waited:.3f} s")
+    def __init__(
+        self, name: str, what: str, waited: float, pid: Optional[int] = None, why: str = ""
+    ) -> None:
+        msg = f"segment `{name}`: {what} within {waited:.3f} s"
+        super().__init__(name, f"{msg}: {why}" if why else msg)
         self.waited = waited
+        self.pid = pid
 
 
 class Io(ShmError, OSError):

@@ -742,59 +742,139 @@ def _make_view(seg: "Segment", desc: Descriptor, off: int, path: str) -> _View:
 
 # --- the lock -------------------------------------------------------------------------------
 
+#: The kernel's robust-futex ABI (linux/futex.h): the first 4 bytes of the lock hold the owner's
+#: thread id in these bits, and ``_FUTEX_OWNER_DIED`` once the owner died holding it.
+_FUTEX_TID_MASK = 0x3FFF_FFFF
+_FUTEX_OWNER_DIED = 0x4000_0000
+
+
+def _thread_exists(tid: int) -> bool:
+    try:
+        os.kill(tid, 0)  # signal 0 sends nothing: only checks that the thread exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _owner_died(word: int) -> bool:
+    """Whether a lock word says its holder died: the kernel marked it so, or it names a thread
+    that no longer exists (as Rust's ``is_poisoned`` reads it)."""
+    if word & _FUTEX_OWNER_DIED:
+        return True
+    tid = word & _FUTEX_TID_MASK
+    return tid != 0 and not _thread_exists(tid)
+
+
+def _tgid_of(tid: int) -> Optional[int]:
+    """The process (thread group) of thread ``tid``, from /proc."""
+    try:
+        with io.open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_timeout(timeout: Optional[float]) -> None:
+    if timeout is not None and not timeout >= 0:  # `not >=` refuses NaN too
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
+
 
 class Lock:
     """The segment's lock (``get_lock()``): a robust, process-shared pthread mutex in the header,
     the same one Rust's ``lock()`` and ``update()`` take.
 
     Used as ``with seg.get_lock() as lock: ...``. Like ``multiprocessing``'s lock it is
-    re-entrant within a thread (``update()`` inside ``with get_lock()`` works). ``poisoned`` is
-    True when the last acquire found that the previous holder died holding the lock (or a writer
-    died mid-update): the fields may be half-changed. Only one locker is told.
+    re-entrant within a thread (``update()`` inside ``with get_lock()`` works).
+
+    Waiting: ``with`` waits as long as it takes for ``get_lock()``, and at most ``timeout``
+    seconds for ``get_lock(timeout=...)``, then raises :class:`Timeout` naming the segment and
+    the pid holding the lock. ``acquire()`` keeps ``multiprocessing``'s contract: it returns
+    False when the lock stayed held (``blocking=False``, or after ``timeout`` seconds; without a
+    ``timeout``, that of ``get_lock(timeout=...)``; a negative one waits as long as it takes).
+
+    Poisoning (see the package documentation, "Poisoning: who is told what"): ``poisoned`` is
+    True when the segment was poisoned as this thread acquired the lock: a previous holder died
+    holding it, or failed (an exception) while holding it, and what it may have half-changed was
+    not repaired. It stays so for every locker until :meth:`Segment.clear_poison`. An exception
+    that leaves a ``with`` block of the lock poisons the segment, as a panic with Rust's lock
+    guard alive does: the stores made under the lock are not journaled, so nothing can undo
+    them.
     """
 
-    def __init__(self, seg: "Segment") -> None:
+    def __init__(
+        self, seg: "Segment", timeout: Optional[float] = None, base: Optional["Lock"] = None
+    ) -> None:
         self._seg = seg
-        self._owner: Optional[int] = None
-        self._depth = 0
-        self.poisoned = False
+        self._timeout = timeout
+        # Every Lock of a handle shares who holds it through the handle: the handle's own.
+        self._base = self if base is None else base
+        if base is None:
+            self._owner: Optional[int] = None
+            self._depth = 0
+            self._poisoned = False
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Takes the lock; with ``blocking=False`` or a ``timeout`` (seconds), returns False if
-        it stayed held. A blocked acquire can be interrupted with Ctrl-C."""
+    @property
+    def poisoned(self) -> bool:
+        """Whether the segment was poisoned when this thread acquired the lock."""
+        return self._base._poisoned
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """How long ``with`` (and ``acquire()`` without a timeout) waits, in seconds; None: as
+        long as it takes."""
+        return self._timeout
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Takes the lock; returns False if it stayed held: at once with ``blocking=False``,
+        after ``timeout`` seconds (default: this lock's :attr:`timeout`; negative: no limit)
+        otherwise. A blocked acquire can be interrupted with Ctrl-C."""
+        b = self._base
         me = threading.get_ident()
-        if self._owner == me:
-            self._depth += 1
+        if b._owner == me:
+            b._depth += 1
             return True
-        how = self._seg._lock_raw(blocking, None if timeout is None or timeout < 0 else timeout)
-        if how is None:
+        if timeout is None:
+            timeout = self._timeout
+        poisoned = self._seg._lock_raw(blocking, None if timeout is None or timeout < 0 else timeout)
+        if poisoned is None:
             return False
-        self._owner = me
-        self._depth = 1
-        self.poisoned = how == "poisoned"
+        b._owner = me
+        b._depth = 1
+        b._poisoned = poisoned
         return True
 
     def release(self) -> None:
-        if self._owner != threading.get_ident():
+        b = self._base
+        if b._owner != threading.get_ident():
             raise RuntimeError(f"segment `{self._seg.name}`: release of a lock this thread does not hold")
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
+        b._depth -= 1
+        if b._depth == 0:
+            b._owner = None
             self._seg._unlock_raw()
 
     def held(self) -> bool:
         """Whether this thread holds the lock (through this handle)."""
-        return self._owner == threading.get_ident()
+        return self._base._owner == threading.get_ident()
 
     def __enter__(self) -> "Lock":
-        self.acquire()
+        start = time.monotonic()
+        if not self.acquire():
+            raise self._seg._lock_timeout("its lock was not released", time.monotonic() - start)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            # Failed holding the lock: its unjournaled stores may be half done.
+            self._seg._m.set_u32(OFF_POISON, 1)
         self.release()
 
     def __repr__(self) -> str:
-        state = "held" if self._owner is not None else "free here"
+        state = "held" if self._base._owner is not None else "free here"
         return f"<shm_core.Lock of {self._seg.name!r}: {state}>"
 
 
@@ -949,18 +1029,21 @@ class Segment:
 
         A seqlock read, as Rust's ``snapshot()``: it retries while an update is in progress. If
         the writer of that update died (the counter stays odd while the lock is free), it rolls
-        the half-done update back from the journal after about a millisecond, and leaves the
-        news of the death for the next locker. Python reads are slow next to Rust writes, so
-        after a few lost races it reads holding the lock instead, which always succeeds (and
-        holds up writers for that one read). ``timeout`` (seconds) bounds the wait; the default
-        waits as long as it takes, which is only long while a live process holds the lock in
-        the middle of an update. Raises :class:`Timeout` if it runs out.
+        the half-done update back from the journal after about a millisecond: the value is
+        then the one before that update, and the segment is not poisoned (taking the lock for
+        that, it poisons the segment if it finds instead that a holder died with no write in
+        progress, as every locker does). It never reports poisoning: see :attr:`poisoned`.
+        Python reads are slow next to Rust writes, so after a few lost races it reads holding
+        the lock instead, which always succeeds (and holds up writers for that one read).
+        ``timeout`` (seconds) bounds the wait; the default waits as long as it takes, which is
+        only long while a live process holds the lock in the middle of an update. Raises
+        :class:`Timeout` if it runs out.
         """
         vs = self._views()
         r, off = self._root_reader, self._payload
         return self._consistent(lambda: r(vs, off), timeout)
 
-    def update(self, fn: Any = None, /, **fields: Any) -> Any:
+    def update(self, fn: Any = None, /, *, timeout: Optional[float] = None, **fields: Any) -> Any:
         """Changes several fields at once, as one seqlock write under the segment's lock, so a
         ``snapshot()`` in any process (Rust or Python) sees all of the change or none of it.
 
@@ -974,16 +1057,25 @@ class Segment:
         - ``update(value)``: sets the whole value the same way (an :class:`Array` from a list, or
           some elements from ``{index: value}``).
 
+        ``timeout`` (seconds; None, the default: as long as it takes) bounds the wait for the
+        lock: if another process keeps it that long, :class:`Timeout` is raised, naming the
+        segment and the pid holding the lock, and nothing is changed. (A struct field called
+        ``timeout`` is set with ``update({"timeout": x})``.)
+
         Values are checked before the lock is taken: a bad one raises and changes nothing.
         ``fn`` runs holding the lock, before the write begins, so readers are not held up while
-        it runs; if it raises, nothing is stored and the lock is poisoned for the next locker
-        (as a panic does in Rust). If the previous holder of the lock died holding it,
-        ``update`` proceeds (it rewrites what it changes) and ``get_lock().poisoned`` says so.
-        Only the primitives that change are stored, so concurrent Rust field atomics
+        it runs; if it raises, nothing is stored and the segment is poisoned (as a panic in
+        Rust's ``update`` closure poisons it). On a poisoned segment (:attr:`poisoned`: a
+        holder of the lock died or failed before), ``update`` proceeds, its own write being
+        whole and journaled, and leaves the poisoning in place: only :meth:`clear_poison`
+        clears it. Only the primitives that change are stored, so concurrent Rust field atomics
         (``fetch_add``) on the others are not lost; on those it changes, they are overwritten.
         A process killed in the middle of the stores leaves a journal from which the next
-        locker or reader, in any language, rolls the update back.
+        locker or reader, in any language, rolls the update back: the value is then exactly
+        the one before, and the segment is not poisoned. Who is told what after each kind of
+        death: the package documentation, "Poisoning: who is told what".
         """
+        _check_timeout(timeout)
         if fn is not None and fields:
             raise TypeError("update() takes a function or a value, or fields, not both")
         root = self._root_desc
@@ -999,7 +1091,11 @@ class Segment:
         elif fn is None:
             return None
         lock = self._lock
-        lock.acquire()
+        start_wait = time.monotonic()
+        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise self._lock_timeout(
+                "update(): its lock was not released", time.monotonic() - start_wait
+            )
         try:
             result = None
             if given is not None:
@@ -1020,7 +1116,7 @@ class Segment:
                     _plan_changes(root, off, old, new, "", stores)
                 except BaseException:
                     # As FORMAT.md says of a failed computation: nothing is stored, and the
-                    # next locker is told.
+                    # segment is poisoned until clear_poison().
                     self._m.set_u32(OFF_POISON, 1)
                     raise
                 if stores and self.is_array:  # journal only the span of changed elements
@@ -1032,12 +1128,61 @@ class Segment:
         finally:
             lock.release()
 
-    def get_lock(self) -> Lock:
+    def get_lock(self, timeout: Optional[float] = None) -> Lock:
         """The segment's lock, as ``multiprocessing.Value(...).get_lock()``: ``with
         seg.get_lock(): ...`` excludes every other locker, Rust's ``lock()`` and ``update()``
         included. Stores made while holding it are not seen as one by ``snapshot()``: use
-        :meth:`update` for that."""
-        return self._lock
+        :meth:`update` for that.
+
+        ``timeout`` (seconds; None, the default: as long as it takes) bounds the wait of
+        ``with seg.get_lock(timeout=2): ...``, which raises :class:`Timeout` naming the segment
+        and the pid holding the lock; ``acquire()`` of that lock returns False after it instead
+        (``acquire(timeout=...)`` takes a timeout of its own, as ``multiprocessing``'s does).
+        Whatever the timeout, it is the same lock, re-entrant within a thread.
+
+        ``lock.poisoned`` says whether the segment was poisoned when it was acquired; an
+        exception leaving the ``with`` block poisons it (see :class:`Lock`).
+        """
+        _check_timeout(timeout)
+        if timeout is None:
+            return self._lock
+        return Lock(self, timeout, self._lock)
+
+    @property
+    def poisoned(self) -> bool:
+        """Whether the segment is poisoned: a holder of its lock died or failed while holding it,
+        and what it may have half-changed was not repaired. The same state as Rust's
+        ``is_poisoned()`` and ``shm inspect``: the header's sticky ``poison`` word is set, or the
+        lock word says its holder died (or names a thread that no longer exists) while no
+        write is in progress, a death no locker has noticed yet. A writer killed in the middle
+        of an update's stores does not poison: that update is rolled back. Stays True until
+        :meth:`clear_poison`; see the package documentation, "Poisoning: who is told what"."""
+        m = self._check_open()
+        word = m.u32_at(OFF_LOCK)
+        seq = m.u64_at(OFF_SEQ)
+        if not seq & 1 and _owner_died(word):
+            return True
+        return m.u32_at(OFF_POISON) != 0
+
+    def clear_poison(self, *, timeout: Optional[float] = None) -> None:
+        """Says the segment is consistent again (as ``Mutex::clear_poison`` does in Rust): after
+        it, :attr:`poisoned` is False and lockers are told nothing, until the next death or
+        failure. Call it once you have checked or repaired the value.
+
+        It takes the lock for a moment (re-entrant: call it inside ``with get_lock()``), so that
+        a holder's death nobody has noticed yet is dealt with first and cleared too; ``timeout``
+        bounds that wait, as for :meth:`update`."""
+        _check_timeout(timeout)
+        lock = self._lock
+        start_wait = time.monotonic()
+        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise self._lock_timeout(
+                "clear_poison(): its lock was not released", time.monotonic() - start_wait
+            )
+        try:
+            self._m.set_u32(OFF_POISON, 0)
+        finally:
+            lock.release()
 
     # -- the seqlock and the mutex (docs/FORMAT.md, "Consistency protocol") -----------------
 
@@ -1094,8 +1239,8 @@ class Segment:
             done = True
         finally:
             if not done:
-                # Interrupted (KeyboardInterrupt) mid-write: undo, as Rust does on a panic,
-                # and tell the next locker.
+                # Interrupted (KeyboardInterrupt) mid-write: undo, and poison the segment as
+                # Rust does on a panic in an update (an update that raises poisons it).
                 self._undo(m)
                 m.set_u32(OFF_POISON, 1)
             m.set_u64(OFF_JOURNAL_LEN, 0)
@@ -1154,7 +1299,9 @@ class Segment:
                 self._recover_dead_writer()
                 odd_since = now
             if deadline is not None and now >= deadline:
-                raise Timeout(self.name, "no consistent snapshot: a write stayed in progress", timeout or 0.0)
+                raise self._lock_timeout(
+                    "no consistent snapshot: a write stayed in progress", timeout or 0.0
+                )
             spins += 1
             if spins < 16:
                 pass
@@ -1167,13 +1314,11 @@ class Segment:
         """Reads holding the lock: no update can be in progress then (one whose writer died is
         undone on the way in), so the read is consistent."""
         if self._lock.held():
-            if self._recover_locked():
-                self._m.set_u32(OFF_POISON, 1)
+            self._recover_locked()  # rolled back: repaired, not poisoned
             return read()
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        how = self._lock_raw(True, left, consume=False)
-        if how is None:
-            raise Timeout(self.name, "no consistent snapshot: the lock stayed held", left or 0.0)
+        if self._lock_raw(True, left) is None:
+            raise self._lock_timeout("no consistent snapshot: the lock stayed held", left or 0.0)
         self.locked_reads += 1
         try:
             return read()
@@ -1182,7 +1327,8 @@ class Segment:
 
     def _recover_locked(self) -> bool:
         """Holding the lock: an odd counter means its writer died mid-write. Undo its stores
-        from the journal and end the write. Returns whether there was one."""
+        from the journal and end the write (the value is then the one before that update: the
+        segment is repaired, not poisoned). Returns whether there was one."""
         m = self._m
         seq = m.u64_at(OFF_SEQ)
         if not seq & 1:
@@ -1194,22 +1340,23 @@ class Segment:
     def _recover_dead_writer(self) -> None:
         """The counter has stayed odd: if the lock is free, its writer is dead."""
         if self._lock.held():
-            if self._recover_locked():
-                self._m.set_u32(OFF_POISON, 1)
+            self._recover_locked()  # rolled back: repaired, not poisoned
             return
-        # A reader's lock: the news of a dead holder or writer is left for the next real locker.
         try:
-            got = self._lock_raw(False, None, consume=False)
+            got = self._lock_raw(False, None)
         except Corrupt:
             return  # an unusable lock word: keep waiting for a Rust locker to repair it
         if got is not None:
             self._unlock_raw()
 
-    def _lock_raw(self, blocking: bool, timeout: Optional[float], consume: bool = True) -> Optional[str]:
-        """Takes the mutex: ``"clean"``, ``"poisoned"``, or ``None`` if it stayed held.
+    def _lock_raw(self, blocking: bool, timeout: Optional[float]) -> Optional[bool]:
+        """Takes the mutex; returns whether the segment is poisoned (once a dead holder is dealt
+        with), or ``None`` if the lock stayed held.
 
-        With ``consume`` (a real locker), a pending poisoning is reported and cleared; without
-        (a reader that only needs the lock for a moment), it is left for the next real locker.
+        Every locker (a reader taking it for a moment included) deals with a dead holder the same
+        way: a writer that died in the middle of its stores is rolled back from the journal and
+        nothing is poisoned; a holder that died with no write in progress may have left
+        unjournaled stores half done, so the segment is poisoned until ``clear_poison()``.
         """
         m = self._check_open()
         addr = m.lock_addr
@@ -1225,19 +1372,11 @@ class Segment:
             if rc == 0 or rc == pt.EOWNERDEAD:
                 if rc == pt.EOWNERDEAD:
                     pt.consistent(addr)  # acquired from a dead holder
-                    poisoned = True
-                else:
-                    poisoned = m.u32_at(OFF_POISON) != 0
                 # A writer that died mid-update left the counter odd: undo it before anyone looks.
-                if self._recover_locked():
-                    poisoned = True
-                if consume:
-                    # Holding the lock, as every writer of `poison` does: this read-then-store is
-                    # the swap FORMAT.md asks for.
-                    m.set_u32(OFF_POISON, 0)
-                elif poisoned:
-                    m.set_u32(OFF_POISON, 1)
-                return "poisoned" if poisoned else "clean"
+                rolled_back = self._recover_locked()
+                if rc == pt.EOWNERDEAD and not rolled_back:
+                    m.set_u32(OFF_POISON, 1)  # sticky: only clear_poison() stores 0
+                return m.u32_at(OFF_POISON) != 0
             if rc in (errno.EBUSY, errno.ETIMEDOUT):
                 if not blocking or (deadline is not None and time.monotonic() >= deadline):
                     return None
@@ -1259,6 +1398,23 @@ class Segment:
                 time.sleep(0.001)
                 continue
             raise Io(self.name, "pthread_mutex_lock", OSError(rc, os.strerror(rc)))
+
+    def _lock_timeout(self, what: str, waited: float) -> Timeout:
+        """The :class:`Timeout` for a wait on the lock, saying who holds it."""
+        tid = self._m.u32_at(OFF_LOCK) & _FUTEX_TID_MASK
+        if tid == 0:
+            return Timeout(self.name, what, waited)
+        if not _thread_exists(tid):
+            return Timeout(
+                self.name, what, waited, None,
+                f"its holder, thread {tid}, no longer exists (a Rust locker marks such a lock's"
+                " holder dead)",
+            )
+        pid = _tgid_of(tid)
+        if pid is None:
+            return Timeout(self.name, what, waited, None, f"thread {tid} holds it")
+        who = f"pid {pid}" if pid == tid else f"pid {pid} (thread {tid})"
+        return Timeout(self.name, what, waited, pid, f"{who} holds it and is alive")
 
     def _unlock_raw(self) -> None:
         rc = pt.unlock(self._m.lock_addr)

@@ -1,9 +1,14 @@
 """The segment's robust lock across languages: a process killed (SIGKILL) holding it, or in the
-middle of an update, blocks nobody in the other language; the next locker is told once; a
-half-done update is rolled back from the journal."""
+middle of an update, blocks nobody in the other language; a half-done update is rolled back from
+the journal (and poisons nothing); a holder that died with no write in progress poisons the
+segment for every locker and reader of ``.poisoned`` until ``clear_poison()``.
+
+Some tests here check what Rust's lockers do with the poisoning (``lock-once``, ``lock-array``):
+they say so in their docstrings."""
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import threading
@@ -44,8 +49,11 @@ class KilledHolderTest(ShmTestCase):
         for r in range(ROUNDS):
             holder = self.peer("lock-and-hang", name)
             holder.expect("locked")
+            self.assertFalse(v.poisoned, f"round {r}: a live holder poisons nothing")
             self.assertFalse(lock.acquire(timeout=0.05), f"round {r}: acquired a held lock")
             holder.kill9()
+            # Nobody has taken the lock since: its word alone says that the holder died.
+            self.assertTrue(v.poisoned, f"round {r}: the unnoticed death was not reported")
             start = time.monotonic()
             self.assertTrue(lock.acquire(timeout=5), f"round {r}")
             took = time.monotonic() - start
@@ -53,13 +61,22 @@ class KilledHolderTest(ShmTestCase):
             self.assertTrue(lock.poisoned, f"round {r}: the dead holder was not reported")
             v.value += 1
             lock.release()
-            # Told once: the next locker, in either language, finds it clean.
+            # Sticky: every later locker is told, an update goes through and leaves it so.
             with lock:
-                self.assertFalse(lock.poisoned)
+                self.assertTrue(lock.poisoned, f"round {r}: the poisoning was cleared")
+            v.update(lambda x: x + 1)
+            self.assertTrue(v.poisoned, f"round {r}: update() cleared the poisoning")
+            self.assertEqual(self.run_peer("lock-once", name, "2000").split()[0], "poisoned")
+            v.clear_poison()
+            self.assertFalse(v.poisoned, f"round {r}")
+            with lock:
+                self.assertFalse(lock.poisoned, f"round {r}")
             self.assertEqual(self.run_peer("lock-once", name, "2000").split()[0], "clean")
-        self.assertEqual(v.value, 2 * ROUNDS)
+        self.assertEqual(v.value, 4 * ROUNDS)
 
     def test_python_killed_holding_the_lock_does_not_block_rust(self):
+        """Also checks Rust's side: its locker that finds the holder dead poisons the segment,
+        and the next Rust and Python lockers are told too."""
         name = self.name("pylock")
         v = self.keep(shm_core.Value("Q", 0, name=name))
         for r in range(ROUNDS):
@@ -67,16 +84,48 @@ class KilledHolderTest(ShmTestCase):
             holder.expect("locked")
             self.assertEqual(self.run_peer("lock-once", name, "50").split()[0], "busy")
             # Readers never need the lock while no update is in progress.
-            self.assertEqual(v.snapshot(timeout=0.5), 2 * r)
+            self.assertEqual(v.snapshot(timeout=0.5), 3 * r)
             self.assertFalse(v.get_lock().acquire(timeout=0.05))
             holder.kill9()
+            self.assertTrue(v.poisoned, f"round {r}")
             how, ms = self.run_peer("lock-once", name, "5000").split()
             self.assertEqual(how, "poisoned", f"round {r}")
             self.assertLess(int(ms), 1000, f"round {r}: Rust waited {ms} ms")
+            self.assertEqual(self.run_peer("lock-once", name, "2000").split()[0], "poisoned")
+            self.assertTrue(v.poisoned, f"round {r}: Rust cleared the poisoning")
+            with v.get_lock() as lock:
+                self.assertTrue(lock.poisoned, f"round {r}")
+            self.assertTrue(v.poisoned, f"round {r}: a Python locker cleared the poisoning")
+            v.clear_poison()
             self.assertEqual(self.run_peer("lock-once", name, "2000").split()[0], "clean")
             with v.get_lock() as lock:
                 self.assertFalse(lock.poisoned)
-        self.assertEqual(v.value, 2 * ROUNDS)
+        self.assertEqual(v.value, 3 * ROUNDS)
+
+    def test_python_killed_holding_get_lock_poisons_until_cleared(self):
+        name = self.name("pyheld")
+        v = self.keep(shm_core.Value("q", 5, name=name))
+        other = self.keep(shm_core.Value.open(name))  # another handle says the same
+        holder = self.python(HOLD_LOCK.format(name=name))
+        holder.expect("locked")
+        self.assertFalse(v.poisoned, "a live holder poisons nothing")
+        holder.kill9()
+        self.assertTrue(v.poisoned)
+        self.assertTrue(other.poisoned)
+        self.assertEqual(v.update(lambda x: x + 1), 6)
+        self.assertTrue(v.poisoned, "update() cleared the poisoning")
+        self.assertTrue(other.poisoned)
+        for _ in range(2):
+            with v.get_lock() as lock:
+                self.assertTrue(lock.poisoned)
+        self.assertEqual(v.snapshot(), 6)  # readers are not told
+        other.clear_poison()
+        self.assertFalse(v.poisoned)
+        self.assertFalse(other.poisoned)
+        with v.get_lock() as lock:
+            self.assertFalse(lock.poisoned)
+        self.assertEqual(v.update(lambda x: x + 1), 7)
+        self.assertFalse(v.poisoned)
 
 
 class KilledWriterTest(ShmTestCase):
@@ -89,17 +138,22 @@ class KilledWriterTest(ShmTestCase):
             writer = self.peer("update-and-hang", name)
             writer.expect("in-update")
             writer.kill9()
+            # It died holding the lock with no write in progress: as a holder of lock() would.
+            self.assertTrue(a.poisoned, f"round {r}")
             start = time.monotonic()
             self.assertEqual(a.snapshot(timeout=5), [10, -10, 7], f"round {r}")
             took = time.monotonic() - start
             self.assertLess(took, 1.0, f"round {r}: the snapshot took {took:.3f} s")
-            with a.get_lock() as lock:
-                self.assertTrue(lock.poisoned, f"round {r}")
+            for _ in range(2):
+                with a.get_lock() as lock:
+                    self.assertTrue(lock.poisoned, f"round {r}")
+            a.clear_poison()
             with a.get_lock() as lock:
                 self.assertFalse(lock.poisoned)
         # And Python's next update goes through.
         a.update(lambda v: v.__setitem__(2, v[2] + 1))
         self.assertEqual(a.snapshot(), [10, -10, 8])
+        self.assertFalse(a.poisoned)
 
     def test_rust_killed_between_stores_is_rolled_back_for_python(self):
         # `update-forever` sets all elements to k, k + 1, ... one update each; killed at a
@@ -119,13 +173,19 @@ class KilledWriterTest(ShmTestCase):
             odd = m.u64_at(F.OFF_SEQ) & 1
             recorded = m.u64_at(F.OFF_JOURNAL_LEN) != 0
             mid_write += odd and recorded
+            if odd:
+                # Not poisoned, before or after: the dead writer's update is rolled back.
+                self.assertFalse(a.poisoned, f"round {rounds}")
             v = a.snapshot(timeout=5)
             self.assertEqual(len(set(v)), 1, f"round {rounds}: a mix of {sorted(set(v))[:4]}")
             if odd:
+                self.assertFalse(a.poisoned, f"round {rounds}: a rollback poisoned")
                 with a.get_lock() as lock:
-                    self.assertTrue(lock.poisoned, f"round {rounds}")
+                    self.assertFalse(lock.poisoned, f"round {rounds}: a rollback poisoned")
             self.assertEqual(m.u64_at(F.OFF_SEQ) & 1, 0)
             self.assertEqual(m.u64_at(F.OFF_JOURNAL_LEN), 0)
+            # Killed outside the stores, it may have died holding the lock: poisoned, rightly.
+            a.clear_poison()
         print(
             f"\n    {rounds} Rust writers killed at random: {mid_write} between stores, all rolled back",
             file=sys.stderr,
@@ -147,6 +207,7 @@ class KilledWriterTest(ShmTestCase):
             lock.release()
 
     def test_python_killed_mid_update_is_rolled_back_for_rust(self):
+        """Also checks Rust's side: its reader's rollback poisons nothing."""
         name = self.name("pywrite")
         a = self.keep(shm_core.Array("q", [10, -10, 7], name=name))
         for r in range(ROUNDS):
@@ -157,9 +218,9 @@ class KilledWriterTest(ShmTestCase):
             values, ms = self.run_peer("snapshot-i64", name).rsplit(" ", 1)
             self.assertEqual(values, "10 -10 7", f"round {r}: Rust saw a half-done update")
             self.assertLess(int(ms), 1000, f"round {r}: Rust's snapshot took {ms} ms")
+            self.assertFalse(a.poisoned, f"round {r}: Rust's rollback poisoned")
             how, _, *seen = self.run_peer("lock-array", name, "2000").split()
-            self.assertEqual((how, seen), ("poisoned", ["10", "-10", "7"]), f"round {r}")
-            self.assertEqual(self.run_peer("lock-array", name, "2000").split()[0], "clean")
+            self.assertEqual((how, seen), ("clean", ["10", "-10", "7"]), f"round {r}")
 
     def test_python_killed_mid_update_is_rolled_back_for_python(self):
         name = self.name("pywrite2")
@@ -167,9 +228,24 @@ class KilledWriterTest(ShmTestCase):
         writer = self.python(HANG_MID_WRITE.format(name=name))
         writer.expect("in-update")
         writer.kill9()
+        # A write in progress: whatever the lock word says, this is for a rollback to mend.
+        self.assertFalse(a.poisoned)
         self.assertEqual(a.snapshot(timeout=5), [10, -10, 7])
+        self.assertFalse(a.poisoned)
         how = self.run_peer("lock-array", name, "2000").split()[0]
-        self.assertEqual(how, "poisoned")
+        self.assertEqual(how, "clean")
+
+    def test_python_killed_mid_update_is_rolled_back_by_a_python_locker(self):
+        a = self.keep(shm_core.Array("q", [10, -10, 7], name=self.name("pywrite3")))
+        writer = self.python(HANG_MID_WRITE.format(name=a.name))
+        writer.expect("in-update")
+        writer.kill9()
+        with a.get_lock() as lock:
+            self.assertFalse(lock.poisoned)
+            self.assertEqual(a.tolist(), [10, -10, 7])
+        self.assertFalse(a.poisoned)
+        a.update({2: 8})
+        self.assertEqual(a.snapshot(), [10, -10, 8])
 
 
 class LockApiTest(ShmTestCase):
@@ -198,12 +274,109 @@ class LockApiTest(ShmTestCase):
         with self.assertRaises(KeyError):
             a.update(bad)
         self.assertEqual(a[:], [1, 2, 3])
+        self.assertTrue(a.poisoned)
         with a.get_lock() as lock:
             self.assertTrue(lock.poisoned)
         with self.assertRaises(OverflowError):
             a.update({0: 1 << 40})  # a bad value is refused before the lock is taken
+        a.update({0: 4})
+        self.assertEqual(a[:], [4, 2, 3])
+        with a.get_lock() as lock:
+            self.assertTrue(lock.poisoned, "an update cleared the poisoning")
+            a.clear_poison()
+        self.assertFalse(a.poisoned)
         with a.get_lock() as lock:
             self.assertFalse(lock.poisoned)
+
+    def test_an_exception_leaving_get_lock_poisons(self):
+        v = self.keep(shm_core.Value("i", 1, name=self.name("raise")))
+        with v.get_lock():
+            v.value += 1
+        self.assertFalse(v.poisoned)
+        with self.assertRaises(ZeroDivisionError):
+            with v.get_lock():
+                v.value += 1
+                v.value //= 0
+        self.assertTrue(v.poisoned)
+        with v.get_lock() as lock:
+            self.assertTrue(lock.poisoned)
+        v.clear_poison()
+        self.assertFalse(v.poisoned)
+
+    def test_rust_lockers_leave_python_poisoning_in_place(self):
+        """Checks Rust's side: its lockers report the poisoning and never clear it."""
+        name = self.name("ruststicky")
+        v = self.keep(shm_core.Value("Q", 0, name=name))
+        with self.assertRaises(ZeroDivisionError):
+            v.update(lambda x: x // 0)
+        for _ in range(2):
+            self.assertEqual(self.run_peer("lock-once", name, "2000").split()[0], "poisoned")
+        self.assertTrue(v.poisoned)
+        v.clear_poison()
+        self.assertEqual(self.run_peer("lock-once", name, "2000").split()[0], "clean")
+        self.assertEqual(v.value, 3)
+
+    def test_waits_for_the_lock_end_with_a_timeout_naming_the_holder(self):
+        name = self.name("held")
+        v = self.keep(shm_core.Value("q", 0, name=name))
+        holder = self.python(HOLD_LOCK.format(name=name))
+        holder.expect("locked")
+        pid = holder.proc.pid
+        attempts = [
+            lambda: v.update(lambda x: x + 1, timeout=0.1),
+            lambda: v.update(7, timeout=0.1),
+            lambda: v.clear_poison(timeout=0.1),
+        ]
+
+        def with_lock():
+            with v.get_lock(timeout=0.1):
+                v.value = 99
+
+        attempts.append(with_lock)
+        for i, attempt in enumerate(attempts):
+            with self.assertRaises(shm_core.Timeout, msg=f"attempt {i}") as cm:
+                attempt()
+            self.assertEqual(cm.exception.name, name)
+            self.assertEqual(cm.exception.pid, pid)
+            self.assertIn(f"`{name}`", str(cm.exception))
+            self.assertIn(f"pid {pid} holds it", str(cm.exception))
+        self.assertFalse(v.get_lock(timeout=0.05).acquire())
+        self.assertFalse(v.get_lock().acquire(timeout=0.05))
+        self.assertEqual(v.value, 0)
+        self.assertFalse(v.poisoned)  # waiting out a live holder poisons nothing
+        with self.assertRaises(ValueError):
+            v.get_lock(timeout=-1)
+        holder.kill9()
+        # A lock with a timeout is the same lock as get_lock()'s: re-entrant within a thread.
+        with v.get_lock(timeout=5) as lock:
+            self.assertTrue(lock.poisoned)
+            self.assertTrue(v.get_lock().held())
+            self.assertEqual(v.update(lambda x: x + 1, timeout=0), 1)
+        self.assertFalse(v.get_lock().held())
+
+    def test_update_of_fields_ends_with_a_timeout_while_a_thread_holds_the_lock(self):
+        desc = shm_core.Descriptor.struct("Pair", [("a", "q"), ("b", "q")])
+        s = self.keep(shm_core.create(self.name("fields"), desc, {"a": 1, "b": 2}))
+        held, done = threading.Event(), threading.Event()
+
+        def hold():
+            with s.get_lock():
+                held.set()
+                done.wait(20)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        try:
+            self.assertTrue(held.wait(20))
+            with self.assertRaises(shm_core.Timeout) as cm:
+                s.update(a=10, b=20, timeout=0.05)
+            self.assertEqual(cm.exception.pid, os.getpid())
+        finally:
+            done.set()
+            t.join()
+        self.assertEqual(s.snapshot(), {"a": 1, "b": 2})
+        s.update(a=10, b=20, timeout=5)
+        self.assertEqual(s.snapshot(), {"a": 10, "b": 20})
 
     def test_snapshot_waits_for_a_live_writer_and_gives_up_on_time(self):
         a = self.keep(shm_core.Array("q", [0, 0, 0], name=self.name("slow")))
@@ -213,6 +386,7 @@ class LockApiTest(ShmTestCase):
         with self.assertRaises(shm_core.Timeout) as cm:
             a.snapshot(timeout=0.2)
         self.assertIn(a.name, str(cm.exception))
+        self.assertEqual(cm.exception.pid, holder.proc.pid)  # the writer holding the lock
         holder.kill9()
         self.assertEqual(a.snapshot(timeout=5), [0, 0, 0])
 
