@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// List segments: type, size, element count, creator and whether it lives, kept, age.
+    /// List segments: type, size in /dev/shm and payload size, element count, creator and
+    /// whether it lives, kept, age.
     Ls {
         /// Also list objects that are not shm-core segments, or that this user may not open.
         #[arg(long)]

@@ -375,6 +375,20 @@ fn ls_lists_our_segments_with_type_size_creator_and_kept() {
     let lv = line(&v);
     assert!(lv.contains("Value<i32>") && lv.contains("yes"), "{lv}");
     assert!(text.starts_with("NAME"), "{text}");
+    // The whole object (what it takes in /dev/shm) beside the payload, under their titles.
+    let header = text.lines().next().unwrap();
+    let column = |row: &str, title: &str, next: &str| {
+        let (from, to) = (header.find(title).unwrap(), header.find(next).unwrap());
+        row[from..to].trim().to_owned()
+    };
+    let file_len = fs::metadata(a.path()).unwrap().len();
+    // The header's 256 bytes, the payload and its journal (two copies) at least.
+    assert!(file_len >= 256 + 3 * 320, "{file_len}");
+    assert_eq!(
+        column(&la, "SIZE", "PAYLOAD"),
+        format!("{:.1} KiB", file_len as f64 / 1024.0)
+    );
+    assert_eq!(column(&la, "PAYLOAD", "COUNT"), "320 B");
 
     // JSON, parsed back.
     let list = json(&ok(&["ls", "--json"]));
@@ -396,6 +410,7 @@ fn ls_lists_our_segments_with_type_size_creator_and_kept() {
         es["payload_len"],
         std::mem::size_of::<AtomicEverything>() as u64
     );
+    assert_eq!(es["object_len"], fs::metadata(s.path()).unwrap().len());
     assert_eq!(es["creator_pid"], std::process::id());
     assert_eq!(es["creator_alive"], true);
     assert_eq!(es["kept"], false);
@@ -1110,6 +1125,17 @@ fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
         assert!(e["reason"].as_str().unwrap().contains(why), "{e}");
     }
     assert!(ok(&["ls", "--all"]).contains("not an shm-core segment"));
+    // Their size, what they take in /dev/shm, is shown too; a symbolic link has none.
+    assert_eq!(ls_entry(&garbage).unwrap()["object_len"], 1000);
+    assert_eq!(ls_entry(&corrupt).unwrap()["object_len"], 300);
+    assert_eq!(ls_entry(&link).unwrap()["object_len"], Json::Null);
+    let all = ok(&["ls", "--all"]);
+    let row = all.lines().find(|l| l.starts_with(&*garbage)).unwrap();
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        [&*garbage, "-", "1000", "B"],
+        "{row}"
+    );
 
     // inspect refuses each with one line; nothing is changed.
     assert!(refused(&["inspect", &garbage]).contains("is not a valid segment"));
