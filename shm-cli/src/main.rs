@@ -79,11 +79,14 @@ enum Command {
         value: String,
     },
     /// Remove segments. Objects that are not shm-core segments, or are another user's, are
-    /// refused.
+    /// refused; so is a segment whose creator is alive, unless --force.
     Rm {
         /// The segments' names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Also remove segments whose creator is alive (it keeps its mapping; new opens fail).
+        #[arg(long)]
+        force: bool,
     },
     /// Remove stale segments: creator dead (by pid and start time) and not kept, or never
     /// made ready.
@@ -91,8 +94,9 @@ enum Command {
         /// Only say what would be removed.
         #[arg(long)]
         dry_run: bool,
-        /// Only consider segments whose name starts with this.
-        #[arg(long, value_name = "PREFIX")]
+        /// Only consider segments whose name starts with this (not empty: leave it out to
+        /// consider every segment).
+        #[arg(long, value_name = "PREFIX", value_parser = clean::parse_prefix)]
         prefix: Option<String>,
     },
 }
@@ -108,7 +112,7 @@ fn run(cli: Cli) -> Result<(), String> {
             limit,
         } => watch::run(&name, interval, count, limit),
         Command::Set { name, field, value } => set::run(&name, &field, &value),
-        Command::Rm { names } => clean::rm(&names),
+        Command::Rm { names, force } => clean::rm(&names, force),
         Command::Gc { dry_run, prefix } => clean::gc(dry_run, prefix.as_deref()),
     }
 }

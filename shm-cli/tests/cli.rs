@@ -893,10 +893,11 @@ fn watch_an_array_of_structs_is_a_table_and_ends_when_the_segment_is_removed() {
 #[test]
 fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
     let (a, b) = (Name::new("rm-a"), Name::new("rm-b"));
+    // `a`'s creator, this process, is alive: only --force removes it (next test).
     let _a = Value::<u8>::create(&a, 1).unwrap();
     drop(Value::<u8>::create_with(&b, 1, &Options::new().keep(true)).unwrap());
     assert_eq!(
-        ok(&["rm", &a, &b]),
+        ok(&["rm", "--force", &a, &b]),
         format!("removed {}\nremoved {}\n", &*a, &*b)
     );
     assert!(!a.exists() && !b.exists());
@@ -919,13 +920,14 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
     assert!(foreign.exists());
 
     // Missing; invalid; and several names, one bad: the others are still removed, one line per
-    // failure, status 1.
+    // failure, status 1. (`c`'s creator is this process: alive, hence --force, which removes no
+    // foreign object.)
     let missing = Name::new("rm-missing");
     assert!(refused(&["rm", &missing]).contains("does not exist"));
     assert!(refused(&["rm", "a/b"]).contains("invalid segment name"));
     let c = Name::new("rm-c");
     drop(Value::<u8>::create_with(&c, 1, &Options::new().keep(true)).unwrap());
-    let r = shm(&["rm", &missing, &c, &foreign]);
+    let r = shm(&["rm", "--force", &missing, &c, &foreign]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, format!("removed {}\n", &*c));
     assert_eq!(r.stderr.lines().count(), 2, "{}", r.stderr);
@@ -944,6 +946,50 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
         "{line}"
     );
     assert!(theirs.exists());
+}
+
+#[test]
+fn rm_refuses_a_segment_whose_creator_is_alive_unless_forced() {
+    let (live, dead) = (Name::new("rm-live"), Name::new("rm-dead"));
+    let creator = Role::spawn("create-and-hang", &live);
+    creator.wait_for("ready");
+    assert!(Role::spawn("create-kept-and-exit", &dead).finish());
+    // One line for the live one, naming its creator; the other is removed.
+    let r = shm(&["rm", &live, &dead]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, format!("removed {}\n", &*dead));
+    assert_eq!(
+        r.stderr,
+        format!(
+            "shm: not removing `{0}`: its creator, pid {1}, is alive and may still be using it; `shm rm --force {0}` removes it anyway\n",
+            &*live,
+            creator.pid()
+        )
+    );
+    assert!(live.exists() && !dead.exists());
+    assert_eq!(
+        ok(&["rm", "--force", &live]),
+        format!("removed {}\n", &*live)
+    );
+    assert!(!live.exists());
+
+    // One still being created by a live process: the same.
+    let young = Name::new("rm-young");
+    let creating = Role::spawn("hang-in-init", &young);
+    creating.wait_for("initializing");
+    assert_eq!(
+        refused(&["rm", &young]),
+        format!(
+            "shm: not removing `{0}`: it is still being created; `shm rm --force {0}` removes it anyway",
+            &*young
+        )
+    );
+    assert!(young.exists());
+    assert_eq!(
+        ok(&["rm", &young, "--force"]),
+        format!("removed {}\n", &*young)
+    );
+    assert!(!young.exists());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1051,6 +1097,33 @@ fn gc_removes_segments_of_dead_creators_and_nothing_else() {
     // The kept one goes when asked by name.
     ok(&["rm", &kept]);
     assert!(!kept.exists());
+}
+
+#[test]
+fn gc_refuses_an_empty_prefix() {
+    let stale = Name::new("gc-empty");
+    let mut c = Role::spawn("create-and-hang", &stale);
+    c.wait_for("ready");
+    c.kill9();
+    assert_eq!(ls_entry(&stale).unwrap()["stale"], true);
+    // What `--prefix "$UNSET"` gives: a usage error, never every stale segment.
+    for args in [
+        &["gc", "--dry-run", "--prefix", ""][..],
+        &["gc", "--prefix", ""],
+        &["gc", "--prefix="],
+    ] {
+        let r = shm(args);
+        assert_eq!(r.code, 2, "shm {args:?}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "");
+        assert!(
+            r.stderr.starts_with(
+                "error: invalid value '' for '--prefix <PREFIX>': the prefix is empty, which would select every segment; leave out --prefix to consider them all"
+            ),
+            "{}",
+            r.stderr
+        );
+        assert!(stale.exists());
+    }
 }
 
 #[test]
