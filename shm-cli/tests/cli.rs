@@ -758,15 +758,16 @@ fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
         ("inner.y[3]", "1", "index 3 is out of range"),
         ("f64_.x", "1", "`f64_` is f64, which has no fields"),
         ("flag[0]", "1", "`flag` is bool, not an array"),
-        // Not one primitive.
+        // Not one primitive (the hints are spelled out in the next test).
         (
             "grid",
             "1",
-            "not a single value: write one of its fields or elements, e.g. `grid[0]`",
+            "not a single value: write one of the primitives",
         ),
-        ("inner", "1", "e.g. `inner.x`"),
-        ("slots[1]", "1", "e.g. `slots[1].count`"),
-        (".", "1", "e.g. `i8_`"),
+        ("inner", "1", "not a single value"),
+        ("slots[1]", "1", "not a single value"),
+        (".", "1", "not a single value"),
+        ("", "1", "the field path is empty"),
         // Not a path.
         ("grid[", "1", "not a field path"),
         ("a..b", "1", "not a field path"),
@@ -802,6 +803,127 @@ fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
     plant(&garbage, &[0xAB; 4096], 0o600);
     assert!(refused(&["set", &garbage, "x", "1"]).contains("is not a valid segment"));
     assert_eq!(fs::read(garbage.path()).unwrap(), vec![0xAB; 4096]);
+}
+
+#[test]
+fn set_suggests_real_paths_of_the_segments_type() {
+    let s = Name::new("hint-s");
+    let _s = Shared::<Everything>::create(&s, sample()).unwrap();
+    let a = Name::new("hint-a");
+    let _a = Array::<Slot>::create_zeroed(&a, 2).unwrap();
+    let v = Name::new("hint-v");
+    let val = Value::<u64>::create(&v, 3).unwrap();
+    let (s, a, v) = (&*s, &*a, &*v);
+    for (name, path, line) in [
+        // An empty path (an unset variable) or a whole struct or array: said so, with the
+        // primitives in it, a few then `…`.
+        (
+            s,
+            "",
+            format!("shm: segment `{s}`: the field path is empty: the segment's value is a `Everything` struct: write one of the primitives in it: `i8_`, `u8_`, `i16_`, `u16_`, …"),
+        ),
+        (
+            s,
+            ".",
+            format!("shm: segment `{s}`: `.` is the segment's whole value, a `Everything` struct, not a single value: write one of the primitives in it: `i8_`, `u8_`, `i16_`, `u16_`, …"),
+        ),
+        (
+            s,
+            "inner",
+            format!("shm: segment `{s}`: `inner` is a `Inner` struct, not a single value: write one of the primitives in it: `inner.x`, `inner.y[0]`, `inner.y[1]`, `inner.y[2]`"),
+        ),
+        (
+            s,
+            "grid",
+            format!("shm: segment `{s}`: `grid` is a `[[u32; 3]; 2]` array, not a single value: write one of the primitives in it: `grid[0][0]`, `grid[0][1]`, `grid[0][2]`, `grid[1][0]`, …"),
+        ),
+        (
+            s,
+            "slots[1]",
+            format!("shm: segment `{s}`: `slots[1]` is a `Slot` struct, not a single value: write one of the primitives in it: `slots[1].count`, `slots[1].sum`, `slots[1].last`"),
+        ),
+        // An index written as a field name; a field or an index of what has none.
+        (
+            s,
+            "inner.y.2",
+            format!("shm: segment `{s}` has no field `inner.y.2`: `inner.y` is a `[i32; 3]` array, which has no fields: an index goes in brackets: `inner.y[2]`"),
+        ),
+        (
+            s,
+            "inner.y.x",
+            format!("shm: segment `{s}` has no field `inner.y.x`: `inner.y` is a `[i32; 3]` array, which has no fields: write one of the primitives in it: `inner.y[0]`, `inner.y[1]`, `inner.y[2]`"),
+        ),
+        (
+            s,
+            "inner[0]",
+            format!("shm: segment `{s}` has no field `inner[0]`: `inner` is a `Inner` struct, not an array: write one of the primitives in it: `inner.x`, `inner.y[0]`, `inner.y[1]`, `inner.y[2]`"),
+        ),
+        (
+            s,
+            "[0]",
+            format!("shm: segment `{s}` has no field `[0]`: the segment's value is a `Everything` struct, not an array: write one of the primitives in it: `i8_`, `u8_`, `i16_`, `u16_`, …"),
+        ),
+        (
+            s,
+            "flag.x",
+            format!("shm: segment `{s}` has no field `flag.x`: `flag` is bool, which has no fields: write `flag` for it"),
+        ),
+        // An array of structs: element paths with the element type's real field names.
+        (
+            a,
+            "0.count",
+            format!("shm: segment `{a}` has no field `0.count`: the segment is an array of 2 `Slot`: an index goes in brackets: `[0].count`"),
+        ),
+        (
+            a,
+            "0.pid",
+            format!("shm: segment `{a}` has no field `0.pid`: the segment is an array of 2 `Slot`: start with an element's index, e.g. `[0].count`, `[0].sum`, `[0].last`, `[1].count`, …"),
+        ),
+        (
+            a,
+            "sum",
+            format!("shm: segment `{a}` has no field `sum`: the segment is an array of 2 `Slot`: start with an element's index, e.g. `[0].sum`"),
+        ),
+        (
+            a,
+            "",
+            format!("shm: segment `{a}`: the field path is empty: the segment is an array of 2 `Slot`: write one of the primitives in it: `[0].count`, `[0].sum`, `[0].last`, `[1].count`, …"),
+        ),
+        (
+            a,
+            ".",
+            format!("shm: segment `{a}`: `.` is the whole segment, an array of 2 `Slot`, not a single value: write one of the primitives in it: `[0].count`, `[0].sum`, `[0].last`, `[1].count`, …"),
+        ),
+        (
+            a,
+            "[1]",
+            format!("shm: segment `{a}`: `[1]` is a `Slot` struct, not a single value: write one of the primitives in it: `[1].count`, `[1].sum`, `[1].last`"),
+        ),
+        // A single value: `.`.
+        (
+            v,
+            "",
+            format!("shm: segment `{v}`: the field path is empty: write `.` for the segment's value, a u64"),
+        ),
+        (
+            v,
+            "x",
+            format!("shm: segment `{v}` has no field `x`: the segment's value is u64, which has no fields: write `.` for it"),
+        ),
+        (
+            v,
+            "[0]",
+            format!("shm: segment `{v}` has no field `[0]`: the segment's value is u64, not an array: write `.` for it"),
+        ),
+    ] {
+        assert_eq!(refused(&["set", name, path, "1"]), line, "path {path:?}");
+    }
+    assert_eq!(val.load(Relaxed), 3, "an empty path wrote the value");
+    // What the hints suggest is written.
+    ok(&["set", a, "[0].count", "1"]);
+    ok(&["set", s, "inner.y[2]", "1"]);
+    ok(&["set", v, ".", "1"]);
+    assert_eq!(val.load(Relaxed), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 use std::time::Duration;
 
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
-use super::path::{self, FieldPath, Step};
+use super::path::{self, FieldPath, Primitives, Step, FEW};
 use super::{value, Datum};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
@@ -108,6 +108,14 @@ pub enum FieldError {
         /// Where the path stopped making sense, and what is there.
         reason: String,
     },
+    /// The path is empty (`""`, what an unset variable in a script gives). A write names its
+    /// field, or `.` for the value of a single-value segment.
+    EmptyPath {
+        /// The segment's name.
+        segment: String,
+        /// What the segment holds, and what to write instead.
+        reason: String,
+    },
     /// The path names an array or a struct; a write changes one primitive.
     NotPrimitive {
         /// The segment's name.
@@ -156,6 +164,9 @@ impl fmt::Display for FieldError {
                 path,
                 reason,
             } => write!(f, "segment `{segment}` has no field `{path}`: {reason}"),
+            FieldError::EmptyPath { segment, reason } => {
+                write!(f, "segment `{segment}`: the field path is empty: {reason}")
+            }
             FieldError::NotPrimitive {
                 segment,
                 path,
@@ -318,9 +329,15 @@ impl RawSegment {
     /// `true`/`false`; one character.
     ///
     /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
-    /// one field. A malformed path or value, an unknown field, an index out of range or a path to
-    /// an array or struct is refused before anything is locked or written.
+    /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
+    /// range or a path to an array or struct is refused before anything is locked or written.
     pub fn set(&self, path: &str, value: &str) -> Result<Written, FieldError> {
+        if path.is_empty() {
+            return Err(FieldError::EmptyPath {
+                segment: self.name().to_owned(),
+                reason: self.empty_path(),
+            });
+        }
         let parsed = self.parse_path(path)?;
         let (offset, node) = self.resolve(path, &parsed)?;
         let code = match node {
@@ -395,14 +412,11 @@ impl RawSegment {
 
     /// Follows `parsed` from the segment's root to a byte offset in the payload and what is there.
     fn resolve(&self, path: &str, parsed: &FieldPath) -> Result<(u64, Node<'_>), FieldError> {
-        let mut node = if self.is_array {
-            Node::Elements
-        } else {
-            Node::Value(&self.descriptor)
-        };
+        let mut node = self.root();
         let mut offset = 0u64;
         for (i, step) in parsed.0.iter().enumerate() {
-            let here = describe(&parsed.prefix(i));
+            let at = parsed.prefix(i);
+            let here = describe(&at);
             let fail = |reason: String| FieldError::NoSuchField {
                 segment: self.name().to_owned(),
                 path: path.to_owned(),
@@ -421,17 +435,44 @@ impl RawSegment {
                     node = Node::Value(&self.descriptor);
                 }
                 (Node::Elements, Step::Field(name)) => {
+                    let hint = self.bracketed(parsed, i).unwrap_or_else(|| {
+                        // `count` for `[0].count`: the same field of the first element.
+                        let field = match &self.descriptor.kind {
+                            DescriptorKind::Struct { fields } => {
+                                fields.iter().find(|f| &f.name == name)
+                            }
+                            _ => None,
+                        };
+                        let first = FieldPath(vec![Step::Index(0)]);
+                        let under = match field {
+                            Some(f) => {
+                                let mut p = first;
+                                p.0.push(Step::Field(f.name.clone()));
+                                Primitives::of(&p, &f.ty, FEW)
+                            }
+                            None => Primitives::of_elements(
+                                &FieldPath(Vec::new()),
+                                &self.descriptor,
+                                count_of(self.len()),
+                                FEW,
+                            ),
+                        };
+                        if under.is_empty() {
+                            "its elements hold no primitive to write".to_owned()
+                        } else {
+                            format!("start with an element's index, e.g. {under}")
+                        }
+                    });
                     return Err(fail(format!(
-                        "the segment is an array of {} `{}`: start with an element's index, e.g. `[0].{name}`",
+                        "the segment is an array of {} `{}`: {hint}",
                         self.len(),
                         self.descriptor
-                    )))
+                    )));
                 }
                 (Node::Value(d), Step::Field(name)) => match &d.kind {
                     DescriptorKind::Struct { fields } => {
                         let Some(f) = fields.iter().find(|f| &f.name == name) else {
-                            let names: Vec<&str> =
-                                fields.iter().map(|f| f.name.as_str()).collect();
+                            let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
                             return Err(fail(format!(
                                 "`{}` has no field `{name}`; its fields are {}",
                                 d.name,
@@ -445,8 +486,19 @@ impl RawSegment {
                         offset = offset.saturating_add(f.offset);
                         node = Node::Value(&f.ty);
                     }
-                    _ => {
-                        return Err(fail(format!("{here} is {d}, which has no fields")));
+                    DescriptorKind::Array { .. } => {
+                        let hint = self
+                            .bracketed(parsed, i)
+                            .unwrap_or_else(|| primitives_in(&at, d));
+                        return Err(fail(format!(
+                            "{here} is {}, which has no fields: {hint}",
+                            a_kind(d)
+                        )));
+                    }
+                    DescriptorKind::Primitive(_) => {
+                        return Err(fail(format!(
+                            "{here} is {d}, which has no fields: write `{at}` for it"
+                        )));
                     }
                 },
                 (Node::Value(d), Step::Index(n)) => match &d.kind {
@@ -459,38 +511,95 @@ impl RawSegment {
                         offset = offset.saturating_add(n.saturating_mul(elem.size));
                         node = Node::Value(elem);
                     }
-                    _ => return Err(fail(format!("{here} is {d}, not an array"))),
+                    DescriptorKind::Struct { .. } => {
+                        return Err(fail(format!(
+                            "{here} is {}, not an array: {}",
+                            a_kind(d),
+                            primitives_in(&at, d)
+                        )));
+                    }
+                    DescriptorKind::Primitive(_) => {
+                        return Err(fail(format!(
+                            "{here} is {d}, not an array: write `{at}` for it"
+                        )));
+                    }
                 },
             }
         }
         Ok((offset, node))
     }
 
+    /// Where a path starts: the elements of an array segment, or the one value.
+    fn root(&self) -> Node<'_> {
+        if self.is_array {
+            Node::Elements
+        } else {
+            Node::Value(&self.descriptor)
+        }
+    }
+
+    /// `0.pid` meant as `[0].pid`: if step `i` of `parsed`, a field name, is a number, and the
+    /// path with that number as an index leads somewhere, what to write instead.
+    fn bracketed(&self, parsed: &FieldPath, i: usize) -> Option<String> {
+        let Step::Field(name) = &parsed.0[i] else {
+            return None;
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut fixed = parsed.clone();
+        fixed.0[i] = Step::Index(name.parse().ok()?);
+        self.resolve("", &fixed).ok()?;
+        Some(format!("an index goes in brackets: `{fixed}`"))
+    }
+
     /// Why `parsed`, which leads to `node`, cannot be written, and what to write instead.
     fn not_primitive(&self, parsed: &FieldPath, node: Node<'_>) -> String {
-        let at = |suffix: &str| {
-            if parsed.0.is_empty() {
-                suffix.trim_start_matches('.').to_owned()
-            } else {
-                format!("{parsed}{suffix}")
-            }
-        };
-        let (what, example) = match node {
+        let (what, under) = match node {
             Node::Elements => (
-                format!("is an array of {} `{}`", self.len(), self.descriptor),
-                at("[0]"),
-            ),
-            Node::Value(d) => match &d.kind {
-                DescriptorKind::Struct { fields } => (
-                    format!("is a `{}` struct", d.name),
-                    fields
-                        .first()
-                        .map_or_else(|| at(""), |f| at(&format!(".{}", f.name))),
+                format!(
+                    "is the whole segment, an array of {} `{}`",
+                    self.len(),
+                    self.descriptor
                 ),
-                _ => (format!("is {d}"), at("[0]")),
-            },
+                Primitives::of_elements(parsed, &self.descriptor, count_of(self.len()), FEW),
+            ),
+            Node::Value(d) if parsed.0.is_empty() => (
+                format!("is the segment's whole value, {}", a_kind(d)),
+                Primitives::of(parsed, d, FEW),
+            ),
+            Node::Value(d) => (format!("is {}", a_kind(d)), Primitives::of(parsed, d, FEW)),
         };
-        format!("{what}, not a single value: write one of its fields or elements, e.g. `{example}`")
+        format!("{what}, not a single value: {}", suggest(&under))
+    }
+
+    /// What to say for an empty path: what the segment holds, and what to write.
+    fn empty_path(&self) -> String {
+        let root = FieldPath(Vec::new());
+        match self.root() {
+            Node::Elements => format!(
+                "the segment is an array of {} `{}`: {}",
+                self.len(),
+                self.descriptor,
+                suggest(&Primitives::of_elements(
+                    &root,
+                    &self.descriptor,
+                    count_of(self.len()),
+                    FEW
+                ))
+            ),
+            Node::Value(
+                d @ Descriptor {
+                    kind: DescriptorKind::Primitive(_),
+                    ..
+                },
+            ) => format!("write `.` for the segment's value, a {d}"),
+            Node::Value(d) => format!(
+                "the segment's value is {}: {}",
+                a_kind(d),
+                primitives_in(&root, d)
+            ),
+        }
     }
 
     fn corrupt_reason(&self) -> String {
@@ -669,6 +778,34 @@ fn ne_bytes(value: &Datum) -> Option<Vec<u8>> {
         Datum::Char(v) => u32::from(v).to_ne_bytes().to_vec(),
         Datum::Array(_) | Datum::Struct(_) => return None,
     })
+}
+
+/// `` write one of the primitives in it: `a.x`, `a.y[0]`, … `` for a value of type `d` at `at`.
+fn primitives_in(at: &FieldPath, d: &Descriptor) -> String {
+    suggest(&Primitives::of(at, d, FEW))
+}
+
+/// `write one of the primitives in it: ...`, or that there is none.
+fn suggest(under: &Primitives) -> String {
+    if under.is_empty() {
+        "it holds no primitive to write".to_owned()
+    } else {
+        format!("write one of the primitives in it: {under}")
+    }
+}
+
+/// `a `Inner` struct`, `a `[u32; 4]` array`, `u64`.
+fn a_kind(d: &Descriptor) -> String {
+    match &d.kind {
+        DescriptorKind::Struct { .. } => format!("a `{}` struct", d.name),
+        DescriptorKind::Array { .. } => format!("a `{d}` array"),
+        DescriptorKind::Primitive(_) => d.to_string(),
+    }
+}
+
+/// A number of elements, as a descriptor counts them.
+fn count_of(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
 }
 
 /// `the segment's value` or `` `hist` ``, for messages.
