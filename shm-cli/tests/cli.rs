@@ -253,6 +253,19 @@ fn child_process_role() {
             let v = Value::<u64>::create_with(&name, 9, &Options::new().keep(true)).unwrap();
             drop(v);
         }
+        // Create (not kept), take the lock on a thread other than the main one, and hold it
+        // until killed.
+        "hold-lock-on-a-thread" => {
+            let v = Value::<u64>::create(&name, 7).unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _guard = v.lock().unwrap();
+                    // SAFETY: gettid takes no arguments and cannot fail.
+                    say(&format!("locked {}", unsafe { libc::gettid() }));
+                    std::thread::sleep(Duration::from_secs(3600));
+                });
+            });
+        }
         // Stop for good while creating, before the segment is ready.
         "hang-in-init" => {
             fn hang() {
@@ -316,6 +329,24 @@ impl Role {
                 Ok(line) if line.trim_end().ends_with(text) => return,
                 Ok(_) => {}
                 Err(e) => panic!("child never said {text:?}: {e}"),
+            }
+        }
+    }
+
+    /// Waits (at most a minute) for a line of the child's output that ends with `word VALUE`;
+    /// returns `VALUE`.
+    fn wait_for_value(&self, word: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let key = format!("{word} ");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some((_, value)) = line.trim_end().rsplit_once(&key) {
+                        return value.to_owned();
+                    }
+                }
+                Err(e) => panic!("child never said {word:?}: {e}"),
             }
         }
     }
@@ -924,6 +955,146 @@ fn set_suggests_real_paths_of_the_segments_type() {
     ok(&["set", s, "inner.y[2]", "1"]);
     ok(&["set", v, ".", "1"]);
     assert_eq!(val.load(Relaxed), 1);
+}
+
+/// Runs `shm ARGS`; fails the test if it has not ended within a minute (a `set` that waits for
+/// ever must fail the test, not hang it).
+fn shm_ends(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shm");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shm {args:?} still waiting after a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The wait in seconds that a `set` that gave up reports: `... after waiting 2.0s; ...` or
+/// `... after waiting 300ms; ...`.
+fn waited_secs(line: &str) -> f64 {
+    let text = line
+        .split("after waiting ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no wait in {line:?}"));
+    match text.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
+        None => text.strip_suffix('s').unwrap().parse().unwrap(),
+    }
+}
+
+#[test]
+fn set_gives_up_on_a_lock_a_live_process_holds_and_says_who_holds_it() {
+    let name = Name::new("set-held");
+    let child = Role::spawn("hold-lock-on-a-thread", &name);
+    let tid = child.wait_for_value("locked");
+    let holder = format!("held by pid {}, thread {tid} (alive)", child.pid());
+    let gave_up = |line: &str| {
+        assert!(
+            line.starts_with(&format!(
+                "shm: segment `{}`: `.` not written: its lock was still {holder} after waiting ",
+                &*name
+            )) && line.ends_with("; --timeout sets how long to wait"),
+            "{line}"
+        );
+    };
+
+    // Without --timeout: five seconds, a notice after the first, then an error.
+    let r = shm_ends(&["set", &name, ".", "5"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert_eq!(
+        lines[0],
+        format!(
+            "shm: segment `{}`: waiting for its lock, {holder}; giving up after 5s (--timeout)",
+            &*name
+        )
+    );
+    gave_up(lines[1]);
+    assert!(waited_secs(lines[1]) >= 5.0, "{}", lines[1]);
+
+    // Under a second: no notice, only the error.
+    let line = refused(&["set", &name, ".", "5", "--timeout", "300ms"]);
+    gave_up(&line);
+    assert!(waited_secs(&line) >= 0.3, "{line}");
+
+    // Longer: the notice after a second, then the error.
+    let r = shm_ends(&["set", &name, ".", "5", "--timeout", "2s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert!(
+        lines[0].ends_with(&format!("{holder}; giving up after 2s (--timeout)")),
+        "{}",
+        lines[0]
+    );
+    gave_up(lines[1]);
+    assert!(waited_secs(lines[1]) >= 2.0, "{}", lines[1]);
+    assert_eq!(r.stdout, "");
+
+    // Nothing was written; the holder still holds the lock.
+    let v = Value::<u64>::open(&name).unwrap();
+    assert_eq!(v.load(Relaxed), 7);
+    assert!(matches!(
+        v.try_lock(),
+        Err(std::sync::TryLockError::WouldBlock)
+    ));
+}
+
+#[test]
+fn set_goes_on_when_the_holder_dies_while_it_waits() {
+    let name = Name::new("set-holder-dies");
+    let mut child = Role::spawn("hold-lock-on-a-thread", &name);
+    child.wait_for_value("locked");
+    let mut set = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(["set", &name, ".", "5", "--timeout", "1m"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The notice says it is waiting for a live holder; then the holder is killed.
+    let mut stderr = BufReader::new(set.stderr.take().unwrap());
+    let mut notice = String::new();
+    stderr.read_line(&mut notice).unwrap();
+    assert!(
+        notice.contains(&format!(
+            "waiting for its lock, held by pid {}, thread ",
+            child.pid()
+        )) && notice.contains("(alive)"),
+        "{notice}"
+    );
+    child.kill9();
+    // The lock passes to `set`, poisoned: it writes, and says so.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{rest}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}: . = 5 (was 7)\n", &*name)
+    );
+    assert!(
+        rest.starts_with(&format!("shm: note: the lock of `{}` was poisoned", &*name)),
+        "{rest}"
+    );
+    assert_eq!(Value::<u64>::open(&name).unwrap().load(Relaxed), 5);
 }
 
 // ---------------------------------------------------------------------------------------------

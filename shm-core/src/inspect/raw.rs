@@ -7,15 +7,17 @@ use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
-use std::time::Duration;
+use std::sync::TryLockError;
+use std::time::{Duration, Instant};
 
+use super::holder::{self, LockHolder};
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
 use super::path::{self, FieldPath, Primitives, Step, FEW};
 use super::{value, Datum};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
 use crate::segment::Segment;
-use crate::{guard, lock, seqlock, Error, Options, Result, TypeCode};
+use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
 
 mod sealed {
     /// The std atomics primitives are read and written with. Every bit pattern is a valid value
@@ -146,6 +148,18 @@ pub enum FieldError {
         /// What is wrong.
         reason: String,
     },
+    /// The segment's lock stayed held for the whole wait [`RawSegment::set_timeout`] was given.
+    LockTimeout {
+        /// The segment's name.
+        segment: String,
+        /// The path as given.
+        path: String,
+        /// How long the call waited.
+        waited: Duration,
+        /// Who held the lock when the wait ended; `None` if the lock word named nobody then (it
+        /// was released at that moment, or was being repaired).
+        holder: Option<LockHolder>,
+    },
 }
 
 impl fmt::Display for FieldError {
@@ -185,6 +199,19 @@ impl fmt::Display for FieldError {
             ),
             FieldError::Corrupt { segment, reason } => {
                 write!(f, "segment `{segment}` is not a valid segment: {reason}")
+            }
+            FieldError::LockTimeout {
+                segment,
+                path,
+                waited,
+                holder,
+            } => {
+                write!(f, "segment `{segment}`: `{path}` not written: its lock was ")?;
+                match holder {
+                    Some(h) => write!(f, "still held by {h}")?,
+                    None => f.write_str("still taken (its lock word names no holder)")?,
+                }
+                write!(f, " after waiting {}", seconds(*waited))
             }
         }
     }
@@ -331,7 +358,88 @@ impl RawSegment {
     /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
     /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
     /// range or a path to an array or struct is refused before anything is locked or written.
+    ///
+    /// It waits for the lock as long as its holder keeps it: a live process that never releases
+    /// it makes this wait for ever. [`set_timeout`](Self::set_timeout) bounds the wait.
     pub fn set(&self, path: &str, value: &str) -> Result<Written, FieldError> {
+        self.write_field(path, value, None)
+    }
+
+    /// [`set`](Self::set), waiting at most `timeout` for the segment's lock:
+    /// [`FieldError::LockTimeout`] if it stays held that long, naming the holder. Nothing is
+    /// written then.
+    ///
+    /// A holder that dies while this waits does not make it time out: the lock passes to this
+    /// call, poisoned ([`Written::poisoned`]), as it would to any locker.
+    ///
+    /// ```
+    /// use shm_core::inspect::{Datum, FieldError, RawSegment};
+    /// use shm_core::Value;
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// # let name = format!("doc-set-timeout-{}", std::process::id());
+    /// let counter = Value::<u64>::create(&name, 1)?;
+    /// let raw = RawSegment::open(&name)?;
+    /// let (locked_tx, locked) = mpsc::channel();
+    /// let (release, release_rx) = mpsc::channel::<()>();
+    /// let held = &counter;
+    /// std::thread::scope(|s| {
+    ///     // Another thread holds the lock until told to release it.
+    ///     s.spawn(move || {
+    ///         let _guard = held.lock().unwrap();
+    ///         locked_tx.send(()).unwrap();
+    ///         let _ = release_rx.recv();
+    ///     });
+    ///     locked.recv().unwrap();
+    ///     let err = raw.set_timeout(".", "5", Duration::from_millis(50)).unwrap_err();
+    ///     let FieldError::LockTimeout { holder: Some(holder), .. } = err else { panic!("{err}") };
+    ///     assert_eq!((holder.pid, holder.alive), (std::process::id(), true));
+    ///     release.send(()).unwrap();
+    /// });
+    /// let written = raw.set_timeout(".", "5", Duration::from_secs(1))?;
+    /// assert_eq!((written.old, written.new), (Datum::U64(1), Datum::U64(5)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_timeout(
+        &self,
+        path: &str,
+        value: &str,
+        timeout: Duration,
+    ) -> Result<Written, FieldError> {
+        self.write_field(path, value, Some(timeout))
+    }
+
+    /// Who holds the segment's lock now, as its lock word says: the process, the thread, and
+    /// whether it still runs; `None` if nobody holds it. By the time it returns the holder may
+    /// have released the lock.
+    ///
+    /// ```
+    /// use shm_core::inspect::RawSegment;
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-lock-holder-{}", std::process::id());
+    /// let counter = Value::<u64>::create(&name, 0)?;
+    /// let raw = RawSegment::open(&name)?;
+    /// assert_eq!(raw.lock_holder(), None);
+    /// let guard = counter.lock().unwrap();
+    /// let holder = raw.lock_holder().expect("held");
+    /// assert_eq!((holder.pid, holder.alive), (std::process::id(), true));
+    /// drop(guard);
+    /// assert_eq!(raw.lock_holder(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        holder::holder(self.seg.header())
+    }
+
+    /// `set` and `set_timeout`: waits for the lock for ever without `timeout`.
+    fn write_field(
+        &self,
+        path: &str,
+        value: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Written, FieldError> {
         if path.is_empty() {
             return Err(FieldError::EmptyPath {
                 segment: self.name().to_owned(),
@@ -369,9 +477,12 @@ impl RawSegment {
         // `load` just proved `offset + width` is within the payload, so it fits in a usize.
         let start = offset as usize;
         let bytes = start..start + code.size();
-        let (guard, poisoned) = match guard::lock(&self.seg, &()) {
-            Ok(g) => (g, false),
-            Err(p) => (p.into_inner(), true),
+        let (guard, poisoned) = match timeout {
+            None => match guard::lock(&self.seg, &()) {
+                Ok(g) => (g, false),
+                Err(p) => (p.into_inner(), true),
+            },
+            Some(timeout) => self.lock_within(path, timeout)?,
         };
         let old = self.load(code, offset);
         // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
@@ -400,6 +511,46 @@ impl RawSegment {
             new,
             poisoned,
         })
+    }
+
+    /// Takes the segment's lock, waiting at most `timeout`; whether it was poisoned.
+    fn lock_within(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(Guard<'_, ()>, bool), FieldError> {
+        let start = Instant::now();
+        // A wait too long to represent has no end.
+        let deadline = start.checked_add(timeout);
+        loop {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            match guard::try_lock(&self.seg, &(), Some(left)) {
+                Ok(g) => return Ok((g, false)),
+                Err(TryLockError::Poisoned(p)) => return Ok((p.into_inner(), true)),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let holder = self.lock_holder();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(FieldError::LockTimeout {
+                    segment: self.name().to_owned(),
+                    path: path.to_owned(),
+                    waited: start.elapsed(),
+                    holder,
+                });
+            }
+            // Refused before the deadline: pthread says this thread holds the lock, or the lock
+            // word is unusable and another process has the turn to repair it.
+            // SAFETY: gettid takes no arguments and cannot fail.
+            let this_thread = unsafe { libc::gettid() } as u32;
+            if holder.is_some_and(|h| h.tid == this_thread)
+                && !seqlock::held_by_this_thread(&self.seg)
+            {
+                // A peer wrote this thread's id into the lock word: mark that owner dead, as a
+                // blocking lock does.
+                lock::disown(self.seg.header());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn parse_path(&self, path: &str) -> Result<FieldPath, FieldError> {
@@ -806,6 +957,15 @@ fn a_kind(d: &Descriptor) -> String {
 /// A number of elements, as a descriptor counts them.
 fn count_of(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
+}
+
+/// `500ms`, `2.0s`: how long a wait took.
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 /// `the segment's value` or `` `hist` ``, for messages.
