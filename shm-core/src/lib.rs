@@ -352,12 +352,14 @@
 //! [`inspect`], which a program can use the same way.
 //!
 //! ```text
-//! shm ls [--all] [--json]             segments: type, size, count, creator alive or dead, kept, age
+//! shm ls [--all] [--json]             segments: type, size in /dev/shm and payload size, count,
+//!                                     creator alive or dead, kept, age
 //! shm inspect NAME [--json]           layout (fields, type codes, offsets) and a consistent snapshot
 //! shm watch NAME [--interval 500ms]   values refreshed in place, with rates of integer fields
-//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock
-//! shm rm NAME...                      remove segments
-//! shm gc [--dry-run]                  remove segments whose creator died without removing them
+//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock,
+//!     [--timeout 5s]                  waiting for it at most 5s and saying who holds it
+//! shm rm NAME... [--force]            remove segments (one whose creator lives only with --force)
+//! shm gc [--dry-run] [--prefix P]     remove segments whose creator died without removing them
 //! ```
 //!
 //! # What can be shared
