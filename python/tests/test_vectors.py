@@ -38,6 +38,12 @@ DIFFERS: Dict[str, str] = {
     # claiming 2 elements, opened as i32, is LayoutMismatch "segment holds u64, this program
     # expects i32" here and "... says it has 2 elements" in Rust (same kind, another reason).
     "segments/two elements in a single value, another type expected": "step 7 before step 6",
+    # FORMAT.md checks the shape (single value or array, step 7) before the alignment of the
+    # payload and journal offsets (step 8); `Value.open` and `Array.open` check the shape after
+    # `_validate` has checked the alignment, so these are Corrupt ("not aligned") here and
+    # LayoutMismatch ("holds an array of 4 u32" / "holds a single u64") in Rust.
+    "segments/an array as a single value, misaligned": "step 8 before step 7",
+    "segments/a single value as an array, misaligned": "step 8 before step 7",
     # Step 3 requires elem_size >= 1; `_validate` has no such check, so a segment whose
     # descriptor is a zero-sized struct (size 0, which parses) with elem_size 0 and a header that
     # otherwise adds up opens here, where Rust refuses it as Corrupt ("its elements have size 0").

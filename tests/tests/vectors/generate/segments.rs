@@ -506,6 +506,22 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
         .patch(obj! { "set": set(&[("payload_offset", po + 4)]) })
         .open(single("i32"))
         .refused("segment holds u64, this program expects i32"),
+        case(
+            "an array as a single value, misaligned",
+            "step 7 (shape) before step 8",
+            "u32x4",
+        )
+        .patch(obj! { "set": set(&[("payload_offset", b["u32x4"].get("payload_offset") + 2)]) })
+        .open(single("u32"))
+        .refused("holds an array of 4 u32"),
+        case(
+            "a single value as an array, misaligned",
+            "step 7 (shape) before step 8",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("payload_offset", po + 4)]) })
+        .open(array("u64"))
+        .refused("holds a single u64"),
         case("misaligned payload", "step 8", "u64")
             .patch(obj! { "set": set(&[("payload_offset", po + 4)]) })
             .refused("not aligned to 8"),
