@@ -291,15 +291,30 @@ fn main() {
                 }
             }
         }
-        // Try to open NAME accepting MODE (octal) and say what happened: `ok VALUE` or the error
-        // variant.
+        // Try to open NAME accepting MODE (octal) and say what happened: `ok VALUE`, or the error
+        // variant and its message.
         ["try-open", name, mode] => {
             let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
             match Value::<i32>::open_with(name, &Options::new().mode(mode)) {
                 Ok(v) => say(&format!("ok {}", v.load(Relaxed))),
-                Err(e) => say(&format!("err {}", tests::error_kind(&e))),
+                Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
             }
         }
+        // Say what `inspect::examine` (what `shm ls --all` shows) finds under NAME: the kind of
+        // entry and, for one refused, the error's message.
+        ["try-examine", name] => match shm_core::inspect::examine(name) {
+            Ok(e) => match e.kind {
+                shm_core::inspect::EntryKind::Denied(e) => say(&format!("denied: {e}")),
+                shm_core::inspect::EntryKind::Segment(_) => say("segment"),
+                other => say(&format!("other: {other:?}")),
+            },
+            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+        },
+        // Try to remove NAME and say what happened: `ok` or the error variant and message.
+        ["try-remove", name] => match shm_core::remove(name) {
+            Ok(()) => say("ok"),
+            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+        },
         // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
         ["full-dev-shm", name] => full_dev_shm(name),
         _ => fail(&format!("unknown role {args:?}")),
