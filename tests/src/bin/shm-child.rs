@@ -136,6 +136,36 @@ fn main() {
             say("locked");
             std::thread::sleep(Duration::from_secs(3600));
         }
+        // Take the lock of an `Array<i64>`, half-change it (element 0 to 99), and wait to be
+        // killed holding it.
+        ["lock-array-and-hang", name] => {
+            let a = ok(Array::<i64>::open(name));
+            let guard = a.lock().unwrap_or_else(|p| p.into_inner());
+            guard[0].store(99, Relaxed);
+            say("locked");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        // One `update` of a `Value<u64>` (+1); say whether the lock is poisoned afterwards.
+        ["update-once", name] => {
+            let v = ok(Value::<u64>::open(name));
+            v.update(|x| *x += 1);
+            say(if v.is_poisoned() { "poisoned" } else { "clean" });
+        }
+        // One `update` of an `Array<i64>` (+1 each); say whether the lock is poisoned afterwards.
+        ["update-array-once", name] => {
+            let a = ok(Array::<i64>::open(name));
+            a.update(|v| v.iter_mut().for_each(|x| *x += 1));
+            say(if a.is_poisoned() { "poisoned" } else { "clean" });
+        }
+        // Set every element of an `Array<i64>` to 1, 2, 3, ... in one `update` each, until
+        // killed.
+        ["update-forever", name] => {
+            let a = ok(Array::<i64>::open(name));
+            say("started");
+            for k in 1.. {
+                a.update(|v| v.fill(k));
+            }
+        }
         // Take the lock once and say how it was found.
         ["lock-once", name] => {
             let v = ok(Value::<u64>::open(name));
