@@ -56,6 +56,9 @@ fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
 /// assert_eq!(m.len(), 2);
 /// # Ok::<(), shm_core::Error>(())
 /// ```
+///
+/// `Array<T>` is `Debug` when `T` is: it shows the name, type, length, owner, poisoning and a
+/// [`snapshot`](Self::snapshot) of the elements.
 pub struct Array<T: SharedLayout> {
     seg: Segment,
     _type: PhantomData<fn() -> T>,
@@ -267,6 +270,12 @@ impl<T: SharedLayout> Array<T> {
         guard::clear_poison(&self.seg)
     }
 
+    /// Whether the process that created the segment still runs; see
+    /// [`Shared::creator_alive`](crate::Shared::creator_alive).
+    pub fn creator_alive(&self) -> bool {
+        self.seg.recorded_creator().is_alive()
+    }
+
     /// The segment behind this handle.
     #[cfg(test)]
     pub(crate) fn segment(&self) -> &Segment {
@@ -401,13 +410,17 @@ impl<T: SharedLayout> Deref for Array<T> {
     }
 }
 
-impl<T: SharedLayout> fmt::Debug for Array<T> {
+/// Shows the segment and, from a [`snapshot`](Array::snapshot), its elements:
+/// `Array { name: "a", type: "i32", len: 2, owner: true, poisoned: false, value: [1, 2] }`.
+impl<T: SharedLayout + fmt::Debug> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Array")
             .field("name", &self.name())
             .field("type", &T::LAYOUT.name)
             .field("len", &self.len())
             .field("owner", &self.is_owner())
+            .field("poisoned", &self.is_poisoned())
+            .field("value", &self.snapshot())
             .finish()
     }
 }

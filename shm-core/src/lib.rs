@@ -132,14 +132,15 @@
 //! use shm_core::{Error, Shared, SharedLayout};
 //!
 //! mod v1 {
-//!     #[derive(shm_core::SharedLayout, Default)]
+//!     #[derive(shm_core::SharedLayout, Debug, Default)]
 //!     #[repr(C)]
 //!     pub struct Stats {
 //!         pub requests: u64,
 //!     }
 //! }
 //! mod v2 {
-//!     #[derive(shm_core::SharedLayout, Default)]
+//!     // `Debug` makes `Shared<Stats>` `Debug` (as for std's `Mutex`), which `unwrap_err` needs.
+//!     #[derive(shm_core::SharedLayout, Debug, Default)]
 //!     #[repr(C)]
 //!     pub struct Stats {
 //!         pub requests: u32, // changed since v1
@@ -313,6 +314,9 @@
 //! assert!(v.lock().is_ok());
 //! # Ok::<(), shm_core::Error>(())
 //! ```
+//!
+//! A creator that died is another matter: the segment lives on (its name stays until removed),
+//! and [`Shared::creator_alive`] tells a worker that its parent has gone.
 //!
 //! # Arrays
 //!

@@ -917,6 +917,15 @@ impl Segment {
         self.owner
     }
 
+    /// The creator recorded in the header: its pid and start time.
+    pub(crate) fn recorded_creator(&self) -> ProcessId {
+        let h = self.header();
+        ProcessId {
+            pid: h.creator_pid.load(Ordering::Relaxed),
+            start: h.creator_start.load(Ordering::Relaxed),
+        }
+    }
+
     /// Size of the mapped object in bytes.
     pub(crate) fn object_len(&self) -> usize {
         self.map.len()

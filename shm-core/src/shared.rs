@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::ptr::NonNull;
 
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::lock;
 use crate::segment::{Segment, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
-use crate::{Options, Result, SharedLayout};
+use crate::{Options, Primitive, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
 pub(crate) const fn check_type<T: SharedLayout>() {
@@ -76,6 +76,9 @@ pub(crate) fn init_one<T: SharedLayout>(payload: NonNull<u8>, value: &T) {
 ///
 /// The handle that created the segment removes it when dropped (unless created with
 /// [`Options::keep`]); a handle that opened it never does, however it exits.
+///
+/// `Shared<T>` is `Debug` when `T` is, as std's `Mutex<T>`: it shows the name, type, owner,
+/// poisoning and a [`snapshot`](Self::snapshot) of the value.
 pub struct Shared<T: SharedLayout> {
     seg: Segment,
     _type: PhantomData<fn() -> T>,
@@ -84,6 +87,9 @@ pub struct Shared<T: SharedLayout> {
 /// One primitive in a named segment: `Value::<i32>::create("v", 0)` is Python's
 /// `multiprocessing.Value('i', 0)`.
 ///
+/// [`get`](Shared::get) and [`set`](Shared::set) are Python's `v.value` and `v.value = x`; the
+/// atomic's own operations (`fetch_add` ...) are there too, through `Deref`.
+///
 /// ```
 /// use shm_core::Value;
 /// use std::sync::atomic::Ordering::Relaxed;
@@ -91,7 +97,9 @@ pub struct Shared<T: SharedLayout> {
 /// # let name = format!("doc-value-{}", std::process::id());
 /// let v = Value::<f64>::create(&name, 3.5)?;
 /// v.fetch_add(1.0, Relaxed);
-/// assert_eq!(v.load(Relaxed), 4.5);
+/// assert_eq!(v.get(), 4.5);
+/// v.set(0.25);
+/// assert_eq!(v.load(Relaxed), 0.25);
 /// # Ok::<(), shm_core::Error>(())
 /// ```
 pub type Value<T> = Shared<T>;
@@ -348,6 +356,22 @@ impl<T: SharedLayout> Shared<T> {
         guard::clear_poison(&self.seg)
     }
 
+    /// Whether the process that created the segment still runs (same pid and start time, not a
+    /// zombie). A worker started by the creator polls this to notice that its parent died.
+    ///
+    /// ```
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-creator-alive-{}", std::process::id());
+    /// let v = Value::<u32>::create(&name, 0)?;
+    /// let w = Value::<u32>::open(&name)?;
+    /// assert!(w.creator_alive()); // created by this very process
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn creator_alive(&self) -> bool {
+        self.seg.recorded_creator().is_alive()
+    }
+
     /// The atomic twin in the segment (what `*shared` gives).
     pub fn atomic(&self) -> &T::Atomic {
         // SAFETY: `Segment` proved at create or open that the payload holds exactly one
@@ -367,12 +391,48 @@ impl<T: SharedLayout> Deref for Shared<T> {
     }
 }
 
-impl<T: SharedLayout> fmt::Debug for Shared<T> {
+/// Python's `Value.value`, for a handle of one primitive.
+impl<T: Primitive> Shared<T> {
+    /// The value, loaded with a sequentially consistent atomic load (Python's `v.value`).
+    ///
+    /// ```
+    /// # let name = format!("doc-value-get-{}", std::process::id());
+    /// let v = shm_core::Value::<i32>::create(&name, 7)?;
+    /// assert_eq!(v.get(), 7);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn get(&self) -> T {
+        T::load(self.atomic(), SeqCst)
+    }
+
+    /// Stores `value` with a sequentially consistent atomic store (Python's `v.value = x`).
+    ///
+    /// One atomic store, not under the lock: like Python's `v.value += 1`, `v.set(v.get() + 1)`
+    /// loses increments that other processes make in between. Use `fetch_add` (through `Deref`),
+    /// or [`update`](Self::update), for a change that depends on the value.
+    ///
+    /// ```
+    /// # let name = format!("doc-value-set-{}", std::process::id());
+    /// let v = shm_core::Value::<bool>::create(&name, false)?;
+    /// v.set(true);
+    /// assert!(v.get());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn set(&self, value: T) {
+        T::store(self.atomic(), &value, SeqCst)
+    }
+}
+
+/// Shows the segment and, from a [`snapshot`](Shared::snapshot), its value:
+/// `Shared { name: "web-stats", type: "Stats", owner: true, poisoned: false, value: Stats { .. } }`.
+impl<T: SharedLayout + fmt::Debug> fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("name", &self.name())
             .field("type", &T::LAYOUT.name)
             .field("owner", &self.is_owner())
+            .field("poisoned", &self.is_poisoned())
+            .field("value", &self.snapshot())
             .finish()
     }
 }

@@ -166,6 +166,19 @@ fn main() {
                 a.update(|v| v.fill(k));
             }
         }
+        // Create a `Value<i32>` kept after exit, say so, and exit or wait to be killed.
+        ["create-kept", name, then] => {
+            let v = ok(Value::<i32>::create_with(
+                name,
+                5,
+                &Options::new().keep(true),
+            ));
+            say("created");
+            if *then == "hang" {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            drop(v);
+        }
         // Take the lock once and say how it was found.
         ["lock-once", name] => {
             let v = ok(Value::<u64>::open(name));
