@@ -1135,7 +1135,7 @@ fn set_goes_on_when_the_holder_dies_while_it_waits() {
         format!("{}: . = 5 (was 7)\n", &*name)
     );
     assert!(
-        rest.starts_with(&format!("shm: note: the lock of `{}` was poisoned", &*name)),
+        rest.starts_with(&format!("shm: note: the lock of `{}` is poisoned", &*name)),
         "{rest}"
     );
     assert_eq!(Value::<u64>::open(&name).unwrap().load(Relaxed), 5);
