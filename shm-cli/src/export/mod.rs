@@ -1,0 +1,268 @@
+//! `shm export`: segments as Prometheus metrics over HTTP, with no code in the services.
+//!
+//! Each scrape finds the selected segments, reads each with one consistent snapshot (a seqlock
+//! read, as `Shared::snapshot` is), maps the values to metric families ([`metrics`]) and writes
+//! them in the format the scraper asked for ([`render`]); [`server`] answers HTTP. A segment that
+//! cannot be read is skipped with a comment line and counted in `shm_export_errors_total`: a
+//! scrape always answers.
+
+mod metrics;
+mod render;
+mod server;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use shm_core::inspect::{self, RawSegment, SHM_DIR};
+use shm_core::{Error, Options};
+
+use metrics::{Families, Family, Kind, Sample, SegmentView};
+pub use render::Format;
+
+/// Default of `--max-samples`: more samples than this from one segment skip it.
+pub const DEFAULT_MAX_SAMPLES: u64 = 100_000;
+
+/// How many `segment`/`kind` pairs `shm_export_errors_total` keeps apart; later ones are counted
+/// under [`OTHER_SEGMENTS`], so an exporter that sees segments come and go for months does not
+/// grow without bound.
+const MAX_ERROR_SERIES: usize = 1000;
+/// The `segment` label of errors beyond [`MAX_ERROR_SERIES`].
+const OTHER_SEGMENTS: &str = "(other)";
+
+/// Which segments a scrape exports.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every segment of this library in `/dev/shm` (what `shm ls` lists): broken ones are
+    /// reported, other programs' objects and other users' are not looked at.
+    All,
+    /// These names, each reported if it cannot be exported (missing, broken, another user's).
+    Names(Vec<String>),
+    /// Every object whose name starts with this, each reported if it cannot be exported.
+    Prefix(String),
+}
+
+/// Serves `GET /metrics` on `listen` until killed.
+pub fn run(listen: &str, selection: Selection, max_samples: u64) -> Result<(), String> {
+    server::serve(listen, Exporter::new(selection, max_samples))
+}
+
+/// What every scrape shares: the selection, and the error counts, which count across scrapes.
+pub struct Exporter {
+    selection: Selection,
+    max_samples: u64,
+    errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+/// A segment left out of a scrape, and why.
+struct Skip {
+    segment: String,
+    kind: &'static str,
+    message: String,
+}
+
+impl Skip {
+    fn of(e: &Error) -> Skip {
+        Skip {
+            segment: e.name().to_owned(),
+            kind: error_kind(e),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A name a scrape looks at; `asked` if it was named or matched the prefix, so that whatever
+/// keeps it out is reported.
+struct Target {
+    name: String,
+    asked: bool,
+}
+
+impl Exporter {
+    /// An exporter of `selection`, skipping segments of more than `max_samples` samples.
+    pub fn new(selection: Selection, max_samples: u64) -> Exporter {
+        Exporter {
+            selection,
+            max_samples,
+            errors: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// One scrape, as a page in `format`.
+    pub fn scrape(&self, format: Format) -> String {
+        let mut families = Families::default();
+        let mut notes = Vec::new();
+        let mut skips = Vec::new();
+        let mut exported = 0u64;
+        match self.targets() {
+            Ok(targets) => {
+                for t in targets {
+                    match self.read(&t, &mut families) {
+                        Ok(clashes) => {
+                            exported += 1;
+                            for c in &clashes {
+                                notes.push(format!(
+                                    "shm export: segment `{}`: field `{}` left out: its metric {} is taken ({})",
+                                    t.name, c.path, c.metric, c.reason
+                                ));
+                            }
+                            if !clashes.is_empty() {
+                                self.count(&t.name, "name_clash");
+                            }
+                        }
+                        Err(Some(skip)) => skips.push(skip),
+                        Err(None) => {}
+                    }
+                }
+            }
+            Err(skip) => skips.push(skip),
+        }
+        for s in &skips {
+            notes.push(format!(
+                "shm export: skipped `{}` ({}): {}",
+                s.segment, s.kind, s.message
+            ));
+            self.count(&s.segment, s.kind);
+        }
+        let mut families = families.into_vec();
+        families.push(self.own_segments(exported));
+        families.push(self.own_errors());
+        render::page(format, &families, &notes)
+    }
+
+    /// The names this scrape looks at, sorted.
+    fn targets(&self) -> Result<Vec<Target>, Skip> {
+        let (prefix, asked) = match &self.selection {
+            Selection::Names(names) => {
+                return Ok(names
+                    .iter()
+                    .map(|n| Target {
+                        name: n.clone(),
+                        asked: true,
+                    })
+                    .collect())
+            }
+            Selection::Prefix(p) => (p.as_str(), true),
+            Selection::All => ("", false),
+        };
+        let listing = |e: std::io::Error| Skip {
+            segment: SHM_DIR.to_owned(),
+            kind: "io",
+            message: format!("cannot list {SHM_DIR}: {e}"),
+        };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(SHM_DIR).map_err(listing)? {
+            // Names that are not UTF-8 are not segments: a segment's name is a Rust string.
+            if let Some(name) = entry.map_err(listing)?.file_name().to_str() {
+                if name.starts_with(prefix) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names
+            .into_iter()
+            .map(|name| Target { name, asked })
+            .collect())
+    }
+
+    /// Reads `t` and adds its samples; returns the fields left out. `Err(None)`: not a segment
+    /// of this library and not asked for, left out without a word.
+    fn read(
+        &self,
+        t: &Target,
+        families: &mut Families,
+    ) -> Result<Vec<metrics::Clash>, Option<Skip>> {
+        // Any mode: the exporter only reads, and trusts no byte anyway. A segment still being
+        // created gets a moment, not the second `RawSegment::open` waits: a scrape has a deadline.
+        let opts = Options::new().mode(0o666).wait(Duration::from_millis(100));
+        let raw = match RawSegment::open_with(&t.name, &opts) {
+            Ok(raw) => raw,
+            Err(e) if t.asked || is_ours(&t.name) => return Err(Some(Skip::of(&e))),
+            Err(_) => return Err(None),
+        };
+        let samples = metrics::sample_count(raw.descriptor(), raw.len() as u64);
+        if samples > self.max_samples {
+            return Err(Some(Skip {
+                segment: t.name.clone(),
+                kind: "too_large",
+                message: format!(
+                    "{} element(s) of `{}` make {samples} samples, more than --max-samples {}",
+                    raw.len(),
+                    raw.descriptor(),
+                    self.max_samples
+                ),
+            }));
+        }
+        let snapshot = raw.snapshot().map_err(|e| Some(Skip::of(&e)))?;
+        Ok(metrics::add_segment(
+            families,
+            &SegmentView {
+                name: &t.name,
+                descriptor: raw.descriptor(),
+                is_array: raw.is_array(),
+                snapshot: &snapshot,
+            },
+        ))
+    }
+
+    fn count(&self, segment: &str, kind: &'static str) {
+        // A poisoned map is still a map of counts: a panicking scrape does not lose them.
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut key = (segment.to_owned(), kind);
+        if !errors.contains_key(&key) && errors.len() >= MAX_ERROR_SERIES {
+            key.0 = OTHER_SEGMENTS.to_owned();
+        }
+        *errors.entry(key).or_insert(0) += 1;
+    }
+
+    fn own_segments(&self, exported: u64) -> Family {
+        let mut f = Family::own(
+            "shm_export_segments",
+            Kind::Gauge,
+            "Segments this scrape read and exported.",
+        );
+        f.samples.push(Sample {
+            labels: Vec::new(),
+            value: exported.to_string(),
+        });
+        f
+    }
+
+    fn own_errors(&self) -> Family {
+        let mut f = Family::own(
+            "shm_export_errors",
+            Kind::Counter,
+            "Segments skipped by scrapes since the exporter started, by segment and reason (kind).",
+        );
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        for ((segment, kind), n) in errors.iter() {
+            f.samples.push(Sample {
+                labels: vec![("segment", segment.clone()), ("kind", (*kind).to_owned())],
+                value: n.to_string(),
+            });
+        }
+        f
+    }
+}
+
+/// Whether the object `name` is a segment of this library, valid or not: what `shm ls` lists.
+fn is_ours(name: &str) -> bool {
+    inspect::examine(name).is_ok_and(|e| e.is_ours())
+}
+
+/// The `kind` label of an error: its variant, in snake case.
+fn error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::InvalidName { .. } => "invalid_name",
+        Error::NotFound { .. } => "not_found",
+        Error::PermissionDenied { .. } => "permission_denied",
+        Error::LayoutMismatch { .. } => "layout_mismatch",
+        Error::Corrupt { .. } => "corrupt",
+        Error::CreatorDied { .. } => "creator_died",
+        Error::Timeout { .. } => "timeout",
+        Error::Io { .. } => "io",
+        _ => "other",
+    }
+}
