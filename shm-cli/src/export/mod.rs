@@ -31,11 +31,14 @@ const MAX_ERROR_SERIES: usize = 1000;
 /// The `segment` label of errors beyond [`MAX_ERROR_SERIES`].
 const OTHER_SEGMENTS: &str = "(other)";
 
+/// How long a scrape waits for a segment that is not ready yet.
+const CREATION_WAIT: Duration = Duration::from_millis(100);
+
 /// Which segments a scrape exports.
 #[derive(Debug, Clone)]
 pub enum Selection {
     /// Every segment of this library in `/dev/shm` (what `shm ls` lists): broken ones are
-    /// reported, other programs' objects and other users' are not looked at.
+    /// reported, other programs' objects and other users' left out silently.
     All,
     /// These names, each reported if it cannot be exported (missing, broken, another user's).
     Names(Vec<String>),
@@ -174,13 +177,23 @@ impl Exporter {
         t: &Target,
         families: &mut Families,
     ) -> Result<Vec<metrics::Clash>, Option<Skip>> {
-        // Any mode: the exporter only reads, and trusts no byte anyway. A segment still being
-        // created gets a moment, not the second `RawSegment::open` waits: a scrape has a deadline.
-        let opts = Options::new().mode(0o666).wait(Duration::from_millis(100));
-        let raw = match RawSegment::open_with(&t.name, &opts) {
+        // Any mode: the exporter only reads, and trusts no byte anyway.
+        let open = |wait| RawSegment::open_with(&t.name, &Options::new().mode(0o666).wait(wait));
+        let raw = match open(Duration::ZERO) {
             Ok(raw) => raw,
-            Err(e) if t.asked || is_ours(&t.name) => return Err(Some(Skip::of(&e))),
-            Err(_) => return Err(None),
+            Err(e) => {
+                if !(t.asked || is_ours(&t.name)) {
+                    return Err(None);
+                }
+                match e {
+                    // Not ready yet: most likely being created, which takes microseconds. A
+                    // moment more, not the second `RawSegment::open` waits: a scrape has a
+                    // deadline. (An object of zeros that was not asked for never gets here:
+                    // another program's memory is common, and costs no wait.)
+                    Error::Timeout { .. } => open(CREATION_WAIT).map_err(|e| Some(Skip::of(&e)))?,
+                    e => return Err(Some(Skip::of(&e))),
+                }
+            }
         };
         let samples = metrics::sample_count(raw.descriptor(), raw.len() as u64);
         if samples > self.max_samples {
