@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::{chown, OpenOptionsExt};
+use std::os::unix::fs::{chown, FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1144,6 +1144,79 @@ fn bad_segments_are_skipped_with_a_comment_and_counted() {
     // OpenMetrics has no comments (the parser refuses them); the counters say it all.
     check(&exporter.scrape_openmetrics(), 3);
     drop(good);
+}
+
+/// The byte offset of the header's sequence counter (docs/FORMAT.md): odd while a write is in
+/// progress.
+const SEQ_OFFSET: u64 = 128;
+
+/// Moves the sequence counter of segment `name` on by one, by hand: from even to odd is what a
+/// writer does when it starts a write, from odd to even when it finishes.
+fn bump_seq(name: &str) {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(PathBuf::from("/dev/shm").join(name))
+        .unwrap();
+    let mut word = [0u8; 8];
+    f.read_exact_at(&mut word, SEQ_OFFSET).unwrap();
+    let seq = u64::from_ne_bytes(word) + 1;
+    f.write_all_at(&seq.to_ne_bytes(), SEQ_OFFSET).unwrap();
+}
+
+#[test]
+fn a_segment_stuck_mid_write_is_skipped_and_the_rest_exported() {
+    let p = prefix("stuck");
+    let good_name = format!("{p}good");
+    let _good = Value::<u32>::create(&good_name, 1).unwrap();
+    let stuck_name = format!("{p}stuck");
+    let stuck = Shared::<Pair>::create(
+        &stuck_name,
+        Pair {
+            left_total: 3,
+            right_total: 3,
+        },
+    )
+    .unwrap();
+    let exporter = Exporter::start(&["--prefix", &p]);
+    let mut good = Expect::new(&good_name, "u32");
+    good.add("shm_value", None, Num::Int(1));
+    let mut pair = Expect::new(&stuck_name, "Pair");
+    pair.add("shm_left_total", None, Num::Int(3));
+    pair.add("shm_right_total", None, Num::Int(3));
+    pair.check(&exporter.scrape());
+
+    // What a writer stopped in the middle of an update leaves: the lock held by a live thread
+    // (this one) and the sequence counter odd. A snapshot waits for it as long as it lasts.
+    let guard = stuck.lock().unwrap();
+    bump_seq(&stuck_name);
+    for scrapes in 1..=3 {
+        let page = exporter.scrape();
+        good.check(&page);
+        assert_eq!(page.of(&stuck_name), vec![], "{}", page.body);
+        assert_eq!(page.errors(&stuck_name, "stuck"), scrapes, "{}", page.body);
+        assert_eq!(
+            page.comments_about(&format!("shm export: skipped `{stuck_name}` (stuck): "))
+                .len(),
+            1,
+            "{}",
+            page.body
+        );
+    }
+    // The writer finishes: the read left waiting ends, and a later scrape exports the segment.
+    bump_seq(&stuck_name);
+    drop(guard);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = exporter.scrape();
+        if !page.of(&stuck_name).is_empty() {
+            pair.check(&page);
+            good.check(&page);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still skipped:\n{}", page.body);
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -10,9 +10,10 @@ mod metrics;
 mod render;
 mod server;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
 use std::time::Duration;
 
 use shm_core::inspect::{self, RawSegment, SHM_DIR};
@@ -33,6 +34,11 @@ const OTHER_SEGMENTS: &str = "(other)";
 
 /// How long a scrape waits for a segment that is not ready yet.
 const CREATION_WAIT: Duration = Duration::from_millis(100);
+
+/// How long a scrape waits for one segment's snapshot. A snapshot waits while a write is in
+/// progress: a writer stopped in the middle of one (or a peer that keeps the sequence counter odd
+/// while holding the lock) would hold the scrape, and in the end every worker, forever.
+const READ_DEADLINE: Duration = Duration::from_millis(500);
 
 /// Which segments a scrape exports.
 #[derive(Debug, Clone)]
@@ -56,6 +62,9 @@ pub struct Exporter {
     selection: Selection,
     max_samples: u64,
     errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Segments whose snapshot missed [`READ_DEADLINE`] and is still running on its thread:
+    /// skipped at once until it ends, so a stuck segment holds one thread, not one a scrape.
+    stuck: Arc<Mutex<HashSet<String>>>,
 }
 
 /// A segment left out of a scrape, and why.
@@ -89,6 +98,7 @@ impl Exporter {
             selection,
             max_samples,
             errors: Mutex::new(BTreeMap::new()),
+            stuck: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -208,7 +218,7 @@ impl Exporter {
                 ),
             }));
         }
-        let snapshot = raw.snapshot().map_err(|e| Some(Skip::of(&e)))?;
+        let (raw, snapshot) = self.snapshot(&t.name, raw).map_err(Some)?;
         Ok(metrics::add_segment(
             families,
             &SegmentView {
@@ -220,9 +230,62 @@ impl Exporter {
         ))
     }
 
+    /// `raw`'s snapshot, read on a thread of its own and waited for until [`READ_DEADLINE`].
+    fn snapshot(
+        &self,
+        name: &str,
+        raw: RawSegment,
+    ) -> Result<(RawSegment, shm_core::inspect::Datum), Skip> {
+        let stuck = || {
+            Skip {
+            segment: name.to_owned(),
+            kind: "stuck",
+            message: format!(
+                "segment `{name}`: a consistent read did not finish within {READ_DEADLINE:?}: a write is in progress and its writer, alive and holding the lock, does not finish it (stopped?); skipped until that read ends"
+            ),
+        }
+        };
+        if lock(&self.stuck).contains(name) {
+            return Err(stuck());
+        }
+        let (done, result) = mpsc::channel();
+        let marks = Arc::clone(&self.stuck);
+        let owned = name.to_owned();
+        let reader = thread::Builder::new().spawn(move || {
+            let snapshot = raw.snapshot();
+            // Sent before the mark is cleared: a scrape that gave up either finds the result
+            // when it sets the mark, or has set it before this clears it.
+            let _ = done.send((raw, snapshot));
+            lock(&marks).remove(&owned);
+        });
+        if let Err(e) = reader {
+            return Err(Skip {
+                segment: name.to_owned(),
+                kind: "io",
+                message: format!("segment `{name}`: cannot start a thread to read it: {e}"),
+            });
+        }
+        let received = match result.recv_timeout(READ_DEADLINE) {
+            Ok(r) => r,
+            Err(_) => {
+                let mut marks = lock(&self.stuck);
+                match result.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => {
+                        marks.insert(name.to_owned());
+                        return Err(stuck());
+                    }
+                }
+            }
+        };
+        match received {
+            (raw, Ok(snapshot)) => Ok((raw, snapshot)),
+            (_, Err(e)) => Err(Skip::of(&e)),
+        }
+    }
+
     fn count(&self, segment: &str, kind: &'static str) {
-        // A poisoned map is still a map of counts: a panicking scrape does not lose them.
-        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut errors = lock(&self.errors);
         let mut key = (segment.to_owned(), kind);
         if !errors.contains_key(&key) && errors.len() >= MAX_ERROR_SERIES {
             key.0 = OTHER_SEGMENTS.to_owned();
@@ -249,7 +312,7 @@ impl Exporter {
             Kind::Counter,
             "Segments skipped by scrapes since the exporter started, by segment and reason (kind).",
         );
-        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let errors = lock(&self.errors);
         for ((segment, kind), n) in errors.iter() {
             f.samples.push(Sample {
                 labels: vec![("segment", segment.clone()), ("kind", (*kind).to_owned())],
@@ -258,6 +321,12 @@ impl Exporter {
         }
         f
     }
+}
+
+/// A mutex's data, poisoned or not: what these guard stays consistent whatever a panicking
+/// holder did (and a panic ends the exporter anyway).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether the object `name` is a segment of this library, valid or not: what `shm ls` lists.
