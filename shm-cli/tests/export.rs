@@ -902,7 +902,8 @@ fn values_match_snapshots_in_both_formats() {
     let counts_name = format!("{p}counts");
     let counts = Array::<u16>::create(&counts_name, &[1, 2, u16::MAX]).unwrap();
 
-    let exporter = Exporter::start(&[&web_name, &slots_name, &value_name, &counts_name]);
+    // A name given twice is exported once.
+    let exporter = Exporter::start(&[&web_name, &slots_name, &value_name, &counts_name, &web_name]);
     let check_all = |page: &Page| {
         expect_web(&web_name, &web.snapshot()).check(page);
         expect_slots(&slots_name, &slots.snapshot()).check(page);

@@ -144,17 +144,19 @@ impl Exporter {
         render::page(format, &families, &notes)
     }
 
-    /// The names this scrape looks at, sorted.
+    /// The names this scrape looks at: in the order named (each once), else sorted.
     fn targets(&self) -> Result<Vec<Target>, Skip> {
         let (prefix, asked) = match &self.selection {
             Selection::Names(names) => {
+                let mut seen = HashSet::new();
                 return Ok(names
                     .iter()
+                    .filter(|n| seen.insert(n.as_str()))
                     .map(|n| Target {
                         name: n.clone(),
                         asked: true,
                     })
-                    .collect())
+                    .collect());
             }
             Selection::Prefix(p) => (p.as_str(), true),
             Selection::All => ("", false),
