@@ -12,11 +12,20 @@
 //! [`Array::write_from`](crate::Array::write_from) in the lock and a seqlock write (whose journal
 //! copies use the same path), so a bulk copy is as consistent as `snapshot` and `update`;
 //! [`Array::store_from`](crate::Array::store_from) is the plain copy, element-wise atomic.
+//!
+//! This file holds the trait, the three copies (`load`, `store`, `copy`) that choose a path, and
+//! the unit-by-unit loops for the ends of a fast copy; `shape` reads from a type's layout, at
+//! compile time, whether and how it may be copied in bulk (every primitive of one width, no
+//! padding); `fast` holds the architecture-specific copies.
 
-use core::mem::{align_of, size_of};
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
-use crate::{Kind, Layout, SharedLayout, TypeCode};
+use crate::SharedLayout;
+
+mod fast;
+mod shape;
+
+use shape::{checked_shape, Shape};
 
 /// A [`SharedLayout`] type whose values can be copied to and from a segment as raw bytes: the
 /// numbers `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64` and arrays of them, to any depth. It is what
@@ -71,68 +80,6 @@ bulk_copy!(i8, u8, i16, u16, i32, u32, i64, u64, f32, f64);
 // because it holds for `T`; its twin `[T::Atomic; N]` is laid out as `N` twins of `T`, at the
 // offsets of the elements of `[T; N]`.
 unsafe impl<T: BulkCopy, const N: usize> BulkCopy for [T; N] {}
-
-/// What a bulk copy may do with a layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shape {
-    /// Numbers only, no padding, every primitive `unit` bytes wide: the fast path can copy any
-    /// byte range that starts and ends on a multiple of `unit`.
-    Uniform(usize),
-    /// Numbers only, no padding, of several widths: copied element by element.
-    Mixed,
-    /// A `bool`, a `char` or padding: not a `BulkCopy` type, whatever its impl says.
-    Invalid,
-}
-
-const fn merge(a: Shape, b: Shape) -> Shape {
-    match (a, b) {
-        (Shape::Invalid, _) | (_, Shape::Invalid) => Shape::Invalid,
-        (Shape::Uniform(x), Shape::Uniform(y)) if x == y => Shape::Uniform(x),
-        _ => Shape::Mixed,
-    }
-}
-
-const fn shape(layout: &Layout) -> Shape {
-    match layout.kind {
-        Kind::Primitive(TypeCode::Bool | TypeCode::Char) => Shape::Invalid,
-        Kind::Primitive(code) => Shape::Uniform(code.size()),
-        Kind::Array { elem, .. } => shape(elem),
-        Kind::Struct { fields } => {
-            if fields.is_empty() {
-                return Shape::Invalid;
-            }
-            let mut end = 0;
-            let mut acc = shape(fields[0].layout);
-            let mut i = 0;
-            while i < fields.len() {
-                if fields[i].offset != end {
-                    return Shape::Invalid;
-                }
-                acc = merge(acc, shape(fields[i].layout));
-                end = fields[i].offset + fields[i].layout.size;
-                i += 1;
-            }
-            if end != layout.size {
-                return Shape::Invalid;
-            }
-            acc
-        }
-    }
-}
-
-/// The shape of `T`, proved at compile time to be a real `BulkCopy` shape.
-const fn checked_shape<T: BulkCopy>() -> Shape {
-    assert!(
-        size_of::<T>() == size_of::<T::Atomic>() && align_of::<T>() == align_of::<T::Atomic>(),
-        "a BulkCopy type must have the size and alignment of its atomic twin"
-    );
-    let s = shape(&T::LAYOUT);
-    assert!(
-        !matches!(s, Shape::Invalid),
-        "a BulkCopy type may hold only numbers (no bool, no char) and no padding"
-    );
-    s
-}
 
 /// Copies `src` (twins in a segment) into `dst`, as relaxed atomic loads of every primitive.
 ///
@@ -232,7 +179,7 @@ pub(crate) fn copy<T: BulkCopy>(from: &[T::Atomic], to: &[T::Atomic]) {
 /// `shared` is valid for reads of `len` bytes, holds only atomics `unit` bytes wide and is
 /// `unit`-aligned; `private` is valid for writes of `len` bytes, does not overlap `shared`, and
 /// is `unit`-aligned; `len` is a multiple of `unit`, which is 1, 2, 4 or 8.
-unsafe fn load_units(shared: *const u8, private: *mut u8, len: usize, unit: usize) {
+pub(super) unsafe fn load_units(shared: *const u8, private: *mut u8, len: usize, unit: usize) {
     macro_rules! each {
         ($atomic:ty, $int:ty) => {{
             let mut i = 0;
@@ -261,7 +208,7 @@ unsafe fn load_units(shared: *const u8, private: *mut u8, len: usize, unit: usiz
 ///
 /// # Safety
 /// As for [`load_units`], with `private` valid for reads and `shared` for (atomic) writes.
-unsafe fn store_units(private: *const u8, shared: *mut u8, len: usize, unit: usize) {
+pub(super) unsafe fn store_units(private: *const u8, shared: *mut u8, len: usize, unit: usize) {
     macro_rules! each {
         ($atomic:ty, $int:ty) => {{
             let mut i = 0;
@@ -289,7 +236,7 @@ unsafe fn store_units(private: *const u8, shared: *mut u8, len: usize, unit: usi
 /// # Safety
 /// Both are valid for `len` bytes, hold only atomics `unit` bytes wide, are `unit`-aligned and
 /// do not overlap; `len` is a multiple of `unit`, which is 1, 2, 4 or 8.
-unsafe fn copy_units(from: *const u8, to: *mut u8, len: usize, unit: usize) {
+pub(super) unsafe fn copy_units(from: *const u8, to: *mut u8, len: usize, unit: usize) {
     macro_rules! each {
         ($atomic:ty) => {{
             let mut i = 0;
@@ -312,299 +259,19 @@ unsafe fn copy_units(from: *const u8, to: *mut u8, len: usize, unit: usize) {
 }
 
 /// Bytes from `addr` to the next multiple of 16 (0 if it is one), at most `len`.
-fn head_len(addr: *const u8, len: usize) -> usize {
+pub(super) fn head_len(addr: *const u8, len: usize) -> usize {
     ((16 - (addr as usize & 15)) & 15).min(len)
-}
-
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-mod fast {
-    use core::arch::asm;
-
-    use super::{copy_units, head_len, load_units, store_units};
-
-    /// Whether the processor guarantees that aligned 16-byte SSE loads and stores are atomic.
-    #[inline]
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx")
-    }
-
-    /// Copies out of a segment at least this long bypass the caches for their destination (as
-    /// `memcpy` implementations do above a threshold of their own): such a copy does not stay
-    /// in the L2 cache anyway, and a cached store must first read each line it overwrites.
-    const STREAMING: usize = 4 << 20;
-
-    /// [`super::load_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
-    ///
-    /// # Safety
-    /// The contract of `load_units`, and the processor has AVX.
-    pub(super) unsafe fn load(shared: *const u8, private: *mut u8, len: usize, unit: usize) {
-        let head = head_len(shared, len);
-        let body = (len - head) & !15;
-        // SAFETY: `head` and the tail are multiples of `unit`: `shared` is `unit`-aligned and
-        // `unit` divides 16, so the next multiple of 16 is a multiple of `unit` away, and so is
-        // `len`. Each piece is inside the caller's ranges. `shared + head` is 16-aligned, and
-        // the streaming loop is used only where `private + head` is too (checked).
-        unsafe {
-            load_units(shared, private, head, unit);
-            let (src, dst) = (shared.add(head), private.add(head));
-            if body >= STREAMING && dst as usize % 16 == 0 {
-                load16_streaming(src, dst, body / 16);
-            } else {
-                load16(src, dst, body / 16);
-            }
-            let done = head + body;
-            load_units(shared.add(done), private.add(done), len - done, unit);
-        }
-    }
-
-    /// [`super::store_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
-    ///
-    /// # Safety
-    /// The contract of `store_units`, and the processor has AVX.
-    pub(super) unsafe fn store(private: *const u8, shared: *mut u8, len: usize, unit: usize) {
-        let head = head_len(shared, len);
-        let body = (len - head) & !15;
-        // SAFETY: as in `load`.
-        unsafe {
-            store_units(private, shared, head, unit);
-            store16(private.add(head), shared.add(head), body / 16);
-            let done = head + body;
-            store_units(private.add(done), shared.add(done), len - done, unit);
-        }
-    }
-
-    /// [`super::copy_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
-    ///
-    /// # Safety
-    /// The contract of `copy_units`; `from` and `to` are equal modulo 16; the processor has AVX.
-    pub(super) unsafe fn copy(from: *const u8, to: *mut u8, len: usize, unit: usize) {
-        let head = head_len(from, len);
-        let body = (len - head) & !15;
-        // SAFETY: as in `load`; `to + head` is 16-aligned too, being equal to `from` modulo 16.
-        unsafe {
-            copy_units(from, to, head, unit);
-            copy16(from.add(head), to.add(head), body / 16);
-            let done = head + body;
-            copy_units(from.add(done), to.add(done), len - done, unit);
-        }
-    }
-
-    // Why the loops below are sound.
-    //
-    // Rust's memory model has no vector instructions; what counts is what an `asm!` block does
-    // to the abstract machine. The block is opaque: without `nomem` or `readonly` the compiler
-    // must assume it reads and writes any memory its pointer operands can reach, and it moves
-    // no memory access across it. It is sound if its effect is one that Rust operations, which
-    // would themselves be free of undefined behaviour, could have had: the argument that
-    // taiki-e's atomic-maybe-uninit makes for atomics written in inline assembly, and that
-    // "P1478: Byte-wise atomic memcpy" (implemented for Rust by taiki-e's atomic-memcpy) makes
-    // for the copies inside a seqlock.
-    //
-    // Each `movdqa` here is a 16-byte access to a 16-byte-aligned address of cacheable
-    // (write-back) memory. On a processor that reports AVX such an access is single-copy
-    // atomic: Intel SDM vol. 3A §9.1.1 ("Processors that enumerate support for Intel AVX ...
-    // guarantee that the 16-byte memory operations performed by the following instructions
-    // will always be carried out atomically: MOVAPD, MOVAPS, and MOVDQA"), and AMD APM vol. 2
-    // §7.3.2 (AVX processors "extend the atomicity for cacheable, naturally-aligned single loads
-    // or stores from a quadword to a double quadword"). An aligned 16-byte window holds only
-    // whole primitives (each is 1, 2, 4 or 8 bytes wide and naturally aligned, and its width
-    // divides 16), so one such access cannot be told apart from relaxed atomic accesses of each
-    // primitive in the window, each of the width that every other access in this crate (and
-    // every process following docs/FORMAT.md) uses for it. Every access to the segment is thus
-    // an atomic access of the right width: no non-atomic access and no mixed-size access to
-    // shared memory, so no data race. Relaxed accesses need no order among themselves; the
-    // seqlock's fences around the copy order it against the sequence counter.
-    //
-    // Shared memory is only ever accessed with `movdqa`. The private side (`movdqu`, any
-    // alignment; or `movntdq`) is memory the caller holds `&mut` (loads) or `&` (stores) to,
-    // which no other thread touches meanwhile: plain accesses, no race. `movntdq` stores are
-    // weakly ordered; the `sfence` after them orders them before every later store of this
-    // thread (such as the release that hands the buffer to another thread), so they act as the
-    // ordinary stores they stand for.
-    //
-    // `rep movsb` would be faster to write but cannot be argued this way: fast-string
-    // operations document no atomicity for any piece they move and may store out of order.
-
-    /// Defines `unsafe fn $name(src, dst, chunks)`, which copies `chunks` 16-byte pieces from
-    /// `src` to `dst` with the instructions `$load` and `$store`, 64 bytes an iteration, then
-    /// runs `$end`.
-    macro_rules! copy16 {
-        ($(#[$doc:meta])* $name:ident, $load:literal, $store:literal, $end:literal) => {
-            $(#[$doc])*
-            unsafe fn $name(src: *const u8, dst: *mut u8, chunks: usize) {
-                // SAFETY: see the comment above `copy16!`; the caller's contract (below) makes
-                // every address the block touches, `src + k` or `dst + k` for
-                // `k < 16 * chunks`, part of its ranges, and every `movdqa` or `movntdq`
-                // address 16-aligned (the pointer is, and it advances by 16). The block does
-                // not touch the stack and clobbers only the registers declared (and flags).
-                unsafe {
-                    asm!(
-                        "cmp {n}, 4",
-                        "jb 3f",
-                        "2:",
-                        concat!($load, " {a}, xmmword ptr [{src}]"),
-                        concat!($load, " {b}, xmmword ptr [{src} + 16]"),
-                        concat!($load, " {c}, xmmword ptr [{src} + 32]"),
-                        concat!($load, " {d}, xmmword ptr [{src} + 48]"),
-                        concat!($store, " xmmword ptr [{dst}], {a}"),
-                        concat!($store, " xmmword ptr [{dst} + 16], {b}"),
-                        concat!($store, " xmmword ptr [{dst} + 32], {c}"),
-                        concat!($store, " xmmword ptr [{dst} + 48], {d}"),
-                        "add {src}, 64",
-                        "add {dst}, 64",
-                        "sub {n}, 4",
-                        "cmp {n}, 4",
-                        "jae 2b",
-                        "3:",
-                        "test {n}, {n}",
-                        "jz 5f",
-                        "4:",
-                        concat!($load, " {a}, xmmword ptr [{src}]"),
-                        concat!($store, " xmmword ptr [{dst}], {a}"),
-                        "add {src}, 16",
-                        "add {dst}, 16",
-                        "dec {n}",
-                        "jnz 4b",
-                        "5:",
-                        $end,
-                        src = inout(reg) src => _,
-                        dst = inout(reg) dst => _,
-                        n = inout(reg) chunks => _,
-                        a = out(xmm_reg) _,
-                        b = out(xmm_reg) _,
-                        c = out(xmm_reg) _,
-                        d = out(xmm_reg) _,
-                        options(nostack),
-                    );
-                }
-            }
-        };
-    }
-
-    copy16!(
-        /// Shared (`src`, 16-aligned) to private.
-        ///
-        /// # Safety
-        /// `src` is 16-byte aligned, valid for reads of `16 * chunks` bytes and holds only
-        /// naturally aligned atomics; `dst` is valid for writes of as many bytes and does not
-        /// overlap it; the processor has AVX.
-        load16,
-        "movdqa",
-        "movdqu",
-        ""
-    );
-    copy16!(
-        /// Shared to private like `load16`, with non-temporal stores: for copies too large to
-        /// stay in the caches, it saves reading every destination line before overwriting it.
-        ///
-        /// # Safety
-        /// As for `load16`, and `dst` is 16-byte aligned too.
-        load16_streaming,
-        "movdqa",
-        "movntdq",
-        "sfence"
-    );
-    copy16!(
-        /// Private to shared (`dst`, 16-aligned).
-        ///
-        /// # Safety
-        /// `dst` is 16-byte aligned, valid for writes of `16 * chunks` bytes and holds only
-        /// naturally aligned atomics; `src` is valid for reads of as many bytes and does not
-        /// overlap it; the processor has AVX.
-        store16,
-        "movdqu",
-        "movdqa",
-        ""
-    );
-    copy16!(
-        /// Shared to shared, both 16-aligned.
-        ///
-        /// # Safety
-        /// Both are 16-byte aligned, valid for `16 * chunks` bytes (reads from `src`, writes to
-        /// `dst`), hold only naturally aligned atomics, and do not overlap; the processor has
-        /// AVX.
-        copy16,
-        "movdqa",
-        "movdqa",
-        ""
-    );
-}
-
-#[cfg(not(all(target_arch = "x86_64", not(miri))))]
-mod fast {
-    /// No fast path on this target: copies go element by element.
-    #[inline]
-    pub(super) fn available() -> bool {
-        false
-    }
-
-    /// Never called: `available()` is false.
-    ///
-    /// # Safety
-    /// The contract of [`super::load_units`].
-    pub(super) unsafe fn load(shared: *const u8, private: *mut u8, len: usize, unit: usize) {
-        // SAFETY: the caller's contract is `load_units`'s.
-        unsafe { super::load_units(shared, private, len, unit) }
-    }
-
-    /// Never called: `available()` is false.
-    ///
-    /// # Safety
-    /// The contract of [`super::copy_units`].
-    pub(super) unsafe fn copy(from: *const u8, to: *mut u8, len: usize, unit: usize) {
-        // SAFETY: the caller's contract is `copy_units`'s.
-        unsafe { super::copy_units(from, to, len, unit) }
-    }
-
-    /// Never called: `available()` is false.
-    ///
-    /// # Safety
-    /// The contract of [`super::store_units`].
-    pub(super) unsafe fn store(private: *const u8, shared: *mut u8, len: usize, unit: usize) {
-        // SAFETY: the caller's contract is `store_units`'s.
-        unsafe { super::store_units(private, shared, len, unit) }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::header::{self, PAYLOAD_ALIGN};
-    use crate::{Array, Field, Shared};
+    use crate::{Array, Shared};
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
     fn name(tag: &str) -> String {
         format!("bulk-test-{tag}-{}", std::process::id())
-    }
-
-    #[test]
-    fn shapes_of_layouts() {
-        assert_eq!(shape(&u8::LAYOUT), Shape::Uniform(1));
-        assert_eq!(shape(&<[[f32; 3]; 2]>::LAYOUT), Shape::Uniform(4));
-        assert_eq!(shape(&bool::LAYOUT), Shape::Invalid);
-        assert_eq!(shape(&<[char; 2]>::LAYOUT), Shape::Invalid);
-        static U64: Layout = Layout::primitive(TypeCode::U64);
-        static U32: Layout = Layout::primitive(TypeCode::U32);
-        let strukt = |fields: &'static [Field], size| Layout {
-            name: "S",
-            size,
-            align: 8,
-            kind: Kind::Struct { fields },
-        };
-        let field = |offset, layout| Field {
-            name: "f",
-            offset,
-            layout,
-        };
-        let tight: &'static [Field] = Box::leak(Box::new([field(0, &U64), field(8, &U64)]));
-        assert_eq!(shape(&strukt(tight, 16)), Shape::Uniform(8));
-        let mixed: &'static [Field] =
-            Box::leak(Box::new([field(0, &U64), field(8, &U32), field(12, &U32)]));
-        assert_eq!(shape(&strukt(mixed, 16)), Shape::Mixed);
-        let gap: &'static [Field] = Box::leak(Box::new([field(0, &U32), field(8, &U64)]));
-        assert_eq!(shape(&strukt(gap, 16)), Shape::Invalid);
-        let tail: &'static [Field] = Box::leak(Box::new([field(0, &U64), field(8, &U32)]));
-        assert_eq!(shape(&strukt(tail, 16)), Shape::Invalid);
     }
 
     /// Round trips every width at every start and length around the 16-byte pieces, so the head,
