@@ -15,21 +15,6 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::segment::Segment;
 use crate::{Descriptor, DescriptorKind, SharedLayout};
 
-/// Copies the values of `from` into `to`, element by element with the twins' own atomics.
-///
-/// # Panics
-/// If the slices differ in length.
-pub(crate) fn copy_twins<T: SharedLayout>(from: &[T::Atomic], to: &[T::Atomic]) {
-    assert_eq!(
-        from.len(),
-        to.len(),
-        "copy between slices of different lengths"
-    );
-    for (f, t) in from.iter().zip(to) {
-        T::store(t, &T::load(f, Ordering::Relaxed), Ordering::Relaxed);
-    }
-}
-
 /// Where an update writes the old and the new values of its range: each pointer is at the
 /// range's start in its journal copy, with the range's length and the payload's alignment there.
 pub(crate) struct Copies {

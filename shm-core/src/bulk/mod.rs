@@ -169,7 +169,11 @@ pub(crate) fn copy<T: BulkCopy>(from: &[T::Atomic], to: &[T::Atomic]) {
             // `len` is a multiple of `unit`; the processor has AVX.
             unsafe { fast::copy(src, dst, len, unit) }
         }
-        _ => crate::journal::copy_twins::<T>(from, to),
+        _ => {
+            for (f, t) in from.iter().zip(to) {
+                T::store(t, &T::load(f, Relaxed), Relaxed);
+            }
+        }
     }
 }
 
