@@ -391,6 +391,7 @@
 mod array;
 mod atomic;
 mod bulk;
+mod cell;
 mod descriptor;
 mod error;
 mod guard;

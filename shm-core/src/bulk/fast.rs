@@ -1,6 +1,9 @@
 //! The architecture-specific bulk copies: on x86_64 processors with AVX, 16-byte SSE accesses,
 //! which those processors guarantee to be single-copy atomic. Elsewhere (other architectures, no
-//! AVX, Miri) `available()` is false and the bulk copies go element by element.
+//! AVX, Miri) [`available`] is false and the bulk copies go element by element.
+//!
+//! Each copy takes the segment's side as a [`Region`] and copies its 16-byte-aligned middle in
+//! 16-byte pieces and its ends cell by cell, as relaxed atomics of the primitives' width.
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 pub(super) use x86_64::{available, copy, load, store};
@@ -12,7 +15,7 @@ pub(super) use portable::{available, copy, load, store};
 mod x86_64 {
     use core::arch::asm;
 
-    use crate::bulk::{copy_units, head_len, load_units, store_units};
+    use crate::cell::{Region, Width};
 
     /// Whether the processor guarantees that aligned 16-byte SSE loads and stores are atomic.
     #[inline]
@@ -25,69 +28,123 @@ mod x86_64 {
     /// in the L2 cache anyway, and a cached store must first read each line it overwrites.
     const STREAMING: usize = 4 << 20;
 
-    /// [`crate::bulk::load_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
+    /// `region` cut where its 16-byte-aligned middle starts and ends: the head (less than 16
+    /// bytes), the body (whole 16-byte pieces, 16-byte aligned) and the tail (less than 16).
+    /// The ends are often empty (an array's payload is 128-byte aligned); the copies then skip
+    /// them, and the width dispatch of the cell loops with them.
+    ///
+    /// # Panics
+    /// If the region does not start and end on a multiple of `unit`, or the processor lacks AVX.
+    #[inline]
+    fn pieces(region: Region<'_>, unit: Width) -> (Region<'_>, Region<'_>, Region<'_>) {
+        assert!(available(), "16-byte copies on a processor without AVX");
+        let (addr, len) = (region.as_ptr() as usize, region.len());
+        assert!(
+            unit.divides(addr) && unit.divides(len),
+            "a bulk copy of cells that are not whole or not aligned"
+        );
+        let head = ((16 - (addr & 15)) & 15).min(len);
+        let body = (len - head) & !15;
+        let (head, rest) = region.split_at(head);
+        let (body, tail) = rest.split_at(body);
+        (head, body, tail)
+    }
+
+    /// Relaxed atomic loads of the `unit`-wide primitives of `shared`, written to `private` as
+    /// they lie in memory.
     ///
     /// # Safety
-    /// The contract of `load_units`, and the processor has AVX.
-    pub(in crate::bulk) unsafe fn load(
-        shared: *const u8,
-        private: *mut u8,
-        len: usize,
-        unit: usize,
-    ) {
-        let head = head_len(shared, len);
-        let body = (len - head) & !15;
-        // SAFETY: `head` and the tail are multiples of `unit`: `shared` is `unit`-aligned and
-        // `unit` divides 16, so the next multiple of 16 is a multiple of `unit` away, and so is
-        // `len`. Each piece is inside the caller's ranges. `shared + head` is 16-aligned, and
-        // the streaming loop is used only where `private + head` is too (checked).
+    /// Every primitive of `shared` is `unit` wide, the width of every access to it (as for
+    /// [`Region::cell`]).
+    ///
+    /// # Panics
+    /// If the lengths differ, `shared` does not start and end on a multiple of `unit`, or the
+    /// processor lacks AVX.
+    pub(in crate::bulk) unsafe fn load(shared: Region<'_>, private: &mut [u8], unit: Width) {
+        assert_eq!(shared.len(), private.len(), "bulk copy of another length");
+        let (head, body, tail) = pieces(shared, unit);
+        let (private_head, rest) = private.split_at_mut(head.len());
+        let (private_body, private_tail) = rest.split_at_mut(body.len());
+        if head.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { head.load_into(private_head, unit) };
+        }
+        let (src, dst) = (body.as_ptr().cast_const(), private_body.as_mut_ptr());
+        // SAFETY: `body` is 16-byte aligned and whole 16-byte pieces of the region (`pieces`),
+        // whose primitives are all `unit` wide and naturally aligned (the caller's word; the
+        // region starts on a multiple of `unit`); `private_body` is as many bytes that we hold
+        // `&mut`, so valid for writes and apart from the region (whose bytes only atomics
+        // access); the processor has AVX (`pieces` asserted it). The streaming loop is used only
+        // where `dst` is 16-byte aligned (checked).
         unsafe {
-            load_units(shared, private, head, unit);
-            let (src, dst) = (shared.add(head), private.add(head));
-            if body >= STREAMING && dst as usize % 16 == 0 {
-                load16_streaming(src, dst, body / 16);
+            if body.len() >= STREAMING && dst as usize % 16 == 0 {
+                load16_streaming(src, dst, body.len() / 16);
             } else {
-                load16(src, dst, body / 16);
+                load16(src, dst, body.len() / 16);
             }
-            let done = head + body;
-            load_units(shared.add(done), private.add(done), len - done, unit);
+        }
+        if tail.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { tail.load_into(private_tail, unit) };
         }
     }
 
-    /// [`crate::bulk::store_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
+    /// Relaxed atomic stores of the `unit`-wide values `private` holds, as they lie in memory,
+    /// into the primitives of `shared`.
     ///
     /// # Safety
-    /// The contract of `store_units`, and the processor has AVX.
-    pub(in crate::bulk) unsafe fn store(
-        private: *const u8,
-        shared: *mut u8,
-        len: usize,
-        unit: usize,
-    ) {
-        let head = head_len(shared, len);
-        let body = (len - head) & !15;
-        // SAFETY: as in `load`.
-        unsafe {
-            store_units(private, shared, head, unit);
-            store16(private.add(head), shared.add(head), body / 16);
-            let done = head + body;
-            store_units(private.add(done), shared.add(done), len - done, unit);
+    /// As for [`load`].
+    ///
+    /// # Panics
+    /// As for [`load`].
+    pub(in crate::bulk) unsafe fn store(private: &[u8], shared: Region<'_>, unit: Width) {
+        assert_eq!(shared.len(), private.len(), "bulk copy of another length");
+        let (head, body, tail) = pieces(shared, unit);
+        let (private_head, rest) = private.split_at(head.len());
+        let (private_body, private_tail) = rest.split_at(body.len());
+        if head.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { head.store_from(private_head, unit) };
+        }
+        // SAFETY: as in `load`, the other way: `body` (the destination, 16-byte aligned) only
+        // atomics access, so writing it through a pointer derived from a shared borrow is
+        // allowed; `private_body` is as many bytes we hold `&` to, only read.
+        unsafe { store16(private_body.as_ptr(), body.as_ptr(), body.len() / 16) };
+        if tail.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { tail.store_from(private_tail, unit) };
         }
     }
 
-    /// [`crate::bulk::copy_units`] over `len` bytes, the 16-byte-aligned middle in 16-byte pieces.
+    /// Relaxed atomic loads of the `unit`-wide primitives of `from`, stored with relaxed atomic
+    /// stores into those of `to`.
     ///
     /// # Safety
-    /// The contract of `copy_units`; `from` and `to` are equal modulo 16; the processor has AVX.
-    pub(in crate::bulk) unsafe fn copy(from: *const u8, to: *mut u8, len: usize, unit: usize) {
-        let head = head_len(from, len);
-        let body = (len - head) & !15;
-        // SAFETY: as in `load`; `to + head` is 16-aligned too, being equal to `from` modulo 16.
-        unsafe {
-            copy_units(from, to, head, unit);
-            copy16(from.add(head), to.add(head), body / 16);
-            let done = head + body;
-            copy_units(from.add(done), to.add(done), len - done, unit);
+    /// As for [`load`], for both regions.
+    ///
+    /// # Panics
+    /// If the lengths differ, the two are not at the same offset modulo 16, either does not
+    /// start and end on a multiple of `unit`, or the processor lacks AVX.
+    pub(in crate::bulk) unsafe fn copy(from: Region<'_>, to: Region<'_>, unit: Width) {
+        assert_eq!(from.len(), to.len(), "bulk copy of another length");
+        assert!(
+            (from.as_ptr() as usize ^ to.as_ptr() as usize) & 15 == 0,
+            "16-byte copies between regions at different offsets modulo 16"
+        );
+        let (head, body, tail) = pieces(from, unit);
+        let (to_head, rest) = to.split_at(head.len());
+        let (to_body, to_tail) = rest.split_at(body.len());
+        if head.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { head.copy_to(to_head, unit) };
+        }
+        // SAFETY: as in `load`, with both sides regions of `unit`-wide primitives: `to_body` is
+        // 16-byte aligned too, being at `from`'s offset modulo 16 (asserted); writing it through
+        // a pointer derived from a shared borrow is allowed, as only atomics access it.
+        unsafe { copy16(body.as_ptr(), to_body.as_ptr(), body.len() / 16) };
+        if tail.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { tail.copy_to(to_tail, unit) };
         }
     }
 
@@ -234,46 +291,38 @@ mod x86_64 {
 
 #[cfg(not(all(target_arch = "x86_64", not(miri))))]
 mod portable {
-    /// No fast path on this target: copies go element by element.
+    use crate::cell::{Region, Width};
+
+    /// No 16-byte atomic accesses on this target: the bulk copies go element by element.
     #[inline]
     pub(in crate::bulk) fn available() -> bool {
         false
     }
 
-    /// Never called: `available()` is false.
+    /// [`Region::load_into`]; unused while `available()` is false.
     ///
     /// # Safety
-    /// The contract of [`crate::bulk::load_units`].
-    pub(in crate::bulk) unsafe fn load(
-        shared: *const u8,
-        private: *mut u8,
-        len: usize,
-        unit: usize,
-    ) {
-        // SAFETY: the caller's contract is `load_units`'s.
-        unsafe { crate::bulk::load_units(shared, private, len, unit) }
+    /// As for `Region::load_into`.
+    pub(in crate::bulk) unsafe fn load(shared: Region<'_>, private: &mut [u8], unit: Width) {
+        // SAFETY: the caller's.
+        unsafe { shared.load_into(private, unit) }
     }
 
-    /// Never called: `available()` is false.
+    /// [`Region::store_from`]; unused while `available()` is false.
     ///
     /// # Safety
-    /// The contract of [`crate::bulk::copy_units`].
-    pub(in crate::bulk) unsafe fn copy(from: *const u8, to: *mut u8, len: usize, unit: usize) {
-        // SAFETY: the caller's contract is `copy_units`'s.
-        unsafe { crate::bulk::copy_units(from, to, len, unit) }
+    /// As for `Region::store_from`.
+    pub(in crate::bulk) unsafe fn store(private: &[u8], shared: Region<'_>, unit: Width) {
+        // SAFETY: the caller's.
+        unsafe { shared.store_from(private, unit) }
     }
 
-    /// Never called: `available()` is false.
+    /// [`Region::copy_to`]; unused while `available()` is false.
     ///
     /// # Safety
-    /// The contract of [`crate::bulk::store_units`].
-    pub(in crate::bulk) unsafe fn store(
-        private: *const u8,
-        shared: *mut u8,
-        len: usize,
-        unit: usize,
-    ) {
-        // SAFETY: the caller's contract is `store_units`'s.
-        unsafe { crate::bulk::store_units(private, shared, len, unit) }
+    /// As for `Region::copy_to`.
+    pub(in crate::bulk) unsafe fn copy(from: Region<'_>, to: Region<'_>, unit: Width) {
+        // SAFETY: the caller's.
+        unsafe { from.copy_to(to, unit) }
     }
 }

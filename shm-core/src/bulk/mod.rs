@@ -6,20 +6,22 @@
 //! processors with AVX, the copy uses aligned 16-byte SSE loads and stores, which those processors
 //! guarantee to be single-copy atomic. One such access is indistinguishable from relaxed atomic
 //! accesses of every primitive inside it, so the copy has exactly the meaning of the element-wise
-//! loop, at four times its width. Elsewhere (other architectures, no AVX, Miri) it is that loop.
+//! loop, sixteen bytes an instruction. Elsewhere (other architectures, no AVX, Miri) it is that
+//! loop.
 //!
 //! [`Array::read_into`](crate::Array::read_into) wraps the copy in a seqlock read and
 //! [`Array::write_from`](crate::Array::write_from) in the lock and a seqlock write (whose journal
 //! copies use the same path), so a bulk copy is as consistent as `snapshot` and `update`;
 //! [`Array::store_from`](crate::Array::store_from) is the plain copy, element-wise atomic.
 //!
-//! This file holds the trait, the three copies (`load`, `store`, `copy`) that choose a path, and
-//! the unit-by-unit loops for the ends of a fast copy; `shape` reads from a type's layout, at
-//! compile time, whether and how it may be copied in bulk (every primitive of one width, no
-//! padding); `fast` holds the architecture-specific copies.
+//! This file holds the trait and the three copies (`load`, `store`, `copy`) that choose a path;
+//! `shape` reads from a type's layout, at compile time, whether and how it may be copied in bulk
+//! (every primitive of one width, no padding); `fast` holds the architecture-specific copies,
+//! whose unaligned ends go cell by cell through [`crate::cell`].
 
-use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::Ordering::Relaxed;
 
+use crate::cell::Region;
 use crate::SharedLayout;
 
 mod fast;
@@ -81,27 +83,41 @@ bulk_copy!(i8, u8, i16, u16, i32, u32, i64, u64, f32, f64);
 // offsets of the elements of `[T; N]`.
 unsafe impl<T: BulkCopy, const N: usize> BulkCopy for [T; N] {}
 
+/// `values` as the bytes they are made of.
+fn bytes<T: BulkCopy>(values: &[T]) -> &[u8] {
+    // SAFETY: `T` has no padding (`BulkCopy`'s contract), so each of the `size_of_val(values)`
+    // bytes is initialised; the bytes are borrowed as long as `values`.
+    unsafe { core::slice::from_raw_parts(values.as_ptr().cast(), size_of_val(values)) }
+}
+
+/// `values` as the bytes they are made of, to overwrite.
+fn bytes_mut<T: BulkCopy>(values: &mut [T]) -> &mut [u8] {
+    // SAFETY: as in `bytes`; and any bytes are a valid `T` (`BulkCopy`'s contract), so whatever
+    // is written through the result leaves valid values. The borrow is exclusive for as long.
+    unsafe { core::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), size_of_val(values)) }
+}
+
+/// # Panics
+/// If `a` and `b` differ.
+#[inline]
+#[track_caller]
+fn same_lengths(a: usize, b: usize) {
+    assert_eq!(a, b, "bulk copy between slices of different lengths");
+}
+
 /// Copies `src` (twins in a segment) into `dst`, as relaxed atomic loads of every primitive.
 ///
 /// # Panics
 /// If the lengths differ.
 pub(crate) fn load<T: BulkCopy>(src: &[T::Atomic], dst: &mut [T]) {
-    assert_eq!(
-        src.len(),
-        dst.len(),
-        "bulk copy between slices of different lengths"
-    );
+    same_lengths(src.len(), dst.len());
     match const { checked_shape::<T>() } {
         Shape::Uniform(unit) if fast::available() => {
-            let len = size_of_val(dst);
-            // SAFETY: `src` and `dst` are `len` bytes each (equal lengths, and `T` and
-            // `T::Atomic` have the same size, checked at compile time); `src` is a live shared
-            // slice of atomic twins and `dst` a live exclusive slice, so they do not overlap.
-            // Both start on a multiple of `align_of::<T>()`, which is `unit` or more (every
-            // primitive of `T` is `unit` wide and naturally aligned), so every `unit`-aligned
-            // offset from one is `unit`-aligned from the other; `len` is a multiple of `unit`.
-            // `fast::available()` said the processor has AVX.
-            unsafe { fast::load(src.as_ptr().cast(), dst.as_mut_ptr().cast(), len, unit) }
+            // SAFETY: every primitive of `T`, so of the twins `src` holds, is `unit` wide
+            // (`checked_shape`), and every access to a twin's primitive is an atomic of its width.
+            // The lengths are equal (asserted; `T` and `T::Atomic` have the same size, checked at
+            // compile time), and a slice of `T` starts and ends on a multiple of `unit`.
+            unsafe { fast::load(Region::of::<T>(src), bytes_mut(dst), unit) }
         }
         _ => {
             for (d, s) in dst.iter_mut().zip(src) {
@@ -116,25 +132,11 @@ pub(crate) fn load<T: BulkCopy>(src: &[T::Atomic], dst: &mut [T]) {
 /// # Panics
 /// If the lengths differ.
 pub(crate) fn store<T: BulkCopy>(src: &[T], dst: &[T::Atomic]) {
-    assert_eq!(
-        src.len(),
-        dst.len(),
-        "bulk copy between slices of different lengths"
-    );
+    same_lengths(src.len(), dst.len());
     match const { checked_shape::<T>() } {
         Shape::Uniform(unit) if fast::available() => {
-            let len = size_of_val(src);
-            // SAFETY: as in `load`, with the roles swapped: `dst` is the shared slice of twins
-            // (atomics, so writing through a pointer derived from `&` is allowed: every byte of
-            // it is inside an `UnsafeCell`), `src` an ordinary slice we only read.
-            unsafe {
-                fast::store(
-                    src.as_ptr().cast(),
-                    dst.as_ptr().cast_mut().cast(),
-                    len,
-                    unit,
-                )
-            }
+            // SAFETY: as in `load`.
+            unsafe { fast::store(bytes(src), Region::of::<T>(dst), unit) }
         }
         _ => {
             for (s, d) in src.iter().zip(dst) {
@@ -150,24 +152,15 @@ pub(crate) fn store<T: BulkCopy>(src: &[T], dst: &[T::Atomic]) {
 /// # Panics
 /// If the lengths differ.
 pub(crate) fn copy<T: BulkCopy>(from: &[T::Atomic], to: &[T::Atomic]) {
-    assert_eq!(
-        from.len(),
-        to.len(),
-        "bulk copy between slices of different lengths"
-    );
-    let (src, dst) = (
-        from.as_ptr().cast::<u8>(),
-        to.as_ptr().cast::<u8>().cast_mut(),
-    );
+    same_lengths(from.len(), to.len());
+    let (src, dst) = (Region::of::<T>(from), Region::of::<T>(to));
     match const { checked_shape::<T>() } {
         // Both sides are atomic, so both need 16-byte alignment at the same places.
-        Shape::Uniform(unit) if fast::available() && (src as usize ^ dst as usize) & 15 == 0 => {
-            let len = size_of_val(from);
-            // SAFETY: both are live slices of `len` bytes of twins, which only atomics access;
-            // `to`'s bytes are atomics, so writing through a pointer derived from `&` is
-            // allowed; both start `unit`-aligned (as in `load`), at the same offset modulo 16;
-            // `len` is a multiple of `unit`; the processor has AVX.
-            unsafe { fast::copy(src, dst, len, unit) }
+        Shape::Uniform(unit)
+            if fast::available() && (src.as_ptr() as usize ^ dst.as_ptr() as usize) & 15 == 0 =>
+        {
+            // SAFETY: as in `load`, for both sides.
+            unsafe { fast::copy(src, dst, unit) }
         }
         _ => {
             for (f, t) in from.iter().zip(to) {
@@ -177,102 +170,12 @@ pub(crate) fn copy<T: BulkCopy>(from: &[T::Atomic], to: &[T::Atomic]) {
     }
 }
 
-/// Relaxed atomic loads of the `unit`-wide primitives in `shared[..len]`, written to `private`.
-///
-/// # Safety
-/// `shared` is valid for reads of `len` bytes, holds only atomics `unit` bytes wide and is
-/// `unit`-aligned; `private` is valid for writes of `len` bytes, does not overlap `shared`, and
-/// is `unit`-aligned; `len` is a multiple of `unit`, which is 1, 2, 4 or 8.
-pub(super) unsafe fn load_units(shared: *const u8, private: *mut u8, len: usize, unit: usize) {
-    macro_rules! each {
-        ($atomic:ty, $int:ty) => {{
-            let mut i = 0;
-            while i < len {
-                // SAFETY: `i + unit <= len`, so both accesses are in bounds and aligned (the
-                // caller's contract); the shared bytes are an atomic of this width (reading
-                // them as this std atomic is the same-width atomic access every other user
-                // makes), and the private bytes are ours to write.
-                unsafe {
-                    let v = <$atomic>::from_ptr(shared.add(i).cast_mut().cast()).load(Relaxed);
-                    private.add(i).cast::<$int>().write(v);
-                }
-                i += unit;
-            }
-        }};
-    }
-    match unit {
-        1 => each!(AtomicU8, u8),
-        2 => each!(AtomicU16, u16),
-        4 => each!(AtomicU32, u32),
-        _ => each!(AtomicU64, u64),
-    }
-}
-
-/// Relaxed atomic stores of the `unit`-wide values in `private[..len]` into `shared`.
-///
-/// # Safety
-/// As for [`load_units`], with `private` valid for reads and `shared` for (atomic) writes.
-pub(super) unsafe fn store_units(private: *const u8, shared: *mut u8, len: usize, unit: usize) {
-    macro_rules! each {
-        ($atomic:ty, $int:ty) => {{
-            let mut i = 0;
-            while i < len {
-                // SAFETY: as in `load_units`, with the directions swapped.
-                unsafe {
-                    let v = private.add(i).cast::<$int>().read();
-                    <$atomic>::from_ptr(shared.add(i).cast()).store(v, Relaxed);
-                }
-                i += unit;
-            }
-        }};
-    }
-    match unit {
-        1 => each!(AtomicU8, u8),
-        2 => each!(AtomicU16, u16),
-        4 => each!(AtomicU32, u32),
-        _ => each!(AtomicU64, u64),
-    }
-}
-
-/// Relaxed atomic loads of the `unit`-wide primitives in `from[..len]`, stored with relaxed
-/// atomic stores into `to`.
-///
-/// # Safety
-/// Both are valid for `len` bytes, hold only atomics `unit` bytes wide, are `unit`-aligned and
-/// do not overlap; `len` is a multiple of `unit`, which is 1, 2, 4 or 8.
-pub(super) unsafe fn copy_units(from: *const u8, to: *mut u8, len: usize, unit: usize) {
-    macro_rules! each {
-        ($atomic:ty) => {{
-            let mut i = 0;
-            while i < len {
-                // SAFETY: as in `load_units`, with both sides atomics of this width.
-                unsafe {
-                    let v = <$atomic>::from_ptr(from.add(i).cast_mut().cast()).load(Relaxed);
-                    <$atomic>::from_ptr(to.add(i).cast()).store(v, Relaxed);
-                }
-                i += unit;
-            }
-        }};
-    }
-    match unit {
-        1 => each!(AtomicU8),
-        2 => each!(AtomicU16),
-        4 => each!(AtomicU32),
-        _ => each!(AtomicU64),
-    }
-}
-
-/// Bytes from `addr` to the next multiple of 16 (0 if it is one), at most `len`.
-pub(super) fn head_len(addr: *const u8, len: usize) -> usize {
-    ((16 - (addr as usize & 15)) & 15).min(len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::header::{self, PAYLOAD_ALIGN};
     use crate::{Array, Shared};
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
     fn name(tag: &str) -> String {
         format!("bulk-test-{tag}-{}", std::process::id())

@@ -3,14 +3,15 @@
 use core::mem::{align_of, size_of};
 
 use super::BulkCopy;
+use crate::cell::Width;
 use crate::{Kind, Layout, TypeCode};
 
 /// What a bulk copy may do with a layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Shape {
-    /// Numbers only, no padding, every primitive `unit` bytes wide: the fast path can copy any
-    /// byte range that starts and ends on a multiple of `unit`.
-    Uniform(usize),
+    /// Numbers only, no padding, every primitive this wide: the fast path can copy any byte
+    /// range that starts and ends on a multiple of the width.
+    Uniform(Width),
     /// Numbers only, no padding, of several widths: copied element by element.
     Mixed,
     /// A `bool`, a `char` or padding: not a `BulkCopy` type, whatever its impl says.
@@ -20,7 +21,7 @@ pub(super) enum Shape {
 const fn merge(a: Shape, b: Shape) -> Shape {
     match (a, b) {
         (Shape::Invalid, _) | (_, Shape::Invalid) => Shape::Invalid,
-        (Shape::Uniform(x), Shape::Uniform(y)) if x == y => Shape::Uniform(x),
+        (Shape::Uniform(x), Shape::Uniform(y)) if x as usize == y as usize => Shape::Uniform(x),
         _ => Shape::Mixed,
     }
 }
@@ -28,7 +29,7 @@ const fn merge(a: Shape, b: Shape) -> Shape {
 const fn shape(layout: &Layout) -> Shape {
     match layout.kind {
         Kind::Primitive(TypeCode::Bool | TypeCode::Char) => Shape::Invalid,
-        Kind::Primitive(code) => Shape::Uniform(code.size()),
+        Kind::Primitive(code) => Shape::Uniform(Width::of(code)),
         Kind::Array { elem, .. } => shape(elem),
         Kind::Struct { fields } => {
             if fields.is_empty() {
@@ -74,8 +75,8 @@ mod tests {
 
     #[test]
     fn shapes_of_layouts() {
-        assert_eq!(shape(&u8::LAYOUT), Shape::Uniform(1));
-        assert_eq!(shape(&<[[f32; 3]; 2]>::LAYOUT), Shape::Uniform(4));
+        assert_eq!(shape(&u8::LAYOUT), Shape::Uniform(Width::One));
+        assert_eq!(shape(&<[[f32; 3]; 2]>::LAYOUT), Shape::Uniform(Width::Four));
         assert_eq!(shape(&bool::LAYOUT), Shape::Invalid);
         assert_eq!(shape(&<[char; 2]>::LAYOUT), Shape::Invalid);
         static U64: Layout = Layout::primitive(TypeCode::U64);
@@ -92,7 +93,7 @@ mod tests {
             layout,
         };
         let tight: &'static [Field] = Box::leak(Box::new([field(0, &U64), field(8, &U64)]));
-        assert_eq!(shape(&strukt(tight, 16)), Shape::Uniform(8));
+        assert_eq!(shape(&strukt(tight, 16)), Shape::Uniform(Width::Eight));
         let mixed: &'static [Field] =
             Box::leak(Box::new([field(0, &U64), field(8, &U32), field(12, &U32)]));
         assert_eq!(shape(&strukt(mixed, 16)), Shape::Mixed);
