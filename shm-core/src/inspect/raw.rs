@@ -5,16 +5,19 @@ use std::fs;
 use std::mem::{align_of, size_of};
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
+use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
 use super::path::{self, FieldPath, Step};
 use super::{value, Datum};
 use crate::descriptor::{Descriptor, DescriptorKind};
+use crate::guard::Guard;
 use crate::header::FLAG_ARRAY;
-use crate::segment::Segment;
+use crate::segment::{Element, Segment, Spec};
 use crate::{guard, lock, seqlock, Error, Options, Result, TypeCode};
 
 mod sealed {
@@ -226,6 +229,205 @@ impl RawSegment {
         })
     }
 
+    /// Creates the segment `name` holding one value of the layout `element` (`count: None`) or
+    /// an array of `count` of them, and returns its creating handle, which removes it when
+    /// dropped unless `opts` keep it. This is how a program without the Rust type (a binding for
+    /// another language) creates a segment: a typed `open` of the same layout accepts it.
+    ///
+    /// The payload starts as zeros; then each `(offset, value)` of `init` is stored (a payload
+    /// offset and a primitive [`Datum`] of the type there), before any other process can open
+    /// the segment.
+    ///
+    /// Fails with [`Error::LayoutMismatch`] if `element` is not a consistent layout (what
+    /// [`Descriptor::parse`] would refuse), is zero-sized or aligned to more than a page, or an
+    /// `init` store does not fit the payload; nothing is created then.
+    ///
+    /// ```
+    /// use shm_core::inspect::{Datum, RawSegment};
+    /// use shm_core::{Descriptor, Options, Shared, SharedLayout, TypeCode};
+    ///
+    /// #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+    /// #[repr(C)]
+    /// struct Pair {
+    ///     a: u32,
+    ///     b: f64,
+    /// }
+    ///
+    /// let pair = Descriptor::repr_c(
+    ///     "Pair",
+    ///     vec![
+    ///         ("a".into(), Descriptor::primitive(TypeCode::U32)),
+    ///         ("b".into(), Descriptor::primitive(TypeCode::F64)),
+    ///     ],
+    ///     1,
+    /// )?;
+    /// # let name = format!("doc-raw-create-{}", std::process::id());
+    /// let raw = RawSegment::create(&name, &pair, None, &[(8, Datum::F64(0.5))], &Options::new())?;
+    /// assert_eq!(Shared::<Pair>::open(&name)?.snapshot(), Pair { a: 0, b: 0.5 });
+    /// # drop(raw);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(
+        name: &str,
+        element: &Descriptor,
+        count: Option<usize>,
+        init: &[(u64, Datum)],
+        opts: &Options,
+    ) -> Result<RawSegment> {
+        let refuse = |detail: String| Error::LayoutMismatch {
+            name: name.to_owned(),
+            detail: format!("cannot create a segment of this layout: {detail}"),
+        };
+        let encoded = element.encode().map_err(refuse)?;
+        match Descriptor::parse(&encoded) {
+            Ok(ref d) if d == element => {}
+            Ok(_) => return Err(refuse("it does not encode to itself".to_owned())),
+            Err(e) => return Err(refuse(e.to_string())),
+        }
+        if element.size == 0 || element.align > 4096 || usize::try_from(element.size).is_err() {
+            return Err(refuse(format!(
+                "size {} and alignment {}: a segment holds values of at least one byte, aligned to at most a page",
+                element.size, element.align
+            )));
+        }
+        let payload_len = (count.unwrap_or(1) as u64)
+            .checked_mul(element.size)
+            .ok_or_else(|| Error::NoSpace {
+                name: name.to_owned(),
+                bytes: u64::MAX,
+            })?;
+        for (offset, value) in init {
+            let fits = value.code().is_some_and(|c| {
+                offset
+                    .checked_add(c.size() as u64)
+                    .is_some_and(|e| e <= payload_len)
+                    && offset % c.size() as u64 == 0
+            });
+            if !fits {
+                return Err(refuse(format!(
+                    "an initial value {value} at payload offset {offset} does not fit"
+                )));
+            }
+        }
+        let spec = Spec {
+            element: Element::Dynamic {
+                descriptor: element,
+                encoded: &encoded,
+            },
+            fingerprint: Descriptor::fingerprint_of(&encoded),
+            count: Some(count.unwrap_or(1)),
+            array: count.is_some(),
+        };
+        let seg = Segment::create(name, &spec, opts, &|payload| {
+            for (offset, value) in init {
+                // Checked above to fit, aligned, in a payload aligned to the element.
+                store_in(payload, payload_len, *offset, value);
+            }
+        })?;
+        Ok(RawSegment {
+            seg,
+            descriptor: element.clone(),
+            is_array: count.is_some(),
+            payload_len,
+        })
+    }
+
+    /// Whether this handle created the segment (and so removes it when dropped, unless kept).
+    pub fn is_owner(&self) -> bool {
+        self.seg.is_owner()
+    }
+
+    /// Takes the segment's lock, blocking until it is free: the lock `Shared::lock` and every
+    /// `update` take. `Err(PoisonError)` carries the guard, as for `Shared::lock`.
+    ///
+    /// # Panics
+    /// If this thread already holds the lock.
+    pub fn lock(&self) -> LockResult<Guard<'_, ()>> {
+        guard::lock(&self.seg, &())
+    }
+
+    /// Takes the lock if it is free now (`timeout` `None`) or within `timeout`;
+    /// `Err(TryLockError::WouldBlock)` if it stayed held.
+    pub fn try_lock_for(&self, timeout: Option<Duration>) -> TryLockResult<Guard<'_, ()>> {
+        guard::try_lock(&self.seg, &(), timeout)
+    }
+
+    /// Stores primitives, each `(offset, value)` a payload offset and a primitive [`Datum`] of
+    /// the type there, as one seqlock write under the lock that `guard` holds: a `snapshot` in
+    /// any process sees all of them or none, and a writer killed half-way is rolled back from
+    /// the journal, as for `update`. Every store is checked (in the payload, aligned, a primitive)
+    /// before anything is written.
+    ///
+    /// This is `update` for a program that computes its changes without the Rust type (a
+    /// binding for another language, which takes the lock, reads, decides, and writes).
+    ///
+    /// # Panics
+    /// If `guard` is not this segment's.
+    pub fn write(&self, guard: &Guard<'_, ()>, stores: &[(u64, Datum)]) -> Result<(), FieldError> {
+        assert!(
+            std::ptr::eq(guard.segment(), &self.seg),
+            "segment `{}`: write() with the guard of another segment",
+            self.name()
+        );
+        let mut range: Option<(u64, u64)> = None;
+        for (offset, value) in stores {
+            let width = value.code().map_or(0, |c| c.size() as u64);
+            if width == 0 || self.raw_bytes(width as usize, *offset).is_none() {
+                return Err(FieldError::Corrupt {
+                    segment: self.name().to_owned(),
+                    reason: format!(
+                        "no primitive of {value}'s type fits at payload offset {offset}"
+                    ),
+                });
+            }
+            let (lo, hi) = range.unwrap_or((*offset, *offset + width));
+            range = Some((lo.min(*offset), hi.max(*offset + width)));
+        }
+        let Some((lo, hi)) = range else {
+            return Ok(());
+        };
+        // Checked above: inside the payload, whose length fits in a usize.
+        let (lo, hi) = (lo as usize, hi as usize);
+        // The journal's old copy: the range as it is, one atomic byte load at a time (a byte
+        // torn by a concurrent field atomic is equal in both copies, so never restored); the new
+        // copy: the same with the stores applied.
+        let old: Vec<u8> = (lo..hi)
+            .map(|i| self.raw_bytes(1, i as u64).map_or(0, |b| b[0]))
+            .collect();
+        let mut new = old.clone();
+        for (offset, value) in stores {
+            if let Some(bytes) = ne_bytes(value) {
+                let at = *offset as usize - lo;
+                new[at..at + bytes.len()].copy_from_slice(&bytes);
+            }
+        }
+        seqlock::write(
+            &self.seg,
+            lo..hi,
+            |copies| copies.record_bytes(&old, &new),
+            || {
+                for (offset, value) in stores {
+                    self.store(*offset, value);
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// The primitive of type `code` at payload offset `offset`, read with one relaxed atomic
+    /// load (not under the lock: a field, not a consistent snapshot); `None` if it does not lie
+    /// inside the payload or is misaligned.
+    pub fn load(&self, offset: u64, code: TypeCode) -> Option<Datum> {
+        self.load_code(code, offset)
+    }
+
+    /// Stores the primitive `value` at payload offset `offset` with one relaxed atomic store of
+    /// its width, as a field atomic does (not under the lock, not journaled); `None` if it does
+    /// not lie inside the payload, is misaligned, or `value` is not a primitive.
+    pub fn store(&self, offset: u64, value: &Datum) -> Option<()> {
+        self.store_datum(value, offset)
+    }
+
     /// The segment's name.
     pub fn name(&self) -> &str {
         self.seg.name()
@@ -348,7 +550,7 @@ impl RawSegment {
             reason: self.corrupt_reason(),
         };
         // Proves the cell is in bounds and aligned before anything is locked.
-        self.load(code, offset).ok_or_else(corrupt)?;
+        self.load_code(code, offset).ok_or_else(corrupt)?;
         // `load` just proved `offset + width` is within the payload, so it fits in a usize.
         let start = offset as usize;
         let bytes = start..start + code.size();
@@ -356,7 +558,7 @@ impl RawSegment {
             Ok(g) => (g, false),
             Err(p) => (p.into_inner(), true),
         };
-        let old = self.load(code, offset);
+        let old = self.load_code(code, offset);
         // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
         // is undone), and the new value's.
         let old_bytes = self.raw_bytes(code.size(), offset);
@@ -369,7 +571,7 @@ impl RawSegment {
                 }
             },
             || {
-                self.store(&new, offset);
+                self.store_datum(&new, offset);
             },
         );
         if poisoned {
@@ -530,7 +732,7 @@ impl RawSegment {
     fn read(&self, d: &Descriptor, offset: u64, budget: &mut u64) -> Option<Datum> {
         *budget = budget.checked_sub(1)?;
         Some(match &d.kind {
-            DescriptorKind::Primitive(code) => self.load(*code, offset)?,
+            DescriptorKind::Primitive(code) => self.load_code(*code, offset)?,
             DescriptorKind::Array { elem, len } => {
                 let mut items = Vec::new();
                 for i in 0..*len {
@@ -552,34 +754,22 @@ impl RawSegment {
         })
     }
 
+    /// The payload, as the cells `load`, `store` and friends read and write.
+    fn cells(&self) -> Payload<'_> {
+        // SAFETY: `Segment::open_any` (or `create`) proved that the payload — `count` elements of
+        // `descriptor.size` bytes from `payload()`, i.e. `payload_len` bytes — lies inside the
+        // mapping, which every process accesses only atomically, and which lives as long as
+        // `self.seg`, which the returned value borrows.
+        unsafe { Payload::new(self.seg.payload(), self.payload_len) }
+    }
+
     /// The atomic `A` at payload offset `offset`, if it lies inside the payload and is aligned.
     fn cell<A: Cell>(&self, offset: u64) -> Option<&A> {
-        let end = offset.checked_add(size_of::<A>() as u64)?;
-        if end > self.payload_len {
-            return None;
-        }
-        let ptr = self
-            .seg
-            .payload()
-            .as_ptr()
-            .wrapping_add(usize::try_from(offset).ok()?);
-        if ptr as usize % align_of::<A>() != 0 {
-            return None;
-        }
-        // SAFETY: `offset + size_of::<A>() <= payload_len` (checked above), and
-        // `Segment::open_any` proved that the payload — `count` elements of `descriptor.size`
-        // bytes from `payload()`, i.e. `payload_len` bytes — lies inside the mapping, so
-        // `ptr..ptr + size_of::<A>()` is inside it (and so `wrapping_add` did not wrap). `ptr` is
-        // aligned for `A` (checked above). `A` is one of std's `AtomicU8..AtomicU64` (the sealed
-        // `Cell`), for which any bit pattern is valid, and every process accesses the mapping
-        // only atomically (the crate's rule for shared bytes), so a shared reference is sound
-        // whatever peers write. The mapping lives as long as `self.seg`, which the returned
-        // reference borrows.
-        Some(unsafe { &*(ptr as *const A) })
+        self.cells().cell(offset)
     }
 
     /// The primitive `code` at `offset`, as relaxed atomic loads read it.
-    fn load(&self, code: TypeCode, offset: u64) -> Option<Datum> {
+    fn load_code(&self, code: TypeCode, offset: u64) -> Option<Datum> {
         let u8_ = || self.cell::<AtomicU8>(offset).map(|c| c.load(Relaxed));
         let u16_ = || self.cell::<AtomicU16>(offset).map(|c| c.load(Relaxed));
         let u32_ = || self.cell::<AtomicU32>(offset).map(|c| c.load(Relaxed));
@@ -629,7 +819,55 @@ impl RawSegment {
     }
 
     /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
-    fn store(&self, value: &Datum, offset: u64) -> Option<()> {
+    fn store_datum(&self, value: &Datum, offset: u64) -> Option<()> {
+        self.cells().store(value, offset)
+    }
+}
+
+/// A payload of `len` bytes at `ptr`, inside a live mapping, for the lifetime `'a`.
+#[derive(Clone, Copy)]
+struct Payload<'a> {
+    ptr: NonNull<u8>,
+    len: u64,
+    _mapping: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> Payload<'a> {
+    /// # Safety
+    /// `ptr..ptr + len` must lie inside a mapping that lives for `'a` and that every process
+    /// accesses only atomically.
+    unsafe fn new(ptr: NonNull<u8>, len: u64) -> Payload<'a> {
+        Payload {
+            ptr,
+            len,
+            _mapping: std::marker::PhantomData,
+        }
+    }
+
+    /// The atomic `A` at offset `offset`, if it lies inside the payload and is aligned.
+    fn cell<A: Cell>(self, offset: u64) -> Option<&'a A> {
+        let end = offset.checked_add(size_of::<A>() as u64)?;
+        if end > self.len {
+            return None;
+        }
+        let ptr = self
+            .ptr
+            .as_ptr()
+            .wrapping_add(usize::try_from(offset).ok()?);
+        if ptr as usize % align_of::<A>() != 0 {
+            return None;
+        }
+        // SAFETY: `offset + size_of::<A>() <= len` (checked above) and `ptr..ptr + len` lies
+        // inside a mapping that lives for `'a` (`new`'s contract), so `ptr..ptr + size_of::<A>()`
+        // is inside it (and so `wrapping_add` did not wrap). `ptr` is aligned for `A` (checked
+        // above). `A` is one of std's `AtomicU8..AtomicU64` (the sealed `Cell`), for which any
+        // bit pattern is valid, and every process accesses the mapping only atomically (`new`'s
+        // contract), so a shared reference is sound whatever peers write.
+        Some(unsafe { &*(ptr as *const A) })
+    }
+
+    /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
+    fn store(self, value: &Datum, offset: u64) -> Option<()> {
         let u8_ = |v: u8| self.cell::<AtomicU8>(offset).map(|c| c.store(v, Relaxed));
         let u16_ = |v: u16| self.cell::<AtomicU16>(offset).map(|c| c.store(v, Relaxed));
         let u32_ = |v: u32| self.cell::<AtomicU32>(offset).map(|c| c.store(v, Relaxed));
@@ -650,6 +888,14 @@ impl RawSegment {
             Datum::Array(_) | Datum::Struct(_) => None,
         }
     }
+}
+
+/// Stores `value` at `offset` of the payload of a segment being created.
+fn store_in(payload: NonNull<u8>, len: u64, offset: u64, value: &Datum) {
+    // SAFETY: `Segment::create` hands its `init` the payload of the mapping it is creating, of
+    // `count * element.size` bytes (`len`, computed from the same spec), alive for the call;
+    // the mapping is shared memory that every process accesses only atomically.
+    let _ = unsafe { Payload::new(payload, len) }.store(value, offset);
 }
 
 /// A primitive's bytes in memory, as its atomic of the same width stores them.
