@@ -304,9 +304,9 @@ impl Descriptor {
         })
     }
 
-    /// The descriptor of a `#[repr(C)]` struct (`#[repr(C, align(N))]` with `min_align` N, else
-    /// 1) whose fields are `fields`, in order: each field placed at the next multiple of its
-    /// alignment, the size rounded up to the struct's alignment, as Rust lays the struct out and
+    /// The descriptor of a `#[repr(C)]` struct whose fields are `fields`, in order, with
+    /// `min_align` N for `#[repr(C, align(N))]` (else 1): each field placed at the next multiple
+    /// of its alignment, the size rounded up to the struct's alignment, as Rust lays the struct out and
     /// as `#[derive(SharedLayout)]` describes it. This is how a program without the Rust type (a
     /// binding for another language) describes a struct it creates.
     ///
