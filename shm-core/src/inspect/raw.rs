@@ -414,6 +414,21 @@ impl RawSegment {
         Ok(())
     }
 
+    /// Marks the lock that `guard` holds poisoned, as a panic inside `update`'s closure does:
+    /// for a caller whose own update failed after it took the lock (a binding whose callback
+    /// raised), so that the next locker is told.
+    ///
+    /// # Panics
+    /// If `guard` is not this segment's.
+    pub fn poison(&self, guard: &Guard<'_, ()>) {
+        assert!(
+            std::ptr::eq(guard.segment(), &self.seg),
+            "segment `{}`: poison() with the guard of another segment",
+            self.name()
+        );
+        lock::poison(self.seg.header());
+    }
+
     /// The primitive of type `code` at payload offset `offset`, read with one relaxed atomic
     /// load (not under the lock: a field, not a consistent snapshot); `None` if it does not lie
     /// inside the payload or is misaligned.
