@@ -191,7 +191,9 @@ class Value(Segment):
         keep: bool = False,
     ):
         _check_lock(lock)
-        h = _native.create_value(_typecode(typecode_or_type), value, name or _fresh_name(), mode, keep)
+        h = _native.create_value(
+            _typecode(typecode_or_type), value, _fresh_name() if name is None else name, mode, keep
+        )
         return _track(_native.SegmentBase.__new__(cls, h))
 
     @classmethod
@@ -232,7 +234,7 @@ class Array(Segment):
     ):
         _check_lock(lock)
         h = _native.create_array(
-            _typecode(typecode_or_type), size_or_initializer, name or _fresh_name(), mode, keep
+            _typecode(typecode_or_type), size_or_initializer, _fresh_name() if name is None else name, mode, keep
         )
         return _track(_native.SegmentBase.__new__(cls, h))
 
@@ -301,7 +303,7 @@ def create(
     of them, initialised from ``init`` (a dict for a struct, a list for an array; zeros where
     absent). ``Descriptor.struct("Stats", [("requests", "Q"), ("load", "d")])`` lays a struct out
     as ``#[repr(C)]`` does, so Rust's ``Shared::<Stats>::open`` accepts the segment."""
-    name = name or _fresh_name()
+    name = _fresh_name() if name is None else name
     if count is not None and init is not None and count != len(init):
         raise ValueError(f"count is {count} but init has {len(init)} elements")
     if descriptor.kind == "primitive":

@@ -94,6 +94,10 @@ impl Kind {
 pub trait ReadRange: Prim {
     fn read_range(a: &Array<Self>, start: usize, n: usize) -> Vec<Self>;
     fn store_range(a: &Array<Self>, start: usize, values: &[Self]);
+    /// The elements of a buffer of this type (an `array.array`, a numpy array), if `obj` is one.
+    fn from_buffer(obj: &pyo3::Bound<'_, pyo3::PyAny>) -> Option<Vec<Self>>;
+    /// All elements, as one journaled write under the lock `guard` holds.
+    fn write_all(a: &Array<Self>, guard: &shm_core::Guard<'_, [Self::Atomic]>, values: &[Self]);
 }
 
 macro_rules! bulk {
@@ -106,6 +110,18 @@ macro_rules! bulk {
             }
             fn store_range(a: &Array<Self>, start: usize, values: &[Self]) {
                 a.store_from(start, values);
+            }
+            #[cfg(any(Py_3_11, not(Py_LIMITED_API)))]
+            fn from_buffer(obj: &pyo3::Bound<'_, pyo3::PyAny>) -> Option<Vec<Self>> {
+                let buf = pyo3::buffer::PyBuffer::<$ty>::get(obj).ok()?;
+                buf.to_vec(obj.py()).ok()
+            }
+            #[cfg(not(any(Py_3_11, not(Py_LIMITED_API))))]
+            fn from_buffer(_: &pyo3::Bound<'_, pyo3::PyAny>) -> Option<Vec<Self>> {
+                None
+            }
+            fn write_all(a: &Array<Self>, guard: &shm_core::Guard<'_, [Self::Atomic]>, values: &[Self]) {
+                a.write_from_locked(guard, 0, values);
             }
         }
     )*};
@@ -122,6 +138,12 @@ macro_rules! by_element {
                 for (t, v) in a[start..start + values.len()].iter().zip(values) {
                     <$ty as shm_core::SharedLayout>::store(t, v, std::sync::atomic::Ordering::Relaxed);
                 }
+            }
+            fn from_buffer(_: &pyo3::Bound<'_, pyo3::PyAny>) -> Option<Vec<Self>> {
+                None
+            }
+            fn write_all(a: &Array<Self>, guard: &shm_core::Guard<'_, [Self::Atomic]>, values: &[Self]) {
+                a.update_range_locked(guard, .., |xs| xs.copy_from_slice(values));
             }
         }
     )*};

@@ -609,8 +609,41 @@ impl SegmentBase {
         f: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let n = a.len();
+        // A buffer of the element type (`array.array`, numpy): every element, at memcpy speed.
+        if !f.is_callable() && !self.slot.as_bytes {
+            if let Some(values) = T::from_buffer(f) {
+                if values.len() != n {
+                    return Err(PyValueError::new_err(format!(
+                        "`the array` has {n} elements; {} given",
+                        values.len()
+                    )));
+                }
+                return self.with_lock(py, |held| {
+                    let guard = held
+                        .guard()
+                        .downcast_ref::<Guard<'static, [T::Atomic]>>()
+                        .ok_or_else(|| PyRuntimeError::new_err("internal: another guard type"))?;
+                    T::write_all(a, guard, &values);
+                    Ok(py.None().into_bound(py))
+                });
+            }
+        }
         let given: Option<Vec<(usize, T)>> = if f.is_callable() {
             None
+        } else if let Ok(list) = f.cast::<PyList>() {
+            // The common case, without a detour through the generic planner.
+            if list.len() != n {
+                return Err(PyValueError::new_err(format!(
+                    "`the array` has {n} elements; {} given",
+                    list.len()
+                )));
+            }
+            Some(
+                list.iter()
+                    .enumerate()
+                    .map(|(i, x)| Ok((i, T::from_py(&x, &format!("[{i}]"))?)))
+                    .collect::<PyResult<_>>()?,
+            )
         } else {
             let mut stores = Vec::new();
             convert::plan_assign(

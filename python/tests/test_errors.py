@@ -10,10 +10,10 @@ import struct
 import subprocess
 import unittest
 
+import _support as F
 from _support import ShmTestCase, shm_path
 
 import shm_core
-from shm_core import _format as F
 
 
 class HostileTest(ShmTestCase):
