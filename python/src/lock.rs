@@ -64,18 +64,10 @@ pub fn acquire(
     // SAFETY: the reference lives as long as `handle`, which `Held` keeps alive for as long as
     // the guard made from it.
     let h: &'static Kind = unsafe { &*Arc::as_ptr(&handle) };
+    // First a try, which never blocks: no need to release the GIL for it.
+    let mut got = h.try_lock(None);
     loop {
-        let wait = if !blocking {
-            None
-        } else {
-            let slice = Duration::from_millis(100);
-            Some(match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(slice),
-                None => slice,
-            })
-        };
-        let got = py.detach(|| OnThisThread(h.try_lock(wait))).0;
-        if let Some((guard, poisoned)) = got {
+        if let Some((guard, poisoned)) = got.take() {
             let held = Held {
                 guard: ManuallyDrop::new(guard),
                 handle,
@@ -87,6 +79,16 @@ pub fn acquire(
             return Ok(None);
         }
         py.check_signals()?;
+        let wait = if !blocking {
+            None
+        } else {
+            let slice = Duration::from_millis(100);
+            Some(match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(slice),
+                None => slice,
+            })
+        };
+        got = py.detach(|| OnThisThread(h.try_lock(wait))).0;
     }
 }
 

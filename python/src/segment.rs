@@ -20,6 +20,9 @@ use crate::handle::{AnyArray, AnyValue, Kind, ReadRange};
 use crate::lock::{acquire, Held, Lock};
 use crate::{each, with_prim};
 
+/// Primitives to store: payload offset and value.
+type Stores = Vec<(u64, Datum)>;
+
 /// What a Python object knows of its segment, and the handle until it is closed.
 pub struct Slot {
     pub name: String,
@@ -74,6 +77,7 @@ fn options(mode: u32, keep: bool, wait: Option<f64>) -> PyResult<Options> {
     Ok(o)
 }
 
+#[allow(clippy::too_many_arguments)] // one call per way a handle is made, each naming all
 fn new_handle(
     kind: Kind,
     name: &str,
@@ -772,7 +776,7 @@ impl SegmentBase {
                 return Ok(py.None().into_bound(py));
             }
             let f = f.expect("a function");
-            let run = || -> PyResult<(Vec<(u64, Datum)>, Bound<'py, PyAny>)> {
+            let run = || -> PyResult<(Stores, Bound<'py, PyAny>)> {
                 let old = raw.snapshot().or_raise(py)?;
                 let copy = datum_to_py(py, &old)?;
                 let r = f.call1((copy.clone(),))?;
