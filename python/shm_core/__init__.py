@@ -20,8 +20,49 @@ and ``multiprocessing``'s ``Value``/``Array``, which Rust's ``Value::<f64>::open
         v.value += 1.0
 
 Every operation is Rust's ``shm-core`` (the extension module ``shm_core._native``): the same
-checks, lock, seqlock and journal as a Rust program. Errors are :class:`ShmError` subclasses
-naming the segment. Linux, 64-bit.
+checks, lock, seqlock and journal as a Rust program. Linux, 64-bit.
+
+Errors are :class:`ShmError` subclasses naming the segment: :class:`NotFound`,
+:class:`PermissionDenied`, :class:`Corrupt`, :class:`LayoutMismatch`, and more. Waits for the
+lock are bounded by ``timeout=`` (``update(..., timeout=2)``, ``get_lock(timeout=2)``,
+``clear_poison(timeout=2)``, in seconds; None waits as long as it takes) and end in
+:class:`Timeout`, naming the segment and the pid holding the lock (``.pid``).
+
+Poisoning: who is told what
+---------------------------
+A segment is *poisoned* when a holder of its lock died or failed while holding it and what it
+may have half-changed was not repaired. The header's ``poison`` word is sticky: nothing clears it
+but ``seg.clear_poison()`` (Rust: ``clear_poison()`` on ``Shared`` and ``Array``), which you call
+once you have checked or repaired the value. ``seg.poisoned`` says whether it is poisoned, in
+every process: it is Rust's ``is_poisoned()``, which ``shm inspect`` reports too, and includes a
+holder's death no locker has noticed yet.
+
+After each kind of death or failure:
+
+- A process dies holding ``get_lock()`` (Rust: ``lock()``'s guard). Its stores were not
+  journaled, so nothing can undo them: poisoned. ``.poisoned`` is True at once; the next locker,
+  in either language, writes it into the header.
+- A process dies inside ``update()`` while its function runs (Rust: the closure), before it
+  stores anything. The value is whole, but nobody can tell this from the case above: poisoned.
+- A process dies inside ``update()`` while storing. The next reader or locker, in either
+  language, rolls that update back from the journal: the value is exactly the one before it.
+  Repaired, so not poisoned, and nobody is told.
+- The function given to ``update()`` raises (``KeyboardInterrupt`` from Ctrl-C included; Rust:
+  the closure panics; nothing is stored), or an exception leaves a ``with seg.get_lock():``
+  block (Rust: a panic while a guard is alive): poisoned, and the exception goes on to the
+  caller. (The stores themselves run in Rust and are not interrupted.)
+- A locker finds the lock word unusable and re-initialises it: poisoned.
+- A reader dies: nothing happens. (A reader that kept losing to writers holds the lock for one
+  read; killed then, it counts as a holder.)
+
+And what each call says while the segment is poisoned:
+
+- ``get_lock()``: acquires; ``lock.poisoned`` is True, every time (Rust: ``lock()`` returns
+  ``Err(PoisonError)``, ``try_lock*`` ``TryLockError::Poisoned``).
+- ``update()``: proceeds (its own write is whole and journaled), says nothing, and leaves the
+  segment poisoned.
+- ``snapshot()``, field reads, ``.value``: unaffected; they never report poisoning.
+- ``seg.poisoned``: True, until ``seg.clear_poison()``.
 """
 
 from __future__ import annotations

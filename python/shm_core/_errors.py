@@ -111,11 +111,19 @@ class CreatorDied(ShmError):
 
 class Timeout(ShmError, TimeoutError):
     """Waiting for the segment (to become ready, for its lock, for a consistent snapshot) took
-    longer than allowed."""
+    longer than allowed. ``.waited`` is how long it waited (seconds); ``.pid``, when the wait was
+    for the lock and its holder could be told, is the process that held it (else None)."""
 
-    def __init__(self, name: str, what: str, waited: float) -> None:
-        super().__init__(name, f"segment `{name}`: {what} within {waited:.3f} s")
+    waited: float = 0.0
+    pid: Optional[int] = None
+
+    def __init__(
+        self, name: str, what: str, waited: float, pid: Optional[int] = None, why: str = ""
+    ) -> None:
+        msg = f"segment `{name}`: {what} within {waited:.3f} s"
+        super().__init__(name, f"{msg}: {why}" if why else msg)
         self.waited = waited
+        self.pid = pid
 
 
 class Io(ShmError, OSError):

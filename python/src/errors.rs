@@ -1,11 +1,13 @@
 //! `shm_core::Error` as the Python exceptions of `shm_core._errors` (a `ShmError` subclass per
 //! variant, naming the segment, the OSError ones with `errno` and `filename`).
 
+use std::time::Duration;
+
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
-use shm_core::inspect::FieldError;
+use shm_core::inspect::{FieldError, LockHolder};
 use shm_core::Error;
 
 static MAKE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -138,6 +140,46 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         ),
         _ => PyRuntimeError::new_err(message),
     }
+}
+
+/// `Timeout` for a wait on the lock of segment `name` that ran out after `waited`: `what` was
+/// not done, and the message and `.pid` say who held the lock when the wait ended.
+pub fn lock_timeout(
+    py: Python<'_>,
+    name: &str,
+    what: &str,
+    waited: Duration,
+    holder: Option<LockHolder>,
+) -> PyErr {
+    let mut message = format!(
+        "segment `{name}`: {what} within {:.3} s",
+        waited.as_secs_f64()
+    );
+    let who = |h: &LockHolder| {
+        if h.tid == h.pid {
+            format!("pid {}", h.pid)
+        } else {
+            format!("pid {} (thread {})", h.pid, h.tid)
+        }
+    };
+    match &holder {
+        Some(h) if h.alive => message += &format!(": {} holds it and is alive", who(h)),
+        // A dead holder's lock goes to the next locker: seen only in the moment between.
+        Some(h) => message += &format!(": {} held it and has died", who(h)),
+        None => {}
+    }
+    let pid = holder.filter(|h| h.alive).map(|h| h.pid);
+    let Ok(w) = waited.as_secs_f64().into_pyobject(py);
+    let Ok(p) = pid.into_pyobject(py);
+    let attrs = [("waited", w.into_any()), ("pid", p.into_any())];
+    shm_error(
+        py,
+        "Timeout",
+        name,
+        message,
+        Some(libc_errno::ETIMEDOUT),
+        &attrs,
+    )
 }
 
 /// The exception for a field that could not be read or written.

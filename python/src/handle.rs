@@ -5,8 +5,8 @@ use std::any::Any;
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use shm_core::inspect::RawSegment;
-use shm_core::{Array, Value};
+use shm_core::inspect::{LockHolder, RawSegment};
+use shm_core::{Array, Guard, Value};
 
 use crate::convert::Prim;
 
@@ -62,9 +62,27 @@ pub enum Kind {
 
 /// A held lock: the guard of the handle's lock, type-erased (`Guard<'static, _>` of the handle
 /// it came from, which the holder keeps alive).
-pub type AnyGuard = Box<dyn Any>;
+pub type AnyGuard = Box<dyn HeldGuard>;
 
-fn conv<G: 'static>(r: std::sync::TryLockResult<G>) -> Option<(AnyGuard, bool)> {
+/// What is done with a held guard without knowing its type.
+pub trait HeldGuard: Any {
+    /// The guard, to downcast to the handle's guard type.
+    fn as_any(&self) -> &dyn Any;
+    /// Poisons the lock it holds (`Guard::poison`): the work done under it failed.
+    fn poison(&self);
+}
+
+impl<A: ?Sized + 'static> HeldGuard for Guard<'static, A> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn poison(&self) {
+        Guard::poison(self);
+    }
+}
+
+fn conv<G: HeldGuard>(r: std::sync::TryLockResult<G>) -> Option<(AnyGuard, bool)> {
     match r {
         Ok(g) => Some((Box::new(g), false)),
         Err(TryLockError::Poisoned(p)) => Some((Box::new(p.into_inner()), true)),
@@ -86,6 +104,33 @@ impl Kind {
                 Some(d) => conv(x.try_lock_for(d)),
             }),
             Kind::Raw(r) => conv(r.try_lock_for(wait)),
+        }
+    }
+
+    /// Whether the segment's lock is poisoned (Rust's `is_poisoned`).
+    pub fn is_poisoned(&self) -> bool {
+        match self {
+            Kind::Value(v) => each!(v, AnyValue, x => x.is_poisoned()),
+            Kind::Array(a) => each!(a, AnyArray, x => x.is_poisoned()),
+            Kind::Raw(r) => r.is_poisoned(),
+        }
+    }
+
+    /// Clears the poisoning (Rust's `clear_poison`).
+    pub fn clear_poison(&self) {
+        match self {
+            Kind::Value(v) => each!(v, AnyValue, x => x.clear_poison()),
+            Kind::Array(a) => each!(a, AnyArray, x => x.clear_poison()),
+            Kind::Raw(r) => r.clear_poison(),
+        }
+    }
+
+    /// Who holds the segment's lock now, as its lock word says.
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        match self {
+            Kind::Value(v) => each!(v, AnyValue, x => x.lock_holder()),
+            Kind::Array(a) => each!(a, AnyArray, x => x.lock_holder()),
+            Kind::Raw(r) => r.lock_holder(),
         }
     }
 }

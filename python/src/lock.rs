@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::errors;
 use crate::handle::{AnyGuard, Kind};
 use crate::segment::Slot;
 
@@ -25,8 +26,13 @@ unsafe impl Send for Held {}
 
 impl Held {
     /// The guard, to downcast to the handle's guard type.
-    pub fn guard(&self) -> &AnyGuard {
-        &self.guard
+    pub fn guard(&self) -> &dyn std::any::Any {
+        self.guard.as_any()
+    }
+
+    /// Poisons the lock the guard holds: what was done under it failed (an exception).
+    pub fn poison(&self) {
+        self.guard.poison();
     }
 
     /// The handle the guard belongs to.
@@ -92,6 +98,8 @@ pub fn acquire(
     }
 }
 
+/// Who holds a handle's lock through Python, shared by every `Lock` object of the handle
+/// (``get_lock()`` and ``get_lock(timeout=...)`` are the same lock).
 pub struct LockState {
     pub owner: Option<ThreadId>,
     pub depth: usize,
@@ -99,28 +107,70 @@ pub struct LockState {
     pub poisoned: bool,
 }
 
+/// A timeout in seconds as Python gives it: `None` waits as long as it takes; negative or NaN
+/// is a `ValueError`.
+pub fn check_timeout(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_nan() || t < 0.0 => Err(PyValueError::new_err(format!(
+            "timeout must be None or a number of seconds >= 0, not {t}"
+        ))),
+        // Too long to represent: as long as it takes.
+        Some(t) => Ok(Duration::try_from_secs_f64(t).ok()),
+    }
+}
+
+/// The instant a wait of `timeout` from now ends; `None`: it does not.
+pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
 /// The segment's lock (``get_lock()``): the robust, process-shared lock in the segment that
 /// Rust's ``lock()`` and every ``update()`` take. ``with seg.get_lock(): ...``.
 ///
 /// Re-entrant within a thread, as ``multiprocessing``'s lock is (``update()`` inside it works).
-/// ``poisoned`` says whether the last acquire found that the previous holder died holding it,
-/// or that a writer died or failed mid-update: the fields may be half-changed.
+///
+/// Waiting: ``with`` waits as long as it takes for ``get_lock()``, and at most ``timeout``
+/// seconds for ``get_lock(timeout=...)``, then raises ``Timeout`` naming the segment and the pid
+/// holding the lock. ``acquire()`` keeps ``multiprocessing``'s contract: it returns False when
+/// the lock stayed held (``blocking=False``, or after ``timeout`` seconds; without a
+/// ``timeout``, that of ``get_lock(timeout=...)``; a negative one waits as long as it takes).
+///
+/// Poisoning (see the package documentation, "Poisoning: who is told what"): ``poisoned`` is
+/// True when the segment was poisoned as this thread acquired the lock: a previous holder died
+/// holding it, or failed (an exception) while holding it, and what it may have half-changed was
+/// not repaired. It stays so for every locker until ``clear_poison()``. An exception that leaves
+/// a ``with`` block of the lock poisons the segment, as a panic with Rust's lock guard alive
+/// does: the stores made under the lock are not journaled, so nothing can undo them.
 #[pyclass(frozen, module = "shm_core", name = "Lock")]
 pub struct Lock {
     pub slot: Arc<Slot>,
-    pub state: Mutex<LockState>,
+    pub state: Arc<Mutex<LockState>>,
+    /// How long ``with`` (and ``acquire()`` without a timeout) waits; `None`: as long as it
+    /// takes.
+    timeout: Option<Duration>,
 }
 
 impl Lock {
     pub fn new(slot: Arc<Slot>) -> Lock {
         Lock {
             slot,
-            state: Mutex::new(LockState {
+            state: Arc::new(Mutex::new(LockState {
                 owner: None,
                 depth: 0,
                 held: None,
                 poisoned: false,
-            }),
+            })),
+            timeout: None,
+        }
+    }
+
+    /// The same lock, whose ``with`` waits at most `timeout`.
+    pub fn with_timeout(&self, timeout: Option<Duration>) -> Lock {
+        Lock {
+            slot: self.slot.clone(),
+            state: self.state.clone(),
+            timeout,
         }
     }
 
@@ -131,14 +181,10 @@ impl Lock {
     pub fn held_here(&self) -> bool {
         self.state().owner == Some(std::thread::current().id())
     }
-}
 
-#[pymethods]
-impl Lock {
-    /// Takes the lock; with ``blocking=False``, or a ``timeout`` in seconds, returns False if it
-    /// stayed held. Returns True once held. A blocked acquire can be interrupted with Ctrl-C.
-    #[pyo3(signature = (blocking = true, timeout = -1.0))]
-    fn acquire(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
+    /// Takes the lock for this thread (re-entrant), waiting until `deadline` (`None`: as long
+    /// as it takes) or only trying (`blocking` false); false if it stayed held.
+    fn take(&self, py: Python<'_>, blocking: bool, deadline: Option<Instant>) -> PyResult<bool> {
         let me = std::thread::current().id();
         {
             let mut st = self.state();
@@ -148,12 +194,6 @@ impl Lock {
             }
         }
         let handle = self.slot.handle()?;
-        let deadline = match timeout {
-            Some(t) if t >= 0.0 && blocking => {
-                Some(Instant::now() + Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX / 4))
-            }
-            _ => None,
-        };
         let Some((held, poisoned)) = acquire(py, handle, blocking, deadline)? else {
             return Ok(false);
         };
@@ -163,6 +203,23 @@ impl Lock {
         st.held = Some(held);
         st.poisoned = poisoned;
         Ok(true)
+    }
+}
+
+#[pymethods]
+impl Lock {
+    /// Takes the lock; returns False if it stayed held: at once with ``blocking=False``, after
+    /// ``timeout`` seconds otherwise (default: this lock's ``timeout``; negative: no limit).
+    /// Returns True once held. A blocked acquire can be interrupted with Ctrl-C.
+    #[pyo3(signature = (blocking = true, timeout = None))]
+    fn acquire(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let wait = match timeout {
+            None => self.timeout,
+            // Negative (or NaN): as long as it takes, as `multiprocessing`'s.
+            Some(t) if t.is_nan() || t < 0.0 => None,
+            Some(t) => Duration::try_from_secs_f64(t).ok(),
+        };
+        self.take(py, blocking, deadline(wait))
     }
 
     /// Releases the lock (once per acquire); ``RuntimeError`` if this thread does not hold it.
@@ -186,24 +243,57 @@ impl Lock {
         Ok(())
     }
 
-    /// Whether this thread holds the lock (through this object).
+    /// Whether this thread holds the lock (through this handle).
     fn held(&self) -> bool {
         self.held_here()
     }
 
-    /// Whether the last acquire found the lock poisoned (see the class doc).
+    /// Whether the segment was poisoned when this thread acquired the lock (see the class doc).
     #[getter]
     fn poisoned(&self) -> bool {
         self.state().poisoned
     }
 
+    /// How long ``with`` (and ``acquire()`` without a timeout) waits, in seconds; None: as long
+    /// as it takes.
+    #[getter]
+    fn timeout(&self) -> Option<f64> {
+        self.timeout.map(|t| t.as_secs_f64())
+    }
+
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        slf.get().acquire(slf.py(), true, None)?;
+        let me = slf.get();
+        // No clock read unless there is a deadline: the uncontended path stays short.
+        let start = me.timeout.map(|_| Instant::now());
+        if !me.take(slf.py(), true, deadline(me.timeout))? {
+            let holder = me.slot.handle()?.lock_holder();
+            return Err(errors::lock_timeout(
+                slf.py(),
+                &me.slot.name,
+                "its lock was not released",
+                start.map_or(Duration::ZERO, |s| s.elapsed()),
+                holder,
+            ));
+        }
         Ok(slf)
     }
 
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+    #[pyo3(signature = (exc_type, _exc = None, _tb = None))]
+    fn __exit__(
+        &self,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        if exc_type.is_some_and(|t| !t.is_none()) {
+            // Failed holding the lock: its stores are not journaled and may be half done.
+            let st = self.state();
+            if st.owner == Some(std::thread::current().id()) {
+                if let Some(held) = &st.held {
+                    held.poison();
+                }
+            }
+        }
         self.release()
     }
 

@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyBufferError, PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -17,8 +17,11 @@ use crate::convert::{self, datum_to_py, Prim};
 use crate::descriptor::{type_code, PyDescriptor};
 use crate::errors::{self, OrRaise};
 use crate::handle::{AnyArray, AnyValue, Kind, ReadRange};
-use crate::lock::{acquire, Held, Lock};
+use crate::lock::{acquire, check_timeout, deadline, Held, Lock};
 use crate::{each, with_prim};
+
+/// What a `Timeout` of `update()` says was not done.
+const UPDATE_TIMED_OUT: &str = "update(): its lock was not released";
 
 /// Primitives to store: payload offset and value.
 type Stores = Vec<(u64, Datum)>;
@@ -282,6 +285,31 @@ pub fn open_segment(
     as_bytes: bool,
 ) -> PyResult<PyHandle> {
     let o = options(mode, false, wait)?;
+    // A typed open (`Value.open(name, "q")`, `Array.open(name, desc)`): Rust's typed open, its
+    // checks in its order.
+    if let (Some(want), "value" | "array") = (&expect, shape) {
+        let is_array = shape == "array";
+        let want = want.inner.clone();
+        let kind = match want.kind {
+            DescriptorKind::Primitive(code) => with_prim!(code, T => if is_array {
+                Kind::Array(T::wrap_array(py.detach(|| Array::<T>::open_with(name, &o)).or_raise(py)?))
+            } else {
+                Kind::Value(T::wrap_value(py.detach(|| Value::<T>::open_with(name, &o)).or_raise(py)?))
+            }),
+            _ => Kind::Raw(
+                py.detach(|| RawSegment::open_as(name, &want, is_array, &o))
+                    .or_raise(py)?,
+            ),
+        };
+        let count = match &kind {
+            Kind::Array(a) => each!(a, AnyArray, x => x.len()),
+            Kind::Raw(r) => r.len(),
+            Kind::Value(_) => 1,
+        };
+        return Ok(new_handle(
+            kind, name, want, count, is_array, false, true, mode, as_bytes,
+        ));
+    }
     let raw = py.detach(|| RawSegment::open_with(name, &o)).or_raise(py)?;
     let found = raw.descriptor().clone();
     let is_array = raw.is_array();
@@ -410,9 +438,15 @@ impl SegmentBase {
     }
 
     /// Runs `f` with the lock held: the guard this thread holds through `get_lock()`, or one
-    /// taken (blocking, GIL released) for the call. `poison` afterwards, if `f` failed in a way
-    /// that should tell the next locker.
-    fn with_lock<R>(&self, py: Python<'_>, f: impl FnOnce(&Held) -> PyResult<R>) -> PyResult<R> {
+    /// taken (GIL released) for the call, waiting at most `timeout` (`None`: as long as it
+    /// takes), else `Timeout` saying that `what` was not done and who holds the lock.
+    fn with_lock<R>(
+        &self,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+        what: &str,
+        f: impl FnOnce(&Held) -> PyResult<R>,
+    ) -> PyResult<R> {
         let lock = self.lock_obj(py)?.get();
         let me = std::thread::current().id();
         let taken = {
@@ -439,9 +473,19 @@ impl SegmentBase {
                 r
             }
             None => {
-                let (held, _) = acquire(py, self.slot.handle()?, true, None)?
-                    .ok_or_else(|| PyRuntimeError::new_err("the lock could not be taken"))?;
-                f(&held)
+                // No clock read unless there is a deadline: the uncontended path stays short.
+                let start = timeout.map(|_| Instant::now());
+                let handle = self.slot.handle()?;
+                match acquire(py, handle.clone(), true, deadline(timeout))? {
+                    Some((held, _)) => f(&held),
+                    None => Err(errors::lock_timeout(
+                        py,
+                        &self.slot.name,
+                        what,
+                        start.map_or(Duration::ZERO, |s| s.elapsed()),
+                        handle.lock_holder(),
+                    )),
+                }
             }
         }
     }
@@ -566,13 +610,14 @@ impl SegmentBase {
         py: Python<'py>,
         v: &Value<T>,
         f: &Bound<'py, PyAny>,
+        timeout: Option<Duration>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let given = if f.is_callable() {
             None
         } else {
             Some(T::from_py(f, "value")?)
         };
-        self.with_lock(py, |held| {
+        self.with_lock(py, timeout, UPDATE_TIMED_OUT, |held| {
             let guard = held
                 .guard()
                 .downcast_ref::<Guard<'static, T::Atomic>>()
@@ -611,6 +656,7 @@ impl SegmentBase {
         py: Python<'py>,
         a: &Array<T>,
         f: &Bound<'py, PyAny>,
+        timeout: Option<Duration>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let n = a.len();
         // A buffer of the element type (`array.array`, numpy): every element, at memcpy speed.
@@ -622,7 +668,7 @@ impl SegmentBase {
                         values.len()
                     )));
                 }
-                return self.with_lock(py, |held| {
+                return self.with_lock(py, timeout, UPDATE_TIMED_OUT, |held| {
                     let guard = held
                         .guard()
                         .downcast_ref::<Guard<'static, [T::Atomic]>>()
@@ -671,7 +717,7 @@ impl SegmentBase {
                     .collect::<PyResult<_>>()?,
             )
         };
-        self.with_lock(py, |held| {
+        self.with_lock(py, timeout, UPDATE_TIMED_OUT, |held| {
             let guard = held
                 .guard()
                 .downcast_ref::<Guard<'static, [T::Atomic]>>()
@@ -732,6 +778,7 @@ impl SegmentBase {
         raw: &RawSegment,
         f: Option<&Bound<'py, PyAny>>,
         fields: Option<&Bound<'py, PyDict>>,
+        timeout: Option<Duration>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let root = if self.slot.is_array {
             Descriptor::array(self.slot.element.clone(), self.slot.count as u64)
@@ -765,7 +812,7 @@ impl SegmentBase {
             (None, None) => return Ok(py.None().into_bound(py)),
             _ => None,
         };
-        self.with_lock(py, |held| {
+        self.with_lock(py, timeout, UPDATE_TIMED_OUT, |held| {
             let guard = held
                 .guard()
                 .downcast_ref::<Guard<'static, ()>>()
@@ -791,7 +838,8 @@ impl SegmentBase {
                     Ok(r)
                 }
                 Err(e) => {
-                    raw.poison(guard);
+                    // Nothing stored; poisoned, as by a panic in Rust's update closure.
+                    held.poison();
                     Err(e)
                 }
             }
@@ -980,9 +1028,59 @@ impl SegmentBase {
         self.close(py)
     }
 
-    /// The segment's lock, as ``multiprocessing.Value(...).get_lock()``.
-    fn get_lock(&self, py: Python<'_>) -> PyResult<Py<Lock>> {
-        Ok(self.lock_obj(py)?.clone().unbind())
+    /// The segment's lock, as ``multiprocessing.Value(...).get_lock()``: ``with
+    /// seg.get_lock(): ...`` excludes every other locker, Rust's ``lock()`` and ``update()``
+    /// included. Stores made while holding it are not seen as one by ``snapshot()``: use
+    /// ``update()`` for that.
+    ///
+    /// ``timeout`` (seconds; None, the default: as long as it takes) bounds the wait of
+    /// ``with seg.get_lock(timeout=2): ...``, which raises ``Timeout`` naming the segment and
+    /// the pid holding the lock; ``acquire()`` of that lock returns False after it instead
+    /// (``acquire(timeout=...)`` takes a timeout of its own, as ``multiprocessing``'s does).
+    /// Whatever the timeout, it is the same lock, re-entrant within a thread.
+    ///
+    /// ``lock.poisoned`` says whether the segment was poisoned when it was acquired; an
+    /// exception leaving the ``with`` block poisons it (see ``Lock``).
+    #[pyo3(signature = (timeout = None))]
+    fn get_lock(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<Lock>> {
+        let base = self.lock_obj(py)?;
+        match check_timeout(timeout)? {
+            None if timeout.is_none() => Ok(base.clone().unbind()),
+            t => Py::new(py, base.get().with_timeout(t)),
+        }
+    }
+
+    /// Whether the segment is poisoned: a holder of its lock died or failed while holding it,
+    /// and what it may have half-changed was not repaired. This is Rust's ``is_poisoned()``
+    /// (what ``shm inspect`` shows too): the header's sticky ``poison`` word is set, or the lock
+    /// word says its holder died while no write is in progress, a death no locker has noticed
+    /// yet. A writer killed in the middle of an update's stores does not poison: that update is
+    /// rolled back. Stays True until ``clear_poison()``; see the package documentation,
+    /// "Poisoning: who is told what".
+    #[getter]
+    fn poisoned(&self) -> PyResult<bool> {
+        Ok(self.slot.handle()?.is_poisoned())
+    }
+
+    /// Says the segment is consistent again (Rust's ``clear_poison()``): after it,
+    /// ``poisoned`` is False and lockers are told nothing, until the next death or failure.
+    /// Call it once you have checked or repaired the value.
+    ///
+    /// It takes the lock for a moment (re-entrant: call it inside ``with get_lock()``), so that
+    /// a holder's death nobody has noticed yet is dealt with first and cleared too; ``timeout``
+    /// bounds that wait, as for ``update()``.
+    #[pyo3(signature = (*, timeout = None))]
+    fn clear_poison(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = check_timeout(timeout)?;
+        self.with_lock(
+            py,
+            timeout,
+            "clear_poison(): its lock was not released",
+            |held| {
+                held.handle().clear_poison();
+                Ok(())
+            },
+        )
     }
 
     /// A single primitive's value: one atomic load (sequentially consistent).
@@ -1096,19 +1194,32 @@ impl SegmentBase {
     ///   primitive ``fn`` gets the value and returns the new one (``v.update(lambda x: x + 1)``).
     /// - ``update(value)``: the whole value (a list for an array, or ``{index: value}``).
     ///
-    /// Values are checked before the lock is taken. If ``fn`` raises, nothing is stored and the
-    /// lock is poisoned for the next locker. Works inside ``with get_lock()``.
-    #[pyo3(signature = (r#fn = None, /, **fields))]
+    /// ``timeout`` (seconds; None, the default: as long as it takes) bounds the wait for the
+    /// lock: if another process keeps it that long, ``Timeout`` is raised, naming the segment
+    /// and the pid holding the lock, and nothing is changed. (A struct field called ``timeout``
+    /// is set with ``update({"timeout": x})``.)
+    ///
+    /// Values are checked before the lock is taken: a bad one raises and changes nothing.
+    /// ``fn`` runs holding the lock, before the write begins; if it raises, nothing is stored
+    /// and the segment is poisoned (as a panic in Rust's ``update`` closure poisons it). On a
+    /// poisoned segment (``poisoned``), ``update`` proceeds, its own write being whole and
+    /// journaled, and leaves the poisoning in place: only ``clear_poison()`` clears it. A
+    /// process killed in the middle of the stores leaves a journal from which the next locker
+    /// or reader, in any language, rolls the update back, which poisons nothing. Works inside
+    /// ``with get_lock()``.
+    #[pyo3(signature = (r#fn = None, /, *, timeout = None, **fields))]
     fn update<'py>(
         &self,
         py: Python<'py>,
         r#fn: Option<Bound<'py, PyAny>>,
+        timeout: Option<f64>,
         fields: Option<Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = check_timeout(timeout)?;
         let fields = fields.filter(|d| !d.is_empty());
         let h = self.slot.handle()?;
         match &*h {
-            Kind::Raw(r) => self.raw_update(py, r, r#fn.as_ref(), fields.as_ref()),
+            Kind::Raw(r) => self.raw_update(py, r, r#fn.as_ref(), fields.as_ref(), timeout),
             _ if fields.is_some() => Err(PyTypeError::new_err(format!(
                 "segment `{}` holds {}: it has no named fields",
                 self.slot.name,
@@ -1116,10 +1227,10 @@ impl SegmentBase {
             ))),
             _ if r#fn.is_none() => Ok(py.None().into_bound(py)),
             Kind::Value(v) => {
-                each!(v, AnyValue, x => self.value_update(py, x, r#fn.as_ref().expect("given")))
+                each!(v, AnyValue, x => self.value_update(py, x, r#fn.as_ref().expect("given"), timeout))
             }
             Kind::Array(a) => {
-                each!(a, AnyArray, x => self.array_update(py, x, r#fn.as_ref().expect("given")))
+                each!(a, AnyArray, x => self.array_update(py, x, r#fn.as_ref().expect("given"), timeout))
             }
         }
     }

@@ -6,11 +6,11 @@ use shm_core::Error;
 use crate::out::{emit, error};
 
 /// Removes each named segment; the others are still tried when one fails. Every failure is
-/// reported on its own line.
-pub fn rm(names: &[String]) -> Result<(), String> {
+/// reported on its own line. Without `force`, a segment whose creator is alive is refused.
+pub fn rm(names: &[String], force: bool) -> Result<(), String> {
     let mut failed = false;
     for name in names {
-        match remove_one(name) {
+        match remove_one(name, force) {
             Ok(()) => emit(&format!("removed {name}\n")),
             Err(message) => {
                 error(&message);
@@ -26,9 +26,16 @@ pub fn rm(names: &[String]) -> Result<(), String> {
     }
 }
 
-fn remove_one(name: &str) -> Result<(), String> {
+fn remove_one(name: &str, force: bool) -> Result<(), String> {
     let entry = inspect::examine(name).map_err(|e| e.to_string())?;
     match &entry.kind {
+        EntryKind::Segment(info) if info.creator_alive && !force => Err(format!(
+            "not removing `{name}`: its creator, pid {}, is alive and may still be using it; `shm rm --force {name}` removes it anyway",
+            info.creator_pid
+        )),
+        EntryKind::Broken(Error::Timeout { .. }) if !force => Err(format!(
+            "not removing `{name}`: it is still being created; `shm rm --force {name}` removes it anyway"
+        )),
         EntryKind::Segment(_) | EntryKind::Broken(_) => {
             shm_core::remove(name).map_err(|e| e.to_string())
         }
@@ -40,6 +47,18 @@ fn remove_one(name: &str) -> Result<(), String> {
         )),
         other => Err(format!("not removing `{name}`: {other:?}")),
     }
+}
+
+/// Reads `gc --prefix`: an empty prefix (an unset variable in a script) would select every stale
+/// segment, which is what leaving the option out asks for; it is refused instead.
+pub fn parse_prefix(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err(
+            "the prefix is empty, which would select every segment; leave out --prefix to consider them all"
+                .to_owned(),
+        );
+    }
+    Ok(text.to_owned())
 }
 
 /// Removes (or with `dry_run` lists) the stale segments whose name starts with `prefix`.

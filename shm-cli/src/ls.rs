@@ -24,7 +24,7 @@ pub fn run(all: bool, as_json: bool) -> Result<(), String> {
         return Ok(());
     }
     let mut t = Table::new(&[
-        "NAME", "TYPE", "PAYLOAD", "COUNT", "CREATOR", "KEPT", "AGE", "NOTE",
+        "NAME", "TYPE", "SIZE", "PAYLOAD", "COUNT", "CREATOR", "KEPT", "AGE", "NOTE",
     ]);
     for e in shown {
         t.row(row(e));
@@ -39,6 +39,7 @@ fn row(e: &ListEntry) -> Vec<String> {
         EntryKind::Segment(i) => vec![
             e.name.clone(),
             i.rust_type(),
+            units::size(i.object_len),
             units::size(i.payload_len),
             i.count.to_string(),
             format!(
@@ -59,6 +60,7 @@ fn row(e: &ListEntry) -> Vec<String> {
             vec![
                 e.name.clone(),
                 dash(),
+                e.object_len.map_or_else(dash, units::size),
                 dash(),
                 dash(),
                 dash(),
@@ -101,6 +103,10 @@ fn entry_json(e: &ListEntry) -> Json {
         EntryKind::Segment(i) => json::info(i),
         _ => vec![
             ("name".to_owned(), Json::str(e.name.clone())),
+            (
+                "object_len".to_owned(),
+                e.object_len.map_or(Json::Null, Json::num),
+            ),
             ("reason".to_owned(), Json::str(reason)),
             ("stale".to_owned(), Json::Bool(e.stale().is_some())),
         ],

@@ -2,7 +2,8 @@
 //!
 //! Every segment carries the layout of what it holds, so this command shows any segment's fields
 //! and values without the program's source. Exit status: 0 when all went well, 1 on an error
-//! (one line on stderr, starting with `shm:`), 2 on a usage error.
+//! (one line on stderr per error, starting with `shm:`; notes such as `set`'s "waiting for its
+//! lock" are such lines too), 2 on a usage error.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// List segments: type, size, element count, creator and whether it lives, kept, age.
+    /// List segments: type, size in /dev/shm and payload size, element count, creator and
+    /// whether it lives, kept, age.
     Ls {
         /// Also list objects that are not shm-core segments, or that this user may not open.
         #[arg(long)]
@@ -68,6 +70,9 @@ enum Command {
         limit: usize,
     },
     /// Write one field, parsed by its type code, under the segment's lock (as `update` does).
+    ///
+    /// While another process holds the lock, waits: after a second it says which process holds
+    /// it and whether that one is alive; after --timeout it gives up (exit status 1).
     Set {
         /// The segment's name.
         name: String,
@@ -76,13 +81,19 @@ enum Command {
         /// The value: `42`, `-1`, `0x2a`, `0.5`, `1e-9`, `inf`, `true`, `x`.
         #[arg(allow_hyphen_values = true)]
         value: String,
+        /// How long to wait for the segment's lock: `200ms`, `5s`, `1m`.
+        #[arg(long, value_name = "TIME", default_value = "5s", value_parser = units::parse_interval)]
+        timeout: Duration,
     },
     /// Remove segments. Objects that are not shm-core segments, or are another user's, are
-    /// refused.
+    /// refused; so is a segment whose creator is alive, unless --force.
     Rm {
         /// The segments' names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Also remove segments whose creator is alive (it keeps its mapping; new opens fail).
+        #[arg(long)]
+        force: bool,
     },
     /// Remove stale segments: creator dead (by pid and start time) and not kept, or never
     /// made ready.
@@ -90,8 +101,9 @@ enum Command {
         /// Only say what would be removed.
         #[arg(long)]
         dry_run: bool,
-        /// Only consider segments whose name starts with this.
-        #[arg(long, value_name = "PREFIX")]
+        /// Only consider segments whose name starts with this (not empty: leave it out to
+        /// consider every segment).
+        #[arg(long, value_name = "PREFIX", value_parser = clean::parse_prefix)]
         prefix: Option<String>,
     },
 }
@@ -106,8 +118,13 @@ fn run(cli: Cli) -> Result<(), String> {
             count,
             limit,
         } => watch::run(&name, interval, count, limit),
-        Command::Set { name, field, value } => set::run(&name, &field, &value),
-        Command::Rm { names } => clean::rm(&names),
+        Command::Set {
+            name,
+            field,
+            value,
+            timeout,
+        } => set::run(&name, &field, &value, timeout),
+        Command::Rm { names, force } => clean::rm(&names, force),
         Command::Gc { dry_run, prefix } => clean::gc(dry_run, prefix.as_deref()),
     }
 }

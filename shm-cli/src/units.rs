@@ -29,6 +29,17 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// An interval as `parse_interval` reads it back: `500ms`, `2s`, `1.5s`.
+pub fn interval(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}s", d.as_millis() as f64 / 1000.0)
+    }
+}
+
 /// `96 B`, `4.0 KiB`, `1.5 MiB`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -97,6 +108,9 @@ mod tests {
         assert_eq!(parse_interval("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_interval("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_interval("3"), Ok(Duration::from_secs(3)));
+        for text in ["500ms", "2s", "1.5s", "90s", "1ms"] {
+            assert_eq!(interval(parse_interval(text).unwrap()), text);
+        }
         for bad in [
             "", "fast", "0", "0.1ms", "2d", "-1s", "nan", "inf", "100000s",
         ] {

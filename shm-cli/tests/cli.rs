@@ -248,10 +248,30 @@ fn child_process_role() {
             say("ready");
             std::thread::sleep(Duration::from_secs(3600));
         }
+        // Take the lock of a `Value<u64>` and wait to be killed holding it.
+        "lock-and-hang" => {
+            let v = Value::<u64>::open(&name).unwrap();
+            let _guard = v.lock().unwrap_or_else(|p| p.into_inner());
+            say("locked");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
         // Create, asking to keep it, and exit normally.
         "create-kept-and-exit" => {
             let v = Value::<u64>::create_with(&name, 9, &Options::new().keep(true)).unwrap();
             drop(v);
+        }
+        // Create (not kept), take the lock on a thread other than the main one, and hold it
+        // until killed.
+        "hold-lock-on-a-thread" => {
+            let v = Value::<u64>::create(&name, 7).unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _guard = v.lock().unwrap();
+                    // SAFETY: gettid takes no arguments and cannot fail.
+                    say(&format!("locked {}", unsafe { libc::gettid() }));
+                    std::thread::sleep(Duration::from_secs(3600));
+                });
+            });
         }
         // Stop for good while creating, before the segment is ready.
         "hang-in-init" => {
@@ -320,6 +340,24 @@ impl Role {
         }
     }
 
+    /// Waits (at most a minute) for a line of the child's output that ends with `word VALUE`;
+    /// returns `VALUE`.
+    fn wait_for_value(&self, word: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let key = format!("{word} ");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some((_, value)) = line.trim_end().rsplit_once(&key) {
+                        return value.to_owned();
+                    }
+                }
+                Err(e) => panic!("child never said {word:?}: {e}"),
+            }
+        }
+    }
+
     /// SIGKILL, then reap: the creator is gone without running any destructor.
     fn kill9(&mut self) {
         self.child.kill().unwrap();
@@ -375,6 +413,20 @@ fn ls_lists_our_segments_with_type_size_creator_and_kept() {
     let lv = line(&v);
     assert!(lv.contains("Value<i32>") && lv.contains("yes"), "{lv}");
     assert!(text.starts_with("NAME"), "{text}");
+    // The whole object (what it takes in /dev/shm) beside the payload, under their titles.
+    let header = text.lines().next().unwrap();
+    let column = |row: &str, title: &str, next: &str| {
+        let (from, to) = (header.find(title).unwrap(), header.find(next).unwrap());
+        row[from..to].trim().to_owned()
+    };
+    let file_len = fs::metadata(a.path()).unwrap().len();
+    // The header's 256 bytes, the payload and its journal (two copies) at least.
+    assert!(file_len >= 256 + 3 * 320, "{file_len}");
+    assert_eq!(
+        column(&la, "SIZE", "PAYLOAD"),
+        format!("{:.1} KiB", file_len as f64 / 1024.0)
+    );
+    assert_eq!(column(&la, "PAYLOAD", "COUNT"), "320 B");
 
     // JSON, parsed back.
     let list = json(&ok(&["ls", "--json"]));
@@ -396,6 +448,7 @@ fn ls_lists_our_segments_with_type_size_creator_and_kept() {
         es["payload_len"],
         std::mem::size_of::<AtomicEverything>() as u64
     );
+    assert_eq!(es["object_len"], fs::metadata(s.path()).unwrap().len());
     assert_eq!(es["creator_pid"], std::process::id());
     assert_eq!(es["creator_alive"], true);
     assert_eq!(es["kept"], false);
@@ -710,6 +763,43 @@ fn set_writes_every_type_code_and_paths_into_arrays_and_nested_structs() {
 }
 
 #[test]
+fn inspect_reports_a_poisoned_lock_and_set_leaves_it_poisoned() {
+    let name = Name::new("poisoned");
+    let v = Value::<u64>::create(&name, 1).unwrap();
+    assert!(ok(&["inspect", &name]).contains("\nlock     not poisoned\n"));
+    assert_eq!(json(&ok(&["inspect", &name, "--json"]))["poisoned"], false);
+
+    let mut holder = Role::spawn("lock-and-hang", &name);
+    holder.wait_for("locked");
+    holder.kill9();
+    // Reported before anyone has locked, as the program itself sees it.
+    assert!(v.is_poisoned());
+    let poisoned = "\nlock     POISONED: a holder of the lock died or panicked and what it may have half-changed was not repaired; the program's lock() fails until it calls clear_poison()\n";
+    assert!(ok(&["inspect", &name]).contains(poisoned));
+    assert_eq!(json(&ok(&["inspect", &name, "--json"]))["poisoned"], true);
+
+    // `shm set` writes, says that the lock is poisoned, and leaves it so.
+    let r = shm(&["set", &name, ".", "5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{}: . = 5 (was 1)\n", &*name));
+    assert_eq!(
+        r.stderr,
+        format!("shm: note: the lock of `{}` is poisoned (a holder of it died or panicked and what it may have half-changed was not repaired); the value was written, and the lock stays poisoned until the program that owns the data calls clear_poison()\n", &*name)
+    );
+    assert_eq!(v.load(Relaxed), 5);
+    assert!(v.is_poisoned());
+    assert!(v.lock().is_err());
+    assert!(ok(&["inspect", &name]).contains(poisoned));
+
+    // Cleared by the program: everyone sees it clean, and `set` says nothing more.
+    v.clear_poison();
+    assert!(ok(&["inspect", &name]).contains("\nlock     not poisoned\n"));
+    assert_eq!(json(&ok(&["inspect", &name, "--json"]))["poisoned"], false);
+    let r = shm(&["set", &name, ".", "6"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+}
+
+#[test]
 fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
     let name = Name::new("refuse");
     let seg = Shared::<Everything>::create(&name, sample()).unwrap();
@@ -743,15 +833,16 @@ fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
         ("inner.y[3]", "1", "index 3 is out of range"),
         ("f64_.x", "1", "`f64_` is f64, which has no fields"),
         ("flag[0]", "1", "`flag` is bool, not an array"),
-        // Not one primitive.
+        // Not one primitive (the hints are spelled out in the next test).
         (
             "grid",
             "1",
-            "not a single value: write one of its fields or elements, e.g. `grid[0]`",
+            "not a single value: write one of the primitives",
         ),
-        ("inner", "1", "e.g. `inner.x`"),
-        ("slots[1]", "1", "e.g. `slots[1].count`"),
-        (".", "1", "e.g. `i8_`"),
+        ("inner", "1", "not a single value"),
+        ("slots[1]", "1", "not a single value"),
+        (".", "1", "not a single value"),
+        ("", "1", "the field path is empty"),
         // Not a path.
         ("grid[", "1", "not a field path"),
         ("a..b", "1", "not a field path"),
@@ -787,6 +878,267 @@ fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
     plant(&garbage, &[0xAB; 4096], 0o600);
     assert!(refused(&["set", &garbage, "x", "1"]).contains("is not a valid segment"));
     assert_eq!(fs::read(garbage.path()).unwrap(), vec![0xAB; 4096]);
+}
+
+#[test]
+fn set_suggests_real_paths_of_the_segments_type() {
+    let s = Name::new("hint-s");
+    let _s = Shared::<Everything>::create(&s, sample()).unwrap();
+    let a = Name::new("hint-a");
+    let _a = Array::<Slot>::create_zeroed(&a, 2).unwrap();
+    let v = Name::new("hint-v");
+    let val = Value::<u64>::create(&v, 3).unwrap();
+    let (s, a, v) = (&*s, &*a, &*v);
+    for (name, path, line) in [
+        // An empty path (an unset variable) or a whole struct or array: said so, with the
+        // primitives in it, a few then `…`.
+        (
+            s,
+            "",
+            format!("shm: segment `{s}`: the field path is empty: the segment's value is a `Everything` struct: write one of the primitives in it: `i8_`, `u8_`, `i16_`, `u16_`, …"),
+        ),
+        (
+            s,
+            ".",
+            format!("shm: segment `{s}`: `.` is the segment's whole value, a `Everything` struct, not a single value: write one of the primitives in it: `i8_`, `u8_`, `i16_`, `u16_`, …"),
+        ),
+        (
+            s,
+            "inner",
+            format!("shm: segment `{s}`: `inner` is a `Inner` struct, not a single value: write one of the primitives in it: `inner.x`, `inner.y[0]`, `inner.y[1]`, `inner.y[2]`"),
+        ),
+        (
+            s,
+            "grid",
+            format!("shm: segment `{s}`: `grid` is a `[[u32; 3]; 2]` array, not a single value: write one of the primitives in it: `grid[0][0]`, `grid[0][1]`, `grid[0][2]`, `grid[1][0]`, …"),
+        ),
+        (
+            s,
+            "slots[1]",
+            format!("shm: segment `{s}`: `slots[1]` is a `Slot` struct, not a single value: write one of the primitives in it: `slots[1].count`, `slots[1].sum`, `slots[1].last`"),
+        ),
+        // An index written as a field name; a field or an index of what has none.
+        (
+            s,
+            "inner.y.2",
+            format!("shm: segment `{s}` has no field `inner.y.2`: `inner.y` is a `[i32; 3]` array, which has no fields: an index goes in brackets: `inner.y[2]`"),
+        ),
+        (
+            s,
+            "inner.y.x",
+            format!("shm: segment `{s}` has no field `inner.y.x`: `inner.y` is a `[i32; 3]` array, which has no fields: write one of the primitives in it: `inner.y[0]`, `inner.y[1]`, `inner.y[2]`"),
+        ),
+        (
+            s,
+            "inner[0]",
+            format!("shm: segment `{s}` has no field `inner[0]`: `inner` is a `Inner` struct, not an array: write one of the primitives in it: `inner.x`, `inner.y[0]`, `inner.y[1]`, `inner.y[2]`"),
+        ),
+        (
+            s,
+            "[0]",
+            format!("shm: segment `{s}` has no field `[0]`: the segment's value is a `Everything` struct, not an array: write one of the primitives in it: `i8_`, `u8_`, `i16_`, `u16_`, …"),
+        ),
+        (
+            s,
+            "flag.x",
+            format!("shm: segment `{s}` has no field `flag.x`: `flag` is bool, which has no fields: write `flag` for it"),
+        ),
+        // An array of structs: element paths with the element type's real field names.
+        (
+            a,
+            "0.count",
+            format!("shm: segment `{a}` has no field `0.count`: the segment is an array of 2 `Slot`: an index goes in brackets: `[0].count`"),
+        ),
+        (
+            a,
+            "0.pid",
+            format!("shm: segment `{a}` has no field `0.pid`: the segment is an array of 2 `Slot`: start with an element's index, e.g. `[0].count`, `[0].sum`, `[0].last`, `[1].count`, …"),
+        ),
+        (
+            a,
+            "sum",
+            format!("shm: segment `{a}` has no field `sum`: the segment is an array of 2 `Slot`: start with an element's index, e.g. `[0].sum`"),
+        ),
+        (
+            a,
+            "",
+            format!("shm: segment `{a}`: the field path is empty: the segment is an array of 2 `Slot`: write one of the primitives in it: `[0].count`, `[0].sum`, `[0].last`, `[1].count`, …"),
+        ),
+        (
+            a,
+            ".",
+            format!("shm: segment `{a}`: `.` is the whole segment, an array of 2 `Slot`, not a single value: write one of the primitives in it: `[0].count`, `[0].sum`, `[0].last`, `[1].count`, …"),
+        ),
+        (
+            a,
+            "[1]",
+            format!("shm: segment `{a}`: `[1]` is a `Slot` struct, not a single value: write one of the primitives in it: `[1].count`, `[1].sum`, `[1].last`"),
+        ),
+        // A single value: `.`.
+        (
+            v,
+            "",
+            format!("shm: segment `{v}`: the field path is empty: write `.` for the segment's value, a u64"),
+        ),
+        (
+            v,
+            "x",
+            format!("shm: segment `{v}` has no field `x`: the segment's value is u64, which has no fields: write `.` for it"),
+        ),
+        (
+            v,
+            "[0]",
+            format!("shm: segment `{v}` has no field `[0]`: the segment's value is u64, not an array: write `.` for it"),
+        ),
+    ] {
+        assert_eq!(refused(&["set", name, path, "1"]), line, "path {path:?}");
+    }
+    assert_eq!(val.load(Relaxed), 3, "an empty path wrote the value");
+    // What the hints suggest is written.
+    ok(&["set", a, "[0].count", "1"]);
+    ok(&["set", s, "inner.y[2]", "1"]);
+    ok(&["set", v, ".", "1"]);
+    assert_eq!(val.load(Relaxed), 1);
+}
+
+/// Runs `shm ARGS`; fails the test if it has not ended within a minute (a `set` that waits for
+/// ever must fail the test, not hang it).
+fn shm_ends(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shm");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shm {args:?} still waiting after a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The wait in seconds that a `set` that gave up reports: `... after waiting 2.0s; ...` or
+/// `... after waiting 300ms; ...`.
+fn waited_secs(line: &str) -> f64 {
+    let text = line
+        .split("after waiting ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no wait in {line:?}"));
+    match text.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
+        None => text.strip_suffix('s').unwrap().parse().unwrap(),
+    }
+}
+
+#[test]
+fn set_gives_up_on_a_lock_a_live_process_holds_and_says_who_holds_it() {
+    let name = Name::new("set-held");
+    let child = Role::spawn("hold-lock-on-a-thread", &name);
+    let tid = child.wait_for_value("locked");
+    let holder = format!("held by pid {}, thread {tid} (alive)", child.pid());
+    let gave_up = |line: &str| {
+        assert!(
+            line.starts_with(&format!(
+                "shm: segment `{}`: `.` not written: its lock was still {holder} after waiting ",
+                &*name
+            )) && line.ends_with("; --timeout sets how long to wait"),
+            "{line}"
+        );
+    };
+
+    // Without --timeout: five seconds, a notice after the first, then an error.
+    let r = shm_ends(&["set", &name, ".", "5"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert_eq!(
+        lines[0],
+        format!(
+            "shm: segment `{}`: waiting for its lock, {holder}; giving up after 5s (--timeout)",
+            &*name
+        )
+    );
+    gave_up(lines[1]);
+    assert!(waited_secs(lines[1]) >= 5.0, "{}", lines[1]);
+
+    // Under a second: no notice, only the error.
+    let line = refused(&["set", &name, ".", "5", "--timeout", "300ms"]);
+    gave_up(&line);
+    assert!(waited_secs(&line) >= 0.3, "{line}");
+
+    // Longer: the notice after a second, then the error.
+    let r = shm_ends(&["set", &name, ".", "5", "--timeout", "2s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert!(
+        lines[0].ends_with(&format!("{holder}; giving up after 2s (--timeout)")),
+        "{}",
+        lines[0]
+    );
+    gave_up(lines[1]);
+    assert!(waited_secs(lines[1]) >= 2.0, "{}", lines[1]);
+    assert_eq!(r.stdout, "");
+
+    // Nothing was written; the holder still holds the lock.
+    let v = Value::<u64>::open(&name).unwrap();
+    assert_eq!(v.load(Relaxed), 7);
+    assert!(matches!(
+        v.try_lock(),
+        Err(std::sync::TryLockError::WouldBlock)
+    ));
+}
+
+#[test]
+fn set_goes_on_when_the_holder_dies_while_it_waits() {
+    let name = Name::new("set-holder-dies");
+    let mut child = Role::spawn("hold-lock-on-a-thread", &name);
+    child.wait_for_value("locked");
+    let mut set = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(["set", &name, ".", "5", "--timeout", "1m"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The notice says it is waiting for a live holder; then the holder is killed.
+    let mut stderr = BufReader::new(set.stderr.take().unwrap());
+    let mut notice = String::new();
+    stderr.read_line(&mut notice).unwrap();
+    assert!(
+        notice.contains(&format!(
+            "waiting for its lock, held by pid {}, thread ",
+            child.pid()
+        )) && notice.contains("(alive)"),
+        "{notice}"
+    );
+    child.kill9();
+    // The lock passes to `set`, poisoned: it writes, and says so.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{rest}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}: . = 5 (was 7)\n", &*name)
+    );
+    assert!(
+        rest.starts_with(&format!("shm: note: the lock of `{}` is poisoned", &*name)),
+        "{rest}"
+    );
+    assert_eq!(Value::<u64>::open(&name).unwrap().load(Relaxed), 5);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -878,10 +1230,11 @@ fn watch_an_array_of_structs_is_a_table_and_ends_when_the_segment_is_removed() {
 #[test]
 fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
     let (a, b) = (Name::new("rm-a"), Name::new("rm-b"));
+    // `a`'s creator, this process, is alive: only --force removes it (next test).
     let _a = Value::<u8>::create(&a, 1).unwrap();
     drop(Value::<u8>::create_with(&b, 1, &Options::new().keep(true)).unwrap());
     assert_eq!(
-        ok(&["rm", &a, &b]),
+        ok(&["rm", "--force", &a, &b]),
         format!("removed {}\nremoved {}\n", &*a, &*b)
     );
     assert!(!a.exists() && !b.exists());
@@ -904,13 +1257,14 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
     assert!(foreign.exists());
 
     // Missing; invalid; and several names, one bad: the others are still removed, one line per
-    // failure, status 1.
+    // failure, status 1. (`c`'s creator is this process: alive, hence --force, which removes no
+    // foreign object.)
     let missing = Name::new("rm-missing");
     assert!(refused(&["rm", &missing]).contains("does not exist"));
     assert!(refused(&["rm", "a/b"]).contains("invalid segment name"));
     let c = Name::new("rm-c");
     drop(Value::<u8>::create_with(&c, 1, &Options::new().keep(true)).unwrap());
-    let r = shm(&["rm", &missing, &c, &foreign]);
+    let r = shm(&["rm", "--force", &missing, &c, &foreign]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, format!("removed {}\n", &*c));
     assert_eq!(r.stderr.lines().count(), 2, "{}", r.stderr);
@@ -929,6 +1283,50 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
         "{line}"
     );
     assert!(theirs.exists());
+}
+
+#[test]
+fn rm_refuses_a_segment_whose_creator_is_alive_unless_forced() {
+    let (live, dead) = (Name::new("rm-live"), Name::new("rm-dead"));
+    let creator = Role::spawn("create-and-hang", &live);
+    creator.wait_for("ready");
+    assert!(Role::spawn("create-kept-and-exit", &dead).finish());
+    // One line for the live one, naming its creator; the other is removed.
+    let r = shm(&["rm", &live, &dead]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, format!("removed {}\n", &*dead));
+    assert_eq!(
+        r.stderr,
+        format!(
+            "shm: not removing `{0}`: its creator, pid {1}, is alive and may still be using it; `shm rm --force {0}` removes it anyway\n",
+            &*live,
+            creator.pid()
+        )
+    );
+    assert!(live.exists() && !dead.exists());
+    assert_eq!(
+        ok(&["rm", "--force", &live]),
+        format!("removed {}\n", &*live)
+    );
+    assert!(!live.exists());
+
+    // One still being created by a live process: the same.
+    let young = Name::new("rm-young");
+    let creating = Role::spawn("hang-in-init", &young);
+    creating.wait_for("initializing");
+    assert_eq!(
+        refused(&["rm", &young]),
+        format!(
+            "shm: not removing `{0}`: it is still being created; `shm rm --force {0}` removes it anyway",
+            &*young
+        )
+    );
+    assert!(young.exists());
+    assert_eq!(
+        ok(&["rm", &young, "--force"]),
+        format!("removed {}\n", &*young)
+    );
+    assert!(!young.exists());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1039,6 +1437,33 @@ fn gc_removes_segments_of_dead_creators_and_nothing_else() {
 }
 
 #[test]
+fn gc_refuses_an_empty_prefix() {
+    let stale = Name::new("gc-empty");
+    let mut c = Role::spawn("create-and-hang", &stale);
+    c.wait_for("ready");
+    c.kill9();
+    assert_eq!(ls_entry(&stale).unwrap()["stale"], true);
+    // What `--prefix "$UNSET"` gives: a usage error, never every stale segment.
+    for args in [
+        &["gc", "--dry-run", "--prefix", ""][..],
+        &["gc", "--prefix", ""],
+        &["gc", "--prefix="],
+    ] {
+        let r = shm(args);
+        assert_eq!(r.code, 2, "shm {args:?}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "");
+        assert!(
+            r.stderr.starts_with(
+                "error: invalid value '' for '--prefix <PREFIX>': the prefix is empty, which would select every segment; leave out --prefix to consider them all"
+            ),
+            "{}",
+            r.stderr
+        );
+        assert!(stale.exists());
+    }
+}
+
+#[test]
 fn the_library_finds_and_removes_stale_segments_and_spares_a_recycled_name() {
     use shm_core::inspect;
     let name = Name::new("stale-lib");
@@ -1110,6 +1535,17 @@ fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
         assert!(e["reason"].as_str().unwrap().contains(why), "{e}");
     }
     assert!(ok(&["ls", "--all"]).contains("not an shm-core segment"));
+    // Their size, what they take in /dev/shm, is shown too; a symbolic link has none.
+    assert_eq!(ls_entry(&garbage).unwrap()["object_len"], 1000);
+    assert_eq!(ls_entry(&corrupt).unwrap()["object_len"], 300);
+    assert_eq!(ls_entry(&link).unwrap()["object_len"], Json::Null);
+    let all = ok(&["ls", "--all"]);
+    let row = all.lines().find(|l| l.starts_with(&*garbage)).unwrap();
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        [&*garbage, "-", "1000", "B"],
+        "{row}"
+    );
 
     // inspect refuses each with one line; nothing is changed.
     assert!(refused(&["inspect", &garbage]).contains("is not a valid segment"));
@@ -1128,9 +1564,11 @@ fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
     assert!(!ok(&["ls"]).lines().any(|l| l.starts_with(&*theirs)));
     let e = ls_entry(&theirs).unwrap();
     assert_eq!(e["status"], "denied");
-    assert!(
-        e["reason"].as_str().unwrap().contains("owned by uid 54321"),
-        "{e}"
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    assert_eq!(
+        e["reason"],
+        format!("not this user's: it belongs to uid 54321 (group 54321, mode 0o600), not to this user (uid {me}): this user is not in its group 54321; its mode 0o600 does not give its group read and write access"),
     );
     assert!(refused(&["inspect", &theirs]).contains("permission denied"));
     assert!(refused(&["set", &theirs, ".", "2"]).contains("permission denied"));

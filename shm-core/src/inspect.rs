@@ -8,7 +8,9 @@
 //!   cannot be used (corrupt, or its creator died while creating it), another user's, or
 //!   something else;
 //! - [`RawSegment`] opens a segment of any layout: [`snapshot`](RawSegment::snapshot) reads a
-//!   consistent [`Datum`] tree, [`set`](RawSegment::set) writes one field parsed from text;
+//!   consistent [`Datum`] tree, [`set`](RawSegment::set) writes one field parsed from text
+//!   ([`set_timeout`](RawSegment::set_timeout) waits for the lock at most so long), and
+//!   [`lock_holder`](RawSegment::lock_holder) says which process holds the lock;
 //! - [`stale`] finds segments whose creator died without removing them (killed with SIGKILL,
 //!   say), and [`Stale::remove`] removes one.
 //!
@@ -44,11 +46,13 @@
 //! ```
 
 mod datum;
+pub(crate) mod holder;
 mod list;
 mod path;
 mod raw;
 mod value;
 
 pub use datum::Datum;
+pub use holder::LockHolder;
 pub use list::{examine, list, stale, EntryKind, ListEntry, SegmentInfo, Stale, SHM_DIR};
 pub use raw::{FieldError, RawSegment, Written};

@@ -41,7 +41,8 @@
 //!
 //! The rest of this page is a tour, in the order a program meets things: declare a type,
 //! create a segment, open it elsewhere, use its fields, change several at once, read it whole,
-//! lock it, arrays, errors, the segment's lifetime, and the `shm` command.
+//! lock it, what happens when a process dies, arrays, errors, the segment's lifetime, and the
+//! `shm` command.
 //!
 //! # Declare
 //!
@@ -131,14 +132,15 @@
 //! use shm_core::{Error, Shared, SharedLayout};
 //!
 //! mod v1 {
-//!     #[derive(shm_core::SharedLayout, Default)]
+//!     #[derive(shm_core::SharedLayout, Debug, Default)]
 //!     #[repr(C)]
 //!     pub struct Stats {
 //!         pub requests: u64,
 //!     }
 //! }
 //! mod v2 {
-//!     #[derive(shm_core::SharedLayout, Default)]
+//!     // `Debug` makes `Shared<Stats>` `Debug` (as for std's `Mutex`), which `unwrap_err` needs.
+//!     #[derive(shm_core::SharedLayout, Debug, Default)]
 //!     #[repr(C)]
 //!     pub struct Stats {
 //!         pub requests: u32, // changed since v1
@@ -226,7 +228,8 @@
 //! atomic loads between two reads of the sequence counter, and reads again if an update ran
 //! meanwhile. (A plain memory copy of a segment another process is writing would be undefined
 //! behaviour in Rust; this is what replaces it.) A writer killed mid-update cannot make it wait
-//! forever: the dead writer's stores are undone from a journal, and the lock is marked poisoned.
+//! forever: the dead writer's stores are undone from a journal (see [When a process
+//! dies](#when-a-process-dies)).
 //!
 //! ```
 //! # use shm_core::{Shared, SharedLayout};
@@ -245,9 +248,10 @@
 //!
 //! [`Shared::lock`] takes the segment's lock — Python's `get_lock()` — and returns a [`Guard`]
 //! that derefs to the twin. The lock is a robust, process-shared mutex in the segment: if its
-//! holder dies (even by SIGKILL), the next locker gets it with `Err(PoisonError)`, which still
-//! carries the guard, and is told that the data may be half-changed. `update` takes the same
-//! lock; field operations do not.
+//! holder dies (even by SIGKILL), the others are not blocked, and the lock is *poisoned*, as
+//! std's `Mutex` is by a panic: every `lock()` returns `Err(PoisonError)`, which still carries
+//! the guard, until [`Shared::clear_poison`], and [`Shared::is_poisoned`] says so. `update` takes
+//! the same lock; field operations do not.
 //!
 //! ```
 //! use shm_core::Value;
@@ -264,6 +268,56 @@
 //! assert_eq!(counter.load(Relaxed), 1);
 //! # Ok::<(), shm_core::Error>(())
 //! ```
+//!
+//! # When a process dies
+//!
+//! A process can die anywhere (SIGKILL, a crash), and a thread can panic. What is left, and who
+//! is told what, depends on where it was:
+//!
+//! | where it died | what is left in the segment | who is told what |
+//! | --- | --- | --- |
+//! | holding [`lock`](Shared::lock)'s [`Guard`] | whatever it stored under the guard: such stores are not journaled, so nothing can be rolled back | the lock is **poisoned** (below) |
+//! | inside [`update`](Shared::update)'s closure | the value as before the update: the closure works on a copy and runs before the write window, so nothing was stored | **poisoned** all the same: it held the lock, and from outside this cannot be told from a death holding a guard |
+//! | inside `update`'s write window (storing) | half of the update, and the journal holding the old values | **nobody**: the next reader (within about a millisecond) or locker rolls the update back from the journal, so the value is exactly the one before it; that is a repair, and the lock is not poisoned |
+//! | after `update`'s last store, before it unlocked | the whole update | **poisoned**, as for a guard's holder (the lock cannot tell) |
+//! | in [`snapshot`](Shared::snapshot) or a field operation | nothing half-done: a reader stores nothing, a field operation is one atomic step that happened or not | nobody; nothing to tell |
+//! | a panic in `update`'s closure | the value as before the update: nothing is stored | the panic goes on in the panicking thread; the lock is **poisoned**, as std's `Mutex` is |
+//! | a panic while a `Guard` is alive | whatever was stored under the guard | the lock is **poisoned** when the guard is dropped by the unwinding |
+//! | a failure that is not a panic, reported with [`Guard::poison`] (Python: an exception raised by `update()`'s function or leaving `with get_lock()`) | whatever was stored under the guard | the lock is **poisoned**, as by a panic |
+//!
+//! A poisoned lock says: a holder died or panicked, and what it may have half-changed was not
+//! repaired. The poisoning is sticky, in every process, until someone clears it:
+//!
+//! - [`Shared::is_poisoned`] (and [`Array::is_poisoned`], `shm inspect`, Python's `.poisoned`)
+//!   is true. It is true from the moment the holder died, before anyone has locked since: the
+//!   lock word says its owner is gone while no write was in progress.
+//! - [`lock`](Shared::lock) returns `Err(PoisonError)` every time, and `try_lock`/`try_lock_for`
+//!   return `Err(TryLockError::Poisoned)`; each carries the guard (the lock is held and usable).
+//! - [`update`](Shared::update) (and `Array::write_from`, `shm set`) proceeds — its own write is
+//!   whole and journaled — and leaves the poisoning in place.
+//! - [`snapshot`](Shared::snapshot) and field operations are not affected.
+//! - [`clear_poison`](Shared::clear_poison) ends it, once the program has checked or put right
+//!   the value. Nothing else does.
+//!
+//! ```
+//! use shm_core::Value;
+//! use std::sync::atomic::Ordering::Relaxed;
+//!
+//! # let name = format!("doc-tour-poison-{}", std::process::id());
+//! let v = Value::<u64>::create(&name, 10)?;
+//! let r = std::panic::catch_unwind(|| v.update(|x| { *x = 99; panic!("bad input") }));
+//! assert!(r.is_err());
+//! assert_eq!(v.load(Relaxed), 10);               // nothing was stored
+//! assert!(v.is_poisoned() && v.lock().is_err());  // told, and told again
+//! v.update(|x| *x += 1);                         // updates go on
+//! assert!(v.is_poisoned());
+//! v.clear_poison();                              // the value is known good
+//! assert!(v.lock().is_ok());
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! A creator that died is another matter: the segment lives on (its name stays until removed),
+//! and [`Shared::creator_alive`] tells a worker that its parent has gone.
 //!
 //! # Arrays
 //!
@@ -352,12 +406,14 @@
 //! [`inspect`], which a program can use the same way.
 //!
 //! ```text
-//! shm ls [--all] [--json]             segments: type, size, count, creator alive or dead, kept, age
+//! shm ls [--all] [--json]             segments: type, size in /dev/shm and payload size, count,
+//!                                     creator alive or dead, kept, age
 //! shm inspect NAME [--json]           layout (fields, type codes, offsets) and a consistent snapshot
 //! shm watch NAME [--interval 500ms]   values refreshed in place, with rates of integer fields
-//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock
-//! shm rm NAME...                      remove segments
-//! shm gc [--dry-run]                  remove segments whose creator died without removing them
+//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock,
+//!     [--timeout 5s]                  waiting for it at most 5s and saying who holds it
+//! shm rm NAME... [--force]            remove segments (one whose creator lives only with --force)
+//! shm gc [--dry-run] [--prefix P]     remove segments whose creator died without removing them
 //! ```
 //!
 //! # What can be shared
@@ -425,86 +481,5 @@ pub use shm_derive::SharedLayout;
 
 /// What `#[derive(SharedLayout)]` expands to refers to; not a public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use core;
-    pub use static_assertions;
-
-    use crate::{Kind, Layout, SharedLayout};
-
-    /// The all-zero twin of `T`: the twin's `Default`.
-    #[inline]
-    pub fn zeroed_twin<T: SharedLayout>() -> T::Atomic {
-        // SAFETY: `SharedLayout`'s contract makes every bit pattern, all zeros included, a valid
-        // `T::Atomic`.
-        unsafe { core::mem::zeroed() }
-    }
-
-    /// The `#[repr(C)]` layout of a struct whose fields have the layouts `fields`, in order, and
-    /// whose `#[repr]` asks for at least `min_align` (1 without `align(N)`): the offset of every
-    /// field, the size and the alignment, placed as the reference's C layout rule places them.
-    pub struct ReprC<const N: usize> {
-        /// Offset of each field.
-        pub offsets: [usize; N],
-        /// Size, a multiple of `align`.
-        pub size: usize,
-        /// Alignment.
-        pub align: usize,
-    }
-
-    /// The layout of a derived struct's atomic twin, computed from its fields' layouts.
-    ///
-    /// The derive compares it with the plain struct where the struct is defined, so a mismatch
-    /// is reported there, naming the field; the real twin is compared again in its `LAYOUT`.
-    pub const fn repr_c<const N: usize>(fields: [&Layout; N], min_align: usize) -> ReprC<N> {
-        let mut offsets = [0; N];
-        let mut end: usize = 0;
-        let mut align = min_align;
-        let mut i = 0;
-        while i < N {
-            let field = fields[i];
-            if field.align > align {
-                align = field.align;
-            }
-            offsets[i] = end.next_multiple_of(field.align);
-            end = offsets[i] + field.size;
-            i += 1;
-        }
-        ReprC {
-            offsets,
-            size: end.next_multiple_of(align),
-            align,
-        }
-    }
-
-    /// Whether this target has lock-free atomics of 1, 2, 4 and 8 bytes.
-    const LOCK_FREE_BY_LOG2_SIZE: [bool; 4] = [
-        cfg!(target_has_atomic = "8"),
-        cfg!(target_has_atomic = "16"),
-        cfg!(target_has_atomic = "32"),
-        cfg!(target_has_atomic = "64"),
-    ];
-
-    /// Whether every primitive in `layout` has a lock-free atomic on this target.
-    pub const fn lock_free(layout: &Layout) -> bool {
-        match layout.kind {
-            Kind::Primitive(code) => {
-                let size = code.size();
-                let log2 = size.trailing_zeros() as usize;
-                size.is_power_of_two()
-                    && log2 < LOCK_FREE_BY_LOG2_SIZE.len()
-                    && LOCK_FREE_BY_LOG2_SIZE[log2]
-            }
-            Kind::Array { elem, .. } => lock_free(elem),
-            Kind::Struct { fields } => {
-                let mut i = 0;
-                while i < fields.len() {
-                    if !lock_free(fields[i].layout) {
-                        return false;
-                    }
-                    i += 1;
-                }
-                true
-            }
-        }
-    }
-}
+#[path = "private.rs"]
+pub mod __private;

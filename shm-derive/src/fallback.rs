@@ -7,10 +7,12 @@ use quote::quote;
 
 use crate::parse::Input;
 
-/// The stand-in for `input`, or nothing where one would itself fail to compile (a generic input).
-pub(crate) fn expand(input: &Input) -> TokenStream {
+/// The errors `input` was refused with, and a stand-in for it, or only the errors where a
+/// stand-in would itself fail to compile (a generic input).
+pub(crate) fn expand(input: &Input, errors: syn::Error) -> TokenStream {
+    let errors = errors.to_compile_error();
     if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
-        return TokenStream::new();
+        return errors;
     }
     let krate = input.krate();
     let core = quote!(#krate::__private::core);
@@ -18,6 +20,8 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     let twin = input.twin_ident();
     let vis = &input.vis;
     quote! {
+        #errors
+
         #[doc(hidden)]
         #vis struct #twin {}
 

@@ -207,19 +207,5 @@ mod parse;
 #[proc_macro_derive(SharedLayout, attributes(shm))]
 pub fn derive_shared_layout(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    let mut errors = errors::Errors::default();
-    let model = parse::Input::from_syn(&input, &mut errors);
-    check::check(&model, &mut errors);
-    let expanded = match (errors.finish(), &model.data) {
-        (Ok(()), parse::Data::Struct(s)) => expand::expand(&model, s),
-        (Err(all), _) => {
-            let mut out = all.to_compile_error();
-            out.extend(fallback::expand(&model));
-            out
-        }
-        (Ok(()), parse::Data::Enum(_) | parse::Data::Union(_)) => {
-            unreachable!("`check` refuses every enum and union")
-        }
-    };
-    expanded.into()
+    expand::derive(&input).into()
 }

@@ -1,10 +1,11 @@
 //! Segments created and written without their Rust type (`RawSegment::create`, `lock`, `write`,
-//! `load`, `store`), as a binding for another language does, seen by typed handles.
+//! `load`, `store`, `clear_poison`, `Guard::poison`), as a binding for another language does,
+//! seen by typed handles.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::inspect::{Datum, RawSegment};
-use shm_core::{Array, Descriptor, Error, Options, Shared, SharedLayout, TypeCode, Value};
+use shm_core::{Array, Descriptor, Error, Guard, Options, Shared, SharedLayout, TypeCode, Value};
 use tests::TestName;
 
 #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
@@ -129,6 +130,60 @@ fn a_write_is_one_update_and_needs_the_guard() {
     typed.update_locked(&g, |p| p.a = 4);
     drop(g);
     assert_eq!(typed.snapshot().a, 4);
+}
+
+/// A binding whose work under the lock failed (an exception, not a panic) poisons through the
+/// guard; every handle, typed or raw, then says so until one of them clears it.
+#[test]
+fn a_failure_under_the_raw_lock_poisons_for_every_handle_until_cleared() {
+    let name = TestName::new("rawpoison");
+    let typed = Shared::<Pair>::create(&name, Pair::default()).unwrap();
+    let raw = RawSegment::open(&name).unwrap();
+    let guard = raw.lock().unwrap();
+    // Held by this thread: both handles name it.
+    let me = std::process::id();
+    assert_eq!(
+        raw.lock_holder().map(|h| (h.pid, h.alive)),
+        Some((me, true))
+    );
+    assert_eq!(
+        typed.lock_holder().map(|h| (h.pid, h.alive)),
+        Some((me, true))
+    );
+    raw.write(&guard, &[(0, Datum::U8(3))]).unwrap();
+    Guard::poison(&guard);
+    drop(guard);
+    assert_eq!((typed.lock_holder(), raw.lock_holder()), (None, None));
+    assert!(typed.is_poisoned() && raw.is_poisoned());
+    // Sticky: every locker is told, a write goes through and leaves it so.
+    for _ in 0..2 {
+        assert!(typed.lock().is_err());
+        assert!(raw.lock().is_err());
+    }
+    raw.write(
+        &raw.lock().unwrap_or_else(|p| p.into_inner()),
+        &[(0, Datum::U8(4))],
+    )
+    .unwrap();
+    assert!(typed.is_poisoned());
+    assert_eq!(typed.snapshot().a, 4);
+    // Cleared through the raw handle, while holding its (poisoned) guard.
+    let guard = raw.lock().unwrap_err().into_inner();
+    raw.clear_poison();
+    drop(guard);
+    assert!(!typed.is_poisoned() && !raw.is_poisoned());
+    assert!(typed.lock().is_ok());
+    // And through the typed array handle's guard, seen by the raw one.
+    drop(typed);
+    drop(raw);
+    let a = Array::<u32>::create(&name, &[1, 2]).unwrap();
+    let raw = RawSegment::open(&name).unwrap();
+    let g = a.lock().unwrap();
+    Guard::poison(&g);
+    drop(g);
+    assert!(raw.is_poisoned());
+    raw.clear_poison();
+    assert!(!a.is_poisoned() && a.lock().is_ok());
 }
 
 #[test]

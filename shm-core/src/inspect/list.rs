@@ -18,7 +18,8 @@ use crate::{Error, Options, Result};
 pub const SHM_DIR: &str = "/dev/shm";
 
 /// The options a tool opens segments with: any read/write mode (a tool trusts no byte of a
-/// segment anyway), and no waiting for one that is still being created.
+/// segment anyway), and the caller's wait for one that is still being created (listing does not
+/// wait; [`RawSegment::open`](super::RawSegment::open) waits up to a second).
 pub(crate) fn tool_options(wait: Duration) -> Options {
     Options::new().mode(0o666).wait(wait)
 }
@@ -62,7 +63,8 @@ pub struct SegmentInfo {
     pub count: u64,
     /// Payload size in bytes: `count` times the element's size.
     pub payload_len: u64,
-    /// Size of the whole object (header, descriptor, payload) in bytes.
+    /// Size of the whole object in bytes: header, descriptor, payload and undo journal (two
+    /// copies of the payload's size), which is all it takes in `/dev/shm`.
     pub object_len: u64,
     /// The layout fingerprint in the header.
     pub fingerprint: u64,
@@ -151,6 +153,9 @@ pub struct ListEntry {
     pub name: String,
     /// What it is.
     pub kind: EntryKind,
+    /// The object's size in bytes, what it takes in `/dev/shm` (for a valid segment,
+    /// [`SegmentInfo::object_len`]); `None` for what is not a regular file, or if unknown.
+    pub object_len: Option<u64>,
     id: Option<FileId>,
 }
 
@@ -305,8 +310,13 @@ fn file_type_name(m: &fs::Metadata) -> &'static str {
 pub fn examine(name: &str) -> Result<ListEntry> {
     validate_name(name)?;
     let meta = fs::symlink_metadata(path_of(name)).map_err(|e| Error::from_os(name, "lstat", e))?;
+    let file_len = meta.file_type().is_file().then_some(meta.len());
     let entry = |kind, id| ListEntry {
         name: name.to_owned(),
+        object_len: match &kind {
+            EntryKind::Segment(info) => Some(info.object_len),
+            _ => file_len,
+        },
         kind,
         id,
     };
@@ -378,6 +388,7 @@ pub fn list() -> io::Result<Vec<ListEntry>> {
             out.push(ListEntry {
                 name: raw.to_string_lossy().into_owned(),
                 kind: EntryKind::Foreign("its name is not UTF-8".to_owned()),
+                object_len: None,
                 id: None,
             });
             continue;
@@ -389,6 +400,7 @@ pub fn list() -> io::Result<Vec<ListEntry>> {
             Err(e) => out.push(ListEntry {
                 name: name.to_owned(),
                 kind: EntryKind::Broken(e),
+                object_len: None,
                 id: None,
             }),
         }

@@ -1,6 +1,9 @@
-//! Field paths: `load`, `hist[3]`, `inner.x`, `slots[2].count`, `[2].count`.
+//! Field paths: `load`, `hist[3]`, `inner.x`, `slots[2].count`, `[2].count`; and the paths of
+//! the primitives under a value, to suggest in messages.
 
 use std::fmt;
+
+use crate::descriptor::{Descriptor, DescriptorKind};
 
 /// One step of a path: into a struct field, or into an array element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +36,125 @@ impl FieldPath {
     /// The path of the first `n` steps, for messages about where resolution stopped.
     pub fn prefix(&self, n: usize) -> FieldPath {
         FieldPath(self.0[..n.min(self.0.len())].to_vec())
+    }
+}
+
+/// The first few paths of primitives under some value, in layout order: what a message suggests
+/// writing instead of a path that names no primitive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Primitives {
+    pub paths: Vec<FieldPath>,
+    /// There are more than `paths` (or the search gave up before it knew).
+    pub more: bool,
+}
+
+/// How many primitives a message lists before `…`.
+pub(crate) const FEW: usize = 4;
+
+/// How many values a search looks at before it gives up: a layout of huge arrays of empty
+/// structs holds no primitive, and proving it would take as long as the arrays are long.
+const SEARCH_BUDGET: u32 = 4096;
+
+impl Primitives {
+    /// The first `max` primitives in a value of type `d` at `at`.
+    pub fn of(at: &FieldPath, d: &Descriptor, max: usize) -> Primitives {
+        let mut s = Search::new(at, max);
+        s.value(d);
+        s.done()
+    }
+
+    /// The first `max` primitives in `len` elements of type `elem` at `at`.
+    pub fn of_elements(at: &FieldPath, elem: &Descriptor, len: u64, max: usize) -> Primitives {
+        let mut s = Search::new(at, max);
+        s.elements(elem, len);
+        s.done()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && !self.more
+    }
+}
+
+/// `` `a.x`, `a.y[0]`, … ``.
+impl fmt::Display for Primitives {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.paths.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{p}`")?;
+        }
+        if self.more {
+            f.write_str(if self.paths.is_empty() {
+                "…"
+            } else {
+                ", …"
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A depth-first walk that stops after `max` primitives or `SEARCH_BUDGET` values.
+struct Search {
+    at: Vec<Step>,
+    found: Vec<FieldPath>,
+    max: usize,
+    budget: u32,
+    more: bool,
+}
+
+impl Search {
+    fn new(at: &FieldPath, max: usize) -> Search {
+        Search {
+            at: at.0.clone(),
+            found: Vec::new(),
+            max,
+            budget: SEARCH_BUDGET,
+            more: false,
+        }
+    }
+
+    fn done(self) -> Primitives {
+        Primitives {
+            paths: self.found,
+            more: self.more,
+        }
+    }
+
+    /// Walks a value of type `d`; `false` once the walk is over.
+    fn value(&mut self, d: &Descriptor) -> bool {
+        if self.budget == 0 {
+            self.more = true;
+            return false;
+        }
+        self.budget -= 1;
+        match &d.kind {
+            DescriptorKind::Primitive(_) => {
+                if self.found.len() == self.max {
+                    self.more = true;
+                    return false;
+                }
+                self.found.push(FieldPath(self.at.clone()));
+                true
+            }
+            DescriptorKind::Array { elem, len } => self.elements(elem, *len),
+            DescriptorKind::Struct { fields } => fields.iter().all(|f| {
+                self.at.push(Step::Field(f.name.clone()));
+                let go_on = self.value(&f.ty);
+                self.at.pop();
+                go_on
+            }),
+        }
+    }
+
+    fn elements(&mut self, elem: &Descriptor, len: u64) -> bool {
+        (0..len).all(|i| {
+            self.at.push(Step::Index(i));
+            let go_on = self.value(elem);
+            self.at.pop();
+            go_on
+        })
     }
 }
 
@@ -145,5 +267,89 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
         }
+    }
+
+    fn prim(code: crate::TypeCode) -> Descriptor {
+        Descriptor {
+            name: String::new(),
+            size: code.size() as u64,
+            align: code.size() as u64,
+            kind: DescriptorKind::Primitive(code),
+        }
+    }
+
+    fn array(elem: Descriptor, len: u64) -> Descriptor {
+        Descriptor {
+            name: String::new(),
+            size: elem.size * len,
+            align: elem.align,
+            kind: DescriptorKind::Array {
+                elem: Box::new(elem),
+                len,
+            },
+        }
+    }
+
+    fn strukt(name: &str, fields: Vec<(&str, Descriptor)>) -> Descriptor {
+        let mut offset = 0;
+        let fields = fields
+            .into_iter()
+            .map(|(n, ty)| {
+                let f = crate::DescriptorField {
+                    name: n.to_owned(),
+                    offset,
+                    ty,
+                };
+                offset += f.ty.size;
+                f
+            })
+            .collect();
+        Descriptor {
+            name: name.to_owned(),
+            size: offset,
+            align: 8,
+            kind: DescriptorKind::Struct { fields },
+        }
+    }
+
+    #[test]
+    fn primitives_are_listed_in_layout_order_a_few_then_an_ellipsis() {
+        use crate::TypeCode::{U16, U32};
+        let inner = strukt("Inner", vec![("x", prim(U16)), ("y", array(prim(U32), 3))]);
+        let root = parse("inner").unwrap();
+        let all = Primitives::of(&root, &inner, FEW);
+        assert_eq!(
+            all.to_string(),
+            "`inner.x`, `inner.y[0]`, `inner.y[1]`, `inner.y[2]`"
+        );
+        assert!(!all.more);
+        let few = Primitives::of(&root, &inner, 2);
+        assert_eq!(few.to_string(), "`inner.x`, `inner.y[0]`, …");
+        let slots = Primitives::of_elements(&FieldPath(vec![]), &inner, 3, FEW);
+        assert_eq!(
+            slots.to_string(),
+            "`[0].x`, `[0].y[0]`, `[0].y[1]`, `[0].y[2]`, …"
+        );
+        let grid = array(array(prim(U32), 3), 2);
+        assert_eq!(
+            Primitives::of(&parse("grid").unwrap(), &grid, FEW).to_string(),
+            "`grid[0][0]`, `grid[0][1]`, `grid[0][2]`, `grid[1][0]`, …"
+        );
+        // A single value is its own path.
+        assert_eq!(
+            Primitives::of(&FieldPath(vec![]), &prim(U32), FEW).to_string(),
+            "`.`"
+        );
+    }
+
+    #[test]
+    fn a_layout_without_primitives_is_searched_within_a_budget() {
+        let empty = strukt("Empty", vec![]);
+        let none = Primitives::of(&FieldPath(vec![]), &array(empty.clone(), 3), FEW);
+        assert!(none.is_empty(), "{none}");
+        // 2^60 empty structs: the search gives up and says there may be more.
+        let huge = Primitives::of(&FieldPath(vec![]), &array(empty, 1 << 60), FEW);
+        assert_eq!((huge.paths.len(), huge.more), (0, true));
+        assert_eq!(huge.to_string(), "…");
     }
 }

@@ -8,17 +8,17 @@ use std::os::unix::fs::MetadataExt;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
-use std::sync::{LockResult, TryLockResult};
-use std::time::Duration;
+use std::sync::{LockResult, TryLockError, TryLockResult};
+use std::time::{Duration, Instant};
 
+use super::holder::{self, LockHolder};
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
-use super::path::{self, FieldPath, Step};
+use super::path::{self, FieldPath, Primitives, Step, FEW};
 use super::{value, Datum};
 use crate::descriptor::{Descriptor, DescriptorKind};
-use crate::guard::Guard;
 use crate::header::FLAG_ARRAY;
 use crate::segment::{Element, Segment, Spec};
-use crate::{guard, lock, seqlock, Error, Options, Result, TypeCode};
+use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
 
 mod sealed {
     /// The std atomics primitives are read and written with. Every bit pattern is a valid value
@@ -111,6 +111,14 @@ pub enum FieldError {
         /// Where the path stopped making sense, and what is there.
         reason: String,
     },
+    /// The path is empty (`""`, what an unset variable in a script gives). A write names its
+    /// field, or `.` for the value of a single-value segment.
+    EmptyPath {
+        /// The segment's name.
+        segment: String,
+        /// What the segment holds, and what to write instead.
+        reason: String,
+    },
     /// The path names an array or a struct; a write changes one primitive.
     NotPrimitive {
         /// The segment's name.
@@ -141,6 +149,18 @@ pub enum FieldError {
         /// What is wrong.
         reason: String,
     },
+    /// The segment's lock stayed held for the whole wait [`RawSegment::set_timeout`] was given.
+    LockTimeout {
+        /// The segment's name.
+        segment: String,
+        /// The path as given.
+        path: String,
+        /// How long the call waited.
+        waited: Duration,
+        /// Who held the lock when the wait ended; `None` if the lock word named nobody then (it
+        /// was released at that moment, or was being repaired).
+        holder: Option<LockHolder>,
+    },
 }
 
 impl fmt::Display for FieldError {
@@ -159,6 +179,9 @@ impl fmt::Display for FieldError {
                 path,
                 reason,
             } => write!(f, "segment `{segment}` has no field `{path}`: {reason}"),
+            FieldError::EmptyPath { segment, reason } => {
+                write!(f, "segment `{segment}`: the field path is empty: {reason}")
+            }
             FieldError::NotPrimitive {
                 segment,
                 path,
@@ -178,6 +201,19 @@ impl fmt::Display for FieldError {
             FieldError::Corrupt { segment, reason } => {
                 write!(f, "segment `{segment}` is not a valid segment: {reason}")
             }
+            FieldError::LockTimeout {
+                segment,
+                path,
+                waited,
+                holder,
+            } => {
+                write!(f, "segment `{segment}`: `{path}` not written: its lock was ")?;
+                match holder {
+                    Some(h) => write!(f, "still held by {h}")?,
+                    None => f.write_str("still taken (its lock word names no holder)")?,
+                }
+                write!(f, " after waiting {}", seconds(*waited))
+            }
         }
     }
 }
@@ -194,9 +230,9 @@ pub struct Written {
     pub old: Datum,
     /// The value written.
     pub new: Datum,
-    /// The segment's lock was poisoned (a holder died, or a writer died mid-update) when this
-    /// write took it. The write happened; the poisoning is left in place for the program that
-    /// owns the data, whose next lock is told.
+    /// The segment's lock was poisoned when this write took it (a holder died or panicked and
+    /// nothing was repaired; see [`RawSegment::is_poisoned`]). The write happened; the poisoning
+    /// is left in place: only the program that owns the data clears it.
     pub poisoned: bool,
 }
 
@@ -213,20 +249,67 @@ impl RawSegment {
     /// for a typed open.
     pub fn open_with(name: &str, opts: &Options) -> Result<RawSegment> {
         let (seg, descriptor) = Segment::open_any(name, opts)?;
-        let count = seg.count() as u64;
-        let Some(payload_len) = count.checked_mul(descriptor.size) else {
+        let is_array = seg.header().flags.load(Relaxed) & FLAG_ARRAY != 0 || seg.count() != 1;
+        Self::opened(seg, descriptor, is_array)
+    }
+
+    /// The handle of a segment `Segment::open` or `open_any` validated.
+    fn opened(seg: Segment, descriptor: Descriptor, is_array: bool) -> Result<RawSegment> {
+        let Some(payload_len) = (seg.count() as u64).checked_mul(descriptor.size) else {
             return Err(Error::Corrupt {
-                name: name.to_owned(),
+                name: seg.name().to_owned(),
                 reason: "its element count times its element size overflows".to_owned(),
             });
         };
-        let is_array = seg.header().flags.load(Relaxed) & FLAG_ARRAY != 0 || count != 1;
         Ok(RawSegment {
             seg,
             descriptor,
             is_array,
             payload_len,
         })
+    }
+
+    /// Opens the segment `name` as a typed open of `element` does (`Shared::<T>::open_with`, or
+    /// `Array::<T>::open_with` if `array`), for a program that has the layout only at run time:
+    /// every check in the same order, the layout and shape compared where a typed open compares
+    /// them, so a segment of another layout or shape is [`Error::LayoutMismatch`] naming the
+    /// first difference.
+    ///
+    /// ```
+    /// use shm_core::inspect::RawSegment;
+    /// use shm_core::{Array, Descriptor, Error, Options, TypeCode};
+    ///
+    /// # let name = format!("doc-raw-open-as-{}", std::process::id());
+    /// let _a = Array::<u32>::create(&name, &[1, 2])?;
+    /// let u32_ = Descriptor::primitive(TypeCode::U32);
+    /// let raw = RawSegment::open_as(&name, &u32_, true, &Options::new())?;
+    /// assert_eq!(raw.len(), 2);
+    /// let e = RawSegment::open_as(&name, &u32_, false, &Options::new()).unwrap_err();
+    /// assert!(matches!(e, Error::LayoutMismatch { .. }), "{e}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_as(
+        name: &str,
+        element: &Descriptor,
+        array: bool,
+        opts: &Options,
+    ) -> Result<RawSegment> {
+        let encoded = element.encode().map_err(|detail| Error::LayoutMismatch {
+            name: name.to_owned(),
+            detail: format!("the expected layout cannot be encoded: {detail}"),
+        })?;
+        let spec = Spec {
+            element: Element::Dynamic {
+                descriptor: element,
+                encoded: &encoded,
+            },
+            fingerprint: Descriptor::fingerprint_of(&encoded),
+            count: if array { None } else { Some(1) },
+            array,
+        };
+        let seg = Segment::open(name, &spec, opts)?;
+        let descriptor = seg.element().clone();
+        Self::opened(seg, descriptor, array)
     }
 
     /// Creates the segment `name` holding one value of the layout `element` (`count: None`) or
@@ -414,21 +497,6 @@ impl RawSegment {
         Ok(())
     }
 
-    /// Marks the lock that `guard` holds poisoned, as a panic inside `update`'s closure does:
-    /// for a caller whose own update failed after it took the lock (a binding whose callback
-    /// raised), so that the next locker is told.
-    ///
-    /// # Panics
-    /// If `guard` is not this segment's.
-    pub fn poison(&self, guard: &Guard<'_, ()>) {
-        assert!(
-            std::ptr::eq(guard.segment(), &self.seg),
-            "segment `{}`: poison() with the guard of another segment",
-            self.name()
-        );
-        lock::poison(self.seg.header());
-    }
-
     /// The primitive of type `code` at payload offset `offset`, read with one relaxed atomic
     /// load (not under the lock: a field, not a consistent snapshot); `None` if it does not lie
     /// inside the payload or is misaligned.
@@ -474,6 +542,22 @@ impl RawSegment {
         let mut info = SegmentInfo::read(&self.seg, &self.descriptor)?;
         info.is_array = self.is_array;
         Ok(info)
+    }
+
+    /// Whether the segment's lock is poisoned: exactly what `Shared::is_poisoned` and
+    /// `Array::is_poisoned` of the program that owns the segment say (the poison word is set, or
+    /// the lock's owner died with no write in progress and nobody has locked since). Takes no
+    /// lock and changes nothing.
+    pub fn is_poisoned(&self) -> bool {
+        lock::is_poisoned(self.seg.header())
+    }
+
+    /// Clears the poisoning, as `Shared::clear_poison` does (a holder that died unnoticed is
+    /// taken in first, by taking the lock if it is free); may be called while holding the guard
+    /// of [`lock`](Self::lock). For a program that owns the data without its Rust type (a
+    /// binding for another language) and has checked or put right what a dead holder left.
+    pub fn clear_poison(&self) {
+        guard::clear_poison(&self.seg)
     }
 
     /// Whether the name no longer leads to this segment: removed (and perhaps created again).
@@ -535,9 +619,99 @@ impl RawSegment {
     /// `true`/`false`; one character.
     ///
     /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
-    /// one field. A malformed path or value, an unknown field, an index out of range or a path to
-    /// an array or struct is refused before anything is locked or written.
+    /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
+    /// range or a path to an array or struct is refused before anything is locked or written. Like
+    /// `update`, it proceeds on a poisoned lock and leaves the poisoning as it is
+    /// ([`Written::poisoned`] says so); a dead holder found by this write poisons the lock as for
+    /// any locker.
+    ///
+    /// It waits for the lock as long as its holder keeps it: a live process that never releases
+    /// it makes this wait for ever. [`set_timeout`](Self::set_timeout) bounds the wait.
     pub fn set(&self, path: &str, value: &str) -> Result<Written, FieldError> {
+        self.write_field(path, value, None)
+    }
+
+    /// [`set`](Self::set), waiting at most `timeout` for the segment's lock:
+    /// [`FieldError::LockTimeout`] if it stays held that long, naming the holder. Nothing is
+    /// written then.
+    ///
+    /// A holder that dies while this waits does not make it time out: the lock passes to this
+    /// call, poisoned ([`Written::poisoned`]), as it would to any locker.
+    ///
+    /// ```
+    /// use shm_core::inspect::{Datum, FieldError, RawSegment};
+    /// use shm_core::Value;
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// # let name = format!("doc-set-timeout-{}", std::process::id());
+    /// let counter = Value::<u64>::create(&name, 1)?;
+    /// let raw = RawSegment::open(&name)?;
+    /// let (locked_tx, locked) = mpsc::channel();
+    /// let (release, release_rx) = mpsc::channel::<()>();
+    /// let held = &counter;
+    /// std::thread::scope(|s| {
+    ///     // Another thread holds the lock until told to release it.
+    ///     s.spawn(move || {
+    ///         let _guard = held.lock().unwrap();
+    ///         locked_tx.send(()).unwrap();
+    ///         let _ = release_rx.recv();
+    ///     });
+    ///     locked.recv().unwrap();
+    ///     let err = raw.set_timeout(".", "5", Duration::from_millis(50)).unwrap_err();
+    ///     let FieldError::LockTimeout { holder: Some(holder), .. } = err else { panic!("{err}") };
+    ///     assert_eq!((holder.pid, holder.alive), (std::process::id(), true));
+    ///     release.send(()).unwrap();
+    /// });
+    /// let written = raw.set_timeout(".", "5", Duration::from_secs(1))?;
+    /// assert_eq!((written.old, written.new), (Datum::U64(1), Datum::U64(5)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_timeout(
+        &self,
+        path: &str,
+        value: &str,
+        timeout: Duration,
+    ) -> Result<Written, FieldError> {
+        self.write_field(path, value, Some(timeout))
+    }
+
+    /// Who holds the segment's lock now, as its lock word says: the process, the thread, and
+    /// whether it still runs; `None` if nobody holds it. By the time it returns the holder may
+    /// have released the lock.
+    ///
+    /// ```
+    /// use shm_core::inspect::RawSegment;
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-lock-holder-{}", std::process::id());
+    /// let counter = Value::<u64>::create(&name, 0)?;
+    /// let raw = RawSegment::open(&name)?;
+    /// assert_eq!(raw.lock_holder(), None);
+    /// let guard = counter.lock().unwrap();
+    /// let holder = raw.lock_holder().expect("held");
+    /// assert_eq!((holder.pid, holder.alive), (std::process::id(), true));
+    /// drop(guard);
+    /// assert_eq!(raw.lock_holder(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        holder::holder(self.seg.header())
+    }
+
+    /// `set` and `set_timeout`: waits for the lock for ever without `timeout`.
+    fn write_field(
+        &self,
+        path: &str,
+        value: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Written, FieldError> {
+        if path.is_empty() {
+            return Err(FieldError::EmptyPath {
+                segment: self.name().to_owned(),
+                reason: self.empty_path(),
+            });
+        }
         let parsed = self.parse_path(path)?;
         let (offset, node) = self.resolve(path, &parsed)?;
         let code = match node {
@@ -569,9 +743,12 @@ impl RawSegment {
         // `load` just proved `offset + width` is within the payload, so it fits in a usize.
         let start = offset as usize;
         let bytes = start..start + code.size();
-        let (guard, poisoned) = match guard::lock(&self.seg, &()) {
-            Ok(g) => (g, false),
-            Err(p) => (p.into_inner(), true),
+        let (guard, poisoned) = match timeout {
+            None => match guard::lock(&self.seg, &()) {
+                Ok(g) => (g, false),
+                Err(p) => (p.into_inner(), true),
+            },
+            Some(timeout) => self.lock_within(path, timeout)?,
         };
         let old = self.load_code(code, offset);
         // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
@@ -589,10 +766,6 @@ impl RawSegment {
                 self.store_datum(&new, offset);
             },
         );
-        if poisoned {
-            // Not this tool's news to consume: the owner of the data is told on its next lock.
-            lock::poison(self.seg.header());
-        }
         drop(guard);
         Ok(Written {
             path: parsed.to_string(),
@@ -600,6 +773,46 @@ impl RawSegment {
             new,
             poisoned,
         })
+    }
+
+    /// Takes the segment's lock, waiting at most `timeout`; whether it was poisoned.
+    fn lock_within(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(Guard<'_, ()>, bool), FieldError> {
+        let start = Instant::now();
+        // A wait too long to represent has no end.
+        let deadline = start.checked_add(timeout);
+        loop {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            match guard::try_lock(&self.seg, &(), Some(left)) {
+                Ok(g) => return Ok((g, false)),
+                Err(TryLockError::Poisoned(p)) => return Ok((p.into_inner(), true)),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let holder = self.lock_holder();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(FieldError::LockTimeout {
+                    segment: self.name().to_owned(),
+                    path: path.to_owned(),
+                    waited: start.elapsed(),
+                    holder,
+                });
+            }
+            // Refused before the deadline: pthread says this thread holds the lock, or the lock
+            // word is unusable and another process has the turn to repair it.
+            // SAFETY: gettid takes no arguments and cannot fail.
+            let this_thread = unsafe { libc::gettid() } as u32;
+            if holder.is_some_and(|h| h.tid == this_thread)
+                && !seqlock::held_by_this_thread(&self.seg)
+            {
+                // A peer wrote this thread's id into the lock word: mark that owner dead, as a
+                // blocking lock does.
+                lock::disown(self.seg.header());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn parse_path(&self, path: &str) -> Result<FieldPath, FieldError> {
@@ -612,14 +825,11 @@ impl RawSegment {
 
     /// Follows `parsed` from the segment's root to a byte offset in the payload and what is there.
     fn resolve(&self, path: &str, parsed: &FieldPath) -> Result<(u64, Node<'_>), FieldError> {
-        let mut node = if self.is_array {
-            Node::Elements
-        } else {
-            Node::Value(&self.descriptor)
-        };
+        let mut node = self.root();
         let mut offset = 0u64;
         for (i, step) in parsed.0.iter().enumerate() {
-            let here = describe(&parsed.prefix(i));
+            let at = parsed.prefix(i);
+            let here = describe(&at);
             let fail = |reason: String| FieldError::NoSuchField {
                 segment: self.name().to_owned(),
                 path: path.to_owned(),
@@ -638,17 +848,44 @@ impl RawSegment {
                     node = Node::Value(&self.descriptor);
                 }
                 (Node::Elements, Step::Field(name)) => {
+                    let hint = self.bracketed(parsed, i).unwrap_or_else(|| {
+                        // `count` for `[0].count`: the same field of the first element.
+                        let field = match &self.descriptor.kind {
+                            DescriptorKind::Struct { fields } => {
+                                fields.iter().find(|f| &f.name == name)
+                            }
+                            _ => None,
+                        };
+                        let first = FieldPath(vec![Step::Index(0)]);
+                        let under = match field {
+                            Some(f) => {
+                                let mut p = first;
+                                p.0.push(Step::Field(f.name.clone()));
+                                Primitives::of(&p, &f.ty, FEW)
+                            }
+                            None => Primitives::of_elements(
+                                &FieldPath(Vec::new()),
+                                &self.descriptor,
+                                count_of(self.len()),
+                                FEW,
+                            ),
+                        };
+                        if under.is_empty() {
+                            "its elements hold no primitive to write".to_owned()
+                        } else {
+                            format!("start with an element's index, e.g. {under}")
+                        }
+                    });
                     return Err(fail(format!(
-                        "the segment is an array of {} `{}`: start with an element's index, e.g. `[0].{name}`",
+                        "the segment is an array of {} `{}`: {hint}",
                         self.len(),
                         self.descriptor
-                    )))
+                    )));
                 }
                 (Node::Value(d), Step::Field(name)) => match &d.kind {
                     DescriptorKind::Struct { fields } => {
                         let Some(f) = fields.iter().find(|f| &f.name == name) else {
-                            let names: Vec<&str> =
-                                fields.iter().map(|f| f.name.as_str()).collect();
+                            let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
                             return Err(fail(format!(
                                 "`{}` has no field `{name}`; its fields are {}",
                                 d.name,
@@ -662,8 +899,19 @@ impl RawSegment {
                         offset = offset.saturating_add(f.offset);
                         node = Node::Value(&f.ty);
                     }
-                    _ => {
-                        return Err(fail(format!("{here} is {d}, which has no fields")));
+                    DescriptorKind::Array { .. } => {
+                        let hint = self
+                            .bracketed(parsed, i)
+                            .unwrap_or_else(|| primitives_in(&at, d));
+                        return Err(fail(format!(
+                            "{here} is {}, which has no fields: {hint}",
+                            a_kind(d)
+                        )));
+                    }
+                    DescriptorKind::Primitive(_) => {
+                        return Err(fail(format!(
+                            "{here} is {d}, which has no fields: write `{at}` for it"
+                        )));
                     }
                 },
                 (Node::Value(d), Step::Index(n)) => match &d.kind {
@@ -676,38 +924,95 @@ impl RawSegment {
                         offset = offset.saturating_add(n.saturating_mul(elem.size));
                         node = Node::Value(elem);
                     }
-                    _ => return Err(fail(format!("{here} is {d}, not an array"))),
+                    DescriptorKind::Struct { .. } => {
+                        return Err(fail(format!(
+                            "{here} is {}, not an array: {}",
+                            a_kind(d),
+                            primitives_in(&at, d)
+                        )));
+                    }
+                    DescriptorKind::Primitive(_) => {
+                        return Err(fail(format!(
+                            "{here} is {d}, not an array: write `{at}` for it"
+                        )));
+                    }
                 },
             }
         }
         Ok((offset, node))
     }
 
+    /// Where a path starts: the elements of an array segment, or the one value.
+    fn root(&self) -> Node<'_> {
+        if self.is_array {
+            Node::Elements
+        } else {
+            Node::Value(&self.descriptor)
+        }
+    }
+
+    /// `0.pid` meant as `[0].pid`: if step `i` of `parsed`, a field name, is a number, and the
+    /// path with that number as an index leads somewhere, what to write instead.
+    fn bracketed(&self, parsed: &FieldPath, i: usize) -> Option<String> {
+        let Step::Field(name) = &parsed.0[i] else {
+            return None;
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut fixed = parsed.clone();
+        fixed.0[i] = Step::Index(name.parse().ok()?);
+        self.resolve("", &fixed).ok()?;
+        Some(format!("an index goes in brackets: `{fixed}`"))
+    }
+
     /// Why `parsed`, which leads to `node`, cannot be written, and what to write instead.
     fn not_primitive(&self, parsed: &FieldPath, node: Node<'_>) -> String {
-        let at = |suffix: &str| {
-            if parsed.0.is_empty() {
-                suffix.trim_start_matches('.').to_owned()
-            } else {
-                format!("{parsed}{suffix}")
-            }
-        };
-        let (what, example) = match node {
+        let (what, under) = match node {
             Node::Elements => (
-                format!("is an array of {} `{}`", self.len(), self.descriptor),
-                at("[0]"),
-            ),
-            Node::Value(d) => match &d.kind {
-                DescriptorKind::Struct { fields } => (
-                    format!("is a `{}` struct", d.name),
-                    fields
-                        .first()
-                        .map_or_else(|| at(""), |f| at(&format!(".{}", f.name))),
+                format!(
+                    "is the whole segment, an array of {} `{}`",
+                    self.len(),
+                    self.descriptor
                 ),
-                _ => (format!("is {d}"), at("[0]")),
-            },
+                Primitives::of_elements(parsed, &self.descriptor, count_of(self.len()), FEW),
+            ),
+            Node::Value(d) if parsed.0.is_empty() => (
+                format!("is the segment's whole value, {}", a_kind(d)),
+                Primitives::of(parsed, d, FEW),
+            ),
+            Node::Value(d) => (format!("is {}", a_kind(d)), Primitives::of(parsed, d, FEW)),
         };
-        format!("{what}, not a single value: write one of its fields or elements, e.g. `{example}`")
+        format!("{what}, not a single value: {}", suggest(&under))
+    }
+
+    /// What to say for an empty path: what the segment holds, and what to write.
+    fn empty_path(&self) -> String {
+        let root = FieldPath(Vec::new());
+        match self.root() {
+            Node::Elements => format!(
+                "the segment is an array of {} `{}`: {}",
+                self.len(),
+                self.descriptor,
+                suggest(&Primitives::of_elements(
+                    &root,
+                    &self.descriptor,
+                    count_of(self.len()),
+                    FEW
+                ))
+            ),
+            Node::Value(
+                d @ Descriptor {
+                    kind: DescriptorKind::Primitive(_),
+                    ..
+                },
+            ) => format!("write `.` for the segment's value, a {d}"),
+            Node::Value(d) => format!(
+                "the segment's value is {}: {}",
+                a_kind(d),
+                primitives_in(&root, d)
+            ),
+        }
     }
 
     fn corrupt_reason(&self) -> String {
@@ -930,6 +1235,43 @@ fn ne_bytes(value: &Datum) -> Option<Vec<u8>> {
         Datum::Char(v) => u32::from(v).to_ne_bytes().to_vec(),
         Datum::Array(_) | Datum::Struct(_) => return None,
     })
+}
+
+/// `` write one of the primitives in it: `a.x`, `a.y[0]`, … `` for a value of type `d` at `at`.
+fn primitives_in(at: &FieldPath, d: &Descriptor) -> String {
+    suggest(&Primitives::of(at, d, FEW))
+}
+
+/// `write one of the primitives in it: ...`, or that there is none.
+fn suggest(under: &Primitives) -> String {
+    if under.is_empty() {
+        "it holds no primitive to write".to_owned()
+    } else {
+        format!("write one of the primitives in it: {under}")
+    }
+}
+
+/// `a `Inner` struct`, `a `[u32; 4]` array`, `u64`.
+fn a_kind(d: &Descriptor) -> String {
+    match &d.kind {
+        DescriptorKind::Struct { .. } => format!("a `{}` struct", d.name),
+        DescriptorKind::Array { .. } => format!("a `{d}` array"),
+        DescriptorKind::Primitive(_) => d.to_string(),
+    }
+}
+
+/// A number of elements, as a descriptor counts them.
+fn count_of(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
+/// `500ms`, `2.0s`: how long a wait took.
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 /// `the segment's value` or `` `hist` ``, for messages.

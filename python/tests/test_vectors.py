@@ -1,0 +1,287 @@
+"""The conformance vectors of docs/vectors checked against this package, as Rust's
+tests/tests/vectors checks them against shm-core: the same files, one test per vector. The
+package is the bindings of shm-core, so this checks Rust's code again, through the way Python
+reaches it (``shm_core.open``, ``Value.open``, ``Array.open``, ``create``, ``Descriptor``), and
+the bytes it leaves in /dev/shm.
+
+A vector this package disagrees with is listed in ``DIFFERS`` with what differs: its test is
+expected to fail (``unittest.expectedFailure``) until the two agree again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unittest
+from typing import Any, Callable, Dict, Tuple
+
+from _support import REPO, ShmTestCase
+
+import shm_core
+from shm_core import CODES, Descriptor, DescriptorError, fingerprint
+
+VECTORS = os.path.join(REPO, "docs", "vectors")
+
+
+def _load(file: str) -> Any:
+    with open(os.path.join(VECTORS, file), encoding="utf-8") as f:
+        return json.load(f)
+
+
+LAYOUTS = _load("layouts.json")
+DESCRIPTORS = _load("descriptors.json")
+SEGMENTS = _load("segments.json")
+JOURNAL = _load("journal.json")
+
+#: Vectors this package disagrees with ("file/id"), and how. None: every check is Rust's.
+DIFFERS: Dict[str, str] = {}
+
+_LAYOUT_BY_ID = {layout["id"]: layout for layout in LAYOUTS["layouts"]}
+_LETTER_OF_RUST = {code.rust: code.letter for code in CODES.values()}
+_HEADER: Dict[str, Tuple[int, int]] = {
+    field: (at, width) for field, (at, width) in SEGMENTS["header_fields"].items()
+}
+
+
+def _int(v: Any) -> int:
+    """An integer of the vectors: a number, or ``"0x..."`` for 64-bit values."""
+    return int(v, 16) if isinstance(v, str) else v
+
+
+def _build(tree: Any) -> Descriptor:
+    """The descriptor of a vector's ``type`` tree, laid out by ``Descriptor.struct`` (as
+    ``#[repr(C)]``)."""
+    if isinstance(tree, str):
+        return Descriptor.primitive(_LETTER_OF_RUST[tree])
+    if "array" in tree:
+        return Descriptor.array(_build(tree["array"]), tree["len"])
+    fields = [(f["name"], _build(f["type"])) for f in tree["fields"]]
+    return Descriptor.struct(tree["struct"], fields, align=tree.get("align", 1))
+
+
+def _element(layout_id: str) -> Descriptor:
+    return Descriptor.parse(bytes.fromhex(_LAYOUT_BY_ID[layout_id]["descriptor"]))
+
+
+def _header_get(data: bytes, field: str) -> int:
+    at, width = _HEADER[field]
+    return int.from_bytes(data[at : at + width], "little")
+
+
+def _regions(base: Dict[str, Any]) -> Dict[str, int]:
+    h = base["header"]
+    payload, length, journal = h["payload_offset"], h["payload_len"], h["journal_offset"]
+    return {
+        "object": 0,
+        "descriptor": 256,
+        "payload": payload,
+        "journal_old": journal,
+        "journal_new": journal + length,
+    }
+
+
+def _create_base(name: str, base: Dict[str, Any]) -> None:
+    count = base["count"] if base["array"] else None
+    shm_core.create(name, _element(base["layout"]), count=count, keep=True).close()
+
+
+def _apply(path: str, patch: Dict[str, Any], regions: Dict[str, int]) -> None:
+    """A vector's patch: ``chmod``, then ``set`` (header fields), ``write``, ``truncate``."""
+    unknown = set(patch) - {"chmod", "set", "write", "truncate"}
+    assert not unknown, f"unknown patch steps {unknown}"
+    if "chmod" in patch:
+        os.chmod(path, patch["chmod"])
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        for field, value in patch.get("set", {}).items():
+            at, width = _HEADER[field]
+            data[at : at + width] = _int(value).to_bytes(width, "little")
+        for w in patch.get("write", []):
+            at = regions[w["region"]] + w["at"]
+            raw = bytes.fromhex(w["hex"])
+            data[at : at + len(raw)] = raw
+        f.seek(0)
+        f.write(data)
+    if "truncate" in patch:
+        os.truncate(path, patch["truncate"])
+
+
+def _open(name: str, how: Dict[str, Any]) -> shm_core.Segment:
+    """Opens as a vector's ``open`` says. ``single`` of a struct: this package has no typed open
+    of one struct value, so ``open(name, expect=...)``, which accepts either shape."""
+    wait = how.get("wait_ms", 100) / 1000
+    if how["as"] == "any":
+        return shm_core.open(name, wait=wait)
+    desc = _element(how["expect"])
+    if how["as"] == "array":
+        return shm_core.Array.open(name, desc, wait=wait)
+    if desc.kind == "primitive":
+        return shm_core.Value.open(name, desc.code.letter, wait=wait)
+    return shm_core.open(name, expect=desc, wait=wait)
+
+
+def _attach(cls: type, method: str, key: str, test: Callable[..., None]) -> None:
+    name = "test_" + re.sub(r"\W+", "_", method).strip("_").lower()
+    assert not hasattr(cls, name), f"two vectors make the test {name}"
+    if key in DIFFERS:
+        test = unittest.expectedFailure(test)
+    test.__doc__ = key
+    setattr(cls, name, test)
+
+
+class LayoutVectors(unittest.TestCase):
+    """Each layout: the descriptor bytes parse and encode back, their fingerprint, size and
+    alignment, and ``Descriptor.struct``'s ``#[repr(C)]`` placement of the type tree gives the
+    same bytes."""
+
+    def test_format_version(self) -> None:
+        self.assertEqual(LAYOUTS["format_version"], shm_core.FORMAT_VERSION)
+
+
+def _layout_test(v: Dict[str, Any]) -> Callable[[LayoutVectors], None]:
+    def test(self: LayoutVectors) -> None:
+        raw = bytes.fromhex(v["descriptor"])
+        parsed = Descriptor.parse(raw)
+        self.assertEqual(parsed.encode(), raw)
+        self.assertEqual(f"{fingerprint(raw):#018x}", v["fingerprint"])
+        self.assertEqual((parsed.size, parsed.align), (v["size"], v["align"]))
+        built = _build(v["type"])
+        self.assertEqual(built.encode().hex(), v["descriptor"])
+        self.assertEqual(f"{built.fingerprint:#018x}", v["fingerprint"])
+
+    return test
+
+
+for _v in LAYOUTS["layouts"]:
+    _attach(LayoutVectors, "layout " + _v["id"], "layouts/" + _v["id"], _layout_test(_v))
+
+
+class DescriptorVectors(unittest.TestCase):
+    """Each hostile (or merely unusual) descriptor: refused at the byte and for the reason the
+    vector says, or accepted with its size, alignment and fingerprint."""
+
+
+def _descriptor_test(case: Dict[str, Any]) -> Callable[[DescriptorVectors], None]:
+    def test(self: DescriptorVectors) -> None:
+        raw = bytes.fromhex(case["hex"])
+        if "error" in case:
+            with self.assertRaises(DescriptorError) as cm:
+                Descriptor.parse(raw)
+            self.assertEqual(cm.exception.at, case["error"]["at"], str(cm.exception))
+            self.assertIn(case["error"]["reason"], cm.exception.reason)
+        else:
+            d = Descriptor.parse(raw)
+            ok = case["ok"]
+            self.assertEqual(
+                (d.size, d.align, f"{fingerprint(raw):#018x}"),
+                (ok["size"], ok["align"], ok["fingerprint"]),
+            )
+
+    return test
+
+
+for _c in DESCRIPTORS["cases"]:
+    _attach(
+        DescriptorVectors, "descriptor " + _c["id"], "descriptors/" + _c["id"], _descriptor_test(_c)
+    )
+
+
+class SegmentVectors(ShmTestCase):
+    """Each base as created by this package (header fields, size, descriptor), and each crafted
+    segment's outcome at open: its shape, or the error's kind and reason."""
+
+
+def _base_test(base: Dict[str, Any]) -> Callable[[SegmentVectors], None]:
+    def test(self: SegmentVectors) -> None:
+        name = self.name("vec-base")
+        _create_base(name, base)
+        with open(os.path.join("/dev/shm", name), "rb") as f:
+            data = f.read()
+        self.assertEqual(len(data), base["size"])
+        got = {field: _header_get(data, field) for field in base["header"]}
+        want = {field: _int(v) for field, v in base["header"].items()}
+        self.assertEqual(got, want)
+        descriptor = _LAYOUT_BY_ID[base["layout"]]["descriptor"]
+        self.assertEqual(data[256 : 256 + len(descriptor) // 2].hex(), descriptor)
+
+    return test
+
+
+def _crafted(
+    self: ShmTestCase, file: Dict[str, Any], case: Dict[str, Any]
+) -> Tuple[str, Dict[str, int]]:
+    """Makes the base of ``case`` (named for ``self``'s tearDown to remove) and patches it."""
+    base = next(b for b in file["bases"] if b["id"] == case["base"])
+    regions = _regions(base)
+    name = self.name("vec")
+    _create_base(name, base)
+    _apply(os.path.join("/dev/shm", name), case.get("patch", {}), regions)
+    return name, regions
+
+
+def _segment_test(case: Dict[str, Any]) -> Callable[[SegmentVectors], None]:
+    def test(self: SegmentVectors) -> None:
+        name, _ = _crafted(self, SEGMENTS, case)
+        try:
+            seg = _open(name, case["open"])
+        except shm_core.ShmError as e:
+            got = f"{type(e).__name__}: {e}"
+            self.assertNotIn("ok", case, f"refused: {got}")
+            self.assertEqual(type(e).__name__, case["error"]["kind"], got)
+            self.assertIn(case["error"].get("reason", ""), str(e))
+            return
+        try:
+            self.assertNotIn("error", case, "opened")
+            self.assertEqual(
+                (seg.is_array, seg.count), (case["ok"]["array"], case["ok"]["count"])
+            )
+        finally:
+            seg.close()
+
+    return test
+
+
+for _file, _vectors in (("segments", SEGMENTS), ("journal", JOURNAL)):
+    for _b in _vectors["bases"]:
+        _key = f"{_file}/base {_b['id']}"
+        _attach(SegmentVectors, _key.replace("/", " "), _key, _base_test(_b))
+
+for _c in SEGMENTS["cases"]:
+    _attach(SegmentVectors, "segment " + _c["id"], "segments/" + _c["id"], _segment_test(_c))
+
+
+class JournalVectors(ShmTestCase):
+    """Each undo case: what a dead writer left, and the payload, ``seq`` and ``journal_len``
+    after a fresh opener's snapshot recovered it."""
+
+
+def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
+    def test(self: JournalVectors) -> None:
+        name, regions = _crafted(self, JOURNAL, case)
+        seg = shm_core.open(name)
+        try:
+            seg.snapshot(timeout=10)
+        finally:
+            seg.close()
+        with open(os.path.join("/dev/shm", name), "rb") as f:
+            data = f.read()
+        base = next(b for b in JOURNAL["bases"] if b["id"] == case["base"])
+        start, length = regions["payload"], base["header"]["payload_len"]
+        after = case["after"]
+        got = (
+            data[start : start + length].hex(),
+            _header_get(data, "seq"),
+            _header_get(data, "journal_len"),
+        )
+        self.assertEqual(got, (after["payload"], _int(after["seq"]), _int(after["journal_len"])))
+
+    return test
+
+
+for _c in JOURNAL["cases"]:
+    _attach(JournalVectors, "undo " + _c["id"], "journal/" + _c["id"], _journal_test(_c))
+
+
+if __name__ == "__main__":
+    unittest.main()

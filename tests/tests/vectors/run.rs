@@ -1,0 +1,256 @@
+//! What the vectors describe, done with shm-core: make a base segment, patch its bytes, open it,
+//! recover it. The checks and the generator both go through here, so the generator records
+//! exactly what the checks later compare.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use shm_core::inspect::RawSegment;
+use shm_core::{Array, Error, Options, Shared, SharedLayout};
+
+use crate::types::{self, Visit};
+
+/// `docs/vectors` in this repository.
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests package is inside the workspace")
+        .join("docs/vectors")
+}
+
+/// A vector file, parsed.
+pub fn load(file: &str) -> Value {
+    let path = vectors_dir().join(file);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A string field of a vector.
+pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{key}` is not a string in {v}"))
+}
+
+/// An integer field of a vector: a JSON number, or a string `0x...` for 64-bit values.
+pub fn int_of(v: &Value) -> u64 {
+    match v {
+        Value::Number(n) => n.as_u64().unwrap_or_else(|| panic!("{n} is not a u64")),
+        Value::String(s) if s.starts_with("0x") => {
+            u64::from_str_radix(&s[2..], 16).unwrap_or_else(|e| panic!("{s}: {e}"))
+        }
+        other => panic!("{other} is not an integer"),
+    }
+}
+
+/// Bytes from hex.
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex length: {s}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("{s}: {e}")))
+        .collect()
+}
+
+/// Hex from bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The header's fields as `segments.json` lists them: name, offset and width.
+pub struct HeaderFields(Vec<(String, usize, usize)>);
+
+impl HeaderFields {
+    pub fn from_json(table: &Value) -> HeaderFields {
+        let obj = table.as_object().expect("header_fields is an object");
+        HeaderFields(
+            obj.iter()
+                .map(|(name, at)| {
+                    let at = at.as_array().expect("[offset, width]");
+                    (
+                        name.clone(),
+                        int_of(&at[0]) as usize,
+                        int_of(&at[1]) as usize,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn find(&self, name: &str) -> (usize, usize) {
+        self.0
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|&(_, at, width)| (at, width))
+            .unwrap_or_else(|| panic!("no header field `{name}`"))
+    }
+
+    /// The value of field `name` in the object's bytes.
+    pub fn get(&self, bytes: &[u8], name: &str) -> u64 {
+        let (at, width) = self.find(name);
+        let mut b = [0u8; 8];
+        b[..width].copy_from_slice(&bytes[at..at + width]);
+        u64::from_le_bytes(b)
+    }
+
+    fn set(&self, bytes: &mut [u8], name: &str, v: u64) {
+        let (at, width) = self.find(name);
+        assert!(
+            width == 8 || v >> (8 * width) == 0,
+            "{v} does not fit in `{name}`"
+        );
+        bytes[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
+    }
+}
+
+/// Where a base segment's parts are, from its vector's `header`.
+pub struct Regions {
+    pub payload: usize,
+    pub payload_len: usize,
+    pub journal: usize,
+}
+
+impl Regions {
+    pub fn of_base(base: &Value) -> Regions {
+        let h = &base["header"];
+        Regions {
+            payload: int_of(&h["payload_offset"]) as usize,
+            payload_len: int_of(&h["payload_len"]) as usize,
+            journal: int_of(&h["journal_offset"]) as usize,
+        }
+    }
+
+    fn start(&self, region: &str) -> usize {
+        match region {
+            "object" => 0,
+            "descriptor" => 256,
+            "payload" => self.payload,
+            "journal_old" => self.journal,
+            "journal_new" => self.journal + self.payload_len,
+            other => panic!("unknown region `{other}`"),
+        }
+    }
+}
+
+/// The base segment `base` describes, made by shm-core under `name` (kept after its handle).
+pub fn create_base(name: &str, base: &Value) -> Result<(), Error> {
+    struct Create<'a> {
+        name: &'a str,
+        array: bool,
+        count: usize,
+    }
+    impl Visit for Create<'_> {
+        type Out = Result<(), Error>;
+        fn visit<T: SharedLayout + Default>(self) -> Self::Out {
+            let opts = Options::new().keep(true);
+            if self.array {
+                Array::<T>::create_zeroed_with(self.name, self.count, &opts).map(drop)
+            } else {
+                Shared::<T>::create_with(self.name, T::default(), &opts).map(drop)
+            }
+        }
+    }
+    let layout = str_of(base, "layout");
+    let create = Create {
+        name,
+        array: base["array"].as_bool().expect("`array` is a bool"),
+        count: int_of(&base["count"]) as usize,
+    };
+    types::visit(layout, create).unwrap_or_else(|| panic!("no Rust type for layout `{layout}`"))
+}
+
+/// Applies a vector's `patch` to the object at `path`: `chmod`, then `set` (header fields), then
+/// `write` (bytes at an offset in a region), then `truncate`.
+pub fn apply(path: &Path, patch: &Value, fields: &HeaderFields, regions: &Regions) {
+    let Some(patch) = patch.as_object() else {
+        assert!(patch.is_null(), "a patch is an object: {patch}");
+        return;
+    };
+    for key in patch.keys() {
+        assert!(
+            ["chmod", "set", "write", "truncate"].contains(&key.as_str()),
+            "unknown patch step `{key}`"
+        );
+    }
+    if let Some(mode) = patch.get("chmod") {
+        fs::set_permissions(path, fs::Permissions::from_mode(int_of(mode) as u32)).expect("chmod");
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open the object");
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).expect("read the object");
+    if let Some(set) = patch.get("set").and_then(Value::as_object) {
+        for (name, v) in set {
+            fields.set(&mut bytes, name, int_of(v));
+        }
+    }
+    for w in patch
+        .get("write")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let at = regions.start(str_of(w, "region")) + int_of(&w["at"]) as usize;
+        let data = unhex(str_of(w, "hex"));
+        bytes[at..at + data.len()].copy_from_slice(&data);
+    }
+    file.seek(SeekFrom::Start(0)).expect("seek");
+    file.write_all(&bytes).expect("write the object");
+    if let Some(n) = patch.get("truncate") {
+        file.set_len(int_of(n)).expect("truncate");
+    }
+}
+
+/// What an opener got: whether the segment is an array and its element count, or the error.
+pub type Opened = Result<(bool, usize), Error>;
+
+/// Opens `name` as a vector's `open` says: `as` is `any` (no type: `RawSegment`), `single`
+/// (`Shared<T>`) or `array` (`Array<T>`), `T` the layout `expect`; `wait_ms` bounds the wait for
+/// a segment that is not ready (default 100).
+pub fn open(name: &str, how: &Value) -> Opened {
+    struct Open<'a> {
+        name: &'a str,
+        array: bool,
+        opts: Options,
+    }
+    impl Visit for Open<'_> {
+        type Out = Opened;
+        fn visit<T: SharedLayout + Default>(self) -> Self::Out {
+            if self.array {
+                Array::<T>::open_with(self.name, &self.opts).map(|a| (true, a.len()))
+            } else {
+                Shared::<T>::open_with(self.name, &self.opts).map(|_| (false, 1))
+            }
+        }
+    }
+    let wait = how.get("wait_ms").map_or(100, int_of);
+    let opts = Options::new().wait(Duration::from_millis(wait));
+    let expect = how.get("expect").and_then(Value::as_str);
+    match (str_of(how, "as"), expect) {
+        ("any", None) => RawSegment::open_with(name, &opts).map(|r| (r.is_array(), r.len())),
+        (shape @ ("single" | "array"), Some(layout)) => {
+            let open = Open {
+                name,
+                array: shape == "array",
+                opts,
+            };
+            types::visit(layout, open)
+                .unwrap_or_else(|| panic!("no Rust type for layout `{layout}`"))
+        }
+        _ => panic!("`open` is `any` without `expect`, or `single`/`array` with one: {how}"),
+    }
+}
+
+/// A fresh opener's snapshot of `name`, which recovers what a dead writer left; `Err` if it
+/// cannot open or read it.
+pub fn recover(name: &str) -> Result<(), Error> {
+    let raw = RawSegment::open_with(name, &Options::new())?;
+    raw.snapshot().map(drop)
+}
