@@ -105,6 +105,22 @@ pub struct LockState {
     pub depth: usize,
     pub held: Option<Held>,
     pub poisoned: bool,
+    /// The thread running a call that holds the lock (``update()``, ``clear_poison()``) and
+    /// calls back into Python: from there, the lock cannot be taken or released again.
+    pub in_call: Option<ThreadId>,
+}
+
+impl LockState {
+    /// `RuntimeError` if this thread is inside a call that holds the lock of segment `name`:
+    /// taking it again would wait for itself (Rust's `lock()` panics there).
+    pub fn refuse_inside_call(&self, name: &str) -> PyResult<()> {
+        if self.in_call == Some(std::thread::current().id()) {
+            return Err(PyRuntimeError::new_err(format!(
+                "segment `{name}`: this thread is inside update() of this segment, which holds its lock: the lock cannot be taken or released from there"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A timeout in seconds as Python gives it: `None` waits as long as it takes; negative or NaN
@@ -160,6 +176,7 @@ impl Lock {
                 depth: 0,
                 held: None,
                 poisoned: false,
+                in_call: None,
             })),
             timeout: None,
         }
@@ -188,6 +205,7 @@ impl Lock {
         let me = std::thread::current().id();
         {
             let mut st = self.state();
+            st.refuse_inside_call(&self.slot.name)?;
             if st.owner == Some(me) {
                 st.depth += 1;
                 return Ok(true);
@@ -226,6 +244,7 @@ impl Lock {
     fn release(&self) -> PyResult<()> {
         let held = {
             let mut st = self.state();
+            st.refuse_inside_call(&self.slot.name)?;
             if st.owner != Some(std::thread::current().id()) {
                 return Err(PyRuntimeError::new_err(format!(
                     "segment `{}`: release of a lock this thread does not hold",

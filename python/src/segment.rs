@@ -449,8 +449,22 @@ impl SegmentBase {
     ) -> PyResult<R> {
         let lock = self.lock_obj(py)?.get();
         let me = std::thread::current().id();
+        // `f` may call back into Python, which must not take or release the lock meanwhile:
+        // `in_call` says so until this returns.
+        struct InCall<'a>(&'a Lock);
+        impl Drop for InCall<'_> {
+            fn drop(&mut self) {
+                self.0.state().in_call = None;
+            }
+        }
+        let run = |held: &Held| {
+            lock.state().in_call = Some(me);
+            let _in_call = InCall(lock);
+            f(held)
+        };
         let taken = {
             let mut st = lock.state();
+            st.refuse_inside_call(&self.slot.name)?;
             if st.owner == Some(me) {
                 st.depth += 1;
                 st.held.take()
@@ -460,7 +474,7 @@ impl SegmentBase {
         };
         match taken {
             Some(held) => {
-                let r = f(&held);
+                let r = run(&held);
                 let mut st = lock.state();
                 st.depth -= 1;
                 if st.owner == Some(me) && st.depth > 0 {
@@ -477,7 +491,7 @@ impl SegmentBase {
                 let start = timeout.map(|_| Instant::now());
                 let handle = self.slot.handle()?;
                 match acquire(py, handle.clone(), true, deadline(timeout))? {
-                    Some((held, _)) => f(&held),
+                    Some((held, _)) => run(&held),
                     None => Err(errors::lock_timeout(
                         py,
                         &self.slot.name,
@@ -1206,7 +1220,9 @@ impl SegmentBase {
     /// journaled, and leaves the poisoning in place: only ``clear_poison()`` clears it. A
     /// process killed in the middle of the stores leaves a journal from which the next locker
     /// or reader, in any language, rolls the update back, which poisons nothing. Works inside
-    /// ``with get_lock()``.
+    /// ``with get_lock()``; inside ``fn``, taking or releasing this segment's lock again
+    /// (``get_lock()``, ``update()``, ``clear_poison()``) raises ``RuntimeError``, as it would
+    /// wait for itself.
     #[pyo3(signature = (r#fn = None, /, *, timeout = None, **fields))]
     fn update<'py>(
         &self,

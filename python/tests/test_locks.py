@@ -278,6 +278,44 @@ class LockApiTest(ShmTestCase):
         with self.assertRaises(RuntimeError):
             lock.release()
 
+    def test_the_lock_cannot_be_taken_again_inside_an_update_function(self):
+        # It would wait for itself: refused at once, as Rust's lock() panics inside update().
+        v = self.keep(shm_core.Value("q", 1, name=self.name("inside")))
+        attempts = [
+            lambda x: v.get_lock().acquire(timeout=5),
+            lambda x: v.update(lambda y: y, timeout=5),
+            lambda x: v.clear_poison(timeout=5),
+            lambda x: v.get_lock().release(),
+        ]
+        for i, attempt in enumerate(attempts):
+            for outer in (False, True):
+                with self.assertRaises(RuntimeError, msg=f"attempt {i}") as cm:
+                    if outer:
+                        with v.get_lock():
+                            v.update(lambda x: (attempt(x), x + 1)[1])
+                    else:
+                        v.update(lambda x: (attempt(x), x + 1)[1])
+                self.assertIn("inside update()", str(cm.exception))
+                # The failed function stored nothing, poisoned the segment, and left the lock
+                # free: another thread takes it at once.
+                self.assertEqual(v.value, 1)
+                self.assertFalse(v.get_lock().held(), f"attempt {i}")
+                got = []
+
+                def take_and_release():
+                    lock = v.get_lock()
+                    got.append(lock.acquire(timeout=5))
+                    if got[-1]:
+                        got.append(lock.poisoned)
+                        lock.release()
+
+                t = threading.Thread(target=take_and_release)
+                t.start()
+                t.join()
+                self.assertEqual(got, [True, True], f"attempt {i}")
+                self.assertTrue(v.poisoned)
+                v.clear_poison()
+
     def test_a_failing_update_stores_nothing_and_poisons(self):
         a = self.keep(shm_core.Array("i", [1, 2, 3], name=self.name("fail")))
 
