@@ -80,8 +80,8 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-// The accessor and its hand-written equivalent, kept out of line so that their instructions can
-// be compared in `cargo rustc --release -p perf --example compare -- --emit asm`
+// The accessors and their hand-written equivalents, kept out of line so that their instructions
+// can be compared in `cargo rustc --release -p perf --example compare -- --emit asm`
 // (docs/PERFORMANCE.md shows both).
 
 /// `fetch_add` on a field through the generated twin.
@@ -128,6 +128,27 @@ pub fn raw_store(payload: &*mut u8, v: u64) {
     let n =
         unsafe { AtomicU64::from_ptr(payload.add(core::mem::offset_of!(AtomicCounter, n)).cast()) };
     n.store(v, Ordering::Relaxed)
+}
+
+/// `snapshot` through the crate, as every caller compiles it (it is always inlined): both
+/// fields of one consistent copy.
+#[inline(never)]
+pub fn twin_snapshot(c: &Shared<Counter>) -> (u64, u64) {
+    let s = c.snapshot();
+    (s.n, s.other)
+}
+
+/// The same two relaxed loads by hand, without the seqlock: not consistent, the baseline.
+#[inline(never)]
+pub fn raw_loads(payload: &*mut u8) -> (u64, u64) {
+    // SAFETY: as in `raw_fetch_add`, for `n` at offset 0 and `other` at 8.
+    let (n, other) = unsafe {
+        (
+            AtomicU64::from_ptr(payload.cast()),
+            AtomicU64::from_ptr(payload.add(8).cast()),
+        )
+    };
+    (n.load(Ordering::Relaxed), other.load(Ordering::Relaxed))
 }
 
 /// A raw mapping made by hand, as (c) uses: a bare `shared_memory` object holding one `u64`.
@@ -477,6 +498,8 @@ fn parent(args: &Args) -> Result<(), Error> {
     std::hint::black_box(raw_load as fn(&*mut u8) -> u64);
     std::hint::black_box(twin_store as fn(&Shared<Counter>, u64));
     std::hint::black_box(raw_store as fn(&*mut u8, u64));
+    std::hint::black_box(twin_snapshot as fn(&Shared<Counter>) -> (u64, u64));
+    std::hint::black_box(raw_loads as fn(&*mut u8) -> (u64, u64));
 
     field_ops()?;
 
