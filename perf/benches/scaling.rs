@@ -112,21 +112,31 @@ impl Mode {
 }
 
 /// Slots of the control array: workers ready, the start flag, the writer's stop flag, then one
-/// finish time per worker.
+/// finish time per worker, then the CPU time each worker spent in its loop.
 const READY: usize = 0;
 const GO: usize = 1;
 const STOP: usize = 2;
 const FINISH: usize = 3;
 
-/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
-fn now_ns() -> u64 {
+/// `clock` in nanoseconds.
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `t` is a valid, writable timespec; CLOCK_MONOTONIC exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    // SAFETY: `t` is a valid, writable timespec; both clocks used here exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut t) };
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// `CLOCK_MONOTONIC`: one clock for every process of the machine.
+fn now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// The CPU time this thread has used.
+fn cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// A default process-shared pthread mutex and a counter in a bare `shared_memory` mapping.
@@ -195,6 +205,7 @@ fn names(prefix: &str) -> [String; 5] {
 fn worker(mode: Mode, prefix: &str, index: usize, ops: u64) -> Result<(), Error> {
     let [ctl, counters, slots, block, raw] = names(prefix);
     let ctl = Array::<u64>::open(&ctl)?;
+    let procs = (ctl.len() - FINISH) / 2;
     let counters = Shared::<Counters>::open(&counters)?;
     let slots = Array::<Slot>::open(&slots)?;
     let block = Shared::<Block>::open(&block)?;
@@ -202,14 +213,17 @@ fn worker(mode: Mode, prefix: &str, index: usize, ops: u64) -> Result<(), Error>
     let writer = index == usize::MAX;
     let finish = if writer {
         None
+    } else if index < procs {
+        Some((&ctl[FINISH + index], &ctl[FINISH + procs + index]))
     } else {
-        Some(ctl.get(FINISH + index).ok_or("worker index out of range")?)
+        return Err("worker index out of range".into());
     };
     ctl[READY].fetch_add(1, Ordering::AcqRel);
     while ctl[GO].load(Ordering::Acquire) == 0 {
         std::thread::yield_now();
     }
     let mut torn = 0u64;
+    let cpu = cpu_ns();
     match mode {
         Mode::FetchAdd => {
             for _ in 0..ops {
@@ -246,8 +260,9 @@ fn worker(mode: Mode, prefix: &str, index: usize, ops: u64) -> Result<(), Error>
             }
         }
     }
-    if let Some(slot) = finish {
-        slot.store(now_ns(), Ordering::Release);
+    if let Some((end, used)) = finish {
+        used.store(cpu_ns() - cpu, Ordering::Relaxed);
+        end.store(now_ns(), Ordering::Release);
     }
     if torn != 0 {
         return Err(format!("{torn} torn snapshots").into());
@@ -269,12 +284,19 @@ impl Drop for Children {
     }
 }
 
-/// One run of `mode` with `procs` workers; returns million operations per second, all workers
-/// together.
-fn run(mode: Mode, procs: usize, ops: u64) -> Result<f64, Error> {
+/// The figures of one run.
+struct Figures {
+    /// Million operations per second, all workers together.
+    mops: f64,
+    /// CPU nanoseconds the workers spent per operation.
+    cpu_ns: f64,
+}
+
+/// One run of `mode` with `procs` workers.
+fn run(mode: Mode, procs: usize, ops: u64) -> Result<Figures, Error> {
     let prefix = format!("shm-scaling-{}", std::process::id());
     let [ctl_n, counters_n, slots_n, block_n, raw_n] = names(&prefix);
-    let ctl = Array::<u64>::create_zeroed(&ctl_n, FINISH + procs)?;
+    let ctl = Array::<u64>::create_zeroed(&ctl_n, FINISH + 2 * procs)?;
     let counters = Shared::<Counters>::create(
         &counters_n,
         Counters {
@@ -342,7 +364,13 @@ fn run(mode: Mode, procs: usize, ops: u64) -> Result<f64, Error> {
     if counted != total {
         return Err(format!("{}: counted {counted}, expected {total}", mode.arg()).into());
     }
-    Ok(total as f64 / end.saturating_sub(start).max(1) as f64 * 1e3)
+    let cpu: u64 = (0..procs)
+        .map(|i| ctl[FINISH + procs + i].load(Ordering::Relaxed))
+        .sum();
+    Ok(Figures {
+        mops: total as f64 / end.saturating_sub(start).max(1) as f64 * 1e3,
+        cpu_ns: cpu as f64 / total as f64,
+    })
 }
 
 struct Args {
@@ -399,16 +427,19 @@ fn parse_args(args: &[String]) -> Result<Args, Error> {
 
 fn parent(args: &Args) -> Result<(), Error> {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let header = || {
+        print!("{:>3}", "P");
+        for m in Mode::ALL {
+            print!(" | {:>30}", m.label());
+        }
+        println!();
+        println!("{}", "-".repeat(3 + 33 * Mode::ALL.len()));
+    };
     println!(
         "{cpus} CPUs; million operations per second, all processes together: median (min-max) of {} runs",
         args.runs
     );
-    print!("{:>3}", "P");
-    for m in Mode::ALL {
-        print!(" | {:>30}", m.label());
-    }
-    println!();
-    println!("{}", "-".repeat(3 + 33 * Mode::ALL.len()));
+    header();
     let mut series: Vec<Series> = Mode::ALL
         .iter()
         .map(|m| Series {
@@ -416,22 +447,36 @@ fn parent(args: &Args) -> Result<(), Error> {
             points: Vec::new(),
         })
         .collect();
+    let mut cpu_rows = Vec::new();
     for &p in &args.procs {
-        let mut samples = vec![Vec::new(); Mode::ALL.len()];
+        let mut mops = vec![Vec::new(); Mode::ALL.len()];
+        let mut cpu = vec![Vec::new(); Mode::ALL.len()];
         for r in 0..args.runs {
             // The workloads take turns, starting with another one each run.
             for k in 0..Mode::ALL.len() {
                 let i = (r + k) % Mode::ALL.len();
                 let m = Mode::ALL[i];
                 let ops = (m.ops() * args.scale).max(1.0) as u64;
-                samples[i].push(run(m, p, ops)?);
+                let f = run(m, p, ops)?;
+                mops[i].push(f.mops);
+                cpu[i].push(f.cpu_ns);
             }
         }
         print!("{p:>3}");
-        for (i, s) in samples.iter().enumerate() {
+        for (i, s) in mops.iter().enumerate() {
             let sp = Spread::of(s);
             print!(" | {:>30}", sp.range(1));
             series[i].points.push((p as f64, sp));
+        }
+        println!();
+        cpu_rows.push((p, cpu));
+    }
+    println!("\nCPU nanoseconds per operation, all processes' CPU time over all operations: median (min-max)");
+    header();
+    for (p, cpu) in cpu_rows {
+        print!("{p:>3}");
+        for s in &cpu {
+            print!(" | {:>30}", Spread::of(s).range(1));
         }
         println!();
     }
