@@ -84,6 +84,7 @@ from ._format import (
     Descriptor,
     DescriptorError,
     Field,
+    Variant,
     fingerprint,
 )
 from ._segment import (
@@ -125,6 +126,7 @@ __all__ = [
     "StructView",
     "Timeout",
     "Value",
+    "Variant",
     "create",
     "fingerprint",
     "open",

@@ -1,4 +1,4 @@
-"""The segment format (docs/FORMAT.md, version 1): header offsets, type codes, the layout
+"""The segment format (docs/FORMAT.md, version 2): header offsets, type codes, the layout
 descriptor and its fingerprint. Pure data: nothing here touches shared memory."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import struct
 import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"SHMCORE\0"
 HEADER_SIZE = 256
 MAX_DESCRIPTOR_LEN = 64 * 1024
@@ -47,6 +47,13 @@ FLAG_KEEP = 1 << 1
 TAG_PRIMITIVE = 0x50  # 'P'
 TAG_ARRAY = 0x41  # 'A'
 TAG_STRUCT = 0x53  # 'S'
+TAG_ENUM = 0x45  # 'E'
+TAG_TEXT = 0x54  # 'T'
+
+#: A text's length word: a u32 before its bytes.
+TEXT_LEN_SIZE = 4
+#: The most bytes a text can hold: what its u32 length counts.
+MAX_TEXT_CAPACITY = (1 << 32) - 1
 
 # The header is in the byte order of the machines sharing it; this module is for little-endian
 # 64-bit hosts (x86_64), which is what the fingerprint below folds in.
@@ -165,15 +172,33 @@ class Field(NamedTuple):
     type: "Descriptor"
 
 
+class Variant(NamedTuple):
+    """One variant of an enum descriptor: its name and its number."""
+
+    name: str
+    value: int
+
+
+def _text_size(capacity: int) -> int:
+    """The size of a text of ``capacity`` bytes: the u32 length, the bytes, rounded up to 4."""
+    return -(-(TEXT_LEN_SIZE + capacity) // TEXT_LEN_SIZE) * TEXT_LEN_SIZE
+
+
 class Descriptor:
     """The layout of a type in a segment, read without the Rust type.
 
     ``kind`` is ``"primitive"`` (``code`` is its :class:`Code`), ``"array"`` (``elem`` and
-    ``length``) or ``"struct"`` (``fields``, a tuple of :class:`Field`). ``str()`` spells it as
-    Rust source does: ``f64``, ``[[f32; 4]; 4]``, ``Stats``.
+    ``length``), ``"struct"`` (``fields``, a tuple of :class:`Field`), ``"enum"`` (``code``, the
+    repr's integer :class:`Code`, ``variants``, a tuple of :class:`Variant`, and ``default``,
+    the index of the variant a number that is no variant reads as) or ``"text"`` (``length``
+    is its capacity in bytes). ``str()`` spells it as Rust source does: ``f64``,
+    ``[[f32; 4]; 4]``, ``Stats``, ``State``, ``Text<64>``.
     """
 
-    __slots__ = ("name", "size", "align", "kind", "code", "elem", "length", "fields", "_enc")
+    __slots__ = (
+        "name", "size", "align", "kind", "code", "elem", "length", "fields", "variants",
+        "default", "_enc",
+    )
 
     def __init__(
         self,
@@ -185,6 +210,8 @@ class Descriptor:
         elem: Optional["Descriptor"] = None,
         length: int = 0,
         fields: Sequence[Field] = (),
+        variants: Sequence[Variant] = (),
+        default: int = 0,
     ) -> None:
         self.name = name
         self.size = size
@@ -194,6 +221,8 @@ class Descriptor:
         self.elem = elem
         self.length = length
         self.fields: Tuple[Field, ...] = tuple(fields)
+        self.variants: Tuple[Variant, ...] = tuple(variants)
+        self.default = default
         self._enc: Optional[bytes] = None
 
     # -- construction ---------------------------------------------------------------------
@@ -212,6 +241,47 @@ class Descriptor:
         if length < 0:
             raise ValueError("an array length cannot be negative")
         return cls("", elem.size * length, elem.align, "array", elem=elem, length=length)
+
+    @classmethod
+    def enum(
+        cls,
+        name: str,
+        repr: str,
+        variants: Sequence[Union[str, Tuple[str, int]]],
+        default: Union[str, int] = 0,
+    ) -> "Descriptor":
+        """The descriptor of a fieldless enum with the integer ``#[repr]`` ``repr`` (a type code
+        such as ``'B'`` or a Rust name such as ``'u8'``), as ``#[derive(SharedLayout)]`` writes
+        it: ``variants`` in declaration order, each a name (numbered as Rust numbers them: one
+        more than the previous) or ``(name, value)``; ``default`` the ``#[default]`` variant, by
+        name or index. ``Descriptor.enum("State", "u8", ["Idle", "Busy"])``."""
+        rust = {c.rust: c.letter for c in CODES.values()}
+        code = canonical_code(rust.get(repr, repr))
+        if code.letter not in INT_RANGES:
+            raise ValueError(f"an enum's repr is an integer type, not {code.rust}")
+        placed: List[Variant] = []
+        nxt = 0
+        for v in variants:
+            vname, value = (v, nxt) if isinstance(v, str) else v
+            placed.append(Variant(vname, value))
+            nxt = value + 1
+        if isinstance(default, str):
+            names = [v.name for v in placed]
+            if default not in names:
+                raise ValueError(f"the default `{default}` is not a variant of {name}")
+            default = names.index(default)
+        d = cls(
+            name, code.size, code.size, "enum", code=code, variants=placed, default=default
+        )
+        Descriptor.parse(d.encode())  # the checks a reader makes: ranges, distinct, default
+        return d
+
+    @classmethod
+    def text(cls, capacity: int) -> "Descriptor":
+        """The descriptor of ``Text<capacity>``: UTF-8 text of at most ``capacity`` bytes."""
+        if not 0 <= capacity <= MAX_TEXT_CAPACITY:
+            raise ValueError(f"a text's capacity is 0 to {MAX_TEXT_CAPACITY} bytes, not {capacity}")
+        return cls("", _text_size(capacity), TEXT_LEN_SIZE, "text", length=capacity)
 
     @classmethod
     def struct(
@@ -254,7 +324,13 @@ class Descriptor:
     def _encode_into(self, out: bytearray, depth: int) -> None:
         if depth > MAX_DEPTH:
             raise ValueError(f"a layout nests arrays and structs more than {MAX_DEPTH} deep")
-        tag = {"primitive": TAG_PRIMITIVE, "array": TAG_ARRAY, "struct": TAG_STRUCT}[self.kind]
+        tag = {
+            "primitive": TAG_PRIMITIVE,
+            "array": TAG_ARRAY,
+            "struct": TAG_STRUCT,
+            "enum": TAG_ENUM,
+            "text": TAG_TEXT,
+        }[self.kind]
         out += struct.pack("<BQQ", tag, self.size, self.align)
         _put_name(out, self.name)
         if self.kind == "primitive":
@@ -264,6 +340,15 @@ class Descriptor:
             assert self.elem is not None
             out += struct.pack("<Q", self.length)
             self.elem._encode_into(out, depth + 1)
+        elif self.kind == "enum":
+            assert self.code is not None
+            out += self.code.letter.encode("ascii")
+            out += struct.pack("<II", self.default, len(self.variants))
+            for v in self.variants:
+                _put_name(out, v.name)
+                out += struct.pack("<Q", v.value & _MASK64)  # two's complement, sign-extended
+        elif self.kind == "text":
+            out += struct.pack("<Q", self.length)
         else:
             out += struct.pack("<I", len(self.fields))
             for f in self.fields:
@@ -308,7 +393,16 @@ class Descriptor:
             return self.code.rust  # type: ignore[union-attr]
         if self.kind == "array":
             return f"[{self.elem}; {self.length}]"
+        if self.kind == "text":
+            return f"Text<{self.length}>"
         return self.name
+
+    def variant_of(self, value: int) -> Optional[Variant]:
+        """The variant of an enum whose number is ``value``, if there is one."""
+        for v in self.variants:
+            if v.value == value:
+                return v
+        return None
 
     def __repr__(self) -> str:
         if self.kind == "struct":
@@ -330,9 +424,11 @@ def _put_name(out: bytearray, name: str) -> None:
     out += raw
 
 
-# The fewest bytes a node can take (tag, size, align, name length, a primitive's code), and a field.
+# The fewest bytes a node can take (tag, size, align, name length, a primitive's code), a field,
+# and an enum's variant (name length, value).
 _MIN_NODE_LEN = 1 + 8 + 8 + 1 + 1
 _MIN_FIELD_LEN = 1 + 8 + _MIN_NODE_LEN
+_MIN_VARIANT_LEN = 1 + 8
 
 
 class _Reader:
@@ -429,7 +525,64 @@ class _Reader:
                 end = field_end
                 fields.append(Field(fname, offset, ty))
             return Descriptor(name, size, align, "struct", fields=fields)
+        if tag == TAG_ENUM:
+            return self.enum(name, size, align)
+        if tag == TAG_TEXT:
+            capacity = self.u64()
+            if capacity > MAX_TEXT_CAPACITY:
+                raise self.fail(
+                    f"a text of capacity {capacity} is longer than its u32 length can count"
+                )
+            want = _text_size(capacity)
+            if size != want or align != TEXT_LEN_SIZE:
+                raise self.fail(
+                    f"a text of capacity {capacity} must have size {want} and alignment"
+                    f" {TEXT_LEN_SIZE}, not {size} and {align}"
+                )
+            return Descriptor(name, size, align, "text", length=capacity)
         raise DescriptorError(at, f"unknown node tag {tag:#04x}")
+
+    def enum(self, name: str, size: int, align: int) -> Descriptor:
+        code_at = self.pos
+        byte = self.u8()
+        code = CODES.get(chr(byte))
+        if code is None or code.letter not in INT_RANGES:
+            raise DescriptorError(
+                code_at, f"an enum's repr must be an integer type code, not {byte:#04x}"
+            )
+        if size != code.size or align != code.size:
+            raise self.fail(
+                f"an enum of repr {code.rust} must have size and alignment {code.size},"
+                f" not {size} and {align}"
+            )
+        default = self.u32()
+        count = self.u32()
+        if count == 0:
+            raise self.fail("an enum has no variants")
+        if count * _MIN_VARIANT_LEN > self.remaining():
+            raise self.fail(f"{count} variants cannot fit in what remains")
+        if default >= count:
+            raise self.fail(f"the default variant {default} is not one of the {count} variants")
+        lo, hi = INT_RANGES[code.letter]
+        variants: List[Variant] = []
+        for _ in range(count):
+            vname = self.name()
+            raw = self.u64()
+            # Sign-extended for a signed repr: read as an i64 then.
+            value = raw - (1 << 64) if lo < 0 and raw >= 1 << 63 else raw
+            if not lo <= value <= hi:
+                raise self.fail(f"variant `{vname}` has the value {raw:#x}, which is no {code.rust}")
+            if any(v.name == vname for v in variants):
+                raise self.fail(f"variant `{vname}` appears twice")
+            twin = next((v for v in variants if v.value == value), None)
+            if twin is not None:
+                raise self.fail(
+                    f"variants `{twin.name}` and `{vname}` have the same value {value}"
+                )
+            variants.append(Variant(vname, value))
+        return Descriptor(
+            name, size, align, "enum", code=code, variants=variants, default=default
+        )
 
 
 def _path(prefix: str, name: str) -> str:
@@ -444,6 +597,13 @@ def _diff(found: Descriptor, want: Descriptor, path: str) -> Optional[str]:
         return None
     if found.kind == "array" and want.kind == "array" and found.length == want.length:
         return _diff(found.elem, want.elem, f"{path}[]")  # type: ignore[arg-type]
+    if found.kind == "text" and want.kind == "text" and found.length == want.length:
+        return None
+    if found.kind == "enum" and want.kind == "enum":
+        if found.name != want.name:
+            return at(f"segment holds `{found.name}`, this program expects `{want.name}`")
+        d = _diff_enum(found, want)
+        return None if d is None else at(d)
     if found.kind == "struct" and want.kind == "struct":
         if found.name != want.name:
             return at(f"segment holds `{found.name}`, this program expects `{want.name}`")
@@ -494,3 +654,40 @@ def _diff(found: Descriptor, want: Descriptor, path: str) -> Optional[str]:
             )
         return None
     return at(f"segment holds {found}, this program expects {want}")
+
+
+def _diff_enum(found: Descriptor, want: Descriptor) -> Optional[str]:
+    """How an enum in a segment differs from the expected one of the same name, naming the
+    first variant that differs, in the words of Rust's ``LayoutMismatch``."""
+    name = want.name
+    if found.code != want.code:
+        return (
+            f"`{name}` is stored as {found.code.rust} in the segment, this program stores it"  # type: ignore[union-attr]
+            f" as {want.code.rust}"  # type: ignore[union-attr]
+        )
+    by_name = {v.name: v for v in found.variants}
+    for w in want.variants:
+        f = by_name.get(w.name)
+        if f is None:
+            return f"variant `{w.name}` of `{name}` ({w.value}) is missing from the segment"
+        if f.value != w.value:
+            return f"variant `{w.name}` of `{name}` is {f.value} in the segment, {w.value} in this program"
+    wanted = {w.name for w in want.variants}
+    for f in found.variants:
+        if f.name not in wanted:
+            return (
+                f"the segment's `{name}` has variant `{f.name}` ({f.value}), which this program"
+                " does not know"
+            )
+    for f, w in zip(found.variants, want.variants):
+        if f.name != w.name:
+            return (
+                f"the variants of `{name}` are in another order: the segment has `{f.name}` where"
+                f" this program has `{w.name}`"
+            )
+    if found.default != want.default:
+        return (
+            f"the default variant of `{name}` is `{found.variants[found.default].name}` in the"
+            f" segment, `{want.variants[want.default].name}` in this program"
+        )
+    return None

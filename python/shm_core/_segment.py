@@ -88,6 +88,7 @@ from ._format import (
     PAYLOAD_ALIGN,
     STATE_INITIALIZING,
     STATE_READY,
+    TEXT_LEN_SIZE,
     Code,
     Descriptor,
     DescriptorError,
@@ -319,6 +320,65 @@ def _char(v: int) -> str:
     return chr(v) if v < 0xD800 or 0xE000 <= v <= 0x10FFFF else "\ufffd"
 
 
+def _scalar(desc: Descriptor) -> bool:
+    """Whether ``desc`` is read and written as one Python value: a primitive (a number, a bool,
+    a one-character str), an enum (its variant's name) or a text (a str)."""
+    return desc.kind in ("primitive", "enum", "text")
+
+
+def _utf8_prefix(raw: bytes) -> str:
+    """The longest prefix of ``raw`` that is UTF-8, decoded: how a text that another process
+    may have filled with anything reads (docs/FORMAT.md, the text node)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return raw[: e.start].decode("utf-8")
+
+
+def _enum_raw(desc: Descriptor, value: Any, path: str) -> int:
+    """The number to store for the variant named ``value`` of the enum ``desc``; raises
+    ``TypeError`` or ``ValueError`` (naming the field and the variants) before anything is
+    written."""
+    where = f"`{path}` ({desc.name})" if path else desc.name
+    if not isinstance(value, str):
+        raise TypeError(f"{where} takes a variant's name (a str), not {type(value).__name__}")
+    for v in desc.variants:
+        if v.name == value:
+            return v.value
+    names = ", ".join(v.name for v in desc.variants)
+    raise ValueError(f"{where} has no variant {value!r}; its variants are {names}")
+
+
+def _text_raw(desc: Descriptor, value: Any, path: str) -> bytes:
+    """The UTF-8 bytes to store for the str ``value`` in the text ``desc``; raises ``TypeError``
+    or ``ValueError`` (naming the field and its capacity) before anything is written."""
+    where = f"`{path}` ({desc})" if path else str(desc)
+    if not isinstance(value, str):
+        raise TypeError(f"{where} takes a str, not {type(value).__name__}")
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{where}: {value!r} is not valid Unicode text ({e.reason})") from None
+    if len(raw) > desc.length:
+        raise ValueError(
+            f"{where} holds at most {desc.length} bytes of UTF-8; {value!r} is {len(raw)} bytes"
+        )
+    return raw
+
+
+def _text_stores(desc: Descriptor, off: int, old: bytes, new: bytes, out: List["Store"]) -> None:
+    """Stores that turn the text ``old`` at ``off`` into ``new``: each byte that differs (zeros
+    after the text), then the length if it differs, as Rust's ``AtomicText`` stores them."""
+    cap = desc.length
+    old_p, new_p = old.ljust(cap, b"\0"), new.ljust(cap, b"\0")
+    base = off + TEXT_LEN_SIZE
+    for i in range(cap):
+        if old_p[i] != new_p[i]:
+            out.append(("B", base + i, new_p[i]))
+    if len(old) != len(new):
+        out.append(("I", off // TEXT_LEN_SIZE, len(new)))
+
+
 def _shape(desc: Descriptor) -> Tuple[Tuple[int, ...], Descriptor]:
     """``[[T; 3]; 2]`` -> ``((2, 3), T)``."""
     dims = []
@@ -340,7 +400,25 @@ Reader = Callable[[Dict[str, memoryview], int], Any]
 
 def _reader(desc: Descriptor) -> Reader:
     """A function ``(views, offset) -> value`` reading ``desc`` at ``offset`` of the mapping:
-    a scalar, a (nested) list or a dict, every primitive read with one load."""
+    a scalar, a (nested) list or a dict, every primitive read with one load; an enum as its
+    variant's name (a number that is no variant's as the default variant's, as Rust's ``load``
+    reads it), a text as a str."""
+    if desc.kind == "enum":
+        code = desc.code
+        assert code is not None
+        fmt, size = code.fmt, code.size
+        names = {v.value: v.name for v in desc.variants}
+        default = desc.variants[desc.default].name
+        return lambda vs, off: names.get(vs[fmt][off // size], default)
+    if desc.kind == "text":
+        cap = desc.length
+
+        def read_text(vs: Dict[str, memoryview], off: int) -> str:
+            n = min(vs["I"][off // TEXT_LEN_SIZE], cap)
+            start = off + TEXT_LEN_SIZE
+            return _utf8_prefix(bytes(vs["B"][start : start + n].tolist()))
+
+        return read_text
     if desc.kind == "primitive":
         code = desc.code
         assert code is not None
@@ -381,7 +459,16 @@ Copier = Callable[[Dict[str, memoryview], int, Dict[str, memoryview], int], None
 def _copier(desc: Descriptor) -> Copier:
     """A function ``(src, src_off, dst, dst_off)`` copying every primitive of ``desc`` with one
     load and one store each (runs of primitives through ``tolist``, also one load each)."""
-    if desc.kind == "primitive":
+    if desc.kind == "text":
+        cap = desc.length
+
+        def text(src, so, dst, do):
+            dst["I"][do // TEXT_LEN_SIZE] = src["I"][so // TEXT_LEN_SIZE]
+            s0, d0 = so + TEXT_LEN_SIZE, do + TEXT_LEN_SIZE
+            dst["B"][d0 : d0 + cap] = array.array("B", src["B"][s0 : s0 + cap].tolist())
+
+        return text
+    if desc.kind in ("primitive", "enum"):
         code = desc.code
         assert code is not None
         fmt, size = code.fmt, code.size
@@ -482,9 +569,19 @@ def _index(i: Any, n: int, path: str) -> int:
 def _plan_assign(desc: Descriptor, off: int, value: Any, path: str, out: List[Store]) -> None:
     """Stores for setting ``desc`` at ``off`` to ``value``: a scalar; a sequence of the array's
     length or a mapping ``{index: value}``; a mapping ``{field: value}`` (fields left out are
-    left alone)."""
+    left alone). An enum takes a variant's name, a text a str."""
     if desc.kind == "primitive":
         _store_prim(desc.code, off, value, path, out)  # type: ignore[arg-type]
+    elif desc.kind == "enum":
+        code = desc.code
+        assert code is not None
+        out.append((code.fmt, off // code.size, _enum_raw(desc, value, path)))
+    elif desc.kind == "text":
+        raw = _text_raw(desc, value, path)
+        # Every byte (zeros after the text), then the length.
+        cap, base = desc.length, off + TEXT_LEN_SIZE
+        out.extend(("B", base + i, b) for i, b in enumerate(raw.ljust(cap, b"\0")))
+        out.append(("I", off // TEXT_LEN_SIZE, len(raw)))
     elif desc.kind == "array":
         elem = desc.elem
         assert elem is not None
@@ -552,8 +649,15 @@ def _primitives(d: Descriptor, base: int, start: int, end: int) -> Iterator[Tupl
     """(offset, width) of every primitive of ``d``, placed at ``base``, inside ``[start, end)``."""
     if base >= end or base + d.size <= start:
         return
-    if d.kind == "primitive":
+    if d.kind in ("primitive", "enum"):
         yield base, d.code.size
+    elif d.kind == "text":
+        # The length word, then each byte: one cell each, as the writers store them.
+        if start <= base and base + TEXT_LEN_SIZE <= end:
+            yield base, TEXT_LEN_SIZE
+        first = max(base + TEXT_LEN_SIZE, start)
+        for off in range(first, min(base + TEXT_LEN_SIZE + d.length, end)):
+            yield off, 1
     elif d.kind == "array":
         size = d.elem.size
         if size == 0:
@@ -578,7 +682,16 @@ def _plan_changes(
 ) -> None:
     """Stores for the primitives that differ between ``old`` (as read) and ``new`` (as the
     update function left it): only those are written, as Rust's ``update`` does."""
-    if desc.kind == "primitive":
+    if desc.kind == "enum":
+        code = desc.code
+        assert code is not None
+        raw = _enum_raw(desc, new, path)
+        if raw != _enum_raw(desc, old, path):
+            out.append((code.fmt, off // code.size, raw))
+    elif desc.kind == "text":
+        new_raw = _text_raw(desc, new, path)
+        _text_stores(desc, off, old.encode("utf-8"), new_raw, out)
+    elif desc.kind == "primitive":
         code = desc.code
         assert code is not None
         raw = _raw(code, new, path)
@@ -638,7 +751,7 @@ class _View:
         return self._seg._consistent(lambda: r(vs, self._off), timeout)
 
     def _child(self, desc: Descriptor, off: int, path: str) -> Any:
-        if desc.kind == "primitive":
+        if _scalar(desc):
             return _reader(desc)(self._seg._views(), off)
         return _make_view(self._seg, desc, off, path)
 
@@ -999,7 +1112,7 @@ class Segment:
     # -- field access -----------------------------------------------------------------------
 
     def _root_view(self) -> _View:
-        if self._root_desc.kind == "primitive":
+        if _scalar(self._root_desc):
             raise TypeError(f"segment `{self.name}` holds a single {self.type}: use .value")
         return _make_view(self, self._root_desc, self._payload, "")
 
@@ -1111,7 +1224,7 @@ class Segment:
                     old = self._root_reader(_views_of(old_img), 0)
                     new = _copy(old)
                     result = fn(new)
-                    if root.kind == "primitive":
+                    if _scalar(root):
                         new = result
                     _plan_changes(root, off, old, new, "", stores)
                 except BaseException:
@@ -1426,7 +1539,8 @@ class Value(Segment):
     """One primitive in a named segment: ``Value('d', 3.14, name='x')`` is
     ``multiprocessing.Value('d', 3.14)`` that Rust's ``Value::<f64>::open("x")`` accepts.
     Without ``init`` it holds zero (``False``, ``'\\0'``); without ``name`` it gets a unique one
-    (``.name``).
+    (``.name``). :func:`open` also gives a ``Value`` for a single enum (``.value`` is its
+    variant's name) or text (a str), such as Rust's ``Shared::<State>`` or ``Shared::<Text<64>>``.
 
     ``.value`` reads (one atomic load) and writes (one atomic store); read-modify-write is not
     atomic: use ``with v.get_lock(): v.value += 1`` (excludes other lockers and updates, not
@@ -1454,19 +1568,25 @@ class Value(Segment):
         mode: int = DEFAULT_MODE,
         wait: float = DEFAULT_WAIT,
     ) -> "Value":
-        """Opens a single primitive made by Rust's ``Value::<T>`` (or by ``Value``); with
-        ``typecode``, it must be that type, else :class:`LayoutMismatch`."""
-        expect = Descriptor.primitive(typecode) if typecode is not None else None
+        """Opens a single primitive made by Rust's ``Value::<T>`` (or by ``Value``), or a single
+        enum or text; with ``typecode`` (or a :class:`Descriptor`), it must be that type, else
+        :class:`LayoutMismatch`."""
+        expect = Descriptor.primitive(typecode) if isinstance(typecode, str) else typecode
         seg = _open_into(cls.__new__(cls), name, expect, mode, wait)
-        if seg.is_array or seg.descriptor.kind != "primitive":
+        if seg.is_array or not _scalar(seg.descriptor):
             shape = f"an array of {seg.count} {seg.descriptor}" if seg.is_array else f"a single {seg.descriptor}"
             seg.close()
-            raise LayoutMismatch(name, f"the segment holds {shape}, this program expects a single primitive")
+            raise LayoutMismatch(
+                name,
+                f"the segment holds {shape}, this program expects a single primitive, enum or text",
+            )
         return seg
 
     @property
-    def typecode(self) -> str:
-        return self.descriptor.code.letter  # type: ignore[union-attr]
+    def typecode(self) -> Optional[str]:
+        """The type code of a primitive; None for an enum or a text."""
+        d = self.descriptor
+        return d.code.letter if d.kind == "primitive" else None  # type: ignore[union-attr]
 
     @property
     def value(self) -> Any:
@@ -1474,10 +1594,11 @@ class Value(Segment):
 
     @value.setter
     def value(self, v: Any) -> None:
-        code = self.descriptor.code
-        assert code is not None
-        raw = _raw(code, v, "value")
-        self._views()[code.fmt][self._payload // code.size] = raw
+        out: List[Store] = []
+        _plan_assign(self.descriptor, self._payload, v, "value", out)  # checked before storing
+        vs = self._views()
+        for fmt, i, raw in out:
+            vs[fmt][i] = raw
 
     def get_obj(self) -> "Value":
         return self
@@ -1532,8 +1653,9 @@ class Array(Segment):
 
     @property
     def typecode(self) -> Optional[str]:
-        code = self.descriptor.code
-        return code.letter if code is not None else None
+        """The type code of primitive elements; None for other elements."""
+        d = self.descriptor
+        return d.code.letter if d.kind == "primitive" else None  # type: ignore[union-attr]
 
     def __len__(self) -> int:
         return self.count
@@ -1800,8 +1922,8 @@ def open(  # noqa: A001 - the module's verb, as shm_core::Shared::open
 ) -> Segment:
     """Attaches to the segment ``name``, whatever it holds, checking it as Rust's ``open`` does
     (owner, mode, size, magic, version, header, descriptor, fingerprint, lock). Returns a
-    :class:`Value` for a single primitive, an :class:`Array` for an array segment, else a
-    :class:`Segment`. With ``expect`` (a :class:`Descriptor` of one element), a segment of
+    :class:`Value` for a single primitive, enum or text, an :class:`Array` for an array segment,
+    else a :class:`Segment`. With ``expect`` (a :class:`Descriptor` of one element), a segment of
     another layout raises :class:`LayoutMismatch` naming the first difference.
 
     ``mode``: the most access accepted (``0o660`` accepts a group-shared segment); ``wait``:
@@ -1810,7 +1932,7 @@ def open(  # noqa: A001 - the module's verb, as shm_core::Shared::open
     seg = _open_into(Segment.__new__(Segment), name, expect, mode, wait)
     if seg.is_array:
         seg.__class__ = Array
-    elif seg.descriptor.kind == "primitive":
+    elif _scalar(seg.descriptor):
         seg.__class__ = Value
     return seg
 
@@ -1831,7 +1953,7 @@ def create(
     is_array = count is not None
     if is_array and init is not None and count != len(init):
         raise ValueError(f"count is {count} but init has {len(init)} elements")
-    seg = Segment.__new__(Array if is_array else (Value if descriptor.kind == "primitive" else Segment))
+    seg = Segment.__new__(Array if is_array else (Value if _scalar(descriptor) else Segment))
     return _create_into(seg, name, descriptor, count if is_array else 1, is_array, init, mode, keep)
 
 

@@ -94,7 +94,10 @@ const fn merge(a: Shape, b: Shape) -> Shape {
 
 const fn shape(layout: &Layout) -> Shape {
     match layout.kind {
-        Kind::Primitive(TypeCode::Bool | TypeCode::Char) => Shape::Invalid,
+        // A number that is no variant, bytes that are no UTF-8: not every bit pattern is a value.
+        Kind::Primitive(TypeCode::Bool | TypeCode::Char)
+        | Kind::Enum { .. }
+        | Kind::Text { .. } => Shape::Invalid,
         Kind::Primitive(code) => Shape::Uniform(code.size()),
         Kind::Array { elem, .. } => shape(elem),
         Kind::Struct { fields } => {

@@ -12,6 +12,7 @@ use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use crate::layout::TEXT_LEN_SIZE;
 use crate::segment::Segment;
 use crate::{Descriptor, DescriptorKind, SharedLayout};
 
@@ -164,13 +165,35 @@ pub(crate) fn undo(seg: &Segment) -> bool {
     fits
 }
 
-/// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies in `range`.
-fn each_primitive(d: &Descriptor, base: u64, range: &Range<u64>, f: &mut dyn FnMut(u64, usize)) {
+/// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies in `range`:
+/// every cell one atomic access of its width reads or writes (an enum's number; a text's length
+/// word, then each of its bytes).
+pub(crate) fn each_primitive(
+    d: &Descriptor,
+    base: u64,
+    range: &Range<u64>,
+    f: &mut dyn FnMut(u64, usize),
+) {
     if base >= range.end || base.saturating_add(d.size) <= range.start {
         return;
     }
     match &d.kind {
-        DescriptorKind::Primitive(code) => f(base, code.size()),
+        DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
+            f(base, code.size())
+        }
+        DescriptorKind::Text { capacity } => {
+            // The length word, then each byte (as `AtomicText` accesses them).
+            if base >= range.start && base + TEXT_LEN_SIZE as u64 <= range.end {
+                f(base, TEXT_LEN_SIZE);
+            }
+            let first = (base + TEXT_LEN_SIZE as u64).max(range.start);
+            let end = (base + TEXT_LEN_SIZE as u64)
+                .saturating_add(*capacity)
+                .min(range.end);
+            for offset in first..end {
+                f(offset, 1);
+            }
+        }
         DescriptorKind::Array { elem, len } => {
             if elem.size == 0 {
                 return;

@@ -406,20 +406,24 @@ mod process;
 mod segment;
 mod seqlock;
 mod shared;
+mod shared_enum;
 mod shared_layout;
+mod text;
 mod type_code;
 
 pub use array::Array;
 pub use atomic::{AtomicBool, AtomicChar, AtomicF32, AtomicF64};
 pub use bulk::BulkCopy;
-pub use descriptor::{Descriptor, DescriptorField, DescriptorKind, ParseError};
+pub use descriptor::{Descriptor, DescriptorField, DescriptorKind, DescriptorVariant, ParseError};
 pub use error::{Error, Result};
 pub use guard::Guard;
-pub use layout::{Field, Kind, Layout, FORMAT_VERSION};
+pub use layout::{Field, Kind, Layout, Variant, FORMAT_VERSION};
 pub use options::Options;
 pub use segment::{remove, MAX_NAME_LEN};
 pub use shared::{Shared, Value};
+pub use shared_enum::{AtomicEnum, EnumRepr, SharedEnum};
 pub use shared_layout::{Primitive, SharedLayout};
+pub use text::{AtomicText, Text, TextTooLong};
 pub use type_code::TypeCode;
 
 #[cfg(feature = "derive")]
