@@ -40,7 +40,7 @@ pub fn run(name: &str, field: &str, value: &str, timeout: Duration) -> Result<()
     emit(&format!("{name}: {} = {} (was {})\n", w.path, w.new, w.old));
     if w.poisoned {
         error(&format!(
-            "note: the lock of `{name}` was poisoned (a holder died, or a writer died mid-update); the value was written, and the poisoning is left for the program that owns the data"
+            "note: the lock of `{name}` is poisoned (a holder of it died or panicked and what it may have half-changed was not repaired); the value was written, and the lock stays poisoned until the program that owns the data calls clear_poison()"
         ));
     }
     Ok(())

@@ -15,8 +15,10 @@ pub fn run(name: &str, as_json: bool, limit: usize) -> Result<(), String> {
     let raw = RawSegment::open(name).map_err(|e| e.to_string())?;
     let info = raw.info().map_err(|e| e.to_string())?;
     let values = Values::read(&raw, limit)?;
+    let poisoned = raw.is_poisoned();
     if as_json {
         let mut pairs = json::info(&info);
+        pairs.push(("poisoned".to_owned(), Json::Bool(poisoned)));
         pairs.push(("layout".to_owned(), json::descriptor(raw.descriptor())));
         match &values {
             Values::One(v) => pairs.push(("value".to_owned(), json::datum(v))),
@@ -30,7 +32,12 @@ pub fn run(name: &str, as_json: bool, limit: usize) -> Result<(), String> {
         }
         emit(&Json::Obj(pairs).render());
     } else {
-        emit(&format!("{}\n{}", summary(&info), values.render(&raw)));
+        emit(&format!(
+            "{}{}\n{}",
+            summary(&info),
+            lock_line(poisoned),
+            values.render(&raw)
+        ));
     }
     Ok(())
 }
@@ -126,6 +133,15 @@ pub fn summary(i: &SegmentInfo) -> String {
         i.uid,
         i.fingerprint
     )
+}
+
+/// The line that says whether the segment's lock is poisoned.
+fn lock_line(poisoned: bool) -> &'static str {
+    if poisoned {
+        "lock     POISONED: a holder of the lock died or panicked and what it may have half-changed was not repaired; the program's lock() fails until it calls clear_poison()\n"
+    } else {
+        "lock     not poisoned\n"
+    }
 }
 
 /// The type code of the primitives an array holds (`I` for `[[u32; 2]; 3]`), if they are

@@ -11,6 +11,7 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::guard::{self, Guard};
+use crate::lock;
 use crate::segment::{Segment, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
@@ -18,6 +19,7 @@ use crate::shared_layout::duplicate;
 use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
 
 /// The indices a range bound selects in a slice of `len`, checked like slice indexing.
+#[track_caller]
 fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
@@ -54,6 +56,9 @@ fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
 /// assert_eq!(m.len(), 2);
 /// # Ok::<(), shm_core::Error>(())
 /// ```
+///
+/// `Array<T>` is `Debug` when `T` is: it shows the name, type, length, owner, poisoning and a
+/// [`snapshot`](Self::snapshot) of the elements.
 pub struct Array<T: SharedLayout> {
     seg: Segment,
     _type: PhantomData<fn() -> T>,
@@ -165,7 +170,9 @@ impl<T: SharedLayout> Array<T> {
     }
 
     /// A consistent copy of all elements (see [`Shared::snapshot`](crate::Shared::snapshot):
-    /// the same seqlock read, over the whole array).
+    /// the same seqlock read, over the whole array, with the same behaviour after a death and
+    /// inside `update`'s closure, where it returns the stored elements without the closure's
+    /// changes).
     pub fn snapshot(&self) -> Vec<T> {
         self.snapshot_range(..)
     }
@@ -174,6 +181,7 @@ impl<T: SharedLayout> Array<T> {
     ///
     /// # Panics
     /// If `range` is out of bounds, as slice indexing does.
+    #[track_caller]
     pub fn snapshot_range(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let twins = &self.atomics()[bounds(range, self.len())];
         let mut out = Vec::with_capacity(twins.len());
@@ -185,7 +193,13 @@ impl<T: SharedLayout> Array<T> {
     }
 
     /// Changes several elements at once, as one seqlock write under the segment's lock (see
-    /// [`Shared::update`](crate::Shared::update)); `f` gets a copy of all elements.
+    /// [`Shared::update`](crate::Shared::update), also for what it does after a death: it
+    /// proceeds, rolls back a killed writer's half-done write, and leaves a poisoning in place);
+    /// `f` gets a copy of all elements.
+    ///
+    /// # Panics
+    /// If this thread already holds the lock; the panic names the caller's line.
+    #[track_caller]
     pub fn update<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> R {
         self.update_range(.., f)
     }
@@ -193,7 +207,9 @@ impl<T: SharedLayout> Array<T> {
     /// Like [`update`](Self::update), for the elements in `range` only.
     ///
     /// # Panics
-    /// If `range` is out of bounds, as slice indexing does.
+    /// If `range` is out of bounds, as slice indexing does, or if this thread already holds the
+    /// lock; the panic names the caller's line.
+    #[track_caller]
     pub fn update_range<R>(
         &self,
         range: impl RangeBounds<usize>,
@@ -221,19 +237,43 @@ impl<T: SharedLayout> Array<T> {
         r
     }
 
-    /// Takes the segment's lock, blocking; see [`Shared::lock`](crate::Shared::lock).
+    /// Takes the segment's lock, blocking; `Err(PoisonError)`, carrying the guard, while the lock
+    /// is poisoned. See [`Shared::lock`](crate::Shared::lock).
+    ///
+    /// # Panics
+    /// If this thread already holds the lock; the panic names the caller's line.
+    #[track_caller]
     pub fn lock(&self) -> LockResult<Guard<'_, [T::Atomic]>> {
         guard::lock(&self.seg, self.atomics())
     }
 
-    /// Takes the lock if it is free.
+    /// Takes the lock if it is free; see [`Shared::try_lock`](crate::Shared::try_lock).
     pub fn try_lock(&self) -> TryLockResult<Guard<'_, [T::Atomic]>> {
         guard::try_lock(&self.seg, self.atomics(), None)
     }
 
-    /// Takes the lock, waiting at most `timeout`.
+    /// Takes the lock, waiting at most `timeout`; see
+    /// [`Shared::try_lock_for`](crate::Shared::try_lock_for).
     pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<Guard<'_, [T::Atomic]>> {
         guard::try_lock(&self.seg, self.atomics(), Some(timeout))
+    }
+
+    /// Whether the lock is poisoned (a holder died or panicked and nothing was repaired), until
+    /// [`clear_poison`](Self::clear_poison); see [`Shared::is_poisoned`](crate::Shared::is_poisoned).
+    pub fn is_poisoned(&self) -> bool {
+        lock::is_poisoned(self.seg.header())
+    }
+
+    /// Clears the poisoning, so that [`lock`](Self::lock) returns `Ok` again; see
+    /// [`Shared::clear_poison`](crate::Shared::clear_poison).
+    pub fn clear_poison(&self) {
+        guard::clear_poison(&self.seg)
+    }
+
+    /// Whether the process that created the segment still runs; see
+    /// [`Shared::creator_alive`](crate::Shared::creator_alive).
+    pub fn creator_alive(&self) -> bool {
+        self.seg.recorded_creator().is_alive()
     }
 
     /// The segment behind this handle.
@@ -258,6 +298,7 @@ impl<T: SharedLayout> Array<T> {
 /// `update`.
 impl<T: BulkCopy> Array<T> {
     /// The indices `start..start + len`, checked like slice indexing.
+    #[track_caller]
     fn bulk_range(&self, start: usize, len: usize) -> Range<usize> {
         let end = start
             .checked_add(len)
@@ -287,8 +328,9 @@ impl<T: BulkCopy> Array<T> {
     /// ```
     ///
     /// # Panics
-    /// If `start + out.len()` is past the end, as slice indexing does; if called while this
-    /// thread holds the lock and a write is in progress (see [`snapshot`](Self::snapshot)).
+    /// If `start + out.len()` is past the end, as slice indexing does. (Inside `update`'s closure
+    /// it neither panics nor waits, as [`snapshot`](Self::snapshot).)
+    #[track_caller]
     pub fn read_into(&self, start: usize, out: &mut [T]) {
         let twins = &self.atomics()[self.bulk_range(start, out.len())];
         seqlock::read(&self.seg, || bulk::load(twins, out));
@@ -298,7 +340,7 @@ impl<T: BulkCopy> Array<T> {
     /// under the segment's lock, like [`update_range`](Self::update_range): a
     /// [`snapshot`](Self::snapshot) or [`read_into`](Self::read_into) in any process sees all of
     /// it or none. A concurrent field atomic on an element of the range is overwritten. Like
-    /// `update`, it proceeds when a previous holder of the lock died, and consumes the poisoning.
+    /// `update`, it proceeds when a previous holder of the lock died, and leaves the poisoning in place.
     ///
     /// ```
     /// use shm_core::Array;
@@ -313,6 +355,7 @@ impl<T: BulkCopy> Array<T> {
     /// # Panics
     /// If `start + values.len()` is past the end, as slice indexing does; if this thread already
     /// holds the lock.
+    #[track_caller]
     pub fn write_from(&self, start: usize, values: &[T]) {
         let range = self.bulk_range(start, values.len());
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -352,6 +395,7 @@ impl<T: BulkCopy> Array<T> {
     ///
     /// # Panics
     /// If `start + values.len()` is past the end, as slice indexing does.
+    #[track_caller]
     pub fn store_from(&self, start: usize, values: &[T]) {
         let twins = &self.atomics()[self.bulk_range(start, values.len())];
         bulk::store(values, twins);
@@ -366,13 +410,17 @@ impl<T: SharedLayout> Deref for Array<T> {
     }
 }
 
-impl<T: SharedLayout> fmt::Debug for Array<T> {
+/// Shows the segment and, from a [`snapshot`](Array::snapshot), its elements:
+/// `Array { name: "a", type: "i32", len: 2, owner: true, poisoned: false, value: [1, 2] }`.
+impl<T: SharedLayout + fmt::Debug> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Array")
             .field("name", &self.name())
             .field("type", &T::LAYOUT.name)
             .field("len", &self.len())
             .field("owner", &self.is_owner())
+            .field("poisoned", &self.is_poisoned())
+            .field("value", &self.snapshot())
             .finish()
     }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The name cannot name a segment: empty, too long, or containing `/` or NUL.
+    /// The name cannot name a segment: empty, too long, starting with `/` (names are given
+    /// without it: `web-stats`, not `/web-stats`), or containing `/` or NUL.
     InvalidName {
         /// The name as given.
         name: String,
@@ -30,7 +31,9 @@ pub enum Error {
     },
     /// The segment belongs to someone else, is open to more users than asked for, or is not a
     /// regular shared-memory object (a symlink, say): opening it could leak data or let another
-    /// user in.
+    /// user in. For another user's segment the reason names its owner uid, group and mode, and
+    /// each thing that keeps this user out: not in its group, a mode that gives its group no
+    /// access, or group access not asked for by this program (`Options::mode(0o660)`).
     PermissionDenied {
         /// The segment's name.
         name: String,

@@ -6,12 +6,15 @@ use core::ops::Deref;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
-use crate::lock::{self, Acquired, Failed, Wait};
+use crate::lock::{self, Failed, Wait};
 use crate::segment::Segment;
 use crate::seqlock;
 
 /// The segment's lock, held; released when dropped. Derefs to the atomic twin (for `Shared`) or
 /// the slice of twins (for `Array`).
+///
+/// A guard dropped while its thread panics poisons the lock, as std's `MutexGuard` does; so does
+/// a process that dies holding one (see [When a process dies](crate#when-a-process-dies)).
 ///
 /// Holding the guard excludes other lockers, including `update` in any process; it does not stop
 /// field atomics, and changes made through the guard are not seen atomically by `snapshot` (use
@@ -21,6 +24,9 @@ use crate::seqlock;
 pub struct Guard<'a, A: ?Sized> {
     seg: &'a Segment,
     data: &'a A,
+    /// Whether the thread was already panicking when it took the lock: only a panic that starts
+    /// while the guard is held poisons (as std's `Mutex`).
+    panicking: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -38,6 +44,9 @@ impl<A: ?Sized> Deref for Guard<'_, A> {
 
 impl<A: ?Sized> Drop for Guard<'_, A> {
     fn drop(&mut self) {
+        if !self.panicking && std::thread::panicking() {
+            lock::poison(self.seg.header());
+        }
         seqlock::note_released(self.seg);
         lock::unlock(self.seg.header());
     }
@@ -63,26 +72,52 @@ fn acquire<'a, A: ?Sized>(
     data: &'a A,
     wait: Wait,
 ) -> Result<LockResult<Guard<'a, A>>, Failed> {
-    let acquired = lock::lock(seg.header(), wait)?;
+    lock::lock(seg.header(), wait)?;
     seqlock::note_held(seg);
     // A writer that died mid-update left the counter odd: undo its stores before anyone looks.
-    let repaired = seqlock::recover(seg);
+    // That repairs it; a death that nothing could repair was made a poisoning by `lock::lock`.
+    seqlock::recover(seg);
     let guard = Guard {
         seg,
         data,
+        panicking: std::thread::panicking(),
         _not_send: PhantomData,
     };
-    Ok(match acquired {
-        Acquired::Clean if !repaired => Ok(guard),
-        _ => Err(PoisonError::new(guard)),
+    Ok(if lock::poisoned(seg.header()) {
+        Err(PoisonError::new(guard))
+    } else {
+        Ok(guard)
     })
 }
 
+#[track_caller]
 fn relock_panic(name: &str) -> ! {
-    panic!("segment `{name}`: this thread already holds its lock (a Guard is alive, or lock() was called inside update())")
+    panic!("segment `{name}`: this thread already holds its lock (a Guard is alive, or lock() or update() was called inside update())")
+}
+
+/// Clears the poisoning (see `Shared::clear_poison`). A death nobody has noticed yet is taken in
+/// first, by taking the lock if it is free, so that it does not poison the lock again afterwards.
+pub(crate) fn clear_poison(seg: &Segment) {
+    let h = seg.header();
+    if seqlock::held_by_this_thread(seg) {
+        // Any death before was taken in when this thread locked.
+        lock::clear(h);
+        return;
+    }
+    match lock::lock(h, Wait::Try) {
+        Ok(()) => {
+            seqlock::recover(seg);
+            lock::clear(h);
+            lock::unlock(h);
+        }
+        // Held by a live owner, which took in any earlier death when it locked (or a lock word
+        // being repaired, whose repair poisons anew: that is news after this call).
+        Err(_) => lock::clear(h),
+    }
 }
 
 /// Blocks until the lock is held.
+#[track_caller]
 pub(crate) fn lock<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> LockResult<Guard<'a, A>> {
     loop {
         match acquire(seg, data, Wait::Forever) {

@@ -41,7 +41,8 @@
 //!
 //! The rest of this page is a tour, in the order a program meets things: declare a type,
 //! create a segment, open it elsewhere, use its fields, change several at once, read it whole,
-//! lock it, arrays, errors, the segment's lifetime, and the `shm` command.
+//! lock it, what happens when a process dies, arrays, errors, the segment's lifetime, and the
+//! `shm` command.
 //!
 //! # Declare
 //!
@@ -131,14 +132,15 @@
 //! use shm_core::{Error, Shared, SharedLayout};
 //!
 //! mod v1 {
-//!     #[derive(shm_core::SharedLayout, Default)]
+//!     #[derive(shm_core::SharedLayout, Debug, Default)]
 //!     #[repr(C)]
 //!     pub struct Stats {
 //!         pub requests: u64,
 //!     }
 //! }
 //! mod v2 {
-//!     #[derive(shm_core::SharedLayout, Default)]
+//!     // `Debug` makes `Shared<Stats>` `Debug` (as for std's `Mutex`), which `unwrap_err` needs.
+//!     #[derive(shm_core::SharedLayout, Debug, Default)]
 //!     #[repr(C)]
 //!     pub struct Stats {
 //!         pub requests: u32, // changed since v1
@@ -226,7 +228,8 @@
 //! atomic loads between two reads of the sequence counter, and reads again if an update ran
 //! meanwhile. (A plain memory copy of a segment another process is writing would be undefined
 //! behaviour in Rust; this is what replaces it.) A writer killed mid-update cannot make it wait
-//! forever: the dead writer's stores are undone from a journal, and the lock is marked poisoned.
+//! forever: the dead writer's stores are undone from a journal (see [When a process
+//! dies](#when-a-process-dies)).
 //!
 //! ```
 //! # use shm_core::{Shared, SharedLayout};
@@ -245,9 +248,10 @@
 //!
 //! [`Shared::lock`] takes the segment's lock — Python's `get_lock()` — and returns a [`Guard`]
 //! that derefs to the twin. The lock is a robust, process-shared mutex in the segment: if its
-//! holder dies (even by SIGKILL), the next locker gets it with `Err(PoisonError)`, which still
-//! carries the guard, and is told that the data may be half-changed. `update` takes the same
-//! lock; field operations do not.
+//! holder dies (even by SIGKILL), the others are not blocked, and the lock is *poisoned*, as
+//! std's `Mutex` is by a panic: every `lock()` returns `Err(PoisonError)`, which still carries
+//! the guard, until [`Shared::clear_poison`], and [`Shared::is_poisoned`] says so. `update` takes
+//! the same lock; field operations do not.
 //!
 //! ```
 //! use shm_core::Value;
@@ -264,6 +268,55 @@
 //! assert_eq!(counter.load(Relaxed), 1);
 //! # Ok::<(), shm_core::Error>(())
 //! ```
+//!
+//! # When a process dies
+//!
+//! A process can die anywhere (SIGKILL, a crash), and a thread can panic. What is left, and who
+//! is told what, depends on where it was:
+//!
+//! | where it died | what is left in the segment | who is told what |
+//! | --- | --- | --- |
+//! | holding [`lock`](Shared::lock)'s [`Guard`] | whatever it stored under the guard: such stores are not journaled, so nothing can be rolled back | the lock is **poisoned** (below) |
+//! | inside [`update`](Shared::update)'s closure | the value as before the update: the closure works on a copy and runs before the write window, so nothing was stored | **poisoned** all the same: it held the lock, and from outside this cannot be told from a death holding a guard |
+//! | inside `update`'s write window (storing) | half of the update, and the journal holding the old values | **nobody**: the next reader (within about a millisecond) or locker rolls the update back from the journal, so the value is exactly the one before it; that is a repair, and the lock is not poisoned |
+//! | after `update`'s last store, before it unlocked | the whole update | **poisoned**, as for a guard's holder (the lock cannot tell) |
+//! | in [`snapshot`](Shared::snapshot) or a field operation | nothing half-done: a reader stores nothing, a field operation is one atomic step that happened or not | nobody; nothing to tell |
+//! | a panic in `update`'s closure | the value as before the update: nothing is stored | the panic goes on in the panicking thread; the lock is **poisoned**, as std's `Mutex` is |
+//! | a panic while a `Guard` is alive | whatever was stored under the guard | the lock is **poisoned** when the guard is dropped by the unwinding |
+//!
+//! A poisoned lock says: a holder died or panicked, and what it may have half-changed was not
+//! repaired. The poisoning is sticky, in every process, until someone clears it:
+//!
+//! - [`Shared::is_poisoned`] (and [`Array::is_poisoned`], `shm inspect`, Python's `.poisoned`)
+//!   is true. It is true from the moment the holder died, before anyone has locked since: the
+//!   lock word says its owner is gone while no write was in progress.
+//! - [`lock`](Shared::lock) returns `Err(PoisonError)` every time, and `try_lock`/`try_lock_for`
+//!   return `Err(TryLockError::Poisoned)`; each carries the guard (the lock is held and usable).
+//! - [`update`](Shared::update) (and `Array::write_from`, `shm set`) proceeds — its own write is
+//!   whole and journaled — and leaves the poisoning in place.
+//! - [`snapshot`](Shared::snapshot) and field operations are not affected.
+//! - [`clear_poison`](Shared::clear_poison) ends it, once the program has checked or put right
+//!   the value. Nothing else does.
+//!
+//! ```
+//! use shm_core::Value;
+//! use std::sync::atomic::Ordering::Relaxed;
+//!
+//! # let name = format!("doc-tour-poison-{}", std::process::id());
+//! let v = Value::<u64>::create(&name, 10)?;
+//! let r = std::panic::catch_unwind(|| v.update(|x| { *x = 99; panic!("bad input") }));
+//! assert!(r.is_err());
+//! assert_eq!(v.load(Relaxed), 10);               // nothing was stored
+//! assert!(v.is_poisoned() && v.lock().is_err());  // told, and told again
+//! v.update(|x| *x += 1);                         // updates go on
+//! assert!(v.is_poisoned());
+//! v.clear_poison();                              // the value is known good
+//! assert!(v.lock().is_ok());
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! A creator that died is another matter: the segment lives on (its name stays until removed),
+//! and [`Shared::creator_alive`] tells a worker that its parent has gone.
 //!
 //! # Arrays
 //!

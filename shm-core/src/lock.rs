@@ -2,8 +2,13 @@
 //!
 //! Robust: when a holder dies, the next `pthread_mutex_lock` returns `EOWNERDEAD` instead of
 //! blocking forever; we then call `pthread_mutex_consistent` so that later lockers proceed
-//! normally, and report the death once (as a poisoned lock). Error-checking: a thread that locks
-//! twice gets `EDEADLK` instead of deadlocking.
+//! normally. Error-checking: a thread that locks twice gets `EDEADLK` instead of deadlocking.
+//!
+//! Poisoning is sticky: the header's `poison` word, once set, stays set until `clear_poison`
+//! stores 0. It is set when a holder died with no write in progress (nothing can be rolled back,
+//! so what it did under the lock may be half done), when a holder panicked, and when the lock word
+//! had to be re-initialised. A writer that died inside its write window is not a poisoning: the
+//! next locker or reader rolls its update back from the journal, which repairs it.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -13,16 +18,6 @@ use std::time::{Duration, Instant};
 use crate::header::{Header, LockWord};
 use crate::process::ProcessId;
 use crate::{Error, Result};
-
-/// How a lock was acquired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Acquired {
-    /// The previous holder released it normally.
-    Clean,
-    /// The previous holder died holding it, or a writer died mid-update: the protected data may
-    /// be half-written. Reported to exactly one locker.
-    Poisoned,
-}
 
 /// Why a lock was not acquired.
 #[derive(Debug)]
@@ -146,8 +141,10 @@ pub(crate) enum Wait {
     Until(Instant),
 }
 
-/// Locks the segment's mutex.
-pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Failed> {
+/// Locks the segment's mutex. A holder found dead with no write in progress poisons the lock
+/// (sticky); whether the lock is poisoned is for the caller to read with [`poisoned`], after it
+/// has rolled back a dead writer's update if there was one.
+pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<(), Failed> {
     let mut checked_owner = false;
     // The uncontended path is one trylock: no clock reads.
     let mut first = true;
@@ -176,22 +173,10 @@ pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Fail
             }
         };
         match rc {
-            0 => {
-                // Load first: the swap, a locked instruction, only when there is news.
-                let poisoned = h.poison.load(Ordering::Acquire) != 0
-                    && h.poison.swap(0, Ordering::AcqRel) != 0;
-                return Ok(if poisoned {
-                    Acquired::Poisoned
-                } else {
-                    Acquired::Clean
-                });
-            }
+            0 => return Ok(()),
             libc::EOWNERDEAD => {
-                // SAFETY: we hold the mutex (EOWNERDEAD means acquired); marking it consistent
-                // is what lets later lockers succeed.
-                unsafe { libc::pthread_mutex_consistent(m) };
-                h.poison.store(0, Ordering::Release);
-                return Ok(Acquired::Poisoned);
+                took_from_dead_owner(h, m);
+                return Ok(());
             }
             libc::EBUSY | libc::ETIMEDOUT => {
                 if let Wait::Try = wait {
@@ -218,6 +203,22 @@ pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<Acquired, Fail
             }
             _ => return Err(Failed::Unusable),
         }
+    }
+}
+
+/// After `EOWNERDEAD` (the mutex is held by this thread, taken from a dead owner): makes the mutex
+/// consistent, so that later lockers proceed normally, and poisons the lock unless the dead owner
+/// was inside a write window. With `seq` odd the journal holds what is needed to roll its update
+/// back, which the caller does next (`seqlock::recover`): that repairs it. With `seq` even the
+/// owner died holding `lock()`'s guard, or inside `update`'s closure (which runs before the write
+/// window), and whatever it changed under the lock cannot be undone. `seq` cannot change
+/// meanwhile: every writer of it holds the lock.
+fn took_from_dead_owner(h: &Header, m: *mut libc::pthread_mutex_t) {
+    // SAFETY: `m` is the header's mutex and this thread holds it (EOWNERDEAD means acquired);
+    // marking it consistent is what lets later lockers succeed.
+    unsafe { libc::pthread_mutex_consistent(m) };
+    if h.seq.load(Ordering::Acquire) & 1 == 0 {
+        poison(h);
     }
 }
 
@@ -307,11 +308,10 @@ fn repair(h: &Header) -> bool {
             repaired
         }
         0 | libc::EOWNERDEAD => {
-            // Usable again (someone repaired it first): release what we just took.
+            // Usable again (someone repaired it first): release what we just took. A dead
+            // writer's odd `seq` is left for the next locker, which rolls it back.
             if rc == libc::EOWNERDEAD {
-                // SAFETY: we hold it; see `lock`.
-                unsafe { libc::pthread_mutex_consistent(m) };
-                poison(h);
+                took_from_dead_owner(h, m);
             }
             // SAFETY: we hold it, on this thread.
             unsafe { libc::pthread_mutex_unlock(m) };
@@ -330,7 +330,61 @@ pub(crate) fn unlock(h: &Header) {
     unsafe { libc::pthread_mutex_unlock(mutex(&h.lock)) };
 }
 
-/// Marks the lock poisoned for the next locker (a writer failed mid-update).
+/// Poisons the lock: set until [`clear`] (a holder died or panicked with nothing rolled back, or
+/// the lock word was re-initialised).
 pub(crate) fn poison(h: &Header) {
     h.poison.store(1, Ordering::Release);
+}
+
+/// Clears the poisoning: what `clear_poison` does once no unnoticed death is left in the lock
+/// word.
+pub(crate) fn clear(h: &Header) {
+    h.poison.store(0, Ordering::Release);
+}
+
+/// Whether the poison word is set (read by a holder of the lock, after it rolled back a dead
+/// writer's update).
+pub(crate) fn poisoned(h: &Header) -> bool {
+    h.poison.load(Ordering::Acquire) != 0
+}
+
+/// Whether the lock is poisoned, as `is_poisoned()` reports it to users: the poison word is set,
+/// or the lock word says its owner died (the kernel's owner-died bit, or an owner thread that no
+/// longer exists) while no write is in progress — a death that the next locker will turn into a
+/// poisoning, reported before anyone has locked. A death inside a write window (`seq` odd) is not
+/// one: the next reader or locker rolls it back.
+///
+/// Takes no lock and changes nothing.
+pub(crate) fn is_poisoned(h: &Header) -> bool {
+    if poisoned(h) {
+        return true;
+    }
+    // `seq` before and after the lock word: a write window opened or a death repaired meanwhile
+    // shows as a change (a repairer takes the lock, which clears the owner-died bit, before it
+    // makes `seq` even). A few tries; a segment that keeps changing has a live writer at work.
+    for _ in 0..4 {
+        let before = h.seq.load(Ordering::Acquire);
+        if before & 1 != 0 {
+            break;
+        }
+        let dead = owner_died(h);
+        if h.seq.load(Ordering::Acquire) == before {
+            return dead || poisoned(h);
+        }
+    }
+    poisoned(h)
+}
+
+/// Whether the lock word names an owner that died holding it: the owner-died bit (set by the
+/// kernel when the owner's thread exits, or by a locker that found a vanished owner), or an owner
+/// thread id that names no thread — read twice, so that an owner that released the lock and then
+/// exited is not taken for a dead holder.
+fn owner_died(h: &Header) -> bool {
+    let word = futex_word(h);
+    let w = word.load(Ordering::Acquire);
+    if w & FUTEX_OWNER_DIED != 0 {
+        return true;
+    }
+    let tid = w & FUTEX_TID_MASK;
+    tid != 0 && !thread_exists(tid) && word.load(Ordering::Acquire) == w
 }

@@ -106,6 +106,11 @@ pub(crate) fn validate_name(name: &str) -> Result<CString> {
     if name.is_empty() {
         return invalid("it is empty");
     }
+    if name.starts_with('/') {
+        return invalid(
+            "names are given without the leading '/' (`/dev/shm/web-stats` and `shm_open(\"/web-stats\")` are the segment `web-stats`)",
+        );
+    }
     if name.len() > MAX_NAME_LEN {
         return invalid("it is longer than 255 bytes");
     }
@@ -174,8 +179,105 @@ fn identity(st: &libc::stat) -> (u64, u64) {
     (st.st_dev, st.st_ino)
 }
 
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    unsafe { libc::geteuid() }
+}
+
+/// Who owns an object and how it is open: what a refusal states.
+#[derive(Clone, Copy, Debug)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+    /// Permission bits.
+    mode: u32,
+}
+
+impl Owner {
+    fn of_stat(st: &libc::stat) -> Owner {
+        Owner {
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o777,
+        }
+    }
+
+    /// The object under `name` in /dev/shm, as `lstat` sees it now.
+    fn of_name(name: &str) -> Option<Owner> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(std::path::Path::new(crate::inspect::SHM_DIR).join(name))
+            .ok()?;
+        Some(Owner {
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode() & 0o777,
+        })
+    }
+
+    /// `uid 1000 (group 1000, mode 0o600)`.
+    fn describe(&self) -> String {
+        format!(
+            "uid {} (group {}, mode {:#o})",
+            self.uid, self.gid, self.mode
+        )
+    }
+}
+
+/// Why this user may not open another user's object `owner` accepting `asked` (the mode the
+/// opener accepts), or `None` if it may: only through the group, which needs all three of: the
+/// opener asked for group access, this user is in the object's group, and the object's mode
+/// gives the group read and write access. Every condition that fails is named.
+fn other_users_object(owner: &Owner, me: u32, asked: u32, in_group: bool) -> Option<String> {
+    let asked_group = asked & 0o060 != 0;
+    let gives_group = owner.mode & 0o060 == 0o060;
+    if asked_group && in_group && gives_group {
+        return None;
+    }
+    let mut why = Vec::new();
+    if !in_group {
+        why.push(format!("this user is not in its group {}", owner.gid));
+    }
+    if !gives_group {
+        why.push(format!(
+            "its mode {:#o} does not give its group read and write access",
+            owner.mode
+        ));
+    }
+    if !asked_group {
+        why.push(if why.is_empty() {
+            format!(
+                "this program did not ask for group access (it accepts mode {asked:#o}; open with `Options::new().mode(0o660)` to share a segment with its group)"
+            )
+        } else {
+            format!("this program did not ask for group access (it accepts mode {asked:#o})")
+        });
+    }
+    Some(format!(
+        "it belongs to {}, not to this user (uid {me}): {}",
+        owner.describe(),
+        why.join("; ")
+    ))
+}
+
+/// The reason for a refusal by the system (`EACCES` from `shm_open`) of the object `name`, found
+/// with `lstat`: whose it is and what is missing; `None` if nothing explains it.
+fn explain_refusal(name: &str, asked: u32) -> Option<String> {
+    let owner = Owner::of_name(name)?;
+    let me = effective_uid();
+    if owner.uid != me {
+        return other_users_object(&owner, me, asked, user_groups().contains(&owner.gid));
+    }
+    (owner.mode & 0o600 != 0o600).then(|| {
+        format!(
+            "it belongs to this user (uid {me}) but its mode {:#o} does not let its owner read and write it",
+            owner.mode
+        )
+    })
+}
+
 /// Refuses an object that is not a regular file, belongs to another user (unless group access
-/// was asked for and it belongs to one of our groups), or is open beyond `mode`.
+/// was asked for, it belongs to one of our groups, and its mode gives the group access), or is
+/// open beyond `mode`.
 fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
     let deny = |reason: String| {
         Err(Error::PermissionDenied {
@@ -186,15 +288,12 @@ fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return deny(crate::error::NOT_REGULAR.into());
     }
-    // SAFETY: geteuid cannot fail and takes no arguments.
-    let me = unsafe { libc::geteuid() };
+    let me = effective_uid();
     if st.st_uid != me {
-        let group_ok = mode & 0o060 != 0 && user_groups().contains(&st.st_gid);
-        if !group_ok {
-            return deny(format!(
-                "it is owned by uid {}, not by this user (uid {me}); ask for group access (mode 0o660) to share across users",
-                st.st_uid
-            ));
+        let owner = Owner::of_stat(st);
+        let in_group = user_groups().contains(&st.st_gid);
+        if let Some(reason) = other_users_object(&owner, me, mode, in_group) {
+            return deny(reason);
         }
     }
     let beyond = st.st_mode & 0o777 & !mode;
@@ -547,7 +646,13 @@ impl Segment {
             waited: start.elapsed(),
         };
         loop {
-            let fd = shm_open(name, &path, libc::O_RDWR, 0)?;
+            let fd = shm_open(name, &path, libc::O_RDWR, 0).map_err(|e| match e {
+                Error::PermissionDenied { name, reason } => {
+                    let reason = explain_refusal(&name, opts.mode).unwrap_or(reason);
+                    Error::PermissionDenied { name, reason }
+                }
+                e => e,
+            })?;
             let st = fstat(name, &fd)?;
             check_ownership(name, &st, opts.mode)?;
             let size = usize::try_from(st.st_size).unwrap_or(0);
@@ -812,6 +917,15 @@ impl Segment {
         self.owner
     }
 
+    /// The creator recorded in the header: its pid and start time.
+    pub(crate) fn recorded_creator(&self) -> ProcessId {
+        let h = self.header();
+        ProcessId {
+            pid: h.creator_pid.load(Ordering::Relaxed),
+            start: h.creator_start.load(Ordering::Relaxed),
+        }
+    }
+
     /// Size of the mapped object in bytes.
     pub(crate) fn object_len(&self) -> usize {
         self.map.len()
@@ -861,7 +975,21 @@ impl Drop for Segment {
 /// ```
 pub fn remove(name: &str) -> Result<()> {
     let path = validate_name(name)?;
-    shm_unlink(&path).map_err(|e| Error::from_os(name, "shm_unlink", e))
+    shm_unlink(&path).map_err(|e| {
+        let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES));
+        let me = effective_uid();
+        match Owner::of_name(name) {
+            // /dev/shm is sticky: only an object's owner (or root) may remove it.
+            Some(owner) if refused && owner.uid != me => Error::PermissionDenied {
+                name: name.to_owned(),
+                reason: format!(
+                    "it belongs to {}, not to this user (uid {me}); in /dev/shm (a sticky directory) only its owner or root may remove it",
+                    owner.describe()
+                ),
+            },
+            _ => Error::from_os(name, "shm_unlink", e),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -907,6 +1035,74 @@ mod tests {
                     _ => Next::Validate,
                 };
                 assert_eq!(next, want, "after {done} steps, creator alive: {alive}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_leading_slash_is_refused_with_what_to_write() {
+        let e = validate_name("/web-stats").unwrap_err();
+        let Error::InvalidName { name, reason } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(name, "/web-stats");
+        assert!(
+            reason.starts_with("names are given without the leading '/'"),
+            "{reason}"
+        );
+        // Not the generic "contains '/'", which would not say what to write.
+        assert!(!reason.contains("contains"), "{reason}");
+        assert!(validate_name("web-stats").is_ok());
+        assert!(matches!(
+            validate_name("a/b"),
+            Err(Error::InvalidName {
+                reason: "it contains '/'",
+                ..
+            })
+        ));
+    }
+
+    /// Every way into another user's object, and the refusal's reason for each way that fails:
+    /// owner, group and mode always, then each condition that fails, and the hint to ask for
+    /// group access only when asking is all that is missing.
+    #[test]
+    fn another_users_object_is_refused_for_the_reasons_that_hold() {
+        let seg = |mode| Owner {
+            uid: 1000,
+            gid: 4242,
+            mode,
+        };
+        let why = |owner: Owner, asked, in_group| other_users_object(&owner, 77, asked, in_group);
+        let head = "it belongs to uid 1000 (group 4242, mode 0o660), not to this user (uid 77): ";
+        // The one way in: asked, in the group, and the group may read and write.
+        assert_eq!(why(seg(0o660), 0o660, true), None);
+        assert_eq!(why(seg(0o666), 0o666, true), None);
+        assert_eq!(
+            why(seg(0o660), 0o660, false).unwrap(),
+            format!("{head}this user is not in its group 4242")
+        );
+        assert_eq!(
+            why(seg(0o660), 0o600, true).unwrap(),
+            format!("{head}this program did not ask for group access (it accepts mode 0o600; open with `Options::new().mode(0o660)` to share a segment with its group)")
+        );
+        assert_eq!(
+            why(seg(0o660), 0o600, false).unwrap(),
+            format!("{head}this user is not in its group 4242; this program did not ask for group access (it accepts mode 0o600)")
+        );
+        assert_eq!(
+            why(seg(0o640), 0o660, true).unwrap(),
+            "it belongs to uid 1000 (group 4242, mode 0o640), not to this user (uid 77): its mode 0o640 does not give its group read and write access"
+        );
+        assert_eq!(
+            why(seg(0o600), 0o600, false).unwrap(),
+            "it belongs to uid 1000 (group 4242, mode 0o600), not to this user (uid 77): this user is not in its group 4242; its mode 0o600 does not give its group read and write access; this program did not ask for group access (it accepts mode 0o600)"
+        );
+        // Group access was asked: never told to ask for it.
+        for mode in [0o600, 0o640, 0o660] {
+            for in_group in [false, true] {
+                if let Some(r) = why(seg(mode), 0o660, in_group) {
+                    assert!(!r.contains("ask"), "{r}");
+                }
             }
         }
     }

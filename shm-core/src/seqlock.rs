@@ -7,9 +7,9 @@
 //!
 //! A writer killed while the counter is odd would make readers wait forever; instead, a reader
 //! that has seen it odd for a while tries the lock: if it gets it, no writer is at work, so the
-//! writer is dead. The reader undoes the dead writer's half-done stores from the journal, makes the
-//! counter even, and marks the lock poisoned so the next locker is told. A locker that finds the
-//! counter odd does the same.
+//! writer is dead. The reader undoes the dead writer's half-done stores from the journal and makes
+//! the counter even. A locker that finds the counter odd does the same. Nothing is left
+//! half-changed, so neither poisons the lock (see `lock.rs` for what does).
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -17,12 +17,12 @@ use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::journal;
-use crate::lock::{self, Acquired, Wait};
+use crate::lock::{self, Wait};
 use crate::segment::Segment;
 
 thread_local! {
-    /// Segments whose lock this thread holds, to catch a `snapshot` inside an `update` of the
-    /// same segment (it would wait for itself).
+    /// Segments whose lock this thread holds: a second `lock()` of one of them is a bug of the
+    /// caller (reported by a panic), and a reader holding the lock knows no writer is at work.
     static HELD: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -159,9 +159,7 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
             if held_by_this_thread(seg) {
                 // No writer can be at work while this thread holds the lock: the one that left
                 // the counter odd is gone.
-                if recover(seg) {
-                    lock::poison(h);
-                }
+                recover(seg);
             } else {
                 recover_dead_writer(seg);
             }
@@ -183,11 +181,10 @@ fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
         // This thread holds the lock already: no writer is at work.
         return Some(read());
     }
-    let acquired = lock::lock(h, Wait::Forever).ok()?;
-    if recover(seg) || acquired == Acquired::Poisoned {
-        // The news is for the next real locker, not for this reader.
-        lock::poison(h);
-    }
+    // A dead holder found here poisons the lock as for any locker (`lock::lock`); a dead
+    // writer's update is rolled back, which needs no news.
+    lock::lock(h, Wait::Forever).ok()?;
+    recover(seg);
     let r = read();
     lock::unlock(h);
     Some(r)
@@ -207,14 +204,12 @@ fn backoff(spins: &mut u32) {
 /// If no writer holds the lock while the counter is odd, the writer died: undo its write.
 fn recover_dead_writer(seg: &Segment) {
     let h = seg.header();
-    let Ok(acquired) = lock::lock(h, Wait::Try) else {
+    if lock::lock(h, Wait::Try).is_err() {
         // Busy: a live writer is at work; keep waiting.
         return;
-    };
-    // Either way the news is for the next real locker, not for this reader.
-    if recover(seg) || acquired == Acquired::Poisoned {
-        lock::poison(h);
     }
+    // Rolled back: the value is the one from before the dead writer's update, nothing to tell.
+    recover(seg);
     lock::unlock(h);
 }
 

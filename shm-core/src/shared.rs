@@ -5,15 +5,16 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::ptr::NonNull;
 
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::guard::{self, Guard};
+use crate::lock;
 use crate::segment::{Segment, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
-use crate::{Options, Result, SharedLayout};
+use crate::{Options, Primitive, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
 pub(crate) const fn check_type<T: SharedLayout>() {
@@ -75,6 +76,9 @@ pub(crate) fn init_one<T: SharedLayout>(payload: NonNull<u8>, value: &T) {
 ///
 /// The handle that created the segment removes it when dropped (unless created with
 /// [`Options::keep`]); a handle that opened it never does, however it exits.
+///
+/// `Shared<T>` is `Debug` when `T` is, as std's `Mutex<T>`: it shows the name, type, owner,
+/// poisoning and a [`snapshot`](Self::snapshot) of the value.
 pub struct Shared<T: SharedLayout> {
     seg: Segment,
     _type: PhantomData<fn() -> T>,
@@ -83,6 +87,9 @@ pub struct Shared<T: SharedLayout> {
 /// One primitive in a named segment: `Value::<i32>::create("v", 0)` is Python's
 /// `multiprocessing.Value('i', 0)`.
 ///
+/// [`get`](Shared::get) and [`set`](Shared::set) are Python's `v.value` and `v.value = x`; the
+/// atomic's own operations (`fetch_add` ...) are there too, through `Deref`.
+///
 /// ```
 /// use shm_core::Value;
 /// use std::sync::atomic::Ordering::Relaxed;
@@ -90,7 +97,9 @@ pub struct Shared<T: SharedLayout> {
 /// # let name = format!("doc-value-{}", std::process::id());
 /// let v = Value::<f64>::create(&name, 3.5)?;
 /// v.fetch_add(1.0, Relaxed);
-/// assert_eq!(v.load(Relaxed), 4.5);
+/// assert_eq!(v.get(), 4.5);
+/// v.set(0.25);
+/// assert_eq!(v.load(Relaxed), 0.25);
 /// # Ok::<(), shm_core::Error>(())
 /// ```
 pub type Value<T> = Shared<T>;
@@ -170,19 +179,38 @@ impl<T: SharedLayout> Shared<T> {
     ///
     /// A seqlock read: it does not take the lock and does not block a writer; it retries while an
     /// `update` is in progress. (A read that keeps losing the race against writers — 64 times in a
-    /// row — is done once under the lock, so that it ends.) If the writer of that update was killed mid-way, the reader finds
-    /// out within about a millisecond (the lock is free although the write never finished) and
-    /// rolls the half-done update back from the segment's undo journal: a reader sees the value
-    /// from before a killed writer's update, or — if it was killed after its last store — the
-    /// value after it, never a mix. The next locker is told through a poisoned
-    /// [`lock`](Self::lock).
+    /// row — is done once under the lock, so that it ends.) If the writer of that update was
+    /// killed mid-way, the reader finds out within about a millisecond (the lock is free although
+    /// the write never finished) and rolls the half-done update back from the segment's undo
+    /// journal: a reader sees the value from before a killed writer's update, or — if it was
+    /// killed after its last store — the value after it, never a mix. That rollback is a repair:
+    /// it does not poison the lock. A poisoned lock does not affect `snapshot`, which reads what
+    /// is there (see [When a process dies](crate#when-a-process-dies)).
     ///
     /// Fields changed with their own atomics (`fetch_add` ...) are each read atomically, but such
     /// changes are not ordered with respect to one another.
     ///
-    /// # Panics
-    /// If called by a thread that holds this segment's lock while an update is in progress
-    /// (inside the closure of [`update`](Self::update)): it would wait for itself.
+    /// # Inside `update`'s closure
+    ///
+    /// Called inside the closure of [`update`](Self::update) on the same segment, `snapshot`
+    /// neither waits nor panics: the closure runs before the update's write begins, so no write
+    /// is in progress, and it returns the value as it is in the segment — without the changes the
+    /// closure has made so far, which are made to a copy and stored only when the closure
+    /// returns. (No other process can change it meanwhile except through field atomics, since
+    /// this thread holds the lock.) The same holds while this thread holds a [`Guard`].
+    ///
+    /// ```
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-snapshot-in-update-{}", std::process::id());
+    /// let v = Value::<u32>::create(&name, 1)?;
+    /// let seen = v.update(|x| {
+    ///     *x = 2;
+    ///     v.snapshot() // the stored value, not the closure's copy
+    /// });
+    /// assert_eq!((seen, v.snapshot()), (1, 2));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn snapshot(&self) -> T {
         let twin = self.atomic();
         seqlock::read(&self.seg, || T::load(twin, Relaxed))
@@ -196,10 +224,21 @@ impl<T: SharedLayout> Shared<T> {
     /// lost; a concurrent field atomic on a field that `f` does change is overwritten. Keep `f`
     /// short: readers wait while it runs.
     ///
-    /// If a previous holder of the lock died, `update` proceeds (a half-done update of the dead
-    /// holder has been rolled back) and consumes the poisoning. If `f` panics, nothing is stored
-    /// and the lock is poisoned. A segment holds an undo journal of twice its payload's size for
-    /// this.
+    /// `update` proceeds whatever happened before it, and changes nothing about the poisoning:
+    ///
+    /// - If a previous `update` of any process was killed while storing (in its write window),
+    ///   `update` first rolls that half-done write back from the segment's undo journal (twice
+    ///   the payload's size, for this), so `f` sees the value from before it. Nothing is left
+    ///   half-changed, and the lock is not poisoned by it.
+    /// - If a holder of [`lock`](Self::lock)'s guard died, or an `update` died inside its closure,
+    ///   there is nothing to roll back (a guard's stores are not journaled): what that holder
+    ///   changed stays changed, and the lock is poisoned. `update` still proceeds — its own
+    ///   write is whole and journaled — and the lock stays poisoned until
+    ///   [`clear_poison`](Self::clear_poison): [`is_poisoned`](Self::is_poisoned) keeps saying so
+    ///   and `lock()` keeps returning `Err`.
+    /// - If `f` panics, nothing is stored and the lock is poisoned, as std's `Mutex` is.
+    ///
+    /// See [When a process dies](crate#when-a-process-dies).
     ///
     /// ```
     /// use shm_core::{Shared, SharedLayout};
@@ -223,6 +262,11 @@ impl<T: SharedLayout> Shared<T> {
     /// assert_eq!((s.a, s.b), (5, -5));
     /// # Ok::<(), shm_core::Error>(())
     /// ```
+    ///
+    /// # Panics
+    /// If this thread already holds the lock (a [`Guard`] is alive, or inside another `update` of
+    /// the same segment); the panic names the caller's line. If `f` panics, that panic goes on.
+    #[track_caller]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let twin: &T::Atomic = &guard;
@@ -243,26 +287,89 @@ impl<T: SharedLayout> Shared<T> {
 
     /// Takes the segment's lock (Python's `get_lock()`), blocking until it is free.
     ///
-    /// `Err(PoisonError)` means the previous holder died holding it (or a writer died or panicked
-    /// mid-update): the value may be half-changed. The error carries the guard — the lock is held
-    /// — and the lock has been made consistent, so the next lockers proceed normally. Only one
-    /// locker is told.
+    /// `Err(PoisonError)` means the lock is poisoned: a holder of it died or panicked, and what
+    /// it may have half-changed was not repaired, so the value may break your invariants. The
+    /// error carries the guard (the lock is held: `into_inner()` to use it). As with std's
+    /// `Mutex`, every `lock()` returns `Err` until [`clear_poison`](Self::clear_poison) — call it
+    /// once the value is known good again. A dead holder never blocks the others: the lock has
+    /// been made consistent and is usable. See [When a process dies](crate#when-a-process-dies).
+    ///
+    /// ```
+    /// use shm_core::Value;
+    /// use std::sync::atomic::Ordering::Relaxed;
+    ///
+    /// # let name = format!("doc-lock-{}", std::process::id());
+    /// let v = Value::<u64>::create(&name, 0)?;
+    /// let g = match v.lock() {
+    ///     Ok(g) => g,
+    ///     Err(poisoned) => {
+    ///         let g = poisoned.into_inner();
+    ///         g.store(0, Relaxed); // put the value right again, then say so
+    ///         v.clear_poison();
+    ///         g
+    ///     }
+    /// };
+    /// g.fetch_add(1, Relaxed);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     ///
     /// # Panics
-    /// If this thread already holds the lock (a [`Guard`] is alive, or inside `update`).
+    /// If this thread already holds the lock (a [`Guard`] is alive, or inside `update`); the
+    /// panic names the caller's line.
+    #[track_caller]
     pub fn lock(&self) -> LockResult<Guard<'_, T::Atomic>> {
         guard::lock(&self.seg, self.atomic())
     }
 
-    /// Takes the lock if it is free; `Err(TryLockError::WouldBlock)` if not.
+    /// Takes the lock if it is free; `Err(TryLockError::WouldBlock)` if not,
+    /// `Err(TryLockError::Poisoned)` (with the guard) if it is poisoned, as [`lock`](Self::lock).
     pub fn try_lock(&self) -> TryLockResult<Guard<'_, T::Atomic>> {
         guard::try_lock(&self.seg, self.atomic(), None)
     }
 
     /// Takes the lock, waiting at most `timeout`; `Err(TryLockError::WouldBlock)` if it stayed
-    /// held that long.
+    /// held that long, `Err(TryLockError::Poisoned)` (with the guard) if it is poisoned.
     pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<Guard<'_, T::Atomic>> {
         guard::try_lock(&self.seg, self.atomic(), Some(timeout))
+    }
+
+    /// Whether the lock is poisoned: a holder of it died or panicked and what it may have
+    /// half-changed was not repaired. Stays true until [`clear_poison`](Self::clear_poison).
+    ///
+    /// It also reports a holder that died a moment ago, before anyone has locked since: the lock
+    /// word says its owner is gone and no write was in progress. A writer killed inside
+    /// `update`'s write window is not reported (its update is rolled back). It takes no lock.
+    /// See [When a process dies](crate#when-a-process-dies).
+    pub fn is_poisoned(&self) -> bool {
+        lock::is_poisoned(self.seg.header())
+    }
+
+    /// Clears the poisoning, so that [`lock`](Self::lock) returns `Ok` again: call it once you
+    /// have checked or put right what a dead holder may have left half-changed. Like std's
+    /// `Mutex::clear_poison`, it may be called while holding the guard a poisoned `lock()`
+    /// returned.
+    ///
+    /// A holder that died unnoticed is taken in first (by taking the lock if it is free), so that
+    /// its death does not poison the lock again afterwards. A death or panic after this call
+    /// poisons it anew.
+    pub fn clear_poison(&self) {
+        guard::clear_poison(&self.seg)
+    }
+
+    /// Whether the process that created the segment still runs (same pid and start time, not a
+    /// zombie). A worker started by the creator polls this to notice that its parent died.
+    ///
+    /// ```
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-creator-alive-{}", std::process::id());
+    /// let v = Value::<u32>::create(&name, 0)?;
+    /// let w = Value::<u32>::open(&name)?;
+    /// assert!(w.creator_alive()); // created by this very process
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn creator_alive(&self) -> bool {
+        self.seg.recorded_creator().is_alive()
     }
 
     /// The atomic twin in the segment (what `*shared` gives).
@@ -284,12 +391,48 @@ impl<T: SharedLayout> Deref for Shared<T> {
     }
 }
 
-impl<T: SharedLayout> fmt::Debug for Shared<T> {
+/// Python's `Value.value`, for a handle of one primitive.
+impl<T: Primitive> Shared<T> {
+    /// The value, loaded with a sequentially consistent atomic load (Python's `v.value`).
+    ///
+    /// ```
+    /// # let name = format!("doc-value-get-{}", std::process::id());
+    /// let v = shm_core::Value::<i32>::create(&name, 7)?;
+    /// assert_eq!(v.get(), 7);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn get(&self) -> T {
+        T::load(self.atomic(), SeqCst)
+    }
+
+    /// Stores `value` with a sequentially consistent atomic store (Python's `v.value = x`).
+    ///
+    /// One atomic store, not under the lock: like Python's `v.value += 1`, `v.set(v.get() + 1)`
+    /// loses increments that other processes make in between. Use `fetch_add` (through `Deref`),
+    /// or [`update`](Self::update), for a change that depends on the value.
+    ///
+    /// ```
+    /// # let name = format!("doc-value-set-{}", std::process::id());
+    /// let v = shm_core::Value::<bool>::create(&name, false)?;
+    /// v.set(true);
+    /// assert!(v.get());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn set(&self, value: T) {
+        T::store(self.atomic(), &value, SeqCst)
+    }
+}
+
+/// Shows the segment and, from a [`snapshot`](Shared::snapshot), its value:
+/// `Shared { name: "web-stats", type: "Stats", owner: true, poisoned: false, value: Stats { .. } }`.
+impl<T: SharedLayout + fmt::Debug> fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("name", &self.name())
             .field("type", &T::LAYOUT.name)
             .field("owner", &self.is_owner())
+            .field("poisoned", &self.is_poisoned())
+            .field("value", &self.snapshot())
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use shm_core::Shared;
+use shm_core::{Array, Shared};
 use tests::types::Balance;
 use tests::{spawn_child, TestName};
 
@@ -78,7 +78,7 @@ fn update_leaves_fields_it_does_not_change_to_their_atomics() {
 }
 
 #[test]
-fn a_panicking_update_changes_nothing_and_poisons_the_lock_once() {
+fn a_panicking_update_changes_nothing_and_poisons_the_lock_until_cleared() {
     let name = TestName::new("panicupd");
     let s = Shared::<Balance>::create(&name, Balance::default()).unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -89,8 +89,90 @@ fn a_panicking_update_changes_nothing_and_poisons_the_lock_once() {
     }));
     assert!(r.is_err());
     assert_eq!(s.snapshot(), Balance::default());
+    assert!(s.is_poisoned());
     assert!(s.lock().is_err(), "the panic was not reported");
+    // Sticky, as std's Mutex: an update goes on and leaves it so.
+    s.update(|v| v.updates += 1);
+    assert!(s.is_poisoned());
+    // Cleared while holding the guard the poisoned lock() returned, as std's Mutex allows.
+    let Err(poisoned) = s.lock() else {
+        panic!("the poisoning did not stay")
+    };
+    let guard = poisoned.into_inner();
+    s.clear_poison();
+    assert!(!s.is_poisoned());
+    drop(guard);
     assert!(s.lock().is_ok());
+    assert_eq!(s.snapshot().updates, 1);
+}
+
+#[test]
+fn a_panic_while_holding_a_guard_poisons_the_lock() {
+    let name = TestName::new("panicguard");
+    let a = Array::<i64>::create(&name, &[1, 2]).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let g = a.lock().unwrap();
+        g[0].store(5, Relaxed);
+        panic!("holder fails");
+    }));
+    assert!(r.is_err());
+    // Not rolled back (a guard's stores are not journaled), and told.
+    assert_eq!(a.snapshot(), [5, 2]);
+    assert!(a.is_poisoned());
+    assert!(a.lock().is_err());
+    // A guard taken while already panicking (in a destructor during unwinding) does not poison
+    // when it is dropped: only a panic that starts while it is held does, as with std's Mutex.
+    a.clear_poison();
+    struct LockOnDrop<'a>(&'a Array<i64>);
+    impl Drop for LockOnDrop<'_> {
+        fn drop(&mut self) {
+            let g = self.0.lock().unwrap();
+            g[1].store(7, Relaxed);
+        }
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _d = LockOnDrop(&a);
+        panic!("unrelated");
+    }));
+    assert!(r.is_err());
+    assert_eq!(a.snapshot(), [5, 7]);
+    assert!(!a.is_poisoned());
+}
+
+/// `snapshot` inside `update`'s closure on the same segment: the closure runs before the write
+/// window, so it neither waits nor panics, and returns the stored value without the closure's
+/// changes (made to a copy).
+#[test]
+fn snapshot_inside_update_returns_the_stored_value_without_the_closures_changes() {
+    let name = TestName::new("snapinupd");
+    let s = Shared::<Balance>::create(&name, Balance::default()).unwrap();
+    let (inside, other) = s.update(|v| {
+        v.a = 5;
+        v.b = -5;
+        // A field atomic of "another party" meanwhile is seen; the closure's copy is not.
+        s.updates.fetch_add(1, Relaxed);
+        (
+            s.snapshot(),
+            Shared::<Balance>::open(&name).unwrap().snapshot(),
+        )
+    });
+    let want = Balance {
+        updates: 1,
+        ..Balance::default()
+    };
+    assert_eq!(inside, want);
+    assert_eq!(other, want);
+    let after = s.snapshot();
+    assert_eq!((after.a, after.b, after.updates), (5, -5, 1));
+
+    let name = TestName::new("snapinupdarr");
+    let a = Array::<i64>::create(&name, &[1, 2, 3]).unwrap();
+    let inside = a.update_range(1..2, |v| {
+        v[0] = 20;
+        (a.snapshot(), a.snapshot_range(1..3))
+    });
+    assert_eq!(inside, (vec![1, 2, 3], vec![2, 3]));
+    assert_eq!(a.snapshot(), [1, 20, 3]);
 }
 
 #[test]

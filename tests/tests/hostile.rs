@@ -261,6 +261,8 @@ fn a_dead_thread_id_planted_in_the_lock_word_is_recovered() {
     let s = Shared::<Slot>::create(&name, Slot::default()).unwrap();
     // A thread id that does not exist (pid_max is at most 2^22), as a peer could write it.
     plant_lock_owner(&name, 0x3F00_0000u32);
+    // Seen as a holder that died with no write in progress, before anyone locks.
+    assert!(s.is_poisoned());
     let start = Instant::now();
     let r = s.lock();
     assert!(
@@ -270,7 +272,11 @@ fn a_dead_thread_id_planted_in_the_lock_word_is_recovered() {
     );
     assert!(r.is_err(), "the planted owner is reported as a dead holder");
     drop(r);
+    // Poisoned until cleared, like any dead holder.
+    assert!(s.lock().is_err());
+    s.clear_poison();
     assert!(s.lock().is_ok());
+    assert!(!s.is_poisoned());
 }
 
 #[test]

@@ -274,9 +274,9 @@ pub struct Written {
     pub old: Datum,
     /// The value written.
     pub new: Datum,
-    /// The segment's lock was poisoned (a holder died, or a writer died mid-update) when this
-    /// write took it. The write happened; the poisoning is left in place for the program that
-    /// owns the data, whose next lock is told.
+    /// The segment's lock was poisoned when this write took it (a holder died or panicked and
+    /// nothing was repaired; see [`RawSegment::is_poisoned`]). The write happened; the poisoning
+    /// is left in place: only the program that owns the data clears it.
     pub poisoned: bool,
 }
 
@@ -342,6 +342,14 @@ impl RawSegment {
         Ok(info)
     }
 
+    /// Whether the segment's lock is poisoned: exactly what `Shared::is_poisoned` and
+    /// `Array::is_poisoned` of the program that owns the segment say (the poison word is set, or
+    /// the lock's owner died with no write in progress and nobody has locked since). Takes no
+    /// lock and changes nothing.
+    pub fn is_poisoned(&self) -> bool {
+        lock::is_poisoned(self.seg.header())
+    }
+
     /// Whether the name no longer leads to this segment: removed (and perhaps created again).
     /// Values can still be read and written; no other process will open them by name.
     pub fn is_removed(&self) -> bool {
@@ -402,7 +410,10 @@ impl RawSegment {
     ///
     /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
     /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
-    /// range or a path to an array or struct is refused before anything is locked or written.
+    /// range or a path to an array or struct is refused before anything is locked or written. Like
+    /// `update`, it proceeds on a poisoned lock and leaves the poisoning as it is
+    /// ([`Written::poisoned`] says so); a dead holder found by this write poisons the lock as for
+    /// any locker.
     ///
     /// It waits for the lock as long as its holder keeps it: a live process that never releases
     /// it makes this wait for ever. [`set_timeout`](Self::set_timeout) bounds the wait.
@@ -535,10 +546,6 @@ impl RawSegment {
                 |copies| copies.record_bytes(o, n),
                 || self.store_leaf(leaf, offset, n),
             );
-        }
-        if poisoned {
-            // Not this tool's news to consume: the owner of the data is told on its next lock.
-            lock::poison(self.seg.header());
         }
         drop(guard);
         new_bytes.ok_or_else(corrupt)?;

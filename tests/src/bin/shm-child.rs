@@ -136,6 +136,49 @@ fn main() {
             say("locked");
             std::thread::sleep(Duration::from_secs(3600));
         }
+        // Take the lock of an `Array<i64>`, half-change it (element 0 to 99), and wait to be
+        // killed holding it.
+        ["lock-array-and-hang", name] => {
+            let a = ok(Array::<i64>::open(name));
+            let guard = a.lock().unwrap_or_else(|p| p.into_inner());
+            guard[0].store(99, Relaxed);
+            say("locked");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        // One `update` of a `Value<u64>` (+1); say whether the lock is poisoned afterwards.
+        ["update-once", name] => {
+            let v = ok(Value::<u64>::open(name));
+            v.update(|x| *x += 1);
+            say(if v.is_poisoned() { "poisoned" } else { "clean" });
+        }
+        // One `update` of an `Array<i64>` (+1 each); say whether the lock is poisoned afterwards.
+        ["update-array-once", name] => {
+            let a = ok(Array::<i64>::open(name));
+            a.update(|v| v.iter_mut().for_each(|x| *x += 1));
+            say(if a.is_poisoned() { "poisoned" } else { "clean" });
+        }
+        // Set every element of an `Array<i64>` to 1, 2, 3, ... in one `update` each, until
+        // killed.
+        ["update-forever", name] => {
+            let a = ok(Array::<i64>::open(name));
+            say("started");
+            for k in 1.. {
+                a.update(|v| v.fill(k));
+            }
+        }
+        // Create a `Value<i32>` kept after exit, say so, and exit or wait to be killed.
+        ["create-kept", name, then] => {
+            let v = ok(Value::<i32>::create_with(
+                name,
+                5,
+                &Options::new().keep(true),
+            ));
+            say("created");
+            if *then == "hang" {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            drop(v);
+        }
         // Take the lock once and say how it was found.
         ["lock-once", name] => {
             let v = ok(Value::<u64>::open(name));
@@ -291,15 +334,30 @@ fn main() {
                 }
             }
         }
-        // Try to open NAME accepting MODE (octal) and say what happened: `ok VALUE` or the error
-        // variant.
+        // Try to open NAME accepting MODE (octal) and say what happened: `ok VALUE`, or the error
+        // variant and its message.
         ["try-open", name, mode] => {
             let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
             match Value::<i32>::open_with(name, &Options::new().mode(mode)) {
                 Ok(v) => say(&format!("ok {}", v.load(Relaxed))),
-                Err(e) => say(&format!("err {}", tests::error_kind(&e))),
+                Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
             }
         }
+        // Say what `inspect::examine` (what `shm ls --all` shows) finds under NAME: the kind of
+        // entry and, for one refused, the error's message.
+        ["try-examine", name] => match shm_core::inspect::examine(name) {
+            Ok(e) => match e.kind {
+                shm_core::inspect::EntryKind::Denied(e) => say(&format!("denied: {e}")),
+                shm_core::inspect::EntryKind::Segment(_) => say("segment"),
+                other => say(&format!("other: {other:?}")),
+            },
+            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+        },
+        // Try to remove NAME and say what happened: `ok` or the error variant and message.
+        ["try-remove", name] => match shm_core::remove(name) {
+            Ok(()) => say("ok"),
+            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+        },
         // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
         ["full-dev-shm", name] => full_dev_shm(name),
         _ => fail(&format!("unknown role {args:?}")),
