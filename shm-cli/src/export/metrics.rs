@@ -561,6 +561,83 @@ mod tests {
     }
 
     #[test]
+    fn enums_and_texts_become_info_samples() {
+        let state = Descriptor {
+            name: "State".to_owned(),
+            size: 1,
+            align: 1,
+            kind: DescriptorKind::Enum {
+                repr: TypeCode::U8,
+                variants: vec![
+                    shm_core::DescriptorVariant {
+                        name: "Idle".to_owned(),
+                        value: 0,
+                    },
+                    shm_core::DescriptorVariant {
+                        name: "Busy".to_owned(),
+                        value: 1,
+                    },
+                ],
+                default: 0,
+            },
+        };
+        let client = Descriptor {
+            name: String::new(),
+            size: 12,
+            align: 4,
+            kind: DescriptorKind::Text { capacity: 8 },
+        };
+        let d = structure(
+            "Worker",
+            vec![("state", array(state, 2)), ("client", client)],
+        );
+        let v = Datum::Struct(vec![
+            (
+                "state".into(),
+                Datum::Array(vec![
+                    Datum::Enum {
+                        variant: "Busy".into(),
+                        value: 1,
+                        known: true,
+                    },
+                    Datum::Enum {
+                        variant: "Idle".into(),
+                        value: 7,
+                        known: false,
+                    },
+                ]),
+            ),
+            ("client".into(), Datum::Text("10.0.0.7".into())),
+        ]);
+        let mut f = Families::default();
+        let seg = SegmentView {
+            name: "board",
+            descriptor: &d,
+            is_array: false,
+            snapshot: &v,
+        };
+        assert_eq!(add_segment(&mut f, &seg), vec![]);
+        assert_eq!(sample_count(&d, 1), 3);
+        assert_eq!(
+            f.list[1].help(),
+            "Read from shm segments: client (Text<8>) of Shared<Worker>."
+        );
+        assert_eq!(
+            flat(f),
+            vec![
+                s("shm_state_info", Some("0"), Some("Busy"), "1"),
+                s(
+                    "shm_state_info",
+                    Some("1"),
+                    Some("7 (no variant; reads as Idle)"),
+                    "1"
+                ),
+                s("shm_client_info", None, Some("10.0.0.7"), "1"),
+            ]
+        );
+    }
+
+    #[test]
     fn fields_become_families_named_by_path() {
         let d = structure(
             "Stats",
