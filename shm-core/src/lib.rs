@@ -409,7 +409,8 @@
 //!                                     creator alive or dead, kept, age
 //! shm inspect NAME [--json]           layout (fields, type codes, offsets) and a consistent snapshot
 //! shm watch NAME [--interval 500ms]   values refreshed in place, with rates of integer fields
-//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock,
+//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`; an enum's
+//!                                     variant by name, a text as it is) under the lock,
 //!     [--timeout 5s]                  waiting for it at most 5s and saying who holds it
 //! shm rm NAME... [--force]            remove segments (one whose creator lives only with --force)
 //! shm gc [--dry-run] [--prefix P]     remove segments whose creator died without removing them

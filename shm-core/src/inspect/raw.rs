@@ -403,10 +403,13 @@ impl RawSegment {
             })
     }
 
-    /// Writes the primitive at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`, `.` for a
-    /// single-value segment), parsing `value` by the field's type code: integers in decimal or
-    /// `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
-    /// `true`/`false`; one character.
+    /// Writes the primitive, enum or text at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`,
+    /// `.` for a single-value segment), parsing `value` by the field's type: integers in decimal
+    /// or `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
+    /// `true`/`false`; one character; an enum's variant by its name (`Busy`; another is
+    /// [`FieldError::NoSuchVariant`], which lists them); text as it is, not trimmed, at most
+    /// the field's capacity in bytes of UTF-8 ([`FieldError::TextTooLong`]). A text is written
+    /// whole (its bytes, zeros after them, and its length) in the one seqlock write.
     ///
     /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
     /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
@@ -858,6 +861,12 @@ impl RawSegment {
                     FEW
                 ))
             ),
+            Node::Value(
+                d @ Descriptor {
+                    kind: DescriptorKind::Primitive(_),
+                    ..
+                },
+            ) => format!("write `.` for the segment's value, a {d}"),
             Node::Value(d) if is_leaf(d) => {
                 format!("write `.` for the segment's value, {}", a_kind(d))
             }
@@ -1134,7 +1143,7 @@ fn a_kind(d: &Descriptor) -> String {
         DescriptorKind::Enum { .. } => format!("a `{}` enum", d.name),
         DescriptorKind::Array { .. } => format!("a `{d}` array"),
         DescriptorKind::Text { capacity } => format!("a text of at most {capacity} bytes"),
-        DescriptorKind::Primitive(_) => format!("a {d}"),
+        DescriptorKind::Primitive(_) => d.to_string(),
     }
 }
 
