@@ -366,17 +366,12 @@ def _text_raw(desc: Descriptor, value: Any, path: str) -> bytes:
     return raw
 
 
-def _text_stores(desc: Descriptor, off: int, old: bytes, new: bytes, out: List["Store"]) -> None:
-    """Stores that turn the text ``old`` at ``off`` into ``new``: each byte that differs (zeros
-    after the text), then the length if it differs, as Rust's ``AtomicText`` stores them."""
-    cap = desc.length
-    old_p, new_p = old.ljust(cap, b"\0"), new.ljust(cap, b"\0")
+def _text_stores(desc: Descriptor, off: int, raw: bytes, out: List["Store"]) -> None:
+    """Stores of the whole text ``raw`` at ``off``: every byte (zeros after the text), then the
+    length, as Rust's ``AtomicText::store``."""
     base = off + TEXT_LEN_SIZE
-    for i in range(cap):
-        if old_p[i] != new_p[i]:
-            out.append(("B", base + i, new_p[i]))
-    if len(old) != len(new):
-        out.append(("I", off // TEXT_LEN_SIZE, len(new)))
+    out.extend(("B", base + i, b) for i, b in enumerate(raw.ljust(desc.length, b"\0")))
+    out.append(("I", off // TEXT_LEN_SIZE, len(raw)))
 
 
 def _shape(desc: Descriptor) -> Tuple[Tuple[int, ...], Descriptor]:
@@ -577,11 +572,7 @@ def _plan_assign(desc: Descriptor, off: int, value: Any, path: str, out: List[St
         assert code is not None
         out.append((code.fmt, off // code.size, _enum_raw(desc, value, path)))
     elif desc.kind == "text":
-        raw = _text_raw(desc, value, path)
-        # Every byte (zeros after the text), then the length.
-        cap, base = desc.length, off + TEXT_LEN_SIZE
-        out.extend(("B", base + i, b) for i, b in enumerate(raw.ljust(cap, b"\0")))
-        out.append(("I", off // TEXT_LEN_SIZE, len(raw)))
+        _text_stores(desc, off, _text_raw(desc, value, path), out)
     elif desc.kind == "array":
         elem = desc.elem
         assert elem is not None
@@ -690,7 +681,8 @@ def _plan_changes(
             out.append((code.fmt, off // code.size, raw))
     elif desc.kind == "text":
         new_raw = _text_raw(desc, new, path)
-        _text_stores(desc, off, old.encode("utf-8"), new_raw, out)
+        if new != old:  # a changed text is stored whole, as Rust's update stores it
+            _text_stores(desc, off, new_raw, out)
     elif desc.kind == "primitive":
         code = desc.code
         assert code is not None

@@ -313,18 +313,6 @@ impl<const N: usize> AtomicText<N> {
         }
         self.len.store(value.len, order);
     }
-
-    /// Stores the bytes and the length of `new` that differ from `old`'s.
-    fn store_changed(&self, old: &Text<N>, new: &Text<N>, order: Ordering) {
-        for ((cell, o), n) in self.bytes.iter().zip(old.bytes).zip(new.bytes) {
-            if o != n {
-                cell.store(n, order);
-            }
-        }
-        if old.len != new.len {
-            self.len.store(new.len, order);
-        }
-    }
 }
 
 impl<const N: usize> Default for AtomicText<N> {
@@ -374,9 +362,13 @@ unsafe impl<const N: usize> SharedLayout for Text<N> {
         atomic.store(*value, order)
     }
 
+    /// Stores the whole text (every byte, zeros after it, and the length) if it is another
+    /// text than `old`, so what another process left after a text's end is cleared too.
     #[inline]
     fn store_changed(atomic: &AtomicText<N>, old: &Self, new: &Self, order: Ordering) {
-        atomic.store_changed(old, new, order)
+        if old != new {
+            atomic.store(*new, order)
+        }
     }
 }
 
