@@ -447,6 +447,7 @@
 mod array;
 mod atomic;
 mod bulk;
+mod cell;
 mod descriptor;
 mod error;
 mod guard;

@@ -2,11 +2,9 @@
 
 use std::fmt;
 use std::fs;
-use std::mem::{align_of, size_of};
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
@@ -14,22 +12,12 @@ use super::holder::{self, LockHolder};
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
 use super::path::{self, FieldPath, Primitives, Step, FEW};
 use super::{value, Datum};
+use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
 use crate::layout::TEXT_LEN_SIZE;
 use crate::segment::Segment;
 use crate::{guard, journal, lock, seqlock, text, Error, Guard, Options, Result, TypeCode};
-
-mod sealed {
-    /// The std atomics primitives are read and written with. Every bit pattern is a valid value
-    /// of each, and each has the size and alignment of its integer.
-    pub trait Cell: Sync {}
-    impl Cell for std::sync::atomic::AtomicU8 {}
-    impl Cell for std::sync::atomic::AtomicU16 {}
-    impl Cell for std::sync::atomic::AtomicU32 {}
-    impl Cell for std::sync::atomic::AtomicU64 {}
-}
-use sealed::Cell;
 
 /// A segment opened without its Rust type: its layout comes from the descriptor in its header.
 ///
@@ -649,14 +637,13 @@ impl RawSegment {
     fn leaf_bytes(&self, leaf: &Descriptor, offset: u64) -> Option<Vec<u8>> {
         let mut out = vec![0; usize::try_from(leaf.size).ok()?];
         let mut ok = true;
-        each_cell(
-            leaf,
-            offset,
-            &mut |at, width| match self.raw_bytes(width, at) {
-                Some(b) => out[(at - offset) as usize..][..width].copy_from_slice(&b),
-                None => ok = false,
-            },
-        );
+        each_cell(leaf, offset, &mut |at, width| match self.cell(at, width) {
+            Some(cell) => width.encode(
+                cell.load(),
+                &mut out[(at - offset) as usize..][..width.bytes()],
+            ),
+            None => ok = false,
+        });
         ok.then_some(out)
     }
 
@@ -664,7 +651,7 @@ impl RawSegment {
     /// with one relaxed atomic store of its width.
     fn store_leaf(&self, leaf: &Descriptor, offset: u64, bytes: &[u8]) {
         each_cell(leaf, offset, &mut |at, width| {
-            let b = &bytes[(at - offset) as usize..][..width];
+            let b = &bytes[(at - offset) as usize..][..width.bytes()];
             let _ = self.store_bytes(b, at);
         });
     }
@@ -933,11 +920,12 @@ impl RawSegment {
                 }
             }
             DescriptorKind::Text { capacity } => {
-                let len = self.cell::<AtomicU32>(offset)?.load(Relaxed);
+                // As `AtomicText` reads it: the length word, then the bytes it covers.
+                let len = self.cell(offset, Width::Four)?.load() as u32;
                 let start = offset.checked_add(TEXT_LEN_SIZE as u64)?;
                 let n = u64::from(len).min(*capacity);
                 let bytes = (0..n)
-                    .map(|i| Some(self.cell::<AtomicU8>(start.checked_add(i)?)?.load(Relaxed)))
+                    .map(|i| Some(self.cell(start.checked_add(i)?, Width::One)?.load() as u8))
                     .collect::<Option<Vec<u8>>>()?;
                 Datum::Text(text::readable(len, &bytes).to_owned())
             }
@@ -962,97 +950,30 @@ impl RawSegment {
         })
     }
 
-    /// The atomic `A` at payload offset `offset`, if it lies inside the payload and is aligned.
-    fn cell<A: Cell>(&self, offset: u64) -> Option<&A> {
-        let end = offset.checked_add(size_of::<A>() as u64)?;
-        if end > self.payload_len {
-            return None;
-        }
-        let ptr = self
-            .seg
-            .payload()
-            .as_ptr()
-            .wrapping_add(usize::try_from(offset).ok()?);
-        if ptr as usize % align_of::<A>() != 0 {
-            return None;
-        }
-        // SAFETY: `offset + size_of::<A>() <= payload_len` (checked above), and
-        // `Segment::open_any` proved that the payload — `count` elements of `descriptor.size`
-        // bytes from `payload()`, i.e. `payload_len` bytes — lies inside the mapping, so
-        // `ptr..ptr + size_of::<A>()` is inside it (and so `wrapping_add` did not wrap). `ptr` is
-        // aligned for `A` (checked above). `A` is one of std's `AtomicU8..AtomicU64` (the sealed
-        // `Cell`), for which any bit pattern is valid, and every process accesses the mapping
-        // only atomically (the crate's rule for shared bytes), so a shared reference is sound
-        // whatever peers write. The mapping lives as long as `self.seg`, which the returned
-        // reference borrows.
-        Some(unsafe { &*(ptr as *const A) })
+    /// The cell of `width` at payload offset `offset`, if it lies inside the payload and is
+    /// aligned.
+    fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
+        let offset = usize::try_from(offset).ok()?;
+        // SAFETY: the callers (`load`, `read` of a text, `leaf_bytes`,
+        // `store_bytes`) pass the width of the primitive the descriptor puts at `offset` (a code
+        // `read` or `resolve` found there, a text's length word or byte, a cell `each_cell` walked
+        // to). `open` validated the descriptor, which puts one primitive
+        // on each byte (no overlapping fields); every access to it has that width, whether made
+        // by a typed handle (whose layout has the descriptor's fingerprint) or a `RawSegment`.
+        unsafe { Region::payload(&self.seg).cell(offset, width) }
     }
 
     /// The primitive `code` at `offset`, as relaxed atomic loads read it.
     fn load(&self, code: TypeCode, offset: u64) -> Option<Datum> {
-        let u8_ = || self.cell::<AtomicU8>(offset).map(|c| c.load(Relaxed));
-        let u16_ = || self.cell::<AtomicU16>(offset).map(|c| c.load(Relaxed));
-        let u32_ = || self.cell::<AtomicU32>(offset).map(|c| c.load(Relaxed));
-        let u64_ = || self.cell::<AtomicU64>(offset).map(|c| c.load(Relaxed));
-        Some(match code {
-            TypeCode::I8 => Datum::I8(u8_()? as i8),
-            TypeCode::U8 => Datum::U8(u8_()?),
-            TypeCode::I16 => Datum::I16(u16_()? as i16),
-            TypeCode::U16 => Datum::U16(u16_()?),
-            TypeCode::I32 => Datum::I32(u32_()? as i32),
-            TypeCode::U32 => Datum::U32(u32_()?),
-            TypeCode::I64 => Datum::I64(u64_()? as i64),
-            TypeCode::U64 => Datum::U64(u64_()?),
-            TypeCode::F32 => Datum::F32(f32::from_bits(u32_()?)),
-            TypeCode::F64 => Datum::F64(f64::from_bits(u64_()?)),
-            // As the typed atomics read them: any non-zero byte is true, an invalid char U+FFFD.
-            TypeCode::Bool => Datum::Bool(u8_()? != 0),
-            TypeCode::Char => Datum::Char(char::from_u32(u32_()?).unwrap_or('\u{FFFD}')),
-        })
-    }
-
-    /// The `width` bytes at `offset`, as one relaxed atomic load reads them.
-    fn raw_bytes(&self, width: usize, offset: u64) -> Option<Vec<u8>> {
-        Some(match width {
-            1 => self
-                .cell::<AtomicU8>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            2 => self
-                .cell::<AtomicU16>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            4 => self
-                .cell::<AtomicU32>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            8 => self
-                .cell::<AtomicU64>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            _ => return None,
-        })
+        let bits = self.cell(offset, Width::of(code))?.load();
+        Some(Datum::from_bits(code, bits))
     }
 
     /// Stores `bytes` (1, 2, 4 or 8 of them, in memory order) at `offset` with one relaxed atomic
     /// store of their width.
     fn store_bytes(&self, bytes: &[u8], offset: u64) -> Option<()> {
-        match *bytes {
-            [a] => self.cell::<AtomicU8>(offset)?.store(a, Relaxed),
-            [a, b] => self
-                .cell::<AtomicU16>(offset)?
-                .store(u16::from_ne_bytes([a, b]), Relaxed),
-            [a, b, c, d] => self
-                .cell::<AtomicU32>(offset)?
-                .store(u32::from_ne_bytes([a, b, c, d]), Relaxed),
-            _ => self
-                .cell::<AtomicU64>(offset)?
-                .store(u64::from_ne_bytes(bytes.try_into().ok()?), Relaxed),
-        }
+        let width = Width::from_bytes(bytes.len())?;
+        self.cell(offset, width)?.store(width.decode(bytes));
         Some(())
     }
 }
@@ -1067,7 +988,7 @@ fn is_leaf(d: &Descriptor) -> bool {
 
 /// Calls `f(offset, width)` for every cell of the leaf `d` at `offset`: what one atomic access
 /// reads or writes (a text's length word, then each of its bytes).
-fn each_cell(d: &Descriptor, offset: u64, f: &mut dyn FnMut(u64, usize)) {
+fn each_cell(d: &Descriptor, offset: u64, f: &mut dyn FnMut(u64, Width)) {
     let all = offset..offset.saturating_add(d.size);
     journal::each_primitive(d, offset, &all, f);
 }
@@ -1077,14 +998,8 @@ fn each_cell(d: &Descriptor, offset: u64, f: &mut dyn FnMut(u64, usize)) {
 fn encode_leaf(d: &Descriptor, value: &Datum, mut old: Vec<u8>) -> Option<Vec<u8>> {
     match (&d.kind, value) {
         (DescriptorKind::Enum { repr, .. }, Datum::Enum { value, .. }) => {
-            // In range of `repr` (a variant's value), so the casts are exact.
-            let bytes = match repr.size() {
-                1 => (*value as u8).to_ne_bytes().to_vec(),
-                2 => (*value as u16).to_ne_bytes().to_vec(),
-                4 => (*value as u32).to_ne_bytes().to_vec(),
-                _ => (*value as u64).to_ne_bytes().to_vec(),
-            };
-            Some(bytes)
+            // In range of `repr` (a variant's value): its low bytes are the repr's two's complement.
+            Some(Width::of(*repr).ne_bytes(*value as u64))
         }
         (DescriptorKind::Text { capacity }, Datum::Text(text)) => {
             let capacity = usize::try_from(*capacity).ok()?;
@@ -1105,21 +1020,8 @@ fn encode_leaf(d: &Descriptor, value: &Datum, mut old: Vec<u8>) -> Option<Vec<u8
 
 /// A primitive's bytes in memory, as its atomic of the same width stores them.
 fn ne_bytes(value: &Datum) -> Option<Vec<u8>> {
-    Some(match *value {
-        Datum::I8(v) => v.to_ne_bytes().to_vec(),
-        Datum::U8(v) => v.to_ne_bytes().to_vec(),
-        Datum::I16(v) => v.to_ne_bytes().to_vec(),
-        Datum::U16(v) => v.to_ne_bytes().to_vec(),
-        Datum::I32(v) => v.to_ne_bytes().to_vec(),
-        Datum::U32(v) => v.to_ne_bytes().to_vec(),
-        Datum::I64(v) => v.to_ne_bytes().to_vec(),
-        Datum::U64(v) => v.to_ne_bytes().to_vec(),
-        Datum::F32(v) => v.to_bits().to_ne_bytes().to_vec(),
-        Datum::F64(v) => v.to_bits().to_ne_bytes().to_vec(),
-        Datum::Bool(v) => vec![u8::from(v)],
-        Datum::Char(v) => u32::from(v).to_ne_bytes().to_vec(),
-        _ => return None,
-    })
+    let (width, bits) = value.to_bits()?;
+    Some(width.ne_bytes(bits))
 }
 
 /// `` write one of the primitives in it: `a.x`, `a.y[0]`, … `` for a value of type `d` at `at`.
