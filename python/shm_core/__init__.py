@@ -11,7 +11,10 @@ reads it::
     stats.snapshot()                         # {"requests": 12, "load": 0.7, "hist": [...]}, consistent
     stats.update(load=0.5, errors=0)         # under the segment's lock, as one seqlock write
 
-and the mirror of ``multiprocessing``'s ``Value``/``Array``, which Rust's ``Value::<f64>::open``
+Enum fields read as their variant's name and take one (``stats["state"] = "Busy"``); text
+fields (Rust's ``Text<N>``) read as ``str`` and take one of at most N bytes of UTF-8.
+
+And the mirror of ``multiprocessing``'s ``Value``/``Array``, which Rust's ``Value::<f64>::open``
 and ``Array::<i32>::open`` accept::
 
     v = shm_core.Value("d", 3.14, name="ratio")
