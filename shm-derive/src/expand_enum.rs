@@ -146,7 +146,7 @@ fn impl_shared_layout(cx: &Cx) -> TokenStream {
         quote! {
             #krate::Variant {
                 name: #name,
-                value: Self::#variant as #repr as i128,
+                value: Self::#variant as #repr as #core::primitive::i128,
             }
         }
     });

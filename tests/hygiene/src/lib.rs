@@ -110,6 +110,8 @@ pub mod shadowing {
     struct AtomicEnum;
     struct Option;
     const raw: u8 = 0;
+    #[allow(non_camel_case_types)]
+    struct i128;
     trait SharedLayout {}
     trait SharedEnum {}
     mod core {}
