@@ -46,11 +46,17 @@ def read_object(name: str) -> bytes:
         return f.read()
 
 
-def plant(name: str, seg, offset: int, data: bytes) -> None:
+def payload_offset(name: str) -> int:
+    """Where the payload starts: the header's ``payload_offset`` (docs/FORMAT.md)."""
+    return struct.unpack_from("<Q", read_object(name), 32)[0]
+
+
+def plant(name: str, offset: int, data: bytes) -> None:
     """Writes ``data`` at ``offset`` of the payload through /dev/shm, as a peer ignoring the
     rules would."""
+    at = payload_offset(name) + offset
     with open(shm_path(name), "r+b") as f:
-        f.seek(seg._payload + offset)
+        f.seek(at)
         f.write(data)
 
 
@@ -62,7 +68,19 @@ class EnumTextTest(ShmTestCase):
         self.assertEqual([f.offset for f in BOARD.fields], [0, 4, 24])
         self.assertEqual(str(BOARD.fields[1].type), "Text<16>")
         self.assertEqual(Descriptor.parse(BOARD.encode()), BOARD)
-        self.assertEqual(LEVEL.variant_of(-300).name, "Low")
+        self.assertEqual(LEVEL.variants[0], shm_core.Variant("Low", -300))
+        self.assertEqual((LEVEL.kind, LEVEL.code.letter, LEVEL.default), ("enum", "h", 1))
+        self.assertEqual((BOARD.fields[1].type.kind, BOARD.fields[1].type.capacity), ("text", 16))
+        # Numbered as Rust numbers variants without a value: one more than the previous.
+        self.assertEqual(
+            [v.value for v in Descriptor.enum("E", "i8", [("A", -2), "B", "C"]).variants], [-2, -1, 0]
+        )
+        with self.assertRaises(ValueError):
+            Descriptor.enum("E", "u8", [("A", 256)])
+        with self.assertRaises(ValueError):
+            Descriptor.enum("E", "f64", ["A"])
+        with self.assertRaises(ValueError):
+            Descriptor.text(1 << 32)
 
     def test_python_reads_what_rust_wrote_and_rust_reads_what_python_writes(self):
         name = self.name("board")
@@ -101,7 +119,7 @@ class EnumTextTest(ShmTestCase):
             },
         )
         raw = read_object(name)
-        client0 = seg._payload + 4
+        client0 = payload_offset(name) + 4
         self.assertEqual(raw[client0 : client0 + 20], struct.pack("<I", 1) + b"a" + bytes(15))
 
     def test_what_rust_would_not_store_is_refused_and_changes_nothing(self):
@@ -112,7 +130,7 @@ class EnumTextTest(ShmTestCase):
         before = seg.snapshot()
         with self.assertRaises(ValueError) as cm:
             seg[0]["state"] = "busy"
-        self.assertIn("`[0].state` (WorkState) has no variant 'busy'", str(cm.exception))
+        self.assertIn('`[0].state` (WorkState) has no variant "busy"', str(cm.exception))
         self.assertIn("its variants are Idle, Busy, Stopping", str(cm.exception))
         with self.assertRaises(TypeError):
             seg[0]["state"] = 1  # a name, not a number
@@ -152,10 +170,10 @@ class EnumTextTest(ShmTestCase):
         rust = self.peer("create-board", name)
         rust.expect("ready")
         seg = self.keep(shm_core.open(name))
-        plant(name, seg, 0, bytes([7]))  # no variant of WorkState
-        plant(name, seg, 24, struct.pack("<h", 301))  # no variant of Level
-        plant(name, seg, 4, struct.pack("<I", 1000) + b"ok\x80 rest")  # length past 16, not UTF-8
-        plant(name, seg, 28 + 4, struct.pack("<I", 2) + "aé".encode())  # a character cut
+        plant(name, 0, bytes([7]))  # no variant of WorkState
+        plant(name, 24, struct.pack("<h", 301))  # no variant of Level
+        plant(name, 4, struct.pack("<I", 1000) + b"ok\x80 rest")  # length past 16, not UTF-8
+        plant(name, 28 + 4, struct.pack("<I", 2) + "aé".encode())  # a character cut
         self.assertEqual(seg[0]["state"], "Idle")  # the default, as Rust's load
         self.assertEqual(seg[0]["level"], "Zero")
         self.assertEqual(seg[0]["client"], "ok")
@@ -168,17 +186,16 @@ class EnumTextTest(ShmTestCase):
         # An update that leaves them alone leaves the numbers there; one that sets them stores
         # variants.
         seg.update({2: {"state": "Busy"}})
-        self.assertEqual(read_object(name)[seg._payload], 7)
+        self.assertEqual(read_object(name)[payload_offset(name)], 7)
         seg.update({0: {"state": "Stopping", "client": "fixed"}})
         rust.send("dump")
         dump = read_dump(rust)
         self.assertEqual((dump["[0].state"], dump["[0].client"]), (("Stopping", 9), "fixed"))
 
-    def test_a_single_enum_and_a_single_text_are_values(self):
+    def test_a_single_enum_and_a_single_text_have_a_value(self):
         state, text = self.name("state"), self.name("text")
         s = self.keep(shm_core.create(state, WORK_STATE, "Busy"))
         t = self.keep(shm_core.create(text, Descriptor.text(8), "from py"))
-        self.assertIs(type(s), shm_core.Value)
         self.assertEqual((s.value, t.value, s.typecode, t.typecode), ("Busy", "from py", None, None))
         self.assertEqual(self.run_peer("state-and-text", state, text), 'Busy "from py"')
         self.assertEqual((s.value, t.value), ("Stopping", "from rs"))
@@ -188,8 +205,10 @@ class EnumTextTest(ShmTestCase):
         with self.assertRaises(ValueError):
             t.value = "123456789"
         self.assertEqual(t.value, "from rs")
-        reopened = self.keep(shm_core.Value.open(text, Descriptor.text(8)))
+        reopened = self.keep(shm_core.open(text, expect=Descriptor.text(8)))
         self.assertEqual(reopened.value, "from rs")
+        with self.assertRaises(TypeError):
+            reopened["x"]
         with self.assertRaises(shm_core.LayoutMismatch) as cm:
             shm_core.open(state, expect=Descriptor.enum("WorkState", "u8", ["Idle", "Busy"]))
         self.assertIn("the segment's `WorkState` has variant `Stopping` (9)", str(cm.exception))
