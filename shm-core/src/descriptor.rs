@@ -929,7 +929,7 @@ mod tests {
 
     #[test]
     fn owned_descriptors_encode_and_fingerprint_as_layouts_do() {
-        for l in [&U32, &ROW, &V1] {
+        for l in [&U32, &ROW, &V1, &STATE, &TEXT, &WORKER] {
             let d = Descriptor::from_layout(l);
             assert_eq!(d.encode().unwrap(), l.encode());
             assert_eq!(d.fingerprint(), Some(l.fingerprint()));
@@ -1160,6 +1160,58 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("cannot fit"));
+    }
+
+    #[test]
+    fn enums_and_texts_built_at_run_time_are_the_derives() {
+        let state = Descriptor::enumeration(
+            "State",
+            TypeCode::U8,
+            vec![
+                ("Idle".into(), 0),
+                ("Busy".into(), 1),
+                ("Stopping".into(), 2),
+            ],
+            0,
+        )
+        .unwrap();
+        assert_eq!(state, Descriptor::from_layout(&STATE));
+        assert_eq!(
+            Descriptor::text(64).unwrap(),
+            Descriptor::from_layout(&TEXT)
+        );
+        for (repr, variants, default, why) in [
+            (
+                TypeCode::F32,
+                vec![("A".into(), 0)],
+                0,
+                "must be an integer",
+            ),
+            (TypeCode::U8, vec![], 0, "has no variants"),
+            (TypeCode::U8, vec![("A".into(), 0)], 1, "default variant 1"),
+            (
+                TypeCode::I8,
+                vec![("A".into(), 128)],
+                0,
+                "out of range for i8",
+            ),
+            (
+                TypeCode::U8,
+                vec![("A".into(), 0), ("A".into(), 1)],
+                0,
+                "appears twice",
+            ),
+            (
+                TypeCode::U8,
+                vec![("A".into(), 1), ("B".into(), 1)],
+                0,
+                "same value 1",
+            ),
+        ] {
+            let e = Descriptor::enumeration("E", repr, variants, default).unwrap_err();
+            assert!(e.contains(why), "{e} does not say {why:?}");
+        }
+        assert!(Descriptor::text(u64::from(u32::MAX) + 1).is_err());
     }
 
     #[test]
