@@ -115,7 +115,7 @@ fn a_read_only_open_writes_nothing() {
     let before = std::fs::read(name.path()).unwrap();
     let ro = Value::<u64>::open_readonly(&name).unwrap();
     assert_eq!(ro.snapshot(), 3);
-    assert_eq!((ro.name(), ro.len()), (&*name.as_str(), 1));
+    assert_eq!((ro.name(), ro.len()), (name.as_str(), 1));
     assert!(!ro.is_poisoned());
     assert!(ro.creator_alive());
     assert_eq!(std::fs::read(name.path()).unwrap(), before);
