@@ -22,7 +22,7 @@ use perf::measure::{print_table, Group, Timing};
 use perf::mutex::{BareMutex, Kind};
 use perf::raw::{Error, RawMap};
 use shared_memory::ShmemConf;
-use shm_core::{Array, Shared, SharedLayout};
+use shm_core::{Array, ReadOnly, Shared, SharedLayout};
 
 /// A struct of `u64`s, with the hand-written counterparts of what shm-core does to it.
 trait Words: SharedLayout + Copy + Default + Debug + PartialEq {
@@ -75,6 +75,7 @@ macro_rules! words {
             fn with(k: u64) -> Self {
                 $name { f: [k; $n] }
             }
+            #[inline]
             fn sum(&self) -> u64 {
                 self.f.iter().fold(0u64, |a, b| a.wrapping_add(*b))
             }
@@ -111,17 +112,23 @@ enum Op {
 /// format, parse, sort, hash and update. The compiler weighs inlining `snapshot` into it as it
 /// would in such a function.
 #[inline(never)]
-fn large<T: Words>(op: Op, s: &Shared<T>, raw: &T::Raw, log: &mut Vec<String>) -> u64 {
+fn large<T: Words>(
+    op: Op,
+    s: &Shared<T>,
+    raw: &T::Raw,
+    sink: &mut Sink<T>,
+    log: &mut Vec<String>,
+) -> u64 {
     match op {
         Op::Snapshot(n) => {
             for _ in 0..n {
-                bb(s.snapshot());
+                sink.put(s.snapshot());
             }
             0
         }
         Op::Loads(n) => {
             for _ in 0..n {
-                bb(T::load_raw(raw));
+                sink.put(T::load_raw(raw));
             }
             0
         }
@@ -210,6 +217,7 @@ fn large<T: Words>(op: Op, s: &Shared<T>, raw: &T::Raw, log: &mut Vec<String>) -
 /// The program's other uses of `large`, run once so that every arm is live code.
 fn exercise_large<T: Words>(s: &Shared<T>, raw: &T::Raw) -> u64 {
     let mut log = Vec::new();
+    let mut sink = Sink::new();
     let mut sum = 0u64;
     for op in [
         Op::Report,
@@ -221,7 +229,7 @@ fn exercise_large<T: Words>(s: &Shared<T>, raw: &T::Raw) -> u64 {
         Op::Bump(3),
         Op::Diff,
     ] {
-        sum = sum.wrapping_add(large(bb(op), s, raw, &mut log));
+        sum = sum.wrapping_add(large(bb(op), s, raw, &mut sink, &mut log));
     }
     sum.wrapping_add(log.len() as u64)
 }
@@ -237,6 +245,12 @@ fn changed<T: Words>(s: &Shared<T>, before: &T) -> bool {
     s.snapshot() != *before
 }
 
+/// Another call site, of the read-only handle's `snapshot`.
+#[inline(never)]
+fn ro_sum<T: Words>(s: &ReadOnly<T>) -> u64 {
+    s.snapshot().sum()
+}
+
 /// `snapshot()` of `T` against the same relaxed loads by hand, from several call sites and from
 /// inside [`large`].
 fn snapshot_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<Timing>, Error> {
@@ -250,31 +264,102 @@ fn snapshot_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec
     bb(changed(s, &T::default()));
     bb(exercise_large(s, raw));
     let mut g = Group::new(format!("snapshot of {label}"));
-    g.case(format!("{label}: snapshot()"), |n| {
+    // Each loop hands every copy to the optimiser as used (`black_box`), in a place that does
+    // not alias the segment (see `Sink`).
+    let mut sink = Sink::new();
+    g.case(format!("{label}: snapshot()"), move |n| {
         for _ in 0..n {
-            bb(s.snapshot());
+            sink.put(s.snapshot());
         }
     });
-    g.case(format!("{label}: relaxed loads"), |n| {
+    let mut sink = Sink::new();
+    g.case(format!("{label}: relaxed loads"), move |n| {
         for _ in 0..n {
-            bb(T::load_raw(raw));
+            sink.put(T::load_raw(raw));
         }
     });
-    let mut log = Vec::new();
+    // An observer's handle: the read that never writes.
+    let ro = Shared::<T>::open_readonly(&nm)?;
+    bb(ro_sum(&ro));
+    let mut sink = Sink::new();
+    g.case(format!("{label}: read-only snapshot()"), move |n| {
+        for _ in 0..n {
+            sink.put(ro.snapshot());
+        }
+    });
+    let (mut log, mut sink) = (Vec::new(), Sink::new());
     g.case(
         format!("{label}: snapshot() in a large function"),
         move |n| {
-            large(bb(Op::Snapshot(n)), s, raw, &mut log);
+            bb(large(bb(Op::Snapshot(n)), s, raw, &mut sink, &mut log));
         },
     );
-    let mut log = Vec::new();
+    let (mut log, mut sink) = (Vec::new(), Sink::new());
     g.case(
         format!("{label}: relaxed loads in a large function"),
         move |n| {
-            large(bb(Op::Loads(n)), s, raw, &mut log);
+            bb(large(bb(Op::Loads(n)), s, raw, &mut sink, &mut log));
         },
     );
     Ok(g.run(rounds, 20_000.0))
+}
+
+/// Where the timed loops put each value they read, so that the compiler must produce it: 2048
+/// bytes into a page of its own, for the reason given at [`Page`].
+#[repr(C, align(4096))]
+struct Sink<T> {
+    _pad: [u8; 2048],
+    slot: T,
+}
+
+impl<T: Words> Sink<T> {
+    fn new() -> Box<Sink<T>> {
+        Box::new(Sink {
+            _pad: [0; 2048],
+            slot: T::default(),
+        })
+    }
+
+    #[inline(always)]
+    fn put(&mut self, v: T) {
+        self.slot = v;
+        used(&mut self.slot);
+    }
+}
+
+/// Makes the compiler treat `*p` as read by code it cannot see: an empty `asm!` that takes the
+/// pointer in a register and may read memory but not write it, as a loop that hands each value
+/// on and otherwise leaves memory alone. (`black_box` would also make every load of the loop's
+/// own state, such as the handle's pointers, be done again in each iteration, and it hands its
+/// operand over through a stack slot: one more store in each iteration, at an address whose
+/// offset in its page changes from build to build and can slow the next loads by "4K
+/// aliasing".)
+#[inline(always)]
+fn used<T: ?Sized>(p: &mut T) {
+    let p = p as *mut T as *mut u8;
+    // SAFETY: the assembly is empty: it reads and writes no memory and changes no register or
+    // flag; the operand (and `readonly`, which says it may read memory) only keeps the compiler
+    // from dropping the stores to `*p` before it.
+    unsafe {
+        core::arch::asm!("/* {0} */", in(reg) p, options(readonly, nostack, preserves_flags))
+    };
+}
+
+/// A page for the buffers `read_into` fills: they start 2048 bytes into it, where no store can
+/// "4K-alias" the loads of the segment's payload (which starts 384 bytes into its page), whereas
+/// a buffer on the stack lands at a random offset in its page each run, and a store to it
+/// delays the next loads of the same offset in another page.
+#[repr(C, align(4096))]
+struct Page([u64; 512]);
+
+impl Page {
+    fn new() -> Box<Page> {
+        Box::new(Page([0; 512]))
+    }
+
+    fn buffer<const N: usize>(&mut self) -> &mut [u64; N] {
+        (&mut self.0[256..256 + N]).try_into().expect("N <= 256")
+    }
 }
 
 /// What [`large_array`] does this time.
@@ -295,6 +380,7 @@ fn large_array<const N: usize>(
     op: ArrayOp,
     a: &Array<u64>,
     raw: &[AtomicU64],
+    page: &mut Page,
     log: &mut Vec<String>,
 ) -> u64 {
     match op {
@@ -314,21 +400,21 @@ fn large_array<const N: usize>(
             0
         }
         ArrayOp::ReadInto(n) => {
-            let mut buf = [0u64; N];
+            let buf = page.buffer::<N>();
             for _ in 0..n {
-                a.read_into(bb(0), &mut buf);
-                bb(&mut buf);
+                a.read_into(bb(0), buf);
+                used(&mut *buf);
             }
             0
         }
         ArrayOp::LoadInto(n) => {
-            let mut buf = [0u64; N];
+            let buf = page.buffer::<N>();
             for _ in 0..n {
                 let start = bb(0);
                 for (o, x) in buf.iter_mut().zip(&raw[start..start + N]) {
                     *o = x.load(Relaxed);
                 }
-                bb(&mut buf);
+                used(&mut *buf);
             }
             0
         }
@@ -358,12 +444,13 @@ fn large_array<const N: usize>(
 /// and into a buffer), from several call sites and from inside [`large_array`].
 fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
     let nm = name(&format!("array{N}"));
-    let a = Array::<u64>::create_zeroed(&nm, 64)?;
+    let owner = Array::<u64>::create_zeroed(&nm, 64)?;
+    let a = &owner;
     let map = RawMap::open(&nm)?;
     let raw = map.u64s(64);
     let mut log = Vec::new();
     for op in [ArrayOp::Report, ArrayOp::Scale(3), ArrayOp::Top] {
-        bb(large_array::<N>(bb(op), &a, raw, &mut log));
+        bb(large_array::<N>(bb(op), a, raw, &mut Page::new(), &mut log));
     }
     let bytes = N * 8;
     let mut g = Group::new(format!("Array<u64>, {N} elements ({bytes} B)"));
@@ -380,23 +467,28 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
                 .collect::<Vec<u64>>());
         }
     });
-    g.case(format!("{bytes} B: read_into"), |n| {
-        let mut buf = [0u64; N];
+    let mut page = Page::new();
+    g.case(format!("{bytes} B: read_into"), move |n| {
+        let buf = page.buffer::<N>();
         for _ in 0..n {
-            a.read_into(bb(0), &mut buf);
-            bb(&mut buf);
+            a.read_into(bb(0), buf);
+            used(&mut *buf);
         }
     });
-    g.case(format!("{bytes} B: relaxed loads into a buffer"), |n| {
-        let mut buf = [0u64; N];
-        for _ in 0..n {
-            let start = bb(0);
-            for (o, x) in buf.iter_mut().zip(&raw[start..start + N]) {
-                *o = x.load(Relaxed);
+    let mut page = Page::new();
+    g.case(
+        format!("{bytes} B: relaxed loads into a buffer"),
+        move |n| {
+            let buf = page.buffer::<N>();
+            for _ in 0..n {
+                let start = bb(0);
+                for (o, x) in buf.iter_mut().zip(&raw[start..start + N]) {
+                    *o = x.load(Relaxed);
+                }
+                used(&mut *buf);
             }
-            bb(&mut buf);
-        }
-    });
+        },
+    );
     for (case, op) in [
         (
             "snapshot_range in a large function",
@@ -412,10 +504,9 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
             ArrayOp::LoadInto,
         ),
     ] {
-        let mut log = Vec::new();
-        let a = &a;
+        let (mut log, mut page) = (Vec::new(), Page::new());
         g.case(format!("{bytes} B: {case}"), move |n| {
-            large_array::<N>(bb(op(n)), a, raw, &mut log);
+            large_array::<N>(bb(op(n)), a, raw, &mut page, &mut log);
         });
     }
     Ok(g.run(rounds, 20_000.0))
@@ -429,7 +520,7 @@ fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<T
     let map = RawMap::open(&nm)?;
     let raw = T::raw(&map);
     let mut log = Vec::new();
-    bb(large(bb(Op::Bump(1)), s, raw, &mut log));
+    bb(large(bb(Op::Bump(1)), s, raw, &mut Sink::new(), &mut log));
     let mutexes = [
         (Kind::Private, "a default mutex"),
         (Kind::Shared, "a process-shared mutex"),

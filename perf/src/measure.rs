@@ -67,7 +67,8 @@ impl Spread {
 }
 
 /// One timed case: `run(n)` performs the operation `n` times (the loop is the caller's own code,
-/// so the operation is compiled into it as in a user's loop).
+/// so the operation is compiled into it as in a user's loop). Whatever a case needs besides the
+/// operations (buffers, handles) it makes before, not in `run`: `run` is timed whole.
 pub struct Case<'a> {
     /// What it is, as the table shows it.
     pub name: String,
@@ -77,6 +78,9 @@ pub struct Case<'a> {
     /// Nanoseconds per operation, one per round.
     samples: Vec<f64>,
 }
+
+/// Operations a batch has at least, so that reading the clock is a small part of it.
+const MIN_BATCH: u64 = 16;
 
 /// Cases timed together, interleaved.
 pub struct Group<'a> {
@@ -134,16 +138,17 @@ impl<'a> Group<'a> {
     /// an order rotated by one case each round (and reversed every other round). Returns the
     /// timings in the order the cases were added.
     pub fn run(mut self, rounds: usize, batch_ns: f64) -> Vec<Timing> {
-        // Size each case's batch from a warm-up: double until a batch takes a tenth of the
-        // target, then scale.
+        // Size each case's batch: one untimed call first (first touches, page faults, lazy
+        // initialisation), then double until a batch takes a quarter of the target, then scale.
         for c in &mut self.cases {
+            (c.run)(1);
             let mut n = 1u64;
             loop {
                 let t = Instant::now();
                 (c.run)(n);
                 let ns = t.elapsed().as_nanos() as f64;
-                if ns >= batch_ns / 10.0 || n >= 1 << 40 {
-                    c.batch = ((n as f64 * batch_ns / ns.max(1.0)).ceil() as u64).max(1);
+                if ns >= batch_ns / 4.0 || n >= 1 << 40 {
+                    c.batch = ((n as f64 * batch_ns / ns.max(1.0)).ceil() as u64).max(MIN_BATCH);
                     break;
                 }
                 n *= 2;
