@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +17,10 @@ use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
 use crate::lock;
 use crate::process::ProcessId;
 use crate::{Error, Layout, Options, Result};
+
+mod sys;
+
+use sys::{fstat, identity, map, os_err, shm_open, shm_unlink, Mapping};
 
 /// Longest segment name, in bytes, without the leading `/` (`NAME_MAX` on Linux).
 pub const MAX_NAME_LEN: usize = 255;
@@ -130,39 +134,6 @@ pub(crate) fn validate_name(name: &str) -> Result<CString> {
     })
 }
 
-fn os_err(name: &str, op: &'static str) -> Error {
-    Error::from_os(name, op, io::Error::last_os_error())
-}
-
-fn shm_open(name: &str, path: &CString, flags: libc::c_int, mode: u32) -> Result<OwnedFd> {
-    // SAFETY: `path` is a valid NUL-terminated string that outlives the call. glibc adds
-    // O_NOFOLLOW and O_CLOEXEC, so a symlink planted under the name is refused (ELOOP).
-    let fd = unsafe { libc::shm_open(path.as_ptr(), flags, mode as libc::mode_t) };
-    if fd < 0 {
-        return Err(os_err(name, "shm_open"));
-    }
-    // SAFETY: `fd` was just returned by shm_open, is open, and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fstat(name: &str, fd: &OwnedFd) -> Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is an open descriptor and `st` points to writable memory of the right type.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return Err(os_err(name, "fstat"));
-    }
-    // SAFETY: fstat returned 0, so it filled in `st`.
-    Ok(unsafe { st.assume_init() })
-}
-
-fn shm_unlink(path: &CString) -> io::Result<()> {
-    // SAFETY: `path` is a valid NUL-terminated string.
-    if unsafe { libc::shm_unlink(path.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 fn user_groups() -> Vec<libc::gid_t> {
     // SAFETY: with a size of 0, getgroups only returns the count and writes nothing.
     let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
@@ -173,10 +144,6 @@ fn user_groups() -> Vec<libc::gid_t> {
     // SAFETY: getegid cannot fail and takes no arguments.
     groups.push(unsafe { libc::getegid() });
     groups
-}
-
-fn identity(st: &libc::stat) -> (u64, u64) {
-    (st.st_dev, st.st_ino)
 }
 
 fn effective_uid() -> u32 {
@@ -316,57 +283,6 @@ fn check_mode(name: &str, mode: u32) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// A shared mapping of a whole object; unmapped when dropped.
-pub(crate) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Mapping {
-    pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr..ptr + len` is a mapping made by `map` and not yet unmapped; no reference
-        // into it outlives the `Segment` that owns this `Mapping`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-/// Maps the object `fd` refers to — the very object whose owner, mode and size were checked —
-/// shared, read and write, `len` bytes. (`shared_memory` can only map by name, which would open
-/// the name a second time, after the checks: another object may be there by then.)
-fn map(name: &str, fd: &OwnedFd, len: usize) -> Result<Mapping> {
-    // SAFETY: a fresh shared mapping chosen by the kernel (no address hint, no MAP_FIXED), of an
-    // open descriptor; it aliases nothing in this process.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(os_err(name, "mmap"));
-    }
-    let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Io {
-        name: name.to_owned(),
-        op: "mmap",
-        source: io::Error::other("mapped at address 0"),
-    })?;
-    Ok(Mapping { ptr, len })
 }
 
 fn now_secs() -> u64 {
