@@ -4,26 +4,26 @@
 //! maps it and the header before it trusts it, and hands out only a pointer to a payload it has
 //! proven to be in bounds and aligned.
 
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::descriptor::Descriptor;
-use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
+use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, MAGIC};
 use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
 use crate::lock;
 use crate::process::ProcessId;
 use crate::{Error, Layout, Options, Result};
 
 mod access;
+mod create;
 mod sys;
 
 pub(crate) use access::validate_name;
 pub use access::MAX_NAME_LEN;
 use access::{check_mode, check_ownership, effective_uid, explain_refusal, Owner};
-use sys::{fstat, identity, map, os_err, shm_open, shm_unlink, Mapping};
+use sys::{fstat, identity, map, shm_open, shm_unlink, Mapping};
 
 /// What a handle expects to find in (or put into) a segment.
 pub(crate) struct Spec {
@@ -64,33 +64,6 @@ static EMPTY: Layout = Layout {
     kind: crate::Kind::Struct { fields: &[] },
 };
 
-/// Where a segment's parts go.
-#[derive(Clone, Copy)]
-struct Sizes {
-    payload_offset: usize,
-    payload_len: usize,
-    journal_offset: usize,
-    total: usize,
-}
-
-impl Sizes {
-    /// The sizes of a segment for `count` elements of `layout`, or `None` if it cannot exist.
-    fn new(descriptor_len: usize, layout: &Layout, count: usize) -> Option<Sizes> {
-        let payload_offset = header::payload_offset(descriptor_len, layout.align);
-        let payload_len = layout.size.checked_mul(count)?;
-        let journal_offset = payload_offset
-            .checked_add(payload_len)?
-            .checked_next_multiple_of(layout.align.max(header::PAYLOAD_ALIGN))?;
-        let total = journal_offset.checked_add(payload_len.checked_mul(2)?)?;
-        (total <= i64::MAX as usize).then_some(Sizes {
-            payload_offset,
-            payload_len,
-            journal_offset,
-            total,
-        })
-    }
-}
-
 // SAFETY: the mapping is shared memory that every process, and so every thread, accesses only
 // through atomics (`SharedLayout`'s contract, and `Header`'s fields); `Mapping` is not `Send` only
 // because it holds the mapping's raw pointer, which is used to unmap once, on drop, by whichever
@@ -98,27 +71,6 @@ impl Sizes {
 unsafe impl Send for Segment {}
 // SAFETY: `&Segment` gives only reads of immutable fields and atomic access to the mapping.
 unsafe impl Sync for Segment {}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Creation, first step after sizing the object: say who the creator is, then write the magic.
-/// An opener that reads the magic (acquire) can trust the creator fields.
-fn announce_creator(h: &Header, me: ProcessId) {
-    h.creator_pid.store(me.pid, Ordering::Relaxed);
-    h.creator_start.store(me.start, Ordering::Relaxed);
-    h.created_at.store(now_secs(), Ordering::Relaxed);
-    h.magic.store(u64::from_ne_bytes(MAGIC), Ordering::Release);
-}
-
-/// Creation, last step: everything before it is visible to an opener that reads the state
-/// (acquire) as ready.
-fn mark_ready(h: &Header) {
-    h.state.store(header::STATE_READY, Ordering::Release);
-}
 
 /// How far creation has got, as far as an opener can tell; `Err` if the header is not one.
 fn readiness(h: &Header) -> std::result::Result<Readiness, String> {
@@ -185,158 +137,6 @@ impl Segment {
         Some(unsafe {
             std::slice::from_raw_parts(self.map.as_ptr().add(offset) as *const AtomicU8, len)
         })
-    }
-
-    /// Creates the segment, writes its header and descriptor, lets `init` fill the payload, and
-    /// only then marks it ready.
-    pub(crate) fn create(
-        name: &str,
-        spec: &Spec,
-        opts: &Options,
-        init: &dyn Fn(NonNull<u8>),
-    ) -> Result<Segment> {
-        let path = validate_name(name)?;
-        check_mode(name, opts.mode)?;
-        let count = spec.count.unwrap_or(1);
-        let descriptor = spec.layout.encode();
-        debug_assert!(descriptor.len() <= MAX_DESCRIPTOR_LEN);
-        let sizes =
-            Sizes::new(descriptor.len(), spec.layout, count).ok_or_else(|| Error::NoSpace {
-                name: name.to_owned(),
-                bytes: u64::MAX,
-            })?;
-
-        let fd = shm_open(
-            name,
-            &path,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
-            opts.mode,
-        )?;
-        // From here on the object is ours: remove it again if anything below fails.
-        let built = Self::build(name, &fd, spec, opts, count, &descriptor, &sizes, init);
-        match built {
-            Ok((map, identity)) => {
-                let base = map.as_ptr();
-                // SAFETY: both offsets are at most `sizes.total`, the mapping's length, and the
-                // mapping is non-null.
-                let (payload, journal) = unsafe {
-                    (
-                        NonNull::new_unchecked(base.add(sizes.payload_offset)),
-                        NonNull::new_unchecked(base.add(sizes.journal_offset)),
-                    )
-                };
-                Ok(Segment {
-                    name: name.to_owned(),
-                    map,
-                    fd,
-                    payload,
-                    payload_len: sizes.payload_len,
-                    journal,
-                    element: Descriptor::from_layout(spec.layout),
-                    count,
-                    identity,
-                    owner: true,
-                    creator: std::process::id(),
-                    keep: opts.keep,
-                })
-            }
-            Err(e) => {
-                let _ = shm_unlink(&path);
-                Err(e)
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn build(
-        name: &str,
-        fd: &OwnedFd,
-        spec: &Spec,
-        opts: &Options,
-        count: usize,
-        descriptor: &[u8],
-        sizes: &Sizes,
-        init: &dyn Fn(NonNull<u8>),
-    ) -> Result<(Mapping, (u64, u64))> {
-        let Sizes {
-            payload_offset,
-            payload_len,
-            journal_offset,
-            total,
-        } = *sizes;
-        let raw = fd.as_raw_fd();
-        // shm_open's mode was masked by the umask: set exactly what was asked.
-        // SAFETY: `raw` is an open descriptor; fchmod takes no pointers.
-        if unsafe { libc::fchmod(raw, opts.mode as libc::mode_t) } != 0 {
-            return Err(os_err(name, "fchmod"));
-        }
-        // SAFETY: as above; ftruncate takes no pointers.
-        if unsafe { libc::ftruncate(raw, total as libc::off_t) } != 0 {
-            return Err(os_err(name, "ftruncate"));
-        }
-        // ftruncate reserves nothing on tmpfs: without this, a full /dev/shm would turn a later
-        // write to the payload into SIGBUS.
-        // SAFETY: as above; posix_fallocate takes no pointers and returns the error number.
-        match unsafe { libc::posix_fallocate(raw, 0, total as libc::off_t) } {
-            0 | libc::EOPNOTSUPP | libc::EINVAL => {}
-            libc::ENOSPC | libc::EFBIG => {
-                return Err(Error::NoSpace {
-                    name: name.to_owned(),
-                    bytes: total as u64,
-                })
-            }
-            code => {
-                return Err(Error::from_os(
-                    name,
-                    "posix_fallocate",
-                    io::Error::from_raw_os_error(code),
-                ))
-            }
-        }
-        let map = map(name, fd, total)?;
-        let id = identity(&fstat(name, fd)?);
-        let seg_len = map.len();
-        let base = map.as_ptr();
-        // SAFETY: the mapping is `total >= size_of::<Header>()` bytes, page-aligned, and every
-        // field of `Header` accepts any bytes (all zero now, from ftruncate).
-        let h = unsafe { &*(base as *const Header) };
-        announce_creator(h, ProcessId::current());
-        h.version.store(FORMAT_VERSION, Ordering::Relaxed);
-        h.fingerprint.store(spec.fingerprint, Ordering::Relaxed);
-        h.descriptor_len
-            .store(descriptor.len() as u32, Ordering::Relaxed);
-        let flags = if spec.array { FLAG_ARRAY } else { 0 } | if opts.keep { FLAG_KEEP } else { 0 };
-        h.flags.store(flags, Ordering::Relaxed);
-        h.payload_offset
-            .store(payload_offset as u64, Ordering::Relaxed);
-        h.payload_len.store(payload_len as u64, Ordering::Relaxed);
-        h.journal_offset
-            .store(journal_offset as u64, Ordering::Relaxed);
-        h.elem_count.store(count as u64, Ordering::Relaxed);
-        h.elem_size
-            .store(spec.layout.size as u64, Ordering::Relaxed);
-        debug_assert!(DESCRIPTOR_OFFSET + descriptor.len() <= seg_len);
-        // SAFETY: `DESCRIPTOR_OFFSET + descriptor.len() <= payload_offset <= total`, inside the
-        // mapping; `AtomicU8` accepts any byte and has alignment 1.
-        let desc = unsafe {
-            std::slice::from_raw_parts(
-                base.add(DESCRIPTOR_OFFSET) as *const AtomicU8,
-                descriptor.len(),
-            )
-        };
-        for (slot, b) in desc.iter().zip(descriptor) {
-            slot.store(*b, Ordering::Relaxed);
-        }
-        lock::init(name, &h.lock)?;
-        if let Some(hook) = opts.before_ready {
-            hook();
-        }
-        // SAFETY: `payload_offset < total` or the payload is empty; either way the pointer is
-        // inside the mapping or one past its end, and non-null since the mapping is.
-        let payload = unsafe { NonNull::new_unchecked(base.add(payload_offset)) };
-        init(payload);
-        mark_ready(h);
-        Ok((map, id))
     }
 
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
@@ -724,6 +524,7 @@ pub fn remove(name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::create::{announce_creator, mark_ready};
     use super::*;
 
     fn zeroed_header() -> Box<Header> {
