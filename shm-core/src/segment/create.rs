@@ -1,14 +1,13 @@
 //! Creating a segment: size the object, reserve its pages, write the header and descriptor, let
 //! the handle fill the payload, and only then say it is ready.
 
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::access::{check_mode, validate_name};
-use super::sys::{fstat, identity, map, os_err, shm_open, shm_unlink, Mapping};
+use super::sys::{fchmod, fstat, ftruncate, identity, map, reserve, shm_open, shm_unlink, Mapping};
 use super::{Segment, Spec};
 use crate::descriptor::Descriptor;
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
@@ -143,35 +142,12 @@ impl Segment {
             journal_offset,
             total,
         } = *sizes;
-        let raw = fd.as_raw_fd();
         // shm_open's mode was masked by the umask: set exactly what was asked.
-        // SAFETY: `raw` is an open descriptor; fchmod takes no pointers.
-        if unsafe { libc::fchmod(raw, opts.mode as libc::mode_t) } != 0 {
-            return Err(os_err(name, "fchmod"));
-        }
-        // SAFETY: as above; ftruncate takes no pointers.
-        if unsafe { libc::ftruncate(raw, total as libc::off_t) } != 0 {
-            return Err(os_err(name, "ftruncate"));
-        }
+        fchmod(name, fd, opts.mode)?;
+        ftruncate(name, fd, total)?;
         // ftruncate reserves nothing on tmpfs: without this, a full /dev/shm would turn a later
         // write to the payload into SIGBUS.
-        // SAFETY: as above; posix_fallocate takes no pointers and returns the error number.
-        match unsafe { libc::posix_fallocate(raw, 0, total as libc::off_t) } {
-            0 | libc::EOPNOTSUPP | libc::EINVAL => {}
-            libc::ENOSPC | libc::EFBIG => {
-                return Err(Error::NoSpace {
-                    name: name.to_owned(),
-                    bytes: total as u64,
-                })
-            }
-            code => {
-                return Err(Error::from_os(
-                    name,
-                    "posix_fallocate",
-                    io::Error::from_raw_os_error(code),
-                ))
-            }
-        }
+        reserve(name, fd, total)?;
         let map = map(name, fd, total)?;
         let id = identity(&fstat(name, fd)?);
         let seg_len = map.len();

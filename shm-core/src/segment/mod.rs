@@ -11,13 +11,13 @@
 //!
 //! A `Segment` checks the object before it maps it and the header before it trusts it, and hands
 //! out only pointers to a payload and a journal it has proven to be in bounds and aligned. The
-//! `unsafe` of this module is the system calls (`sys`, and `create`'s `fchmod`, `ftruncate` and
-//! `posix_fallocate`), the header reference ([`Segment::header`]), and the pointers into the
-//! mapping that `create` and `open` make once the bounds are proven. Other modules make
-//! references into that memory and argue each from what `Segment` proved: the handles
-//! (`shared.rs`, `array.rs`: the atomic twin at the payload), the journal and the bulk copies
-//! (cells of the payload and the journal), `inspect`'s raw reads and writes (the cells a
-//! descriptor names), and the lock (`lock.rs`, `inspect/holder.rs`: the mutex in the header).
+//! `unsafe` of this module is the system calls (`sys`; `access` asks for the user's ids and
+//! groups), the header reference ([`Segment::header`]), and the pointers into the mapping that
+//! `create` and `open` make once the bounds are proven. Other modules make references into that
+//! memory and argue each from what `Segment` proved: the handles (`shared.rs`, `array.rs`: the
+//! atomic twin at the payload), the journal and the bulk copies (cells of the payload and the
+//! journal), `inspect`'s raw reads and writes (the cells a descriptor names), and the lock
+//! (`lock.rs`, `inspect/holder.rs`: the mutex in the header).
 
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;

@@ -1,5 +1,5 @@
-//! The system calls behind a segment, each wrapped in a safe function: open, stat and unlink a
-//! named object, and map one shared.
+//! The system calls behind a segment, each wrapped in a safe function: open, stat, size, reserve
+//! and unlink a named object, and map one shared.
 
 use std::ffi::CString;
 use std::io;
@@ -48,6 +48,44 @@ pub(super) fn shm_unlink(path: &CString) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `fchmod(fd, mode)`: the object's mode exactly (`shm_open`'s was masked by the umask).
+pub(super) fn fchmod(name: &str, fd: &OwnedFd, mode: u32) -> Result<()> {
+    // SAFETY: `fd` is an open descriptor; fchmod takes no pointers.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
+        return Err(os_err(name, "fchmod"));
+    }
+    Ok(())
+}
+
+/// `ftruncate(fd, len)`: sizes the object (its new bytes read as zeros).
+pub(super) fn ftruncate(name: &str, fd: &OwnedFd, len: usize) -> Result<()> {
+    // SAFETY: `fd` is an open descriptor; ftruncate takes no pointers.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        return Err(os_err(name, "ftruncate"));
+    }
+    Ok(())
+}
+
+/// `posix_fallocate(fd, 0, len)`: reserves the object's pages, so that a full file system is
+/// [`Error::NoSpace`] now rather than SIGBUS at a later write. A file system that cannot reserve
+/// is let be.
+pub(super) fn reserve(name: &str, fd: &OwnedFd, len: usize) -> Result<()> {
+    // SAFETY: `fd` is an open descriptor; posix_fallocate takes no pointers and returns the
+    // error number.
+    match unsafe { libc::posix_fallocate(fd.as_raw_fd(), 0, len as libc::off_t) } {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        libc::ENOSPC | libc::EFBIG => Err(Error::NoSpace {
+            name: name.to_owned(),
+            bytes: len as u64,
+        }),
+        code => Err(Error::from_os(
+            name,
+            "posix_fallocate",
+            io::Error::from_raw_os_error(code),
+        )),
+    }
 }
 
 /// The object's device and inode: the same for every handle and mapping of it.
