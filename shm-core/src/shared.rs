@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::guard::{self, Guard};
 use crate::lock;
-use crate::segment::{Segment, Spec};
+use crate::segment::{Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
 use crate::{Options, Primitive, Result, SharedLayout};
@@ -110,8 +110,6 @@ impl<T: SharedLayout> Shared<T> {
         Spec {
             layout: &T::LAYOUT,
             fingerprint: T::FINGERPRINT,
-            count: Some(1),
-            array: false,
         }
     };
 
@@ -125,7 +123,7 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
-        let seg = Segment::create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        let seg = Segment::create(name, &Self::SPEC, Shape::One, opts, &|p| init_one(p, &init))?;
         Ok(Shared {
             seg,
             _type: PhantomData,
@@ -142,7 +140,7 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
-        let seg = Segment::open(name, &Self::SPEC, opts)?;
+        let seg = Segment::open(name, &Self::SPEC, Expect::Exactly(Shape::One), opts)?;
         Ok(Shared {
             seg,
             _type: PhantomData,
@@ -158,7 +156,8 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`open_or_create`](Self::open_or_create) with options.
     pub fn open_or_create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
-        let seg = Segment::open_or_create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        let seg =
+            Segment::open_or_create(name, &Self::SPEC, Shape::One, opts, &|p| init_one(p, &init))?;
         Ok(Shared {
             seg,
             _type: PhantomData,

@@ -4,7 +4,6 @@ use std::fmt;
 use std::fs;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,6 @@ use super::path::{self, FieldPath, Primitives, Step, FEW};
 use super::{value, Datum};
 use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
-use crate::header::FLAG_ARRAY;
 use crate::segment::Segment;
 use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
 
@@ -243,7 +241,7 @@ impl RawSegment {
                 reason: "its element count times its element size overflows".to_owned(),
             });
         };
-        let is_array = seg.header().flags.load(Relaxed) & FLAG_ARRAY != 0 || count != 1;
+        let is_array = seg.shape().is_array();
         Ok(RawSegment {
             seg,
             descriptor,
@@ -280,9 +278,7 @@ impl RawSegment {
 
     /// What the header and the object say now: creator and whether it lives, kept, mode ...
     pub fn info(&self) -> Result<SegmentInfo> {
-        let mut info = SegmentInfo::read(&self.seg, &self.descriptor)?;
-        info.is_array = self.is_array;
-        Ok(info)
+        SegmentInfo::read(&self.seg, &self.descriptor)
     }
 
     /// Whether the segment's lock is poisoned: exactly what `Shared::is_poisoned` and

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::access::{check_mode, validate_name};
 use super::sys::{fchmod, fstat, ftruncate, identity, map, reserve, shm_open, shm_unlink, Mapping};
-use super::{Segment, Spec};
+use super::{Segment, Shape, Spec};
 use crate::descriptor::Descriptor;
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
 use crate::layout::{FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
@@ -70,12 +70,13 @@ impl Segment {
     pub(crate) fn create(
         name: &str,
         spec: &Spec,
+        shape: Shape,
         opts: &Options,
         init: &dyn Fn(NonNull<u8>),
     ) -> Result<Segment> {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
-        let count = spec.count.unwrap_or(1);
+        let count = shape.len();
         let descriptor = spec.layout.encode();
         debug_assert!(descriptor.len() <= MAX_DESCRIPTOR_LEN);
         let sizes =
@@ -91,7 +92,7 @@ impl Segment {
             opts.mode,
         )?;
         // From here on the object is ours: remove it again if anything below fails.
-        let built = Self::build(name, &fd, spec, opts, count, &descriptor, &sizes, init);
+        let built = Self::build(name, &fd, spec, shape, opts, &descriptor, &sizes, init);
         match built {
             Ok((map, identity)) => {
                 let base = map.as_ptr();
@@ -111,7 +112,7 @@ impl Segment {
                     payload_len: sizes.payload_len,
                     journal,
                     element: Descriptor::from_layout(spec.layout),
-                    count,
+                    shape,
                     identity,
                     owner: true,
                     creator: std::process::id(),
@@ -130,8 +131,8 @@ impl Segment {
         name: &str,
         fd: &OwnedFd,
         spec: &Spec,
+        shape: Shape,
         opts: &Options,
-        count: usize,
         descriptor: &[u8],
         sizes: &Sizes,
         init: &dyn Fn(NonNull<u8>),
@@ -160,14 +161,18 @@ impl Segment {
         h.fingerprint.store(spec.fingerprint, Ordering::Relaxed);
         h.descriptor_len
             .store(descriptor.len() as u32, Ordering::Relaxed);
-        let flags = if spec.array { FLAG_ARRAY } else { 0 } | if opts.keep { FLAG_KEEP } else { 0 };
+        let array = match shape {
+            Shape::One => 0,
+            Shape::Array(_) => FLAG_ARRAY,
+        };
+        let flags = array | if opts.keep { FLAG_KEEP } else { 0 };
         h.flags.store(flags, Ordering::Relaxed);
         h.payload_offset
             .store(payload_offset as u64, Ordering::Relaxed);
         h.payload_len.store(payload_len as u64, Ordering::Relaxed);
         h.journal_offset
             .store(journal_offset as u64, Ordering::Relaxed);
-        h.elem_count.store(count as u64, Ordering::Relaxed);
+        h.elem_count.store(shape.len() as u64, Ordering::Relaxed);
         h.elem_size
             .store(spec.layout.size as u64, Ordering::Relaxed);
         debug_assert!(DESCRIPTOR_OFFSET + descriptor.len() <= seg_len);

@@ -38,13 +38,68 @@ pub use access::MAX_NAME_LEN;
 use access::{effective_uid, Owner};
 use sys::{fstat, identity, shm_open, shm_unlink, Mapping};
 
-/// What a handle expects to find in (or put into) a segment.
+/// The element type a handle expects to find in (or put into) a segment.
 pub(crate) struct Spec {
     pub layout: &'static Layout,
     pub fingerprint: u64,
-    /// `Some(n)`: exactly one value or `n` elements; `None` (open of an array): any count.
-    pub count: Option<usize>,
-    pub array: bool,
+}
+
+/// What a segment holds: one value, or an array of some length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// One value (`Shared<T>`, `Value<T>`): exactly one element, not an array.
+    One,
+    /// An array (`Array<T>`) of this many elements.
+    Array(usize),
+}
+
+impl Shape {
+    /// Whether it is an array (of any length, 1 included).
+    pub(crate) fn is_array(self) -> bool {
+        matches!(self, Shape::Array(_))
+    }
+
+    /// The number of elements.
+    pub(crate) fn len(self) -> usize {
+        match self {
+            Shape::One => 1,
+            Shape::Array(n) => n,
+        }
+    }
+
+    /// `a single Stats`, `an array of 4 Stats`.
+    fn describe(self, element: &Descriptor) -> String {
+        match self {
+            Shape::One => format!("a single {element}"),
+            Shape::Array(n) => format!("an array of {n} {element}"),
+        }
+    }
+}
+
+/// The shapes an opener accepts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Expect {
+    /// Exactly this one: `Shared::open`, and every `open_or_create`.
+    Exactly(Shape),
+    /// An array of any length: `Array::open`.
+    AnyArray,
+}
+
+impl Expect {
+    fn accepts(self, found: Shape) -> bool {
+        match self {
+            Expect::Exactly(shape) => shape == found,
+            Expect::AnyArray => found.is_array(),
+        }
+    }
+
+    /// `a single Stats`, `an array of 4 Stats`, `an array of Stats`.
+    fn describe(self, element: &Descriptor) -> String {
+        match self {
+            Expect::Exactly(shape) => shape.describe(element),
+            Expect::AnyArray => format!("an array of {element}"),
+        }
+    }
 }
 
 /// A mapped, validated segment. Dropping it unmaps it, and unlinks it if this handle created it
@@ -59,7 +114,8 @@ pub(crate) struct Segment {
     journal: NonNull<u8>,
     /// The layout of one element, as validated (the journal's undo walks it).
     element: Descriptor,
-    count: usize,
+    /// One value or an array, and how many elements, as validated.
+    shape: Shape,
     /// Device and inode of the object: the segment's identity in this process.
     identity: (u64, u64),
     /// Whether this handle created the segment, and the process that did (a child forked from it
@@ -108,7 +164,12 @@ impl Segment {
 
     /// Number of elements in the payload.
     pub(crate) fn count(&self) -> usize {
-        self.count
+        self.shape.len()
+    }
+
+    /// One value or an array (the header's flag), and how many elements.
+    pub(crate) fn shape(&self) -> Shape {
+        self.shape
     }
 
     pub(crate) fn name(&self) -> &str {

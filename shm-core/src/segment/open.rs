@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::access::{check_mode, check_ownership, explain_refusal, validate_name};
 use super::sys::{fstat, identity, map, shm_open};
-use super::{Segment, Spec};
+use super::{Expect, Segment, Shape, Spec};
 use crate::descriptor::Descriptor;
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, MAGIC};
 use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
@@ -85,9 +85,9 @@ impl Segment {
     }
 
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
-    /// and validates the header against `spec`.
-    pub(crate) fn open(name: &str, spec: &Spec, opts: &Options) -> Result<Segment> {
-        Self::open_checked(name, Some(spec), opts)
+    /// and validates the header against `spec` and `expect`.
+    pub(crate) fn open(name: &str, spec: &Spec, expect: Expect, opts: &Options) -> Result<Segment> {
+        Self::open_checked(name, Some((spec, expect)), opts)
     }
 
     /// Opens a segment of any layout: every check of [`open`](Self::open) but the comparison
@@ -99,7 +99,7 @@ impl Segment {
         Ok((seg, found))
     }
 
-    fn open_checked(name: &str, spec: Option<&Spec>, opts: &Options) -> Result<Segment> {
+    fn open_checked(name: &str, want: Option<(&Spec, Expect)>, opts: &Options) -> Result<Segment> {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
         let start = Instant::now();
@@ -155,7 +155,7 @@ impl Segment {
                 payload_len: 0,
                 journal: NonNull::dangling(),
                 element: Descriptor::from_layout(&EMPTY),
-                count: 0,
+                shape: Shape::Array(0),
                 identity: identity(&st),
                 owner: false,
                 creator: 0,
@@ -164,7 +164,7 @@ impl Segment {
             loop {
                 match next_step(&seg.readiness()?, ProcessId::is_alive) {
                     Next::Validate => {
-                        seg.validate(spec)?;
+                        seg.validate(want)?;
                         return Ok(seg);
                     }
                     Next::CreatorDied(pid) => {
@@ -195,16 +195,17 @@ impl Segment {
     pub(crate) fn open_or_create(
         name: &str,
         spec: &Spec,
+        shape: Shape,
         opts: &Options,
         init: &dyn Fn(NonNull<u8>),
     ) -> Result<Segment> {
         let start = Instant::now();
         loop {
-            match Segment::create(name, spec, opts, init) {
+            match Segment::create(name, spec, shape, opts, init) {
                 Err(Error::AlreadyExists { .. }) => {}
                 other => return other,
             }
-            match Segment::open(name, spec, opts) {
+            match Segment::open(name, spec, Expect::Exactly(shape), opts) {
                 // Removed between our create and open (its creator failed, or a `remove`):
                 // try to be the creator again, within the wait time.
                 Err(Error::NotFound { .. }) if start.elapsed() < opts.wait => {
@@ -226,8 +227,9 @@ impl Segment {
         readiness(self.header()).map_err(|reason| self.corrupt(reason))
     }
 
-    /// Checks a ready header against the object's size and `spec`, and sets the payload pointer.
-    fn validate(&mut self, spec: Option<&Spec>) -> Result<()> {
+    /// Checks a ready header against the object's size and what the handle wants, and sets the
+    /// payload pointer.
+    fn validate(&mut self, want: Option<(&Spec, Expect)>) -> Result<()> {
         let h = self.header();
         let size = self.map.len() as u64;
         let version = h.version.load(Ordering::Relaxed);
@@ -282,17 +284,21 @@ impl Segment {
         if !lock::looks_initialised(&h.lock) {
             return Err(self.corrupt("its lock is not an initialised robust process-shared mutex"));
         }
-        let is_array = flags & FLAG_ARRAY != 0;
-        if !is_array && count != 1 {
+        // `count` fits: the payload, `count` elements of a non-zero size, fits in the mapping.
+        let shape = if flags & FLAG_ARRAY != 0 {
+            Shape::Array(count as usize)
+        } else if count == 1 {
+            Shape::One
+        } else {
             return Err(Error::LayoutMismatch {
                 name: self.name.clone(),
                 detail: format!(
                     "the segment holds a single {found} but says it has {count} elements"
                 ),
             });
-        }
-        if let Some(spec) = spec {
-            self.check_spec(spec, &found, fingerprint, is_array, count)?;
+        };
+        if let Some((spec, expect)) = want {
+            self.check_spec(spec, expect, &found, fingerprint, shape)?;
         }
         // From here the header's numbers are known to fit in the mapping; copy them, so a peer
         // rewriting the header later cannot move this handle's view.
@@ -316,7 +322,7 @@ impl Segment {
         self.journal = NonNull::new(journal).ok_or_else(|| self.corrupt("null mapping"))?;
         self.payload_len = payload_len as usize;
         self.element = found;
-        self.count = count as usize;
+        self.shape = shape;
         Ok(())
     }
 
@@ -324,10 +330,10 @@ impl Segment {
     fn check_spec(
         &self,
         spec: &Spec,
+        expect: Expect,
         found: &Descriptor,
         fingerprint: u64,
-        is_array: bool,
-        count: u64,
+        shape: Shape,
     ) -> Result<()> {
         if fingerprint != spec.fingerprint {
             let want = Descriptor::from_layout(spec.layout);
@@ -339,19 +345,13 @@ impl Segment {
                 detail,
             });
         }
-        let want_what = |array: bool, n: Option<usize>| match (array, n) {
-            (false, _) => format!("a single {}", found),
-            (true, Some(n)) => format!("an array of {n} {}", found),
-            (true, None) => format!("an array of {}", found),
-        };
-        let count_ok = spec.count.is_none_or(|n| n as u64 == count);
-        if is_array != spec.array || !count_ok {
+        if !expect.accepts(shape) {
             return Err(Error::LayoutMismatch {
                 name: self.name.clone(),
                 detail: format!(
                     "the segment holds {}, this program expects {}",
-                    want_what(is_array, Some(count as usize)),
-                    want_what(spec.array, spec.count)
+                    shape.describe(found),
+                    expect.describe(found)
                 ),
             });
         }
