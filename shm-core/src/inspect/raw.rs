@@ -14,7 +14,7 @@ use super::{value, Datum};
 use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::segment::Segment;
-use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
+use crate::{guard, held, lock, seqlock, Error, Guard, Options, Result, TypeCode};
 
 /// A segment opened without its Rust type: its layout comes from the descriptor in its header.
 ///
@@ -533,9 +533,7 @@ impl RawSegment {
             // word is unusable and another process has the turn to repair it.
             // SAFETY: gettid takes no arguments and cannot fail.
             let this_thread = unsafe { libc::gettid() } as u32;
-            if holder.is_some_and(|h| h.tid == this_thread)
-                && !seqlock::held_by_this_thread(&self.seg)
-            {
+            if holder.is_some_and(|h| h.tid == this_thread) && !held::by_this_thread(&self.seg) {
                 // A peer wrote this thread's id into the lock word: mark that owner dead, as a
                 // blocking lock does.
                 lock::disown(self.seg.header());
