@@ -1,52 +1,23 @@
-//! Helpers shared by the cross-process tests and their child binary: unique segment names that
-//! are removed even when a test fails, and a way to start child processes.
+//! The support crate of the workspace's tests: this package's integration tests and their child
+//! processes use it.
+//!
+//! - [`TestName`]: a segment name unique to the process and the call, removed from /dev/shm
+//!   when dropped, whether the test passed or not;
+//! - child processes: [`spawn_child`], [`run_child`], [`wait_for_line`], [`kill9`];
+//! - [`types`]: the types both sides of a segment share;
+//! - [`error_kind`], [`is_root`].
+//!
+//! The chaos harness ([`chaos`]) lives here too: its test and its example both run it.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+pub mod chaos;
+mod name;
+pub mod types;
 
-/// A segment name unique to this process and call, removed from /dev/shm when dropped (whether
-/// or not the test passed, and whatever a child left behind).
-pub struct TestName(String);
-
-impl TestName {
-    /// A fresh name: `shmt-<tag>-<pid>-<n>`.
-    pub fn new(tag: &str) -> TestName {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        TestName(format!("shmt-{tag}-{}-{n}", std::process::id()))
-    }
-
-    /// The name as given to `create`/`open`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The object's path in /dev/shm.
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from("/dev/shm").join(&self.0)
-    }
-
-    /// Whether an object of this name exists in /dev/shm (a symlink counts).
-    pub fn exists(&self) -> bool {
-        self.path().symlink_metadata().is_ok()
-    }
-}
-
-impl std::ops::Deref for TestName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for TestName {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.path());
-    }
-}
+pub use name::TestName;
 
 /// The child binary `shm-child`, built by cargo beside the tests.
 pub fn child_bin() -> PathBuf {
@@ -137,73 +108,3 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
-
-/// Types the tests and the child binary share: both sides of a segment must agree.
-pub mod types {
-    use shm_core::SharedLayout;
-
-    /// Kept consistent by `update`: `a + b == 0` and `c == a`.
-    #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
-    #[repr(C)]
-    pub struct Balance {
-        pub a: i64,
-        pub b: i64,
-        pub c: i64,
-        pub updates: u64,
-        pub writers_done: u32,
-    }
-
-    impl Balance {
-        /// Whether the invariants `update` keeps hold.
-        pub fn consistent(&self) -> bool {
-            self.a + self.b == 0 && self.c == self.a
-        }
-    }
-
-    /// A nested struct.
-    #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
-    #[repr(C)]
-    pub struct Inner {
-        pub x: u16,
-        pub y: [i32; 3],
-    }
-
-    /// Every primitive type, a 2-D array and a nested struct.
-    #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
-    #[repr(C)]
-    pub struct Everything {
-        pub i8_: i8,
-        pub u8_: u8,
-        pub i16_: i16,
-        pub u16_: u16,
-        pub i32_: i32,
-        pub u32_: u32,
-        pub i64_: i64,
-        pub u64_: u64,
-        pub f32_: f32,
-        pub f64_: f64,
-        pub flag: bool,
-        pub letter: char,
-        pub grid: [[u32; 3]; 2],
-        pub inner: Inner,
-    }
-
-    /// One round of the create race: a token the creator writes, and who joined.
-    #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
-    #[repr(C)]
-    pub struct Round {
-        pub token: u64,
-        pub joined: u64,
-    }
-
-    /// A per-worker slot padded to a cache line.
-    #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
-    #[repr(C, align(64))]
-    pub struct Slot {
-        pub count: u64,
-        pub sum: f64,
-        pub last: u32,
-    }
-}
-
-pub mod chaos;
