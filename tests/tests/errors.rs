@@ -6,7 +6,9 @@ use std::os::unix::fs::{chown, OpenOptionsExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
 use shm_core::{Array, Error, Options, Value};
-use tests::{is_root, kill9, spawn_child, wait_for_line, TestName};
+use tests::{is_root, Child, TestName};
+
+tests::child_roles!();
 
 /// Makes an object under `name` in /dev/shm by hand, as a careless or hostile peer would.
 fn plant(name: &TestName, bytes: &[u8], mode: u32) {
@@ -301,14 +303,14 @@ fn bad_modes_are_refused() {
 #[test]
 fn a_creator_killed_before_ready_is_reported_not_waited_for() {
     let name = TestName::new("diedinit");
-    let mut child = spawn_child(&["create-and-hang", &name]);
-    wait_for_line(&mut child, "initializing");
+    let mut child = Child::spawn(&["hang-in-init", &name]);
+    child.wait_for("initializing");
     // While it lives, an opener waits (here: up to 200 ms) and then gives up.
     let e = Value::<i32>::open_with(&name, &Options::new().wait(Duration::from_millis(200)))
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
-    let pid = child.id();
-    kill9(&mut child);
+    let pid = child.pid();
+    child.kill9();
     let start = Instant::now();
     let long_wait = Options::new().wait(Duration::from_secs(30));
     let e = Value::<i32>::open_or_create_with(&name, 0, &long_wait).unwrap_err();

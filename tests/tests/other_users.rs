@@ -4,24 +4,24 @@
 
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use shm_core::{Error, Options, Value};
-use tests::{child_bin, is_root, TestName};
+use tests::{command, is_root, TestName};
+
+tests::child_roles!();
 
 const NOBODY: u32 = 65534;
 const GROUP: u32 = 4242;
 
-/// Runs `shm-child try-open NAME MODE` as uid `NOBODY` with primary group `gid` (and no other
+/// Runs the role `try-open NAME MODE` as uid `NOBODY` with primary group `gid` (and no other
 /// group): `ok VALUE`, or `err KIND: MESSAGE`.
 fn open_as_other_user(name: &str, mode: &str, gid: u32) -> String {
     as_other_user(&["try-open", name, mode], gid)
 }
 
-/// Runs `shm-child ARGS...` as uid `NOBODY` with primary group `gid`; its one line of output.
+/// Runs the role `ARGS...` as uid `NOBODY` with primary group `gid`; its one line of output.
 fn as_other_user(args: &[&str], gid: u32) -> String {
-    let out = Command::new(child_bin())
-        .args(args)
+    let out = command(args)
         .uid(NOBODY)
         .gid(gid)
         .output()
