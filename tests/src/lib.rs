@@ -7,7 +7,7 @@
 //!   [`roles`] (a test file that starts children declares [`child_roles!`]); [`command`] for a
 //!   test that starts one in its own way;
 //! - [`types`]: the types both sides of a segment share;
-//! - [`error_kind`], [`is_root`].
+//! - [`TestName::plant`] for objects made by hand, [`requires_root`], [`error_kind`].
 //!
 //! The chaos harness ([`chaos`]) lives here too: its test and its example both run it.
 
@@ -45,4 +45,21 @@ pub fn error_kind(e: &shm_core::Error) -> &'static str {
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether a test may do `what` needs root for (chown a segment to another user, run a child as
+/// one): true as root. Otherwise the test fails and says why, unless `SHM_SKIP_ROOT_TESTS` is
+/// set to skip that part on purpose (then false, and a line on stderr says what was not run).
+pub fn requires_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
+        "this test {what} and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip that part on purpose"
+    );
+    eprintln!(
+        "not run: the part of this test that {what} (it needs root; SHM_SKIP_ROOT_TESTS is set)"
+    );
+    false
 }

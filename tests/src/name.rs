@@ -1,5 +1,8 @@
 //! Segment names for tests: unique to the process and the call, removed when dropped.
 
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,8 +15,19 @@ pub struct TestName(String);
 impl TestName {
     /// A fresh name: `shmt-<tag>-<pid>-<n>`.
     pub fn new(tag: &str) -> TestName {
+        TestName::under(&TestName::prefix(tag))
+    }
+
+    /// `shmt-<tag>-<pid>-`: a prefix that no other test process uses, for a test of what
+    /// selects segments by prefix. The names [`under`](Self::under) it makes start with it.
+    pub fn prefix(tag: &str) -> String {
+        format!("shmt-{tag}-{}-", std::process::id())
+    }
+
+    /// A fresh name that starts with `prefix`: `<prefix><n>`.
+    pub fn under(prefix: &str) -> TestName {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        TestName(format!("shmt-{tag}-{}-{n}", std::process::id()))
+        TestName(format!("{prefix}{n}"))
     }
 
     /// The name as given to `create`/`open`.
@@ -29,6 +43,19 @@ impl TestName {
     /// Whether an object of this name exists in /dev/shm (a symlink counts).
     pub fn exists(&self) -> bool {
         self.path().symlink_metadata().is_ok()
+    }
+
+    /// Makes an object of this name in /dev/shm by hand, holding `bytes`, with exactly `mode`:
+    /// what a careless or hostile program, or another library, may leave there.
+    pub fn plant(&self, bytes: &[u8], mode: u32) {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(self.path())
+            .unwrap_or_else(|e| panic!("plant {}: {e}", self.0));
+        f.write_all(bytes).unwrap();
+        fs::set_permissions(self.path(), fs::Permissions::from_mode(mode)).unwrap();
     }
 }
 

@@ -6,7 +6,7 @@ use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 
 use shm_core::{Error, Options, Value};
-use tests::{command, is_root, TestName};
+use tests::{command, requires_root, TestName};
 
 tests::child_roles!();
 
@@ -35,18 +35,6 @@ fn as_other_user(args: &[&str], gid: u32) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn require_root() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
-        "this test changes uid and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip it on purpose"
-    );
-    eprintln!("skipped: not root and SHM_SKIP_ROOT_TESTS is set");
-    false
-}
-
 /// The message of a refusal to open another user's `name`, owned by this (root) process.
 fn refused(name: &TestName, gid: u32, mode: u32, causes: &str) -> String {
     format!(
@@ -57,7 +45,7 @@ fn refused(name: &TestName, gid: u32, mode: u32, causes: &str) -> String {
 
 #[test]
 fn another_user_cannot_open_a_default_segment() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("otheruser");
@@ -105,7 +93,7 @@ fn another_user_cannot_open_a_default_segment() {
 
 #[test]
 fn each_reason_a_group_member_is_refused_is_named() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     // Not in the segment's group, although group access was asked on both sides.
@@ -148,7 +136,7 @@ fn each_reason_a_group_member_is_refused_is_named() {
 
 #[test]
 fn a_group_member_can_open_when_group_access_was_asked() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("groupok");
@@ -161,7 +149,7 @@ fn a_group_member_can_open_when_group_access_was_asked() {
 
 #[test]
 fn a_name_squatted_by_another_user_is_refused_by_create_and_open() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("squat");
