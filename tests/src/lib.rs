@@ -1,5 +1,5 @@
-//! The support crate of the workspace's tests: this package's integration tests and their child
-//! processes use it.
+//! The support crate of the workspace's tests: this package's integration tests, their child
+//! processes and `shm-cli`'s tests use it.
 //!
 //! - [`TestName`]: a segment name unique to the process and the call, removed from /dev/shm
 //!   when dropped, whether the test passed or not;
