@@ -1,6 +1,7 @@
 //! Named POSIX shared-memory segments: the [`Segment`] a handle holds, from `shm_open` to unlink.
 //!
-//! - `sys`: the system calls (`shm_open`, `fstat`, `shm_unlink`, `mmap`), each a safe function;
+//! - `sys`: the system calls (`shm_open`, `fstat`, `fchmod`, `ftruncate`, `posix_fallocate`,
+//!   `shm_unlink`, `mmap`), each a safe function;
 //! - `access`: which names and modes are allowed, and which objects this user may open;
 //! - `create`: making a segment (size and reserve the object, write the header and descriptor,
 //!   fill the payload, mark it ready);
@@ -15,8 +16,9 @@
 //! groups), the header reference ([`Segment::header`]), and the pointers into the mapping that
 //! `create` and `open` make once the bounds are proven. Other modules make references into that
 //! memory and argue each from what `Segment` proved: the handles (`shared.rs`, `array.rs`: the
-//! atomic twin at the payload), the journal and the bulk copies (cells of the payload and the
-//! journal), `inspect`'s raw reads and writes (the cells a descriptor names), and the lock
+//! atomic twin at the payload), `cell.rs` (the atomic of a width at an offset of the payload or
+//! of a journal copy: what the journal, the ends of the bulk copies and `inspect` read and write
+//! through), the bulk copies (`bulk/`: wide loads and stores over twins), and the lock
 //! (`lock.rs`, `inspect/holder.rs`: the mutex in the header).
 
 use std::os::fd::OwnedFd;
