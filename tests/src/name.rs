@@ -15,19 +15,27 @@ pub struct TestName(String);
 impl TestName {
     /// A fresh name: `shmt-<tag>-<pid>-<n>`.
     pub fn new(tag: &str) -> TestName {
-        TestName::under(&TestName::prefix(tag))
+        TestName::under(&format!("shmt-{tag}-{}-", std::process::id()))
     }
 
-    /// `shmt-<tag>-<pid>-`: a prefix that no other test process uses, for a test of what
-    /// selects segments by prefix. The names [`under`](Self::under) it makes start with it.
+    /// `shmt-<tag>-<pid>-<n>-`: a prefix that no other test or call uses, for a test of what
+    /// selects segments by prefix. The names [`under`](Self::under) it, and those a test
+    /// [`adopt`](Self::adopt)s that start with it, are that test's own.
     pub fn prefix(tag: &str) -> String {
-        format!("shmt-{tag}-{}-", std::process::id())
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!("shmt-{tag}-{}-{n}-", std::process::id())
     }
 
     /// A fresh name that starts with `prefix`: `<prefix><n>`.
     pub fn under(prefix: &str) -> TestName {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         TestName(format!("{prefix}{n}"))
+    }
+
+    /// Takes charge of `name`, which the test made unique itself (under a
+    /// [`prefix`](Self::prefix), say): removed when dropped like any other.
+    pub fn adopt(name: String) -> TestName {
+        TestName(name)
     }
 
     /// The name as given to `create`/`open`.

@@ -166,7 +166,10 @@ fn stale_finds_what_dead_creators_left_and_remove_takes_only_that() {
     // The name made again by a live process: not the stale segment any more, left alone.
     shm_core::remove(&died_in_init).unwrap();
     let _again = Value::<u64>::create(&died_in_init, 2).unwrap();
-    assert!(!i.remove().unwrap(), "another segment under the name is left alone");
+    assert!(
+        !i.remove().unwrap(),
+        "another segment under the name is left alone"
+    );
     assert!(died_in_init.exists());
 }
 
