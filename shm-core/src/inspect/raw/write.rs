@@ -1,0 +1,218 @@
+//! Writing one field parsed from text: under the segment's lock, waited for without end or at
+//! most a given time, as one seqlock write.
+
+use std::sync::TryLockError;
+use std::time::{Duration, Instant};
+
+use super::{FieldError, Node, RawSegment};
+use crate::descriptor::{Descriptor, DescriptorKind};
+use crate::inspect::{value, Datum};
+use crate::{guard, held, lock, seqlock, Guard};
+
+/// What [`RawSegment::set`] did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Written {
+    /// The field's path, normalised (`hist[3]`).
+    pub path: String,
+    /// The value before the write.
+    pub old: Datum,
+    /// The value written.
+    pub new: Datum,
+    /// The segment's lock was poisoned when this write took it (a holder died or panicked and
+    /// nothing was repaired; see [`RawSegment::is_poisoned`]). The write happened; the poisoning
+    /// is left in place: only the program that owns the data clears it.
+    pub poisoned: bool,
+}
+
+impl RawSegment {
+    /// Writes the primitive at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`, `.` for a
+    /// single-value segment), parsing `value` by the field's type code: integers in decimal or
+    /// `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
+    /// `true`/`false`; one character.
+    ///
+    /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
+    /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
+    /// range or a path to an array or struct is refused before anything is locked or written. Like
+    /// `update`, it proceeds on a poisoned lock and leaves the poisoning as it is
+    /// ([`Written::poisoned`] says so); a dead holder found by this write poisons the lock as for
+    /// any locker.
+    ///
+    /// It waits for the lock as long as its holder keeps it: a live process that never releases
+    /// it makes this wait for ever. [`set_timeout`](Self::set_timeout) bounds the wait.
+    pub fn set(&self, path: &str, value: &str) -> Result<Written, FieldError> {
+        self.write_field(path, value, None)
+    }
+
+    /// [`set`](Self::set), waiting at most `timeout` for the segment's lock:
+    /// [`FieldError::LockTimeout`] if it stays held that long, naming the holder. Nothing is
+    /// written then.
+    ///
+    /// A holder that dies while this waits does not make it time out: the lock passes to this
+    /// call, poisoned ([`Written::poisoned`]), as it would to any locker.
+    ///
+    /// ```
+    /// use shm_core::inspect::{Datum, FieldError, RawSegment};
+    /// use shm_core::Value;
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// # let name = format!("doc-set-timeout-{}", std::process::id());
+    /// let counter = Value::<u64>::create(&name, 1)?;
+    /// let raw = RawSegment::open(&name)?;
+    /// let (locked_tx, locked) = mpsc::channel();
+    /// let (release, release_rx) = mpsc::channel::<()>();
+    /// let held = &counter;
+    /// std::thread::scope(|s| {
+    ///     // Another thread holds the lock until told to release it.
+    ///     s.spawn(move || {
+    ///         let _guard = held.lock().unwrap();
+    ///         locked_tx.send(()).unwrap();
+    ///         let _ = release_rx.recv();
+    ///     });
+    ///     locked.recv().unwrap();
+    ///     let err = raw.set_timeout(".", "5", Duration::from_millis(50)).unwrap_err();
+    ///     let FieldError::LockTimeout { holder: Some(holder), .. } = err else { panic!("{err}") };
+    ///     assert_eq!((holder.pid, holder.alive), (std::process::id(), true));
+    ///     release.send(()).unwrap();
+    /// });
+    /// let written = raw.set_timeout(".", "5", Duration::from_secs(1))?;
+    /// assert_eq!((written.old, written.new), (Datum::U64(1), Datum::U64(5)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_timeout(
+        &self,
+        path: &str,
+        value: &str,
+        timeout: Duration,
+    ) -> Result<Written, FieldError> {
+        self.write_field(path, value, Some(timeout))
+    }
+
+    /// `set` and `set_timeout`: waits for the lock for ever without `timeout`.
+    fn write_field(
+        &self,
+        path: &str,
+        value: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Written, FieldError> {
+        if path.is_empty() {
+            return Err(FieldError::EmptyPath {
+                segment: self.name().to_owned(),
+                reason: self.empty_path(),
+            });
+        }
+        let parsed = self.parse_path(path)?;
+        let (offset, node) = self.resolve(path, &parsed)?;
+        let code = match node {
+            Node::Value(Descriptor {
+                kind: DescriptorKind::Primitive(code),
+                ..
+            }) => *code,
+            other => {
+                return Err(FieldError::NotPrimitive {
+                    segment: self.name().to_owned(),
+                    path: path.to_owned(),
+                    reason: self.not_primitive(&parsed, other),
+                })
+            }
+        };
+        let new = value::parse(code, value).map_err(|reason| FieldError::BadValue {
+            segment: self.name().to_owned(),
+            path: path.to_owned(),
+            code,
+            value: value.to_owned(),
+            reason,
+        })?;
+        let corrupt = || FieldError::Corrupt {
+            segment: self.name().to_owned(),
+            reason: self.corrupt_reason(),
+        };
+        // Proves the cell is in bounds and aligned before anything is locked.
+        self.load(code, offset).ok_or_else(corrupt)?;
+        // `load` just proved `offset + width` is within the payload, so it fits in a usize.
+        let start = offset as usize;
+        let bytes = start..start + code.size();
+        let (guard, poisoned) = match timeout {
+            None => match guard::lock(&self.seg, &()) {
+                Ok(g) => (g, false),
+                Err(p) => (p.into_inner(), true),
+            },
+            Some(timeout) => self.lock_within(path, timeout)?,
+        };
+        let old = self.load(code, offset);
+        // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
+        // is undone), and the new value's.
+        let old_bytes = self.raw_bytes(code.size(), offset);
+        seqlock::write(
+            guard.segment(),
+            bytes,
+            |copies| {
+                if let (Some(o), Some(n)) = (old_bytes, ne_bytes(&new)) {
+                    copies.record_bytes(&o, &n);
+                }
+            },
+            || {
+                self.store(&new, offset);
+            },
+        );
+        drop(guard);
+        Ok(Written {
+            path: parsed.to_string(),
+            old: old.ok_or_else(corrupt)?,
+            new,
+            poisoned,
+        })
+    }
+
+    /// Takes the segment's lock, waiting at most `timeout`; whether it was poisoned.
+    fn lock_within(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(Guard<'_, ()>, bool), FieldError> {
+        let start = Instant::now();
+        // A wait too long to represent has no end.
+        let deadline = start.checked_add(timeout);
+        loop {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            match guard::try_lock(&self.seg, &(), Some(left)) {
+                Ok(g) => return Ok((g, false)),
+                Err(TryLockError::Poisoned(p)) => return Ok((p.into_inner(), true)),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let holder = self.lock_holder();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(FieldError::LockTimeout {
+                    segment: self.name().to_owned(),
+                    path: path.to_owned(),
+                    waited: start.elapsed(),
+                    holder,
+                });
+            }
+            // Refused before the deadline: pthread says this thread holds the lock, or the lock
+            // word is unusable and another process has the turn to repair it.
+            // SAFETY: gettid takes no arguments and cannot fail.
+            let this_thread = unsafe { libc::gettid() } as u32;
+            if holder.is_some_and(|h| h.tid == this_thread) && !held::by_this_thread(&self.seg) {
+                // A peer wrote this thread's id into the lock word: mark that owner dead, as a
+                // blocking lock does.
+                lock::disown(self.seg.header());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
+    fn store(&self, value: &Datum, offset: u64) -> Option<()> {
+        let (width, bits) = value.to_bits()?;
+        self.cell(offset, width)?.store(bits);
+        Some(())
+    }
+}
+
+/// A primitive's bytes in memory, as its atomic of the same width stores them.
+fn ne_bytes(value: &Datum) -> Option<Vec<u8>> {
+    let (width, bits) = value.to_bits()?;
+    Some(width.ne_bytes(bits))
+}
