@@ -283,6 +283,7 @@
 //! | in [`snapshot`](Shared::snapshot) or a field operation | nothing half-done: a reader stores nothing, a field operation is one atomic step that happened or not | nobody; nothing to tell |
 //! | a panic in `update`'s closure | the value as before the update: nothing is stored | the panic goes on in the panicking thread; the lock is **poisoned**, as std's `Mutex` is |
 //! | a panic while a `Guard` is alive | whatever was stored under the guard | the lock is **poisoned** when the guard is dropped by the unwinding |
+//! | a failure that is not a panic, reported with [`Guard::poison`] (Python: an exception raised by `update()`'s function or leaving `with get_lock()`) | whatever was stored under the guard | the lock is **poisoned**, as by a panic |
 //!
 //! A poisoned lock says: a holder died or panicked, and what it may have half-changed was not
 //! repaired. The poisoning is sticky, in every process, until someone clears it:

@@ -9,12 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::access::{check_mode, validate_name};
 use super::sys::{fchmod, fstat, ftruncate, identity, map, reserve, shm_open, shm_unlink, Mapping};
 use super::{Segment, Shape, Spec};
-use crate::descriptor::Descriptor;
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
 use crate::layout::{FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
 use crate::lock;
 use crate::process::ProcessId;
-use crate::{Error, Layout, Options, Result};
+use crate::{Error, Options, Result};
 
 /// Where a segment's parts go.
 #[derive(Clone, Copy)]
@@ -26,13 +25,14 @@ struct Sizes {
 }
 
 impl Sizes {
-    /// The sizes of a segment for `count` elements of `layout`, or `None` if it cannot exist.
-    fn new(descriptor_len: usize, layout: &Layout, count: usize) -> Option<Sizes> {
-        let payload_offset = header::payload_offset(descriptor_len, layout.align);
-        let payload_len = layout.size.checked_mul(count)?;
+    /// The sizes of a segment for `count` elements of `size` bytes aligned to `align`, or
+    /// `None` if it cannot exist.
+    fn new(descriptor_len: usize, size: usize, align: usize, count: usize) -> Option<Sizes> {
+        let payload_offset = header::payload_offset(descriptor_len, align);
+        let payload_len = size.checked_mul(count)?;
         let journal_offset = payload_offset
             .checked_add(payload_len)?
-            .checked_next_multiple_of(layout.align.max(header::PAYLOAD_ALIGN))?;
+            .checked_next_multiple_of(align.max(header::PAYLOAD_ALIGN))?;
         let total = journal_offset.checked_add(payload_len.checked_mul(2)?)?;
         (total <= i64::MAX as usize).then_some(Sizes {
             payload_offset,
@@ -77,13 +77,18 @@ impl Segment {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
         let count = shape.len();
-        let descriptor = spec.layout.encode();
+        let descriptor = spec.element.encode();
         debug_assert!(descriptor.len() <= MAX_DESCRIPTOR_LEN);
-        let sizes =
-            Sizes::new(descriptor.len(), spec.layout, count).ok_or_else(|| Error::NoSpace {
-                name: name.to_owned(),
-                bytes: u64::MAX,
-            })?;
+        let sizes = Sizes::new(
+            descriptor.len(),
+            spec.element.size(),
+            spec.element.align(),
+            count,
+        )
+        .ok_or_else(|| Error::NoSpace {
+            name: name.to_owned(),
+            bytes: u64::MAX,
+        })?;
 
         let fd = shm_open(
             name,
@@ -111,7 +116,7 @@ impl Segment {
                     payload,
                     payload_len: sizes.payload_len,
                     journal,
-                    element: Descriptor::from_layout(spec.layout),
+                    element: spec.element.descriptor(),
                     shape,
                     identity,
                     owner: true,
@@ -174,7 +179,7 @@ impl Segment {
             .store(journal_offset as u64, Ordering::Relaxed);
         h.elem_count.store(shape.len() as u64, Ordering::Relaxed);
         h.elem_size
-            .store(spec.layout.size as u64, Ordering::Relaxed);
+            .store(spec.element.size() as u64, Ordering::Relaxed);
         debug_assert!(DESCRIPTOR_OFFSET + descriptor.len() <= seg_len);
         // SAFETY: `DESCRIPTOR_OFFSET + descriptor.len() <= payload_offset <= total`, inside the
         // mapping; `AtomicU8` accepts any byte and has alignment 1.

@@ -40,9 +40,51 @@ pub use access::MAX_NAME_LEN;
 use access::{effective_uid, Owner};
 use sys::{fstat, identity, shm_open, shm_unlink, Mapping};
 
+/// The element type of a segment: a compile-time layout (typed handles), or a descriptor built
+/// at run time (`RawSegment::create`, for bindings) with its encoding, checked by the caller.
+#[derive(Clone, Copy)]
+pub(crate) enum Element<'a> {
+    Static(&'static Layout),
+    Dynamic {
+        descriptor: &'a Descriptor,
+        encoded: &'a [u8],
+    },
+}
+
+impl Element<'_> {
+    fn size(&self) -> usize {
+        match self {
+            Element::Static(l) => l.size,
+            // `RawSegment::create` checked that it fits in the address space.
+            Element::Dynamic { descriptor, .. } => descriptor.size as usize,
+        }
+    }
+
+    fn align(&self) -> usize {
+        match self {
+            Element::Static(l) => l.align,
+            Element::Dynamic { descriptor, .. } => descriptor.align as usize,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Element::Static(l) => l.encode(),
+            Element::Dynamic { encoded, .. } => encoded.to_vec(),
+        }
+    }
+
+    fn descriptor(&self) -> Descriptor {
+        match self {
+            Element::Static(l) => Descriptor::from_layout(l),
+            Element::Dynamic { descriptor, .. } => (*descriptor).clone(),
+        }
+    }
+}
+
 /// The element type a handle expects to find in (or put into) a segment.
-pub(crate) struct Spec {
-    pub layout: &'static Layout,
+pub(crate) struct Spec<'a> {
+    pub element: Element<'a>,
     pub fingerprint: u64,
 }
 

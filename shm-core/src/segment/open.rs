@@ -336,7 +336,7 @@ impl Segment {
         shape: Shape,
     ) -> Result<()> {
         if fingerprint != spec.fingerprint {
-            let want = Descriptor::from_layout(spec.layout);
+            let want = spec.element.descriptor();
             let detail = found.first_difference(&want).unwrap_or_else(|| {
                 format!("the segment holds {found}, this program expects {want}")
             });

@@ -1,9 +1,10 @@
 //! `RawSegment`: a segment of any layout, read and written through the descriptor in its header.
 //!
 //! Here: the handle, its opening, what it says of the segment, and the bounds-checked cell every
-//! read and write goes through. `resolve`: paths to offsets, and what to write instead when a
-//! path leads nowhere; `read`: consistent copies; `write`: one field written under the lock;
-//! `error`: [`FieldError`].
+//! read and write goes through. `create`: a segment of a layout known only at run time;
+//! `resolve`: paths to offsets, and what to write instead when a path leads nowhere; `read`:
+//! consistent copies, and single loads; `write`: the lock, one field written under it, several
+//! stores as one write, single stores; `error`: [`FieldError`].
 
 use std::fmt;
 use std::fs;
@@ -14,9 +15,10 @@ use super::holder::{self, LockHolder};
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
 use crate::cell::{Cell, Region, Width};
 use crate::descriptor::Descriptor;
-use crate::segment::Segment;
-use crate::{lock, Error, Options, Result};
+use crate::segment::{Element, Expect, Segment, Shape, Spec};
+use crate::{guard, lock, Error, Options, Result};
 
+mod create;
 mod error;
 mod read;
 mod resolve;
@@ -90,10 +92,14 @@ impl RawSegment {
     /// for a typed open.
     pub fn open_with(name: &str, opts: &Options) -> Result<RawSegment> {
         let (seg, descriptor) = Segment::open_any(name, opts)?;
-        let count = seg.count() as u64;
-        let Some(payload_len) = count.checked_mul(descriptor.size) else {
+        Self::opened(seg, descriptor)
+    }
+
+    /// The handle of a segment `Segment::open` or `open_any` validated.
+    fn opened(seg: Segment, descriptor: Descriptor) -> Result<RawSegment> {
+        let Some(payload_len) = (seg.count() as u64).checked_mul(descriptor.size) else {
             return Err(Error::Corrupt {
-                name: name.to_owned(),
+                name: seg.name().to_owned(),
                 reason: "its element count times its element size overflows".to_owned(),
             });
         };
@@ -104,6 +110,57 @@ impl RawSegment {
             is_array,
             payload_len,
         })
+    }
+
+    /// Opens the segment `name` as a typed open of `element` does (`Shared::<T>::open_with`, or
+    /// `Array::<T>::open_with` if `array`), for a program that has the layout only at run time:
+    /// every check in the same order, the layout and shape compared where a typed open compares
+    /// them, so a segment of another layout or shape is [`Error::LayoutMismatch`] naming the
+    /// first difference.
+    ///
+    /// ```
+    /// use shm_core::inspect::RawSegment;
+    /// use shm_core::{Array, Descriptor, Error, Options, TypeCode};
+    ///
+    /// # let name = format!("doc-raw-open-as-{}", std::process::id());
+    /// let _a = Array::<u32>::create(&name, &[1, 2])?;
+    /// let u32_ = Descriptor::primitive(TypeCode::U32);
+    /// let raw = RawSegment::open_as(&name, &u32_, true, &Options::new())?;
+    /// assert_eq!(raw.len(), 2);
+    /// let e = RawSegment::open_as(&name, &u32_, false, &Options::new()).unwrap_err();
+    /// assert!(matches!(e, Error::LayoutMismatch { .. }), "{e}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_as(
+        name: &str,
+        element: &Descriptor,
+        array: bool,
+        opts: &Options,
+    ) -> Result<RawSegment> {
+        let encoded = element.encode().map_err(|detail| Error::LayoutMismatch {
+            name: name.to_owned(),
+            detail: format!("the expected layout cannot be encoded: {detail}"),
+        })?;
+        let spec = Spec {
+            element: Element::Dynamic {
+                descriptor: element,
+                encoded: &encoded,
+            },
+            fingerprint: Descriptor::fingerprint_of(&encoded),
+        };
+        let expect = if array {
+            Expect::AnyArray
+        } else {
+            Expect::Exactly(Shape::One)
+        };
+        let seg = Segment::open(name, &spec, expect, opts)?;
+        let descriptor = seg.element().clone();
+        Self::opened(seg, descriptor)
+    }
+
+    /// Whether this handle created the segment (and so removes it when dropped, unless kept).
+    pub fn is_owner(&self) -> bool {
+        self.seg.is_owner()
     }
 
     /// The segment's name.
@@ -143,6 +200,14 @@ impl RawSegment {
     /// lock and changes nothing.
     pub fn is_poisoned(&self) -> bool {
         lock::is_poisoned(self.seg.header())
+    }
+
+    /// Clears the poisoning, as `Shared::clear_poison` does (a holder that died unnoticed is
+    /// taken in first, by taking the lock if it is free); may be called while holding the guard
+    /// of [`lock`](Self::lock). For a program that owns the data without its Rust type (a
+    /// binding for another language) and has checked or put right what a dead holder left.
+    pub fn clear_poison(&self) {
+        guard::clear_poison(&self.seg)
     }
 
     /// Whether the name no longer leads to this segment: removed (and perhaps created again).
@@ -188,11 +253,12 @@ impl RawSegment {
     /// aligned.
     pub(super) fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
         let offset = usize::try_from(offset).ok()?;
-        // SAFETY: the callers (`load`, `raw_bytes`, `store`) pass the width of the primitive the
-        // descriptor puts at `offset` (a code `read` or `resolve` found there, or a value
-        // `value::parse` made for it). `open` validated the descriptor, which puts one primitive
-        // on each byte (no overlapping fields); every access to it has that width, whether made
-        // by a typed handle (whose layout has the descriptor's fingerprint) or a `RawSegment`.
+        // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`) pass the width of the
+        // primitive the descriptor puts at `offset` (a code `read` or `resolve` found there, or a
+        // value `value::parse` made for it). `open` validated the descriptor, which puts one
+        // primitive on each byte (no overlapping fields); every access to it has that width,
+        // whether made by a typed handle (whose layout has the descriptor's fingerprint) or a
+        // `RawSegment`.
         unsafe { Region::payload(&self.seg).cell(offset, width) }
     }
 }

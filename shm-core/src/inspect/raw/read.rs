@@ -15,6 +15,13 @@ use crate::{seqlock, Error, Result, TypeCode};
 const EXTRA_VALUES: u64 = 1 << 16;
 
 impl RawSegment {
+    /// The primitive of type `code` at payload offset `offset`, read with one relaxed atomic
+    /// load (not under the lock: a field, not a consistent snapshot); `None` if it does not lie
+    /// inside the payload or is misaligned.
+    pub fn load(&self, offset: u64, code: TypeCode) -> Option<Datum> {
+        self.load_code(code, offset)
+    }
+
     /// A consistent copy of the whole value: a [`Datum::Array`] of the elements for an array
     /// segment, else the one value. Consistent with every `update` of every process, as
     /// `Shared::snapshot` is.
@@ -78,7 +85,7 @@ impl RawSegment {
     fn read(&self, d: &Descriptor, offset: u64, budget: &mut u64) -> Option<Datum> {
         *budget = budget.checked_sub(1)?;
         Some(match &d.kind {
-            DescriptorKind::Primitive(code) => self.load(*code, offset)?,
+            DescriptorKind::Primitive(code) => self.load_code(*code, offset)?,
             DescriptorKind::Array { elem, len } => {
                 let mut items = Vec::new();
                 for i in 0..*len {
@@ -101,7 +108,7 @@ impl RawSegment {
     }
 
     /// The primitive `code` at `offset`, as relaxed atomic loads read it.
-    pub(super) fn load(&self, code: TypeCode, offset: u64) -> Option<Datum> {
+    pub(super) fn load_code(&self, code: TypeCode, offset: u64) -> Option<Datum> {
         let bits = self.cell(offset, Width::of(code))?.load();
         Some(Datum::from_bits(code, bits))
     }

@@ -1,7 +1,7 @@
 //! Writing one field parsed from text: under the segment's lock, waited for without end or at
 //! most a given time, as one seqlock write.
 
-use std::sync::TryLockError;
+use std::sync::{LockResult, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use super::{FieldError, Node, RawSegment};
@@ -26,6 +26,90 @@ pub struct Written {
 }
 
 impl RawSegment {
+    /// Takes the segment's lock, blocking until it is free: the lock `Shared::lock` and every
+    /// `update` take. `Err(PoisonError)` carries the guard, as for `Shared::lock`.
+    ///
+    /// # Panics
+    /// If this thread already holds the lock.
+    pub fn lock(&self) -> LockResult<Guard<'_, ()>> {
+        guard::lock(&self.seg, &())
+    }
+
+    /// Takes the lock if it is free now (`timeout` `None`) or within `timeout`;
+    /// `Err(TryLockError::WouldBlock)` if it stayed held.
+    pub fn try_lock_for(&self, timeout: Option<Duration>) -> TryLockResult<Guard<'_, ()>> {
+        guard::try_lock(&self.seg, &(), timeout)
+    }
+
+    /// Stores primitives, each `(offset, value)` a payload offset and a primitive [`Datum`] of
+    /// the type there, as one seqlock write under the lock that `guard` holds: a `snapshot` in
+    /// any process sees all of them or none, and a writer killed half-way is rolled back from
+    /// the journal, as for `update`. Every store is checked (in the payload, aligned, a primitive)
+    /// before anything is written.
+    ///
+    /// This is `update` for a program that computes its changes without the Rust type (a
+    /// binding for another language, which takes the lock, reads, decides, and writes).
+    ///
+    /// # Panics
+    /// If `guard` is not this segment's.
+    pub fn write(&self, guard: &Guard<'_, ()>, stores: &[(u64, Datum)]) -> Result<(), FieldError> {
+        assert!(
+            std::ptr::eq(guard.segment(), &self.seg),
+            "segment `{}`: write() with the guard of another segment",
+            self.name()
+        );
+        let mut range: Option<(u64, u64)> = None;
+        for (offset, value) in stores {
+            let width = value.code().map_or(0, |c| c.size() as u64);
+            if width == 0 || self.raw_bytes(width as usize, *offset).is_none() {
+                return Err(FieldError::Corrupt {
+                    segment: self.name().to_owned(),
+                    reason: format!(
+                        "no primitive of {value}'s type fits at payload offset {offset}"
+                    ),
+                });
+            }
+            let (lo, hi) = range.unwrap_or((*offset, *offset + width));
+            range = Some((lo.min(*offset), hi.max(*offset + width)));
+        }
+        let Some((lo, hi)) = range else {
+            return Ok(());
+        };
+        // Checked above: inside the payload, whose length fits in a usize.
+        let (lo, hi) = (lo as usize, hi as usize);
+        // The journal's old copy: the range as it is, one atomic byte load at a time (a byte
+        // torn by a concurrent field atomic is equal in both copies, so never restored); the new
+        // copy: the same with the stores applied.
+        let old: Vec<u8> = (lo..hi)
+            .map(|i| self.raw_bytes(1, i as u64).map_or(0, |b| b[0]))
+            .collect();
+        let mut new = old.clone();
+        for (offset, value) in stores {
+            if let Some(bytes) = ne_bytes(value) {
+                let at = *offset as usize - lo;
+                new[at..at + bytes.len()].copy_from_slice(&bytes);
+            }
+        }
+        seqlock::write(
+            &self.seg,
+            lo..hi,
+            |copies| copies.record_bytes(&old, &new),
+            || {
+                for (offset, value) in stores {
+                    self.store(*offset, value);
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// Stores the primitive `value` at payload offset `offset` with one relaxed atomic store of
+    /// its width, as a field atomic does (not under the lock, not journaled); `None` if it does
+    /// not lie inside the payload, is misaligned, or `value` is not a primitive.
+    pub fn store(&self, offset: u64, value: &Datum) -> Option<()> {
+        self.store_datum(value, offset)
+    }
+
     /// Writes the primitive at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`, `.` for a
     /// single-value segment), parsing `value` by the field's type code: integers in decimal or
     /// `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
@@ -129,7 +213,7 @@ impl RawSegment {
             reason: self.corrupt_reason(),
         };
         // Proves the cell is in bounds and aligned before anything is locked.
-        self.load(code, offset).ok_or_else(corrupt)?;
+        self.load_code(code, offset).ok_or_else(corrupt)?;
         // `load` just proved `offset + width` is within the payload, so it fits in a usize.
         let start = offset as usize;
         let bytes = start..start + code.size();
@@ -140,7 +224,7 @@ impl RawSegment {
             },
             Some(timeout) => self.lock_within(path, timeout)?,
         };
-        let old = self.load(code, offset);
+        let old = self.load_code(code, offset);
         // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
         // is undone), and the new value's.
         let old_bytes = self.raw_bytes(code.size(), offset);
@@ -153,7 +237,7 @@ impl RawSegment {
                 }
             },
             || {
-                self.store(&new, offset);
+                self.store_datum(&new, offset);
             },
         );
         drop(guard);
@@ -204,7 +288,7 @@ impl RawSegment {
     }
 
     /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
-    fn store(&self, value: &Datum, offset: u64) -> Option<()> {
+    fn store_datum(&self, value: &Datum, offset: u64) -> Option<()> {
         let (width, bits) = value.to_bits()?;
         self.cell(offset, width)?.store(bits);
         Some(())
