@@ -1,9 +1,11 @@
 //! Descriptors built at run time, for a program that has no Rust type (a binding for another
-//! language): primitives, arrays, `#[repr(C)]` structs, and their encoding and fingerprint.
+//! language): primitives, arrays, `#[repr(C)]` structs, enums and texts, and their encoding and
+//! fingerprint.
 
-use super::{Descriptor, DescriptorField, DescriptorKind};
+use super::{Descriptor, DescriptorField, DescriptorKind, DescriptorVariant};
 use crate::layout::{
-    MAX_DEPTH, MAX_DESCRIPTOR_LEN, MAX_NAME_LEN, TAG_ARRAY, TAG_PRIMITIVE, TAG_STRUCT,
+    Layout, MAX_DEPTH, MAX_DESCRIPTOR_LEN, MAX_NAME_LEN, MAX_TEXT_CAPACITY, TAG_ARRAY, TAG_ENUM,
+    TAG_PRIMITIVE, TAG_STRUCT, TAG_TEXT,
 };
 use crate::TypeCode;
 
@@ -102,8 +104,103 @@ impl Descriptor {
         })
     }
 
+    /// The descriptor of a fieldless enum stored as `repr` (an integer code), as
+    /// `#[derive(SharedLayout)]` describes one: `variants` are `(name, value)` in declaration
+    /// order, `default` the index of the `#[default]` one.
+    ///
+    /// Fails, saying why, if `repr` is not an integer code, there is no variant, a value is out of
+    /// `repr`'s range, a name or a value appears twice, or `default` is not a variant's index.
+    ///
+    /// ```
+    /// use shm_core::{Descriptor, SharedLayout, TypeCode};
+    ///
+    /// #[derive(SharedLayout, Default)]
+    /// #[repr(i8)]
+    /// enum Level {
+    ///     Low = -1,
+    ///     #[default]
+    ///     High = 1,
+    /// }
+    ///
+    /// let d = Descriptor::enumeration(
+    ///     "Level",
+    ///     TypeCode::I8,
+    ///     vec![("Low".into(), -1), ("High".into(), 1)],
+    ///     1,
+    /// )?;
+    /// assert_eq!(d, Descriptor::from_layout(&Level::LAYOUT));
+    /// assert_eq!(d.fingerprint(), Some(Level::FINGERPRINT));
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn enumeration(
+        name: &str,
+        repr: TypeCode,
+        variants: Vec<(String, i128)>,
+        default: usize,
+    ) -> Result<Descriptor, String> {
+        let Some((min, max)) = repr.int_range() else {
+            return Err(format!(
+                "enum `{name}`: its repr must be an integer type (i8 to u64), not {repr}"
+            ));
+        };
+        if variants.is_empty() {
+            return Err(format!("enum `{name}` has no variants"));
+        }
+        if default >= variants.len() {
+            return Err(format!(
+                "enum `{name}`: the default variant {default} is not one of its {} variants",
+                variants.len()
+            ));
+        }
+        let mut checked: Vec<DescriptorVariant> = Vec::with_capacity(variants.len());
+        for (vname, value) in variants {
+            if value < min || value > max {
+                return Err(format!(
+                    "enum `{name}`: variant `{vname}` = {value} is out of range for {repr} ({min} to {max})"
+                ));
+            }
+            if checked.iter().any(|v| v.name == vname) {
+                return Err(format!("enum `{name}`: variant `{vname}` appears twice"));
+            }
+            if let Some(twin) = checked.iter().find(|v| v.value == value) {
+                return Err(format!(
+                    "enum `{name}`: variants `{}` and `{vname}` have the same value {value}",
+                    twin.name
+                ));
+            }
+            checked.push(DescriptorVariant { name: vname, value });
+        }
+        Ok(Descriptor {
+            name: name.to_owned(),
+            size: repr.size() as u64,
+            align: repr.size() as u64,
+            kind: DescriptorKind::Enum {
+                repr,
+                variants: checked,
+                default,
+            },
+        })
+    }
+
+    /// The descriptor of [`Text<capacity>`](crate::Text); fails if `capacity` is more than a
+    /// `u32` length counts.
+    pub fn text(capacity: u64) -> Result<Descriptor, String> {
+        if capacity > MAX_TEXT_CAPACITY as u64 {
+            return Err(format!(
+                "a text holds at most {MAX_TEXT_CAPACITY} bytes (its length is a u32), not {capacity}"
+            ));
+        }
+        let l = Layout::text(capacity as usize);
+        Ok(Descriptor {
+            name: String::new(),
+            size: l.size as u64,
+            align: l.align as u64,
+            kind: DescriptorKind::Text { capacity },
+        })
+    }
+
     /// The descriptor bytes as a segment header holds them (see `docs/FORMAT.md`): for a
-    /// descriptor made by [`from_layout`](Self::from_layout), exactly [`Layout::encode`](crate::Layout::encode)'s bytes.
+    /// descriptor made by [`from_layout`](Self::from_layout), exactly [`Layout::encode`]'s bytes.
     ///
     /// Fails, saying why, if a name is longer than 255 bytes, the nesting is deeper than 32, or
     /// the result would be larger than 64 KiB. What it returns is not checked for consistency:
@@ -111,7 +208,9 @@ impl Descriptor {
     pub fn encode(&self) -> Result<Vec<u8>, String> {
         fn name(out: &mut Vec<u8>, name: &str) -> Result<(), String> {
             let len = u8::try_from(name.len()).map_err(|_| {
-                format!("a type or field name is longer than {MAX_NAME_LEN} bytes: {name:?}")
+                format!(
+                    "a type, field or variant name is longer than {MAX_NAME_LEN} bytes: {name:?}"
+                )
             })?;
             out.push(len);
             out.extend_from_slice(name.as_bytes());
@@ -132,6 +231,8 @@ impl Descriptor {
                 DescriptorKind::Primitive(_) => TAG_PRIMITIVE,
                 DescriptorKind::Array { .. } => TAG_ARRAY,
                 DescriptorKind::Struct { .. } => TAG_STRUCT,
+                DescriptorKind::Enum { .. } => TAG_ENUM,
+                DescriptorKind::Text { .. } => TAG_TEXT,
             };
             out.push(tag);
             out.extend_from_slice(&d.size.to_le_bytes());
@@ -153,6 +254,27 @@ impl Descriptor {
                         node(out, &f.ty, depth + 1)?;
                     }
                 }
+                DescriptorKind::Enum {
+                    repr,
+                    variants,
+                    default,
+                } => {
+                    let count = u32::try_from(variants.len())
+                        .map_err(|_| "an enum has too many variants".to_owned())?;
+                    let default = u32::try_from(*default)
+                        .map_err(|_| "an enum's default is not one of its variants".to_owned())?;
+                    out.push(repr.as_char() as u8);
+                    out.extend_from_slice(&default.to_le_bytes());
+                    out.extend_from_slice(&count.to_le_bytes());
+                    for v in variants {
+                        name(out, &v.name)?;
+                        // Two's complement, 64 bits: sign-extended for a signed repr.
+                        out.extend_from_slice(&(v.value as u64).to_le_bytes());
+                    }
+                }
+                DescriptorKind::Text { capacity } => {
+                    out.extend_from_slice(&capacity.to_le_bytes());
+                }
             }
             Ok(())
         }
@@ -168,7 +290,7 @@ impl Descriptor {
     }
 
     /// The 64-bit layout fingerprint, as a segment header holds it: equal to
-    /// [`Layout::fingerprint`](crate::Layout::fingerprint) for a descriptor made by [`from_layout`](Self::from_layout).
+    /// [`Layout::fingerprint`] for a descriptor made by [`from_layout`](Self::from_layout).
     /// `None` if the descriptor cannot be encoded (see [`encode`](Self::encode)).
     pub fn fingerprint(&self) -> Option<u64> {
         self.encode().ok().map(|b| Self::fingerprint_of(&b))

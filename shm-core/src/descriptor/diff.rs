@@ -1,7 +1,8 @@
 //! How a descriptor found in a segment differs from the one a program expects, in words: the
-//! first field that differs, and how.
+//! first field or variant that differs, and how.
 
-use super::{Descriptor, DescriptorKind};
+use super::{Descriptor, DescriptorKind, DescriptorVariant};
+use crate::TypeCode;
 
 impl Descriptor {
     /// The first way in which `self` (found in a segment) differs from `expected`, in words, or
@@ -88,12 +89,83 @@ fn diff(found: &Descriptor, want: &Descriptor, path: &str) -> Option<String> {
                 ))
             })
         }
-        (K::Struct { .. }, K::Struct { .. }) => Some(at(format!(
-            "segment holds `{}`, this program expects `{}`",
-            found.name, want.name
-        ))),
+        (
+            K::Enum {
+                repr: fr,
+                variants: fv,
+                default: fd,
+            },
+            K::Enum {
+                repr: wr,
+                variants: wv,
+                default: wd,
+            },
+        ) if found.name == want.name => diff_enum(&want.name, (fr, fv, *fd), (wr, wv, *wd)).map(at),
+        (K::Text { capacity: a }, K::Text { capacity: b }) if a == b => None,
+        (K::Struct { .. }, K::Struct { .. }) | (K::Enum { .. }, K::Enum { .. }) => {
+            Some(at(format!(
+                "segment holds `{}`, this program expects `{}`",
+                found.name, want.name
+            )))
+        }
         _ => Some(at(format!(
             "segment holds {found}, this program expects {want}"
         ))),
     }
+}
+
+/// How an enum found in a segment differs from the one expected (of the same name), naming the
+/// first variant that differs; `None` if they are the same.
+fn diff_enum(
+    name: &str,
+    (found_repr, found, found_default): (&TypeCode, &[DescriptorVariant], usize),
+    (want_repr, want, want_default): (&TypeCode, &[DescriptorVariant], usize),
+) -> Option<String> {
+    if found_repr != want_repr {
+        return Some(format!(
+            "`{name}` is stored as {found_repr} in the segment, this program stores it as {want_repr}"
+        ));
+    }
+    for w in want {
+        match found.iter().find(|f| f.name == w.name) {
+            None => {
+                return Some(format!(
+                    "variant `{}` of `{name}` ({}) is missing from the segment",
+                    w.name, w.value
+                ))
+            }
+            Some(f) if f.value != w.value => {
+                return Some(format!(
+                    "variant `{}` of `{name}` is {} in the segment, {} in this program",
+                    w.name, f.value, w.value
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = found
+        .iter()
+        .find(|f| !want.iter().any(|w| w.name == f.name))
+    {
+        return Some(format!(
+            "the segment's `{name}` has variant `{}` ({}), which this program does not know",
+            extra.name, extra.value
+        ));
+    }
+    if let Some((f, w)) = found.iter().zip(want).find(|(f, w)| f.name != w.name) {
+        return Some(format!(
+            "the variants of `{name}` are in another order: the segment has `{}` where this program has `{}`",
+            f.name, w.name
+        ));
+    }
+    let default_of = |variants: &[DescriptorVariant], i: usize| {
+        variants.get(i).map_or_else(String::new, |v| v.name.clone())
+    };
+    (found_default != want_default).then(|| {
+        format!(
+            "the default variant of `{name}` is `{}` in the segment, `{}` in this program",
+            default_of(found, found_default),
+            default_of(want, want_default)
+        )
+    })
 }

@@ -4,7 +4,7 @@
 //! Here: the types, [`Descriptor::from_layout`] and how a descriptor is written as Rust. `parse`:
 //! descriptor bytes another process wrote, checked as hostile input; `build`: descriptors made at
 //! run time (for bindings), their encoding and fingerprint; `diff`: how a descriptor found in a
-//! segment differs from the one a program expects, field by field.
+//! segment differs from the one a program expects, field by field and variant by variant.
 
 use std::fmt;
 
@@ -14,6 +14,8 @@ use crate::TypeCode;
 mod build;
 mod diff;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 pub use parse::ParseError;
 
@@ -24,7 +26,7 @@ pub use parse::ParseError;
 /// never allocates more than the input could describe, and never panics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
-    /// Type name (`""` for an array, the Rust name for a primitive).
+    /// Type name (`""` for an array or a text, the Rust name for a primitive).
     pub name: String,
     /// Size in bytes.
     pub size: u64,
@@ -51,6 +53,41 @@ pub enum DescriptorKind {
         /// The fields.
         fields: Vec<DescriptorField>,
     },
+    /// A fieldless enum: a number of `repr`'s width, each variant a value of it.
+    Enum {
+        /// The integer type the number is stored as.
+        repr: TypeCode,
+        /// The variants, in declaration order (at least one).
+        variants: Vec<DescriptorVariant>,
+        /// Index in `variants` of the default variant: what a number that is no variant reads
+        /// as.
+        default: usize,
+    },
+    /// UTF-8 text of at most `capacity` bytes: a `u32` length, then the bytes.
+    Text {
+        /// The most bytes the text can hold.
+        capacity: u64,
+    },
+}
+
+/// One variant of an enum [`Descriptor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorVariant {
+    /// The variant's name.
+    pub name: String,
+    /// Its value, in the range of the enum's repr.
+    pub value: i128,
+}
+
+impl DescriptorKind {
+    /// The variant of an enum whose value is `value`; `None` if this is not an enum or no
+    /// variant has that value.
+    pub fn variant_of(&self, value: i128) -> Option<&DescriptorVariant> {
+        match self {
+            DescriptorKind::Enum { variants, .. } => variants.iter().find(|v| v.value == value),
+            _ => None,
+        }
+    }
 }
 
 /// One field of a struct [`Descriptor`].
@@ -89,6 +126,24 @@ impl Descriptor {
                     })
                     .collect(),
             },
+            Kind::Enum {
+                repr,
+                variants,
+                default,
+            } => DescriptorKind::Enum {
+                repr,
+                variants: variants
+                    .iter()
+                    .map(|v| DescriptorVariant {
+                        name: v.name.to_owned(),
+                        value: v.value,
+                    })
+                    .collect(),
+                default,
+            },
+            Kind::Text { capacity } => DescriptorKind::Text {
+                capacity: capacity as u64,
+            },
         };
         Descriptor {
             name: l.name.to_owned(),
@@ -100,183 +155,14 @@ impl Descriptor {
 }
 
 impl fmt::Display for Descriptor {
-    /// Writes the type as Rust source spells it: `f64`, `[[f32; 4]; 4]`, `Stats`.
+    /// Writes the type as Rust source spells it: `f64`, `[[f32; 4]; 4]`, `Stats`, `State`,
+    /// `Text<64>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             DescriptorKind::Primitive(code) => write!(f, "{code}"),
             DescriptorKind::Array { elem, len } => write!(f, "[{elem}; {len}]"),
-            DescriptorKind::Struct { .. } => f.write_str(&self.name),
+            DescriptorKind::Struct { .. } | DescriptorKind::Enum { .. } => f.write_str(&self.name),
+            DescriptorKind::Text { capacity } => write!(f, "Text<{capacity}>"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::layout::Field;
-    use crate::layout::TAG_ARRAY;
-
-    static U32: Layout = Layout::primitive(TypeCode::U32);
-    static F64: Layout = Layout::primitive(TypeCode::F64);
-    static F32: Layout = Layout::primitive(TypeCode::F32);
-    static ROW: Layout = Layout::array(&U32, 4);
-
-    const fn s(name: &'static str, size: usize, fields: &'static [Field]) -> Layout {
-        Layout {
-            name,
-            size,
-            align: 8,
-            kind: Kind::Struct { fields },
-        }
-    }
-
-    static V1: Layout = s(
-        "Stats",
-        32,
-        &[
-            Field {
-                name: "count",
-                offset: 0,
-                layout: &U32,
-            },
-            Field {
-                name: "load",
-                offset: 8,
-                layout: &F64,
-            },
-            Field {
-                name: "hist",
-                offset: 16,
-                layout: &ROW,
-            },
-        ],
-    );
-
-    fn explain(found: &Layout, want: &Layout) -> Option<String> {
-        Descriptor::from_layout(found).first_difference(&Descriptor::from_layout(want))
-    }
-
-    #[test]
-    fn owned_descriptors_encode_and_fingerprint_as_layouts_do() {
-        for l in [&U32, &ROW, &V1] {
-            let d = Descriptor::from_layout(l);
-            assert_eq!(d.encode().unwrap(), l.encode());
-            assert_eq!(d.fingerprint(), Some(l.fingerprint()));
-        }
-        let long = Descriptor {
-            name: "x".repeat(256),
-            ..Descriptor::from_layout(&V1)
-        };
-        assert!(long.encode().unwrap_err().contains("longer than 255"));
-    }
-
-    #[test]
-    fn repr_c_places_fields_as_rust_does() {
-        let u8_ = Descriptor::primitive(TypeCode::U8);
-        let f64_ = Descriptor::primitive(TypeCode::F64);
-        let row = Descriptor::array(Descriptor::primitive(TypeCode::U32), 4).unwrap();
-        let d = Descriptor::repr_c(
-            "Stats",
-            vec![
-                ("count".into(), Descriptor::primitive(TypeCode::U32)),
-                ("load".into(), f64_.clone()),
-                ("hist".into(), row),
-            ],
-            1,
-        )
-        .unwrap();
-        assert_eq!(d, Descriptor::from_layout(&V1));
-        let padded = Descriptor::repr_c("P", vec![("a".into(), u8_.clone())], 64).unwrap();
-        assert_eq!((padded.size, padded.align), (64, 64));
-        assert!(Descriptor::repr_c("P", vec![("a".into(), u8_)], 3).is_err());
-        assert!(Descriptor::array(f64_, u64::MAX).is_none());
-    }
-
-    #[test]
-    fn parse_reads_back_what_encode_wrote() {
-        for l in [&U32, &ROW, &V1] {
-            assert_eq!(
-                Descriptor::parse(&l.encode()).unwrap(),
-                Descriptor::from_layout(l)
-            );
-        }
-        assert_eq!(Descriptor::from_layout(&V1).to_string(), "Stats");
-        assert_eq!(Descriptor::from_layout(&ROW).to_string(), "[u32; 4]");
-    }
-
-    #[test]
-    fn every_truncation_and_byte_flip_is_an_error_or_a_valid_descriptor() {
-        let good = V1.encode();
-        for n in 0..good.len() {
-            assert!(
-                Descriptor::parse(&good[..n]).is_err(),
-                "prefix of {n} bytes parsed"
-            );
-        }
-        for i in 0..good.len() {
-            for flip in [0x01u8, 0x80, 0xff] {
-                let mut bad = good.clone();
-                bad[i] ^= flip;
-                if let Ok(d) = Descriptor::parse(&bad) {
-                    // Whatever parses must be self-consistent.
-                    assert!(d.size % d.align == 0);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn deep_nesting_is_refused() {
-        // 40 nested one-element arrays of u8.
-        let mut b = Vec::new();
-        for _ in 0..40 {
-            b.push(TAG_ARRAY);
-            b.extend_from_slice(&1u64.to_le_bytes());
-            b.extend_from_slice(&1u64.to_le_bytes());
-            b.push(0);
-            b.extend_from_slice(&1u64.to_le_bytes());
-        }
-        b.extend_from_slice(&Layout::primitive(TypeCode::U8).encode());
-        let e = Descriptor::parse(&b).unwrap_err();
-        assert!(e.reason.contains("nested"), "{e}");
-    }
-
-    #[test]
-    fn differences_name_the_field() {
-        static CHANGED: Layout = s(
-            "Stats",
-            32,
-            &[
-                Field {
-                    name: "count",
-                    offset: 0,
-                    layout: &U32,
-                },
-                Field {
-                    name: "load",
-                    offset: 8,
-                    layout: &F32,
-                },
-                Field {
-                    name: "hist",
-                    offset: 16,
-                    layout: &ROW,
-                },
-            ],
-        );
-        assert_eq!(
-            explain(&CHANGED, &V1).unwrap(),
-            "field `load`: segment has f32 at offset 8, this program expects f64 at offset 8"
-        );
-        static RENAMED: Layout = s("Other", 32, V1_FIELDS);
-        static V1_FIELDS: &[Field] = match V1.kind {
-            Kind::Struct { fields } => fields,
-            _ => &[],
-        };
-        assert_eq!(
-            explain(&RENAMED, &V1).unwrap(),
-            "segment holds `Other`, this program expects `Stats`"
-        );
-        assert_eq!(explain(&V1, &V1), None);
     }
 }

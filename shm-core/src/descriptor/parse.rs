@@ -3,8 +3,11 @@
 
 use std::fmt;
 
-use super::{Descriptor, DescriptorField, DescriptorKind};
-use crate::layout::{MAX_DEPTH, MAX_DESCRIPTOR_LEN, TAG_ARRAY, TAG_PRIMITIVE, TAG_STRUCT};
+use super::{Descriptor, DescriptorField, DescriptorKind, DescriptorVariant};
+use crate::layout::{
+    Layout, MAX_DEPTH, MAX_DESCRIPTOR_LEN, MAX_TEXT_CAPACITY, TAG_ARRAY, TAG_ENUM, TAG_PRIMITIVE,
+    TAG_STRUCT, TAG_TEXT,
+};
 use crate::TypeCode;
 
 /// Why descriptor bytes could not be parsed.
@@ -26,9 +29,10 @@ impl std::error::Error for ParseError {}
 
 /// The fewest bytes one node can take: tag, size, align, name length, and a primitive's code.
 const MIN_NODE_LEN: usize = 1 + 8 + 8 + 1 + 1;
-
 /// The fewest bytes one struct field can take: name length, offset, and a node.
 const MIN_FIELD_LEN: usize = 1 + 8 + MIN_NODE_LEN;
+/// The fewest bytes one enum variant can take: name length and value.
+const MIN_VARIANT_LEN: usize = 1 + 8;
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -162,6 +166,23 @@ impl<'a> Reader<'a> {
                 }
                 DescriptorKind::Struct { fields }
             }
+            TAG_ENUM => self.enumeration(size, align)?,
+            TAG_TEXT => {
+                let capacity = self.u64()?;
+                if capacity > MAX_TEXT_CAPACITY as u64 {
+                    return self.fail(format!(
+                        "a text of capacity {capacity} is longer than its u32 length can count"
+                    ));
+                }
+                let want = Layout::text(capacity as usize);
+                if size != want.size as u64 || align != want.align as u64 {
+                    return self.fail(format!(
+                        "a text of capacity {capacity} must have size {} and alignment {}, not {size} and {align}",
+                        want.size, want.align
+                    ));
+                }
+                DescriptorKind::Text { capacity }
+            }
             other => {
                 return Err(ParseError {
                     at,
@@ -174,6 +195,70 @@ impl<'a> Reader<'a> {
             size,
             align,
             kind,
+        })
+    }
+}
+
+impl Reader<'_> {
+    /// The body of an enum node of `size` and `align`.
+    fn enumeration(&mut self, size: u64, align: u64) -> Result<DescriptorKind, ParseError> {
+        let code_at = self.pos;
+        let byte = self.u8()?;
+        let Some(repr) = TypeCode::from_byte(byte).filter(|c| c.is_integer()) else {
+            return Err(ParseError {
+                at: code_at,
+                reason: format!("an enum's repr must be an integer type code, not {byte:#04x}"),
+            });
+        };
+        if size != repr.size() as u64 || align != repr.size() as u64 {
+            return self.fail(format!(
+                "an enum of repr {repr} must have size and alignment {}, not {size} and {align}",
+                repr.size()
+            ));
+        }
+        let default = self.u32()? as usize;
+        let count = self.u32()? as usize;
+        if count == 0 {
+            return self.fail("an enum has no variants");
+        }
+        if count.saturating_mul(MIN_VARIANT_LEN) > self.remaining() {
+            return self.fail(format!("{count} variants cannot fit in what remains"));
+        }
+        if default >= count {
+            return self.fail(format!(
+                "the default variant {default} is not one of the {count} variants"
+            ));
+        }
+        let mut variants: Vec<DescriptorVariant> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = self.name()?;
+            let raw = self.u64()?;
+            let value = match repr {
+                TypeCode::I8 | TypeCode::I16 | TypeCode::I32 | TypeCode::I64 => {
+                    i128::from(raw as i64)
+                }
+                _ => i128::from(raw),
+            };
+            if !repr.holds(value) {
+                return self.fail(format!(
+                    "variant `{name}` has the value {raw:#x}, which is no {repr}"
+                ));
+            }
+            if variants.iter().any(|v| v.name == name) {
+                return self.fail(format!("variant `{name}` appears twice"));
+            }
+            if let Some(twin) = variants.iter().find(|v| v.value == value) {
+                return self.fail(format!(
+                    "variants `{}` and `{name}` have the same value {value}",
+                    twin.name
+                ));
+            }
+            variants.push(DescriptorVariant { name, value });
+        }
+        Ok(DescriptorKind::Enum {
+            repr,
+            variants,
+            default,
         })
     }
 }

@@ -59,6 +59,30 @@ pub enum FieldError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The text names no variant of the enum at the path.
+    NoSuchVariant {
+        /// The segment's name.
+        segment: String,
+        /// The path as given.
+        path: String,
+        /// The enum's name.
+        enum_name: String,
+        /// The text as given.
+        value: String,
+        /// The names of the enum's variants, in declaration order.
+        variants: Vec<String>,
+    },
+    /// The text is longer than the text field at the path can hold.
+    TextTooLong {
+        /// The segment's name.
+        segment: String,
+        /// The path as given.
+        path: String,
+        /// The text's length in bytes (UTF-8).
+        len: usize,
+        /// The most bytes the field holds.
+        capacity: u64,
+    },
     /// The payload cannot hold what the descriptor describes (a segment that passed `open`'s
     /// checks never gets here).
     Corrupt {
@@ -116,6 +140,26 @@ impl fmt::Display for FieldError {
                 f,
                 "segment `{segment}`: cannot write {value:?} to `{path}` ({code}, type code `{}`): {reason}",
                 code.as_char()
+            ),
+            FieldError::NoSuchVariant {
+                segment,
+                path,
+                enum_name,
+                value,
+                variants,
+            } => write!(
+                f,
+                "segment `{segment}`: cannot write {value:?} to `{path}`: `{enum_name}` has no such variant; its variants are {}",
+                variants.join(", ")
+            ),
+            FieldError::TextTooLong {
+                segment,
+                path,
+                len,
+                capacity,
+            } => write!(
+                f,
+                "segment `{segment}`: cannot write a text of {len} bytes to `{path}`, which holds at most {capacity} bytes of UTF-8"
             ),
             FieldError::Corrupt { segment, reason } => {
                 write!(f, "segment `{segment}` is not a valid segment: {reason}")

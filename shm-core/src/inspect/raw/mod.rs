@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::holder::{self, LockHolder};
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
 use crate::cell::{Cell, Region, Width};
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::{guard, lock, Error, Options, Result};
 
@@ -253,14 +253,23 @@ impl RawSegment {
     /// aligned.
     pub(super) fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
         let offset = usize::try_from(offset).ok()?;
-        // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`) pass the width of the
-        // primitive the descriptor puts at `offset` (a code `read` or `resolve` found there, or a
-        // value `value::parse` made for it). `open` validated the descriptor, which puts one
-        // primitive on each byte (no overlapping fields); every access to it has that width,
-        // whether made by a typed handle (whose layout has the descriptor's fingerprint) or a
-        // `RawSegment`.
+        // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`, `read` of a text,
+        // `leaf_bytes`, `store_bytes`) pass the width of the primitive the descriptor puts at
+        // `offset` (a code `read` or `resolve` found there, a value `value::parse` made for it, a
+        // text's length word or byte, a cell `each_cell` walked to). `open` validated the
+        // descriptor, which puts one primitive on each byte (no overlapping fields); every access
+        // to it has that width, whether made by a typed handle (whose layout has the
+        // descriptor's fingerprint) or a `RawSegment`.
         unsafe { Region::payload(&self.seg).cell(offset, width) }
     }
+}
+
+/// Whether `d` is a value `set` writes as a whole: a primitive, an enum or a text.
+fn is_leaf(d: &Descriptor) -> bool {
+    matches!(
+        d.kind,
+        DescriptorKind::Primitive(_) | DescriptorKind::Enum { .. } | DescriptorKind::Text { .. }
+    )
 }
 
 impl fmt::Debug for RawSegment {

@@ -7,7 +7,8 @@ use super::{FieldError, Node, RawSegment};
 use crate::cell::Width;
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::inspect::Datum;
-use crate::{seqlock, Error, Result, TypeCode};
+use crate::layout::TEXT_LEN_SIZE;
+use crate::{seqlock, text, Error, Result, TypeCode};
 
 /// How many values one read may produce beyond one per payload byte: enough for any real layout
 /// with zero-sized structs, while a hostile descriptor of huge arrays of zero-sized elements
@@ -82,10 +83,36 @@ impl RawSegment {
 
     /// The value of type `d` at payload offset `offset`, one relaxed atomic load per primitive;
     /// `None` if anything lies outside the payload, is misaligned, or `budget` runs out.
-    fn read(&self, d: &Descriptor, offset: u64, budget: &mut u64) -> Option<Datum> {
+    pub(super) fn read(&self, d: &Descriptor, offset: u64, budget: &mut u64) -> Option<Datum> {
         *budget = budget.checked_sub(1)?;
         Some(match &d.kind {
             DescriptorKind::Primitive(code) => self.load_code(*code, offset)?,
+            DescriptorKind::Enum {
+                repr,
+                variants,
+                default,
+            } => {
+                let value = self.load_code(*repr, offset)?.as_integer()?;
+                let (variant, known) = match variants.iter().find(|v| v.value == value) {
+                    Some(v) => (v.name.clone(), true),
+                    None => (variants.get(*default)?.name.clone(), false),
+                };
+                Datum::Enum {
+                    variant,
+                    value,
+                    known,
+                }
+            }
+            DescriptorKind::Text { capacity } => {
+                // As `AtomicText` reads it: the length word, then the bytes it covers.
+                let len = self.cell(offset, Width::Four)?.load() as u32;
+                let start = offset.checked_add(TEXT_LEN_SIZE as u64)?;
+                let n = u64::from(len).min(*capacity);
+                let bytes = (0..n)
+                    .map(|i| Some(self.cell(start.checked_add(i)?, Width::One)?.load() as u8))
+                    .collect::<Option<Vec<u8>>>()?;
+                Datum::Text(text::readable(len, &bytes).to_owned())
+            }
             DescriptorKind::Array { elem, len } => {
                 let mut items = Vec::new();
                 for i in 0..*len {
@@ -126,7 +153,7 @@ impl RawSegment {
         }
     }
 
-    fn budget(&self) -> u64 {
+    pub(super) fn budget(&self) -> u64 {
         self.payload_len.saturating_add(EXTRA_VALUES)
     }
 }

@@ -1,7 +1,7 @@
 //! Paths: following one from the segment's root to an offset in the payload, and, when it leads
 //! nowhere or to what cannot be written, saying what is there and what to write instead.
 
-use super::{FieldError, Node, RawSegment};
+use super::{is_leaf, FieldError, Node, RawSegment};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::inspect::path::{self, FieldPath, Primitives, Step, FEW};
 
@@ -103,9 +103,12 @@ impl RawSegment {
                             a_kind(d)
                         )));
                     }
-                    DescriptorKind::Primitive(_) => {
+                    DescriptorKind::Primitive(_)
+                    | DescriptorKind::Enum { .. }
+                    | DescriptorKind::Text { .. } => {
                         return Err(fail(format!(
-                            "{here} is {d}, which has no fields: write `{at}` for it"
+                            "{here} is {}, which has no fields: write `{at}` for it",
+                            a_kind(d)
                         )));
                     }
                 },
@@ -126,9 +129,12 @@ impl RawSegment {
                             primitives_in(&at, d)
                         )));
                     }
-                    DescriptorKind::Primitive(_) => {
+                    DescriptorKind::Primitive(_)
+                    | DescriptorKind::Enum { .. }
+                    | DescriptorKind::Text { .. } => {
                         return Err(fail(format!(
-                            "{here} is {d}, not an array: write `{at}` for it"
+                            "{here} is {}, not an array: write `{at}` for it",
+                            a_kind(d)
                         )));
                     }
                 },
@@ -202,6 +208,9 @@ impl RawSegment {
                     ..
                 },
             ) => format!("write `.` for the segment's value, a {d}"),
+            Node::Value(d) if is_leaf(d) => {
+                format!("write `.` for the segment's value, {}", a_kind(d))
+            }
             Node::Value(d) => format!(
                 "the segment's value is {}: {}",
                 a_kind(d),
@@ -229,7 +238,9 @@ fn suggest(under: &Primitives) -> String {
 fn a_kind(d: &Descriptor) -> String {
     match &d.kind {
         DescriptorKind::Struct { .. } => format!("a `{}` struct", d.name),
+        DescriptorKind::Enum { .. } => format!("a `{}` enum", d.name),
         DescriptorKind::Array { .. } => format!("a `{d}` array"),
+        DescriptorKind::Text { capacity } => format!("a text of at most {capacity} bytes"),
         DescriptorKind::Primitive(_) => d.to_string(),
     }
 }

@@ -4,10 +4,12 @@
 use std::sync::{LockResult, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
-use super::{FieldError, Node, RawSegment};
+use super::{is_leaf, FieldError, Node, RawSegment};
+use crate::cell::Width;
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::inspect::{value, Datum};
-use crate::{guard, held, lock, seqlock, Guard};
+use crate::layout::TEXT_LEN_SIZE;
+use crate::{guard, held, journal, lock, seqlock, Guard};
 
 /// What [`RawSegment::set`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,10 +112,13 @@ impl RawSegment {
         self.store_datum(value, offset)
     }
 
-    /// Writes the primitive at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`, `.` for a
-    /// single-value segment), parsing `value` by the field's type code: integers in decimal or
-    /// `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
-    /// `true`/`false`; one character.
+    /// Writes the primitive, enum or text at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`,
+    /// `.` for a single-value segment), parsing `value` by the field's type: integers in decimal
+    /// or `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
+    /// `true`/`false`; one character; an enum's variant by its name (`Busy`; another is
+    /// [`FieldError::NoSuchVariant`], which lists them); text as it is, not trimmed, at most
+    /// the field's capacity in bytes of UTF-8 ([`FieldError::TextTooLong`]). A text is written
+    /// whole (its bytes, zeros after them, and its length) in the one seqlock write.
     ///
     /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
     /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
@@ -188,11 +193,8 @@ impl RawSegment {
         }
         let parsed = self.parse_path(path)?;
         let (offset, node) = self.resolve(path, &parsed)?;
-        let code = match node {
-            Node::Value(Descriptor {
-                kind: DescriptorKind::Primitive(code),
-                ..
-            }) => *code,
+        let leaf = match node {
+            Node::Value(d) if is_leaf(d) => d,
             other => {
                 return Err(FieldError::NotPrimitive {
                     segment: self.name().to_owned(),
@@ -201,22 +203,17 @@ impl RawSegment {
                 })
             }
         };
-        let new = value::parse(code, value).map_err(|reason| FieldError::BadValue {
-            segment: self.name().to_owned(),
-            path: path.to_owned(),
-            code,
-            value: value.to_owned(),
-            reason,
-        })?;
+        let new = self.parse_value(path, leaf, value)?;
         let corrupt = || FieldError::Corrupt {
             segment: self.name().to_owned(),
             reason: self.corrupt_reason(),
         };
-        // Proves the cell is in bounds and aligned before anything is locked.
-        self.load_code(code, offset).ok_or_else(corrupt)?;
-        // `load` just proved `offset + width` is within the payload, so it fits in a usize.
+        // Proves every cell is in bounds and aligned before anything is locked.
+        self.read(leaf, offset, &mut self.budget())
+            .ok_or_else(corrupt)?;
+        // `read` just proved `offset + size` is within the payload, so it fits in a usize.
         let start = offset as usize;
-        let bytes = start..start + code.size();
+        let bytes = start..start + leaf.size as usize;
         let (guard, poisoned) = match timeout {
             None => match guard::lock(&self.seg, &()) {
                 Ok(g) => (g, false),
@@ -224,29 +221,97 @@ impl RawSegment {
             },
             Some(timeout) => self.lock_within(path, timeout)?,
         };
-        let old = self.load_code(code, offset);
-        // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
+        let old = self.read(leaf, offset, &mut self.budget());
+        // The journal gets the cells' bytes as they are (a `bool` byte of 5 stays 5 if the write
         // is undone), and the new value's.
-        let old_bytes = self.raw_bytes(code.size(), offset);
-        seqlock::write(
-            guard.segment(),
-            bytes,
-            |copies| {
-                if let (Some(o), Some(n)) = (old_bytes, ne_bytes(&new)) {
-                    copies.record_bytes(&o, &n);
-                }
-            },
-            || {
-                self.store_datum(&new, offset);
-            },
-        );
+        let old_bytes = self.leaf_bytes(leaf, offset);
+        let new_bytes = old_bytes
+            .as_ref()
+            .and_then(|o| encode_leaf(leaf, &new, o.clone()));
+        if let (Some(o), Some(n)) = (&old_bytes, &new_bytes) {
+            seqlock::write(
+                guard.segment(),
+                bytes,
+                |copies| copies.record_bytes(o, n),
+                || self.store_leaf(leaf, offset, n),
+            );
+        }
         drop(guard);
+        new_bytes.ok_or_else(corrupt)?;
         Ok(Written {
             path: parsed.to_string(),
             old: old.ok_or_else(corrupt)?,
             new,
             poisoned,
         })
+    }
+
+    /// `value` parsed as a value of `leaf` (a primitive, an enum, a text), at `path`.
+    fn parse_value(&self, path: &str, leaf: &Descriptor, value: &str) -> Result<Datum, FieldError> {
+        match &leaf.kind {
+            DescriptorKind::Enum { variants, .. } => {
+                match variants.iter().find(|v| v.name == value) {
+                    Some(v) => Ok(Datum::Enum {
+                        variant: v.name.clone(),
+                        value: v.value,
+                        known: true,
+                    }),
+                    None => Err(FieldError::NoSuchVariant {
+                        segment: self.name().to_owned(),
+                        path: path.to_owned(),
+                        enum_name: leaf.name.clone(),
+                        value: value.to_owned(),
+                        variants: variants.iter().map(|v| v.name.clone()).collect(),
+                    }),
+                }
+            }
+            // Not trimmed: spaces are text.
+            DescriptorKind::Text { capacity } if value.len() as u64 <= *capacity => {
+                Ok(Datum::Text(value.to_owned()))
+            }
+            DescriptorKind::Text { capacity } => Err(FieldError::TextTooLong {
+                segment: self.name().to_owned(),
+                path: path.to_owned(),
+                len: value.len(),
+                capacity: *capacity,
+            }),
+            _ => {
+                let DescriptorKind::Primitive(code) = leaf.kind else {
+                    unreachable!("`is_leaf` admits primitives, enums and texts")
+                };
+                value::parse(code, value).map_err(|reason| FieldError::BadValue {
+                    segment: self.name().to_owned(),
+                    path: path.to_owned(),
+                    code,
+                    value: value.to_owned(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// The `leaf.size` bytes of the leaf at `offset`: each of its cells as one relaxed atomic
+    /// load of its width reads it, zeros between them (padding).
+    fn leaf_bytes(&self, leaf: &Descriptor, offset: u64) -> Option<Vec<u8>> {
+        let mut out = vec![0; usize::try_from(leaf.size).ok()?];
+        let mut ok = true;
+        each_cell(leaf, offset, &mut |at, width| match self.cell(at, width) {
+            Some(cell) => width.encode(
+                cell.load(),
+                &mut out[(at - offset) as usize..][..width.bytes()],
+            ),
+            None => ok = false,
+        });
+        ok.then_some(out)
+    }
+
+    /// Stores `bytes` (as `encode_leaf` made them) into the cells of the leaf at `offset`, each
+    /// with one relaxed atomic store of its width.
+    fn store_leaf(&self, leaf: &Descriptor, offset: u64, bytes: &[u8]) {
+        each_cell(leaf, offset, &mut |at, width| {
+            let b = &bytes[(at - offset) as usize..][..width.bytes()];
+            let _ = self.store_bytes(b, at);
+        });
     }
 
     /// Takes the segment's lock, waiting at most `timeout`; whether it was poisoned.
@@ -292,6 +357,46 @@ impl RawSegment {
         let (width, bits) = value.to_bits()?;
         self.cell(offset, width)?.store(bits);
         Some(())
+    }
+
+    /// Stores `bytes` (1, 2, 4 or 8 of them, in memory order) at `offset` with one relaxed atomic
+    /// store of their width.
+    fn store_bytes(&self, bytes: &[u8], offset: u64) -> Option<()> {
+        let width = Width::from_bytes(bytes.len())?;
+        self.cell(offset, width)?.store(width.decode(bytes));
+        Some(())
+    }
+}
+
+/// Calls `f(offset, width)` for every cell of the leaf `d` at `offset`: what one atomic access
+/// reads or writes (a text's length word, then each of its bytes).
+fn each_cell(d: &Descriptor, offset: u64, f: &mut dyn FnMut(u64, Width)) {
+    let all = offset..offset.saturating_add(d.size);
+    journal::each_primitive(d, offset, &all, f);
+}
+
+/// The bytes of the leaf `d` holding `value`, as its cells store them: `old` (the leaf's bytes
+/// now) with every cell replaced.
+fn encode_leaf(d: &Descriptor, value: &Datum, mut old: Vec<u8>) -> Option<Vec<u8>> {
+    match (&d.kind, value) {
+        (DescriptorKind::Enum { repr, .. }, Datum::Enum { value, .. }) => {
+            // In range of `repr` (a variant's value): its low bytes are the repr's two's complement.
+            Some(Width::of(*repr).ne_bytes(*value as u64))
+        }
+        (DescriptorKind::Text { capacity }, Datum::Text(text)) => {
+            let capacity = usize::try_from(*capacity).ok()?;
+            let len = u32::try_from(text.len())
+                .ok()
+                .filter(|_| text.len() <= capacity)?;
+            old.get_mut(..TEXT_LEN_SIZE)?
+                .copy_from_slice(&len.to_ne_bytes());
+            let bytes = old.get_mut(TEXT_LEN_SIZE..TEXT_LEN_SIZE + capacity)?;
+            bytes.fill(0);
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Some(old)
+        }
+        (DescriptorKind::Primitive(_), _) => ne_bytes(value),
+        _ => None,
     }
 }
 
