@@ -1463,21 +1463,6 @@ fn errors_exit_1_with_one_line_naming_the_segment() {
 // ---------------------------------------------------------------------------------------------
 // Enums and texts.
 
-/// Writes `bytes` at `offset` of the payload of the segment `name`, through /dev/shm, as another
-/// process (or language) that ignores the rules would.
-fn plant_in_payload(name: &TestName, offset: usize, bytes: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.path())
-        .unwrap();
-    let mut word = [0u8; 8];
-    f.read_exact_at(&mut word, 32).unwrap(); // the header's `payload_offset`
-    let payload = u64::from_le_bytes(word) as usize;
-    f.write_all_at(bytes, (payload + offset) as u64).unwrap();
-}
-
 #[test]
 fn inspect_watch_and_json_show_variant_names_and_text() {
     let name = TestName::new("enum-text");
@@ -1540,8 +1525,8 @@ fn inspect_watch_and_json_show_variant_names_and_text() {
     // Another process plants a number that is no variant and bytes that are not UTF-8: the
     // typed program reads the default variant and the valid prefix, and so does the tool,
     // which also says what the number is.
-    plant_in_payload(&name, 0, &[7]);
-    plant_in_payload(&name, 4, &[9, 0, 0, 0, b'1', b'0', b'.', 0xff, b'7']);
+    name.plant_in_payload(0, &[7]);
+    name.plant_in_payload(4, &[9, 0, 0, 0, b'1', b'0', b'.', 0xff, b'7']);
     let now = seg.snapshot();
     assert_eq!((now.state, now.client.as_str()), (State::Idle, "10."));
     assert_eq!(seg.state.try_load(Relaxed), Err(7));

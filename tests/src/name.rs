@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -64,6 +64,21 @@ impl TestName {
             .unwrap_or_else(|e| panic!("plant {}: {e}", self.0));
         f.write_all(bytes).unwrap();
         fs::set_permissions(self.path(), fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Writes `bytes` at `offset` of the payload of the segment of this name, through
+    /// /dev/shm, as another process (or language) that ignores the rules would. The payload's
+    /// offset is the header's `payload_offset`, at byte 32 (docs/FORMAT.md).
+    pub fn plant_in_payload(&self, offset: usize, bytes: &[u8]) {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path())
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.0));
+        let mut word = [0u8; 8];
+        f.read_exact_at(&mut word, 32).unwrap();
+        let payload = u64::from_le_bytes(word);
+        f.write_all_at(bytes, payload + offset as u64).unwrap();
     }
 }
 

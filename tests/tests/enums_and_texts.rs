@@ -5,7 +5,6 @@
 //! of another version of an enum is refused naming the variant.
 
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Array, Error, Shared, SharedLayout, Text};
@@ -13,19 +12,6 @@ use tests::types::{is_worker_text, I32s, I64s, I8s, State, U16s, U32s, U8s, Widt
 use tests::{Child, TestName};
 
 tests::child_roles!();
-
-/// Writes `bytes` at `offset` of the payload of `name` through /dev/shm.
-fn plant(name: &TestName, offset: usize, bytes: &[u8]) {
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.path())
-        .unwrap();
-    let mut word = [0u8; 8];
-    f.read_exact_at(&mut word, 32).unwrap(); // the header's `payload_offset`
-    let payload = u64::from_le_bytes(word);
-    f.write_all_at(bytes, payload + offset as u64).unwrap();
-}
 
 #[test]
 fn every_repr_width_round_trips_through_another_process() {
@@ -62,26 +48,14 @@ fn planted_numbers_that_are_no_variant_read_as_the_default_in_every_width() {
     let w = Shared::<Widths>::create(&name, Widths::high()).unwrap();
     use std::mem::offset_of;
     use tests::types::AtomicWidths;
-    plant(&name, offset_of!(AtomicWidths, u8_), &[7]);
-    plant(&name, offset_of!(AtomicWidths, i8_), &[7]);
-    plant(&name, offset_of!(AtomicWidths, u16_), &7u16.to_ne_bytes());
-    plant(
-        &name,
-        offset_of!(AtomicWidths, i16_),
-        &(-7i16).to_ne_bytes(),
-    );
-    plant(&name, offset_of!(AtomicWidths, u32_), &7u32.to_ne_bytes());
-    plant(
-        &name,
-        offset_of!(AtomicWidths, i32_),
-        &(-7i32).to_ne_bytes(),
-    );
-    plant(&name, offset_of!(AtomicWidths, u64_), &7u64.to_ne_bytes());
-    plant(
-        &name,
-        offset_of!(AtomicWidths, i64_),
-        &(-7i64).to_ne_bytes(),
-    );
+    name.plant_in_payload(offset_of!(AtomicWidths, u8_), &[7]);
+    name.plant_in_payload(offset_of!(AtomicWidths, i8_), &[7]);
+    name.plant_in_payload(offset_of!(AtomicWidths, u16_), &7u16.to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, i16_), &(-7i16).to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, u32_), &7u32.to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, i32_), &(-7i32).to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, u64_), &7u64.to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, i64_), &(-7i64).to_ne_bytes());
     assert_eq!(w.snapshot(), Widths::default());
     assert_eq!(w.u8_.try_load(Relaxed), Err(7));
     assert_eq!(w.i8_.try_load(Relaxed), Err(7));
@@ -194,16 +168,16 @@ fn planted_bytes_that_are_not_utf8_read_as_the_valid_prefix() {
     .unwrap();
     let client = offset_of!(AtomicWorker, client);
     // A length past the capacity, and a lone continuation byte after "ok".
-    plant(&name, client, &1000u32.to_ne_bytes());
-    plant(&name, client + 4, b"ok\x80 and more");
+    name.plant_in_payload(client, &1000u32.to_ne_bytes());
+    name.plant_in_payload(client + 4, b"ok\x80 and more");
     assert_eq!(w.client.load(Relaxed), "ok");
     assert_eq!(w.snapshot().client, "ok");
     // The whole capacity of valid bytes, with a length past it: the capacity counts.
-    plant(&name, client + 4, &[b'x'; 24]);
+    name.plant_in_payload(client + 4, &[b'x'; 24]);
     assert_eq!(w.snapshot().client.as_str(), "x".repeat(24));
     // A multi-byte character cut by the length: not part of the text.
-    plant(&name, client, &2u32.to_ne_bytes());
-    plant(&name, client + 4, "aé".as_bytes());
+    name.plant_in_payload(client, &2u32.to_ne_bytes());
+    name.plant_in_payload(client + 4, "aé".as_bytes());
     assert_eq!(w.snapshot().client, "a");
     // An update that changes the text writes it whole: length, bytes, and zeros after them,
     // where the planted bytes were.
