@@ -75,6 +75,27 @@ pub fn command(role: &[&str]) -> Command {
     c
 }
 
+/// The user `nobody`: the other user of the tests that need one.
+pub const NOBODY: u32 = 65534;
+
+/// Runs `role ARGS...` to the end as the user `uid` with the primary group `gid` (and no other
+/// group), which needs root: what it printed, trimmed. Panics if it failed.
+pub fn run_as(uid: u32, gid: u32, role: &[&str]) -> String {
+    use std::os::unix::process::CommandExt;
+    let out = command(role)
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .expect("start the child as another user (is the build directory readable by others?)");
+    assert!(
+        out.status.success(),
+        "child {role:?} as uid {uid} failed: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A child process playing a role, its output read line by line; killed (if still running) and
 /// reaped when dropped, so a failing test leaves no process behind.
 pub struct Child {

@@ -19,7 +19,7 @@ pub mod types;
 
 #[doc(hidden)]
 pub use child::play_role_if_asked;
-pub use child::{command, Child};
+pub use child::{command, run_as, Child, NOBODY};
 pub use name::TestName;
 
 /// The variant of an error, by name, as child processes report it (and as the Python module

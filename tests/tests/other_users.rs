@@ -3,36 +3,18 @@
 //! and exactly the causes that hold. Needs root (as CI runs) to change uid.
 
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 
 use shm_core::{Error, Options, Value};
-use tests::{command, requires_root, TestName};
+use tests::{requires_root, run_as, TestName, NOBODY};
 
 tests::child_roles!();
 
-const NOBODY: u32 = 65534;
 const GROUP: u32 = 4242;
 
 /// Runs the role `try-open NAME MODE` as uid `NOBODY` with primary group `gid` (and no other
 /// group): `ok VALUE`, or `err KIND: MESSAGE`.
 fn open_as_other_user(name: &str, mode: &str, gid: u32) -> String {
-    as_other_user(&["try-open", name, mode], gid)
-}
-
-/// Runs the role `ARGS...` as uid `NOBODY` with primary group `gid`; its one line of output.
-fn as_other_user(args: &[&str], gid: u32) -> String {
-    let out = command(args)
-        .uid(NOBODY)
-        .gid(gid)
-        .output()
-        .expect("start the child as another user (is the build directory readable by others?)");
-    assert!(
-        out.status.success(),
-        "child as uid {NOBODY} failed: {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    run_as(NOBODY, gid, &["try-open", name, mode])
 }
 
 /// The message of a refusal to open another user's `name`, owned by this (root) process.
@@ -72,17 +54,18 @@ fn another_user_cannot_open_a_default_segment() {
             &format!("this user is not in its group {gid}; its mode 0o600 does not give its group read and write access")
         )
     );
-    // What `shm ls --all` shows for it (a tool asks for any access): the same causes.
+    // What `shm ls --all` shows for it (a tool asks for any access, and lists read-only): the
+    // same causes, for read access.
     assert_eq!(
-        as_other_user(&["try-examine", &name], NOBODY),
+        run_as(NOBODY, NOBODY, &["try-examine", &name]),
         format!(
-            "denied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}): this user is not in its group {gid}; its mode 0o600 does not give its group read and write access",
+            "denied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}): this user is not in its group {gid}; its mode 0o600 does not give its group read access",
             &*name
         )
     );
     // And `shm rm`: another user's object in the sticky /dev/shm.
     assert_eq!(
-        as_other_user(&["try-remove", &name], NOBODY),
+        run_as(NOBODY, NOBODY, &["try-remove", &name]),
         format!(
             "err PermissionDenied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}); in /dev/shm (a sticky directory) only its owner or root may remove it",
             &*name

@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 
+use super::Access;
 use crate::{Error, Result};
 
 /// Longest segment name, in bytes, without the leading `/` (`NAME_MAX` on Linux).
@@ -105,9 +106,22 @@ impl Owner {
 /// opener accepts), or `None` if it may: only through the group, which needs all three of: the
 /// opener asked for group access, this user is in the object's group, and the object's mode
 /// gives the group read and write access. Every condition that fails is named.
-fn other_users_object(owner: &Owner, me: u32, asked: u32, in_group: bool) -> Option<String> {
-    let asked_group = asked & 0o060 != 0;
-    let gives_group = owner.mode & 0o060 == 0o060;
+///
+/// A read-only attach needs only read access: the group's read bit, and a program that asked for
+/// at least group read. A read-write attach refused where a read-only one would be let in says so.
+fn other_users_object(
+    owner: &Owner,
+    me: u32,
+    asked: u32,
+    in_group: bool,
+    access: Access,
+) -> Option<String> {
+    let (need, what) = match access {
+        Access::ReadWrite => (0o060, "read and write"),
+        Access::ReadOnly => (0o040, "read"),
+    };
+    let asked_group = asked & need != 0;
+    let gives_group = owner.mode & need == need;
     if asked_group && in_group && gives_group {
         return None;
     }
@@ -116,10 +130,19 @@ fn other_users_object(owner: &Owner, me: u32, asked: u32, in_group: bool) -> Opt
         why.push(format!("this user is not in its group {}", owner.gid));
     }
     if !gives_group {
-        why.push(format!(
-            "its mode {:#o} does not give its group read and write access",
+        let mut reason = format!(
+            "its mode {:#o} does not give its group {what} access",
             owner.mode
-        ));
+        );
+        if access == Access::ReadWrite
+            && in_group
+            && other_users_object(owner, me, asked | 0o040, in_group, Access::ReadOnly).is_none()
+        {
+            reason.push_str(
+                " (its group may read it: attach read-only with `open_readonly`, `shm_core.open(name, readonly=True)`, or the `shm` read commands)",
+            );
+        }
+        why.push(reason);
     }
     if !asked_group {
         why.push(if why.is_empty() {
@@ -139,15 +162,25 @@ fn other_users_object(owner: &Owner, me: u32, asked: u32, in_group: bool) -> Opt
 
 /// The reason for a refusal by the system (`EACCES` from `shm_open`) of the object `name`, found
 /// with `lstat`: whose it is and what is missing; `None` if nothing explains it.
-pub(super) fn explain_refusal(name: &str, asked: u32) -> Option<String> {
+pub(super) fn explain_refusal(name: &str, asked: u32, access: Access) -> Option<String> {
     let owner = Owner::of_name(name)?;
     let me = effective_uid();
     if owner.uid != me {
-        return other_users_object(&owner, me, asked, user_groups().contains(&owner.gid));
+        return other_users_object(
+            &owner,
+            me,
+            asked,
+            user_groups().contains(&owner.gid),
+            access,
+        );
     }
-    (owner.mode & 0o600 != 0o600).then(|| {
+    let (need, what) = match access {
+        Access::ReadWrite => (0o600, "read and write"),
+        Access::ReadOnly => (0o400, "read"),
+    };
+    (owner.mode & need != need).then(|| {
         format!(
-            "it belongs to this user (uid {me}) but its mode {:#o} does not let its owner read and write it",
+            "it belongs to this user (uid {me}) but its mode {:#o} does not let its owner {what} it",
             owner.mode
         )
     })
@@ -156,7 +189,12 @@ pub(super) fn explain_refusal(name: &str, asked: u32) -> Option<String> {
 /// Refuses an object that is not a regular file, belongs to another user (unless group access
 /// was asked for, it belongs to one of our groups, and its mode gives the group access), or is
 /// open beyond `mode`.
-pub(super) fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
+pub(super) fn check_ownership(
+    name: &str,
+    st: &libc::stat,
+    mode: u32,
+    access: Access,
+) -> Result<()> {
     let deny = |reason: String| {
         Err(Error::PermissionDenied {
             name: name.to_owned(),
@@ -170,7 +208,7 @@ pub(super) fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<
     if st.st_uid != me {
         let owner = Owner::of_stat(st);
         let in_group = user_groups().contains(&st.st_gid);
-        if let Some(reason) = other_users_object(&owner, me, mode, in_group) {
+        if let Some(reason) = other_users_object(&owner, me, mode, in_group, access) {
             return deny(reason);
         }
     }
@@ -235,7 +273,9 @@ mod tests {
             gid: 4242,
             mode,
         };
-        let why = |owner: Owner, asked, in_group| other_users_object(&owner, 77, asked, in_group);
+        let why = |owner: Owner, asked, in_group| {
+            other_users_object(&owner, 77, asked, in_group, Access::ReadWrite)
+        };
         let head = "it belongs to uid 1000 (group 4242, mode 0o660), not to this user (uid 77): ";
         // The one way in: asked, in the group, and the group may read and write.
         assert_eq!(why(seg(0o660), 0o660, true), None);
@@ -254,8 +294,20 @@ mod tests {
         );
         assert_eq!(
             why(seg(0o640), 0o660, true).unwrap(),
-            "it belongs to uid 1000 (group 4242, mode 0o640), not to this user (uid 77): its mode 0o640 does not give its group read and write access"
+            "it belongs to uid 1000 (group 4242, mode 0o640), not to this user (uid 77): its mode 0o640 does not give its group read and write access (its group may read it: attach read-only with `open_readonly`, `shm_core.open(name, readonly=True)`, or the `shm` read commands)"
         );
+        // Read-only: the group's read bit is enough, and asking for group read is.
+        let ro = |owner: Owner, asked, in_group| {
+            other_users_object(&owner, 77, asked, in_group, Access::ReadOnly)
+        };
+        assert_eq!(ro(seg(0o640), 0o640, true), None);
+        assert_eq!(ro(seg(0o660), 0o640, true), None);
+        assert_eq!(
+            ro(seg(0o600), 0o640, true).unwrap(),
+            "it belongs to uid 1000 (group 4242, mode 0o600), not to this user (uid 77): its mode 0o600 does not give its group read access"
+        );
+        // Outside the group, no hint to attach read-only: it would be refused too.
+        assert!(!why(seg(0o640), 0o660, false).unwrap().contains("read-only"));
         assert_eq!(
             why(seg(0o600), 0o600, false).unwrap(),
             "it belongs to uid 1000 (group 4242, mode 0o600), not to this user (uid 77): this user is not in its group 4242; its mode 0o600 does not give its group read and write access; this program did not ask for group access (it accepts mode 0o600)"

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::access::{check_mode, validate_name};
 use super::sys::{fchmod, fstat, ftruncate, identity, map, reserve, shm_open, shm_unlink, Mapping};
-use super::{Segment, Shape, Spec};
+use super::{Access, Segment, Shape, Spec};
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
 use crate::layout::{FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
 use crate::lock;
@@ -122,6 +122,7 @@ impl Segment {
                     owner: true,
                     creator: std::process::id(),
                     keep: opts.keep,
+                    access: Access::ReadWrite,
                 })
             }
             Err(e) => {
@@ -154,7 +155,7 @@ impl Segment {
         // ftruncate reserves nothing on tmpfs: without this, a full /dev/shm would turn a later
         // write to the payload into SIGBUS.
         reserve(name, fd, total)?;
-        let map = map(name, fd, total)?;
+        let map = map(name, fd, total, Access::ReadWrite)?;
         let id = identity(&fstat(name, fd)?);
         let seg_len = map.len();
         let base = map.as_ptr();

@@ -82,6 +82,14 @@ impl Element<'_> {
     }
 }
 
+/// How a handle attaches: read and write, or read only (the object opened `O_RDONLY` and mapped
+/// `PROT_READ`, so the operating system stops every store; nothing in such an open writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// The element type a handle expects to find in (or put into) a segment.
 pub(crate) struct Spec<'a> {
     pub element: Element<'a>,
@@ -167,6 +175,8 @@ pub(crate) struct Segment {
     owner: bool,
     creator: u32,
     keep: bool,
+    /// How the object is open and mapped.
+    access: Access,
 }
 
 // SAFETY: the mapping is shared memory that every process, and so every thread, accesses only
@@ -222,6 +232,12 @@ impl Segment {
 
     pub(crate) fn is_owner(&self) -> bool {
         self.owner
+    }
+
+    /// Whether this handle is open and mapped read only: nothing may store to its mapping (a
+    /// store would fault), nor lock it (locking writes the lock word).
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.access == Access::ReadOnly
     }
 
     /// The creator recorded in the header: its pid and start time.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::access::{check_mode, check_ownership, explain_refusal, validate_name};
 use super::sys::{fstat, identity, map, shm_open};
-use super::{Expect, Segment, Shape, Spec};
+use super::{Access, Expect, Segment, Shape, Spec};
 use crate::descriptor::Descriptor;
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, MAGIC};
 use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
@@ -25,10 +25,16 @@ static EMPTY: Layout = Layout {
 };
 
 /// How far creation has got, as far as an opener can tell; `Err` if the header is not one.
+///
+/// Relaxed loads and acquire fences rather than acquire loads: the same ordering, and the only
+/// atomic loads Rust allows on a read-only mapping (see `read_only.rs`).
 fn readiness(h: &Header) -> std::result::Result<Readiness, String> {
-    let magic = h.magic.load(Ordering::Acquire);
+    let magic = h.magic.load(Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Acquire);
     if magic == u64::from_ne_bytes(MAGIC) {
-        return match h.state.load(Ordering::Acquire) {
+        let state = h.state.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        return match state {
             header::STATE_READY => Ok(Readiness::Ready),
             header::STATE_INITIALIZING => Ok(Readiness::Initializing(Some(ProcessId {
                 pid: h.creator_pid.load(Ordering::Relaxed),
@@ -87,21 +93,44 @@ impl Segment {
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
     /// and validates the header against `spec` and `expect`.
     pub(crate) fn open(name: &str, spec: &Spec, expect: Expect, opts: &Options) -> Result<Segment> {
-        Self::open_checked(name, Some((spec, expect)), opts)
+        Self::open_checked(name, Some((spec, expect)), opts, Access::ReadWrite)
+    }
+
+    /// [`open`](Self::open) read only: the object is opened `O_RDONLY` and mapped `PROT_READ`,
+    /// read permission suffices, and nothing in the open writes to the mapping.
+    pub(crate) fn open_readonly(
+        name: &str,
+        spec: &Spec,
+        expect: Expect,
+        opts: &Options,
+    ) -> Result<Segment> {
+        Self::open_checked(name, Some((spec, expect)), opts, Access::ReadOnly)
     }
 
     /// Opens a segment of any layout: every check of [`open`](Self::open) but the comparison
     /// with an expected type. Returns the descriptor read from the segment, whose consistency
     /// has been checked against the payload.
-    pub(crate) fn open_any(name: &str, opts: &Options) -> Result<(Segment, Descriptor)> {
-        let seg = Self::open_checked(name, None, opts)?;
+    pub(crate) fn open_any(
+        name: &str,
+        opts: &Options,
+        access: Access,
+    ) -> Result<(Segment, Descriptor)> {
+        let seg = Self::open_checked(name, None, opts, access)?;
         let found = seg.element().clone();
         Ok((seg, found))
     }
 
-    fn open_checked(name: &str, want: Option<(&Spec, Expect)>, opts: &Options) -> Result<Segment> {
+    fn open_checked(
+        name: &str,
+        want: Option<(&Spec, Expect)>,
+        opts: &Options,
+        access: Access,
+    ) -> Result<Segment> {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
+        if access == Access::ReadOnly {
+            crate::read_only::check_target(name)?;
+        }
         let start = Instant::now();
         // A wait too long to represent is a wait without end.
         let deadline = start.checked_add(opts.wait);
@@ -121,15 +150,19 @@ impl Segment {
             waited: start.elapsed(),
         };
         loop {
-            let fd = shm_open(name, &path, libc::O_RDWR, 0).map_err(|e| match e {
+            let flags = match access {
+                Access::ReadWrite => libc::O_RDWR,
+                Access::ReadOnly => libc::O_RDONLY,
+            };
+            let fd = shm_open(name, &path, flags, 0).map_err(|e| match e {
                 Error::PermissionDenied { name, reason } => {
-                    let reason = explain_refusal(&name, opts.mode).unwrap_or(reason);
+                    let reason = explain_refusal(&name, opts.mode, access).unwrap_or(reason);
                     Error::PermissionDenied { name, reason }
                 }
                 e => e,
             })?;
             let st = fstat(name, &fd)?;
-            check_ownership(name, &st, opts.mode)?;
+            check_ownership(name, &st, opts.mode, access)?;
             let size = usize::try_from(st.st_size).unwrap_or(0);
             if size == 0 {
                 // A creator between shm_open and ftruncate.
@@ -146,7 +179,7 @@ impl Segment {
                     ),
                 });
             }
-            let map = map(name, &fd, size)?;
+            let map = map(name, &fd, size, access)?;
             let mut seg = Segment {
                 name: name.to_owned(),
                 map,
@@ -160,6 +193,7 @@ impl Segment {
                 owner: false,
                 creator: 0,
                 keep: true,
+                access,
             };
             loop {
                 match next_step(&seg.readiness()?, ProcessId::is_alive) {

@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
+use super::Access;
 use crate::{Error, Result};
 
 /// The error of the system call `op` that just failed on the object `name`.
@@ -118,16 +119,21 @@ impl Drop for Mapping {
 }
 
 /// Maps the object `fd` refers to — the very object whose owner, mode and size were checked —
-/// shared, read and write, `len` bytes. (`shared_memory` can only map by name, which would open
-/// the name a second time, after the checks: another object may be there by then.)
-pub(super) fn map(name: &str, fd: &OwnedFd, len: usize) -> Result<Mapping> {
+/// shared, `len` bytes, read and write or (`Access::ReadOnly`) read only. (`shared_memory` can
+/// only map by name, which would open the name a second time, after the checks: another object
+/// may be there by then.)
+pub(super) fn map(name: &str, fd: &OwnedFd, len: usize, access: Access) -> Result<Mapping> {
+    let prot = match access {
+        Access::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+        Access::ReadOnly => libc::PROT_READ,
+    };
     // SAFETY: a fresh shared mapping chosen by the kernel (no address hint, no MAP_FIXED), of an
     // open descriptor; it aliases nothing in this process.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             libc::MAP_SHARED,
             fd.as_raw_fd(),
             0,

@@ -91,6 +91,12 @@ pub enum FieldError {
         /// What is wrong.
         reason: String,
     },
+    /// The handle is attached read only
+    /// ([`RawSegment::open_readonly`](super::RawSegment::open_readonly)): it cannot write.
+    ReadOnly {
+        /// The segment's name.
+        segment: String,
+    },
     /// The segment's lock stayed held for the whole wait
     /// [`RawSegment::set_timeout`](super::RawSegment::set_timeout) was given.
     LockTimeout {
@@ -164,6 +170,10 @@ impl fmt::Display for FieldError {
             FieldError::Corrupt { segment, reason } => {
                 write!(f, "segment `{segment}` is not a valid segment: {reason}")
             }
+            FieldError::ReadOnly { segment } => write!(
+                f,
+                "segment `{segment}` is attached read-only: it cannot be written through this handle (open it read-write to write)"
+            ),
             FieldError::LockTimeout {
                 segment,
                 path,

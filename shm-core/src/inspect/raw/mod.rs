@@ -15,7 +15,7 @@ use super::holder::{self, LockHolder};
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
 use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
-use crate::segment::{Element, Expect, Segment, Shape, Spec};
+use crate::segment::{Access, Element, Expect, Segment, Shape, Spec};
 use crate::{guard, lock, Error, Options, Result};
 
 mod create;
@@ -91,7 +91,32 @@ impl RawSegment {
     /// [`open`](Self::open) with options: the mode this program accepts and the wait time, as
     /// for a typed open.
     pub fn open_with(name: &str, opts: &Options) -> Result<RawSegment> {
-        let (seg, descriptor) = Segment::open_any(name, opts)?;
+        Self::open_access(name, opts, Access::ReadWrite)
+    }
+
+    /// [`open`](Self::open) read only: the object is opened `O_RDONLY` and mapped `PROT_READ`
+    /// (the operating system stops every store), and read permission suffices. Reads are
+    /// consistent as for a read-write handle, without ever taking the lock or writing (a writer
+    /// killed mid-update is rolled back in the reader's own copy, see `ReadOnly::snapshot`);
+    /// [`set`](Self::set), [`write`](Self::write) and [`store`](Self::store) refuse, and
+    /// [`lock`](Self::lock), [`try_lock_for`](Self::try_lock_for) and
+    /// [`clear_poison`](Self::clear_poison) panic. What `shm ls`, `inspect` and `watch` use.
+    pub fn open_readonly(name: &str) -> Result<RawSegment> {
+        Self::open_readonly_with(name, &tool_options(Duration::from_secs(1)))
+    }
+
+    /// [`open_readonly`](Self::open_readonly) with options.
+    pub fn open_readonly_with(name: &str, opts: &Options) -> Result<RawSegment> {
+        Self::open_access(name, opts, Access::ReadOnly)
+    }
+
+    /// Whether this handle is attached read only ([`open_readonly`](Self::open_readonly)).
+    pub fn is_read_only(&self) -> bool {
+        self.seg.is_read_only()
+    }
+
+    fn open_access(name: &str, opts: &Options, access: Access) -> Result<RawSegment> {
+        let (seg, descriptor) = Segment::open_any(name, opts, access)?;
         Self::opened(seg, descriptor)
     }
 
@@ -206,8 +231,30 @@ impl RawSegment {
     /// taken in first, by taking the lock if it is free); may be called while holding the guard
     /// of [`lock`](Self::lock). For a program that owns the data without its Rust type (a
     /// binding for another language) and has checked or put right what a dead holder left.
+    ///
+    /// # Panics
+    /// If the handle is read-only.
     pub fn clear_poison(&self) {
+        self.assert_writable("clear_poison");
         guard::clear_poison(&self.seg)
+    }
+
+    #[track_caller]
+    pub(super) fn assert_writable(&self, what: &str) {
+        assert!(
+            !self.seg.is_read_only(),
+            "segment `{}`: {what}() on a read-only handle (it would write to the segment)",
+            self.name()
+        );
+    }
+
+    pub(super) fn refuse_read_only(&self) -> Result<(), FieldError> {
+        if self.seg.is_read_only() {
+            return Err(FieldError::ReadOnly {
+                segment: self.name().to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the name no longer leads to this segment: removed (and perhaps created again).
@@ -252,6 +299,17 @@ impl RawSegment {
     /// The cell of `width` at payload offset `offset`, if it lies inside the payload and is
     /// aligned.
     pub(super) fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
+        self.cell_in(Region::payload(&self.seg), offset, width)
+    }
+
+    /// [`cell`](Self::cell) in `view`: the payload, or a read-only reader's copy of it, which
+    /// has the payload's layout.
+    pub(super) fn cell_in<'a>(
+        &'a self,
+        view: Region<'a>,
+        offset: u64,
+        width: Width,
+    ) -> Option<Cell<'a>> {
         let offset = usize::try_from(offset).ok()?;
         // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`, `read` of a text,
         // `leaf_bytes`, `store_bytes`) pass the width of the primitive the descriptor puts at
@@ -260,7 +318,8 @@ impl RawSegment {
         // descriptor, which puts one primitive on each byte (no overlapping fields); every access
         // to it has that width, whether made by a typed handle (whose layout has the
         // descriptor's fingerprint) or a `RawSegment`.
-        unsafe { Region::payload(&self.seg).cell(offset, width) }
+        // A reader's copy has the payload's layout and only this reader accesses it.
+        unsafe { view.cell(offset, width) }
     }
 }
 

@@ -4,11 +4,12 @@
 use std::ops::Range;
 
 use super::{FieldError, Node, RawSegment};
+use crate::cell::Region;
 use crate::cell::Width;
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::inspect::Datum;
 use crate::layout::TEXT_LEN_SIZE;
-use crate::{seqlock, text, Error, Result, TypeCode};
+use crate::{read_only, text, Error, Result, TypeCode};
 
 /// How many values one read may produce beyond one per payload byte: enough for any real layout
 /// with zero-sized structs, while a hostile descriptor of huge arrays of zero-sized elements
@@ -43,10 +44,17 @@ impl RawSegment {
         let end = range.end.min(self.len());
         let start = range.start.min(end);
         let size = self.descriptor.size;
-        seqlock::read(&self.seg, || {
+        read_only::read_any(&self.seg, |view| {
             let mut budget = self.budget();
             (start..end)
-                .map(|i| self.read(&self.descriptor, (i as u64).checked_mul(size)?, &mut budget))
+                .map(|i| {
+                    self.read_in(
+                        view,
+                        &self.descriptor,
+                        (i as u64).checked_mul(size)?,
+                        &mut budget,
+                    )
+                })
                 .collect::<Option<Vec<_>>>()
         })
         .ok_or_else(|| self.corrupt())
@@ -66,17 +74,19 @@ impl RawSegment {
 
     /// Reads what `node` at `offset` holds, as a seqlock read.
     fn read_consistent(&self, node: Node<'_>, offset: u64) -> Option<Datum> {
-        seqlock::read(&self.seg, || {
+        read_only::read_any(&self.seg, |view| {
             let mut budget = self.budget();
             match node {
                 Node::Elements => {
                     let size = self.descriptor.size;
                     (0..self.len() as u64)
-                        .map(|i| self.read(&self.descriptor, i.checked_mul(size)?, &mut budget))
+                        .map(|i| {
+                            self.read_in(view, &self.descriptor, i.checked_mul(size)?, &mut budget)
+                        })
                         .collect::<Option<Vec<_>>>()
                         .map(Datum::Array)
                 }
-                Node::Value(d) => self.read(d, offset, &mut budget),
+                Node::Value(d) => self.read_in(view, d, offset, &mut budget),
             }
         })
     }
@@ -84,15 +94,27 @@ impl RawSegment {
     /// The value of type `d` at payload offset `offset`, one relaxed atomic load per primitive;
     /// `None` if anything lies outside the payload, is misaligned, or `budget` runs out.
     pub(super) fn read(&self, d: &Descriptor, offset: u64, budget: &mut u64) -> Option<Datum> {
+        self.read_in(Region::payload(&self.seg), d, offset, budget)
+    }
+
+    /// [`read`](Self::read) of `view`: the payload, or a read-only reader's rolled-back copy of
+    /// it (laid out alike).
+    fn read_in(
+        &self,
+        view: Region<'_>,
+        d: &Descriptor,
+        offset: u64,
+        budget: &mut u64,
+    ) -> Option<Datum> {
         *budget = budget.checked_sub(1)?;
         Some(match &d.kind {
-            DescriptorKind::Primitive(code) => self.load_code(*code, offset)?,
+            DescriptorKind::Primitive(code) => self.load_in(view, *code, offset)?,
             DescriptorKind::Enum {
                 repr,
                 variants,
                 default,
             } => {
-                let value = self.load_code(*repr, offset)?.as_integer()?;
+                let value = self.load_in(view, *repr, offset)?.as_integer()?;
                 let (variant, known) = match variants.iter().find(|v| v.value == value) {
                     Some(v) => (v.name.clone(), true),
                     None => (variants.get(*default)?.name.clone(), false),
@@ -105,11 +127,16 @@ impl RawSegment {
             }
             DescriptorKind::Text { capacity } => {
                 // As `AtomicText` reads it: the length word, then the bytes it covers.
-                let len = self.cell(offset, Width::Four)?.load() as u32;
+                let len = self.cell_in(view, offset, Width::Four)?.load() as u32;
                 let start = offset.checked_add(TEXT_LEN_SIZE as u64)?;
                 let n = u64::from(len).min(*capacity);
                 let bytes = (0..n)
-                    .map(|i| Some(self.cell(start.checked_add(i)?, Width::One)?.load() as u8))
+                    .map(|i| {
+                        Some(
+                            self.cell_in(view, start.checked_add(i)?, Width::One)?
+                                .load() as u8,
+                        )
+                    })
                     .collect::<Option<Vec<u8>>>()?;
                 Datum::Text(text::readable(len, &bytes).to_owned())
             }
@@ -117,7 +144,7 @@ impl RawSegment {
                 let mut items = Vec::new();
                 for i in 0..*len {
                     let at = offset.checked_add(i.checked_mul(elem.size)?)?;
-                    items.push(self.read(elem, at, budget)?);
+                    items.push(self.read_in(view, elem, at, budget)?);
                 }
                 Datum::Array(items)
             }
@@ -126,7 +153,7 @@ impl RawSegment {
                 for f in fields {
                     out.push((
                         f.name.clone(),
-                        self.read(&f.ty, offset.checked_add(f.offset)?, budget)?,
+                        self.read_in(view, &f.ty, offset.checked_add(f.offset)?, budget)?,
                     ));
                 }
                 Datum::Struct(out)
@@ -136,7 +163,11 @@ impl RawSegment {
 
     /// The primitive `code` at `offset`, as relaxed atomic loads read it.
     pub(super) fn load_code(&self, code: TypeCode, offset: u64) -> Option<Datum> {
-        let bits = self.cell(offset, Width::of(code))?.load();
+        self.load_in(Region::payload(&self.seg), code, offset)
+    }
+
+    fn load_in(&self, view: Region<'_>, code: TypeCode, offset: u64) -> Option<Datum> {
+        let bits = self.cell_in(view, offset, Width::of(code))?.load();
         Some(Datum::from_bits(code, bits))
     }
 

@@ -32,14 +32,19 @@ impl RawSegment {
     /// `update` take. `Err(PoisonError)` carries the guard, as for `Shared::lock`.
     ///
     /// # Panics
-    /// If this thread already holds the lock.
+    /// If this thread already holds the lock, or the handle is read-only (locking writes).
     pub fn lock(&self) -> LockResult<Guard<'_, ()>> {
+        self.assert_writable("lock");
         guard::lock(&self.seg, &())
     }
 
     /// Takes the lock if it is free now (`timeout` `None`) or within `timeout`;
     /// `Err(TryLockError::WouldBlock)` if it stayed held.
+    ///
+    /// # Panics
+    /// If the handle is read-only.
     pub fn try_lock_for(&self, timeout: Option<Duration>) -> TryLockResult<Guard<'_, ()>> {
+        self.assert_writable("try_lock_for");
         guard::try_lock(&self.seg, &(), timeout)
     }
 
@@ -60,6 +65,7 @@ impl RawSegment {
             "segment `{}`: write() with the guard of another segment",
             self.name()
         );
+        self.refuse_read_only()?;
         let mut range: Option<(u64, u64)> = None;
         for (offset, value) in stores {
             let width = value.code().map_or(0, |c| c.size() as u64);
@@ -107,7 +113,8 @@ impl RawSegment {
 
     /// Stores the primitive `value` at payload offset `offset` with one relaxed atomic store of
     /// its width, as a field atomic does (not under the lock, not journaled); `None` if it does
-    /// not lie inside the payload, is misaligned, or `value` is not a primitive.
+    /// not lie inside the payload, is misaligned, or `value` is not a primitive, or the handle is
+    /// read-only.
     pub fn store(&self, offset: u64, value: &Datum) -> Option<()> {
         self.store_datum(value, offset)
     }
@@ -185,6 +192,7 @@ impl RawSegment {
         value: &str,
         timeout: Option<Duration>,
     ) -> Result<Written, FieldError> {
+        self.refuse_read_only()?;
         if path.is_empty() {
             return Err(FieldError::EmptyPath {
                 segment: self.name().to_owned(),
@@ -354,6 +362,9 @@ impl RawSegment {
 
     /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
     fn store_datum(&self, value: &Datum, offset: u64) -> Option<()> {
+        if self.seg.is_read_only() {
+            return None;
+        }
         let (width, bits) = value.to_bits()?;
         self.cell(offset, width)?.store(bits);
         Some(())
@@ -362,6 +373,9 @@ impl RawSegment {
     /// Stores `bytes` (1, 2, 4 or 8 of them, in memory order) at `offset` with one relaxed atomic
     /// store of their width.
     fn store_bytes(&self, bytes: &[u8], offset: u64) -> Option<()> {
+        if self.seg.is_read_only() {
+            return None;
+        }
         let width = Width::from_bytes(bytes.len())?;
         self.cell(offset, width)?.store(width.decode(bytes));
         Some(())
