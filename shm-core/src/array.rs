@@ -14,7 +14,7 @@ use crate::guard::{self, Guard};
 use crate::inspect::holder;
 use crate::inspect::{LockHolder, SegmentInfo};
 use crate::lock;
-use crate::segment::{Element, Segment, Spec};
+use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
 use crate::shared_layout::duplicate;
@@ -71,15 +71,13 @@ impl<T: SharedLayout> Array<T> {
     /// Evaluated at compile time for every `T` an `Array` is used with.
     const CHECK: () = check_type::<T>();
 
-    const fn spec(count: Option<usize>) -> Spec<'static> {
+    const SPEC: Spec<'static> = {
         let () = Self::CHECK;
         Spec {
             element: Element::Static(&T::LAYOUT),
             fingerprint: T::FINGERPRINT,
-            count,
-            array: true,
         }
-    }
+    };
 
     fn init(payload: NonNull<u8>, values: &[T]) {
         let twins = payload.cast::<T::Atomic>();
@@ -99,8 +97,8 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(name: &str, init: &[T], opts: &Options) -> Result<Self> {
-        let spec = Self::spec(Some(init.len()));
-        let seg = Segment::create(name, &spec, opts, &|p| Self::init(p, init))?;
+        let shape = Shape::Array(init.len());
+        let seg = Segment::create(name, &Self::SPEC, shape, opts, &|p| Self::init(p, init))?;
         Ok(Array {
             seg,
             _type: PhantomData,
@@ -115,7 +113,7 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`create_zeroed`](Self::create_zeroed) with options.
     pub fn create_zeroed_with(name: &str, len: usize, opts: &Options) -> Result<Self> {
-        let seg = Segment::create(name, &Self::spec(Some(len)), opts, &|_| {})?;
+        let seg = Segment::create(name, &Self::SPEC, Shape::Array(len), opts, &|_| {})?;
         Ok(Array {
             seg,
             _type: PhantomData,
@@ -129,7 +127,7 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
-        let seg = Segment::open(name, &Self::spec(None), opts)?;
+        let seg = Segment::open(name, &Self::SPEC, Expect::AnyArray, opts)?;
         Ok(Array {
             seg,
             _type: PhantomData,
@@ -144,7 +142,7 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`open_readonly`](Self::open_readonly) with options.
     pub fn open_readonly_with(name: &str, opts: &Options) -> Result<crate::ReadOnlyArray<T>> {
-        let seg = Segment::open_readonly(name, &Self::spec(None), opts)?;
+        let seg = Segment::open_readonly(name, &Self::SPEC, Expect::AnyArray, opts)?;
         Ok(crate::ReadOnlyArray::new(seg))
     }
 
@@ -156,8 +154,9 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`open_or_create`](Self::open_or_create) with options.
     pub fn open_or_create_with(name: &str, init: &[T], opts: &Options) -> Result<Self> {
-        let spec = Self::spec(Some(init.len()));
-        let seg = Segment::open_or_create(name, &spec, opts, &|p| Self::init(p, init))?;
+        let shape = Shape::Array(init.len());
+        let seg =
+            Segment::open_or_create(name, &Self::SPEC, shape, opts, &|p| Self::init(p, init))?;
         Ok(Array {
             seg,
             _type: PhantomData,

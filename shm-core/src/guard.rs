@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::lock::{self, Failed, Wait};
 use crate::segment::Segment;
-use crate::seqlock;
+use crate::{held, seqlock};
 
 /// The segment's lock, held; released when dropped. Derefs to the atomic twin (for `Shared`) or
 /// the slice of twins (for `Array`).
@@ -47,7 +47,7 @@ impl<A: ?Sized> Drop for Guard<'_, A> {
         if !self.panicking && std::thread::panicking() {
             lock::poison(self.seg.header());
         }
-        seqlock::note_released(self.seg);
+        held::note_released(self.seg);
         lock::unlock(self.seg.header());
     }
 }
@@ -97,7 +97,7 @@ fn acquire<'a, A: ?Sized>(
     wait: Wait,
 ) -> Result<LockResult<Guard<'a, A>>, Failed> {
     lock::lock(seg.header(), wait)?;
-    seqlock::note_held(seg);
+    held::note_held(seg);
     // A writer that died mid-update left the counter odd: undo its stores before anyone looks.
     // That repairs it; a death that nothing could repair was made a poisoning by `lock::lock`.
     seqlock::recover(seg);
@@ -123,7 +123,7 @@ fn relock_panic(name: &str) -> ! {
 /// first, by taking the lock if it is free, so that it does not poison the lock again afterwards.
 pub(crate) fn clear_poison(seg: &Segment) {
     let h = seg.header();
-    if seqlock::held_by_this_thread(seg) {
+    if held::by_this_thread(seg) {
         // Any death before was taken in when this thread locked.
         lock::clear(h);
         return;
@@ -146,7 +146,7 @@ pub(crate) fn lock<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> LockResult<G
     loop {
         match acquire(seg, data, Wait::Forever) {
             Ok(r) => return r,
-            Err(Failed::Deadlock) if seqlock::held_by_this_thread(seg) => relock_panic(seg.name()),
+            Err(Failed::Deadlock) if held::by_this_thread(seg) => relock_panic(seg.name()),
             // pthread says this thread holds it, but it does not: a peer wrote our thread id.
             Err(Failed::Deadlock) => lock::disown(seg.header()),
             // A lock word that cannot be repaired right now (another process holds the repair

@@ -499,6 +499,7 @@ mod descriptor;
 mod error;
 mod guard;
 mod header;
+mod held;
 pub mod inspect;
 mod journal;
 mod layout;

@@ -11,47 +11,14 @@
 //! the counter even. A locker that finds the counter odd does the same. Nothing is left
 //! half-changed, so neither poisons the lock (see `lock.rs` for what does).
 
-use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::held;
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
-
-thread_local! {
-    /// Segments whose lock this thread holds: a second `lock()` of one of them is a bug of the
-    /// caller (reported by a panic), and a reader holding the lock knows no writer is at work.
-    static HELD: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The segment's identity: the object's device and inode, the same for every handle and mapping
-/// of it in this process.
-fn key(seg: &Segment) -> (u64, u64) {
-    seg.identity()
-}
-
-/// Records that this thread holds `seg`'s lock.
-pub(crate) fn note_held(seg: &Segment) {
-    HELD.with(|held| held.borrow_mut().push(key(seg)));
-}
-
-/// Records that this thread released `seg`'s lock.
-pub(crate) fn note_released(seg: &Segment) {
-    let k = key(seg);
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if let Some(i) = held.iter().rposition(|&a| a == k) {
-            held.swap_remove(i);
-        }
-    });
-}
-
-pub(crate) fn held_by_this_thread(seg: &Segment) -> bool {
-    let k = key(seg);
-    HELD.with(|held| held.borrow().contains(&k))
-}
 
 /// Ends a write: clears the journal and makes the counter even; if the write panicked, undoes it
 /// first and poisons the lock.
@@ -195,7 +162,7 @@ fn read_slow(seg: &Segment, read: &mut dyn FnMut()) {
         // A write is in progress, or its writer died.
         let since = *odd_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_millis(1) {
-            if held_by_this_thread(seg) {
+            if held::by_this_thread(seg) {
                 // No writer can be at work while this thread holds the lock: the one that left
                 // the counter odd is gone.
                 recover(seg);
@@ -221,7 +188,7 @@ fn no_read() -> ! {
 /// goes on trying without it. The lock is released even if `read` panics.
 fn read_locked(seg: &Segment, read: &mut dyn FnMut()) -> bool {
     let h = seg.header();
-    if held_by_this_thread(seg) {
+    if held::by_this_thread(seg) {
         // This thread holds the lock already: no writer is at work.
         read();
         return true;

@@ -13,7 +13,7 @@ use crate::guard::{self, Guard};
 use crate::inspect::holder;
 use crate::inspect::{LockHolder, SegmentInfo};
 use crate::lock;
-use crate::segment::{Element, Segment, Spec};
+use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
 use crate::{Options, Primitive, Result, SharedLayout};
@@ -112,8 +112,6 @@ impl<T: SharedLayout> Shared<T> {
         Spec {
             element: Element::Static(&T::LAYOUT),
             fingerprint: T::FINGERPRINT,
-            count: Some(1),
-            array: false,
         }
     };
 
@@ -127,7 +125,7 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
-        let seg = Segment::create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        let seg = Segment::create(name, &Self::SPEC, Shape::One, opts, &|p| init_one(p, &init))?;
         Ok(Shared {
             seg,
             _type: PhantomData,
@@ -144,7 +142,7 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
-        let seg = Segment::open(name, &Self::SPEC, opts)?;
+        let seg = Segment::open(name, &Self::SPEC, Expect::Exactly(Shape::One), opts)?;
         Ok(Shared {
             seg,
             _type: PhantomData,
@@ -166,7 +164,7 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`open_readonly`](Self::open_readonly) with options.
     pub fn open_readonly_with(name: &str, opts: &Options) -> Result<crate::ReadOnly<T>> {
-        let seg = Segment::open_readonly(name, &Self::SPEC, opts)?;
+        let seg = Segment::open_readonly(name, &Self::SPEC, Expect::Exactly(Shape::One), opts)?;
         Ok(crate::ReadOnly::new(seg))
     }
 
@@ -179,7 +177,8 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`open_or_create`](Self::open_or_create) with options.
     pub fn open_or_create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
-        let seg = Segment::open_or_create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        let seg =
+            Segment::open_or_create(name, &Self::SPEC, Shape::One, opts, &|p| init_one(p, &init))?;
         Ok(Shared {
             seg,
             _type: PhantomData,

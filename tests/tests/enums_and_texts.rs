@@ -5,31 +5,19 @@
 //! of another version of an enum is refused naming the variant.
 
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Array, Error, Shared, SharedLayout, Text};
 use tests::types::{is_worker_text, I32s, I64s, I8s, State, U16s, U32s, U8s, Widths, Worker};
-use tests::{run_child, spawn_child, TestName};
+use tests::{Child, TestName};
 
-/// Writes `bytes` at `offset` of the payload of `name` through /dev/shm.
-fn plant(name: &TestName, offset: usize, bytes: &[u8]) {
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.path())
-        .unwrap();
-    let mut word = [0u8; 8];
-    f.read_exact_at(&mut word, 32).unwrap(); // the header's `payload_offset`
-    let payload = u64::from_le_bytes(word);
-    f.write_all_at(bytes, payload + offset as u64).unwrap();
-}
+tests::child_roles!();
 
 #[test]
 fn every_repr_width_round_trips_through_another_process() {
     let name = TestName::new("widths");
     let w = Shared::<Widths>::create(&name, Widths::default()).unwrap();
-    let out = run_child(&["widths", &name]);
+    let out = Child::run(&["widths", &name]);
     assert_eq!(
         out,
         format!(
@@ -60,26 +48,14 @@ fn planted_numbers_that_are_no_variant_read_as_the_default_in_every_width() {
     let w = Shared::<Widths>::create(&name, Widths::high()).unwrap();
     use std::mem::offset_of;
     use tests::types::AtomicWidths;
-    plant(&name, offset_of!(AtomicWidths, u8_), &[7]);
-    plant(&name, offset_of!(AtomicWidths, i8_), &[7]);
-    plant(&name, offset_of!(AtomicWidths, u16_), &7u16.to_ne_bytes());
-    plant(
-        &name,
-        offset_of!(AtomicWidths, i16_),
-        &(-7i16).to_ne_bytes(),
-    );
-    plant(&name, offset_of!(AtomicWidths, u32_), &7u32.to_ne_bytes());
-    plant(
-        &name,
-        offset_of!(AtomicWidths, i32_),
-        &(-7i32).to_ne_bytes(),
-    );
-    plant(&name, offset_of!(AtomicWidths, u64_), &7u64.to_ne_bytes());
-    plant(
-        &name,
-        offset_of!(AtomicWidths, i64_),
-        &(-7i64).to_ne_bytes(),
-    );
+    name.plant_in_payload(offset_of!(AtomicWidths, u8_), &[7]);
+    name.plant_in_payload(offset_of!(AtomicWidths, i8_), &[7]);
+    name.plant_in_payload(offset_of!(AtomicWidths, u16_), &7u16.to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, i16_), &(-7i16).to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, u32_), &7u32.to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, i32_), &(-7i32).to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, u64_), &7u64.to_ne_bytes());
+    name.plant_in_payload(offset_of!(AtomicWidths, i64_), &(-7i64).to_ne_bytes());
     assert_eq!(w.snapshot(), Widths::default());
     assert_eq!(w.u8_.try_load(Relaxed), Err(7));
     assert_eq!(w.i8_.try_load(Relaxed), Err(7));
@@ -115,13 +91,11 @@ fn slots_claimed_by_compare_exchange_are_claimed_once_across_processes() {
     let name = TestName::new("claim");
     let board = Array::<Worker>::create_zeroed(&name, SLOTS).unwrap();
     let children: Vec<_> = (0..PROCS)
-        .map(|i| spawn_child(&["claim", &name, &i.to_string()]))
+        .map(|i| Child::spawn(&["claim", &name, &i.to_string()]))
         .collect();
     let mut claimed = 0;
     for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "a child failed");
-        let line = String::from_utf8(out.stdout).unwrap();
+        let line = c.finish();
         claimed += line
             .trim()
             .strip_prefix("claimed ")
@@ -150,7 +124,7 @@ fn update_and_snapshot_move_whole_texts_between_processes() {
     let w = Shared::<Worker>::create(&name, Worker::default()).unwrap();
     let writers: Vec<_> = ["a", "b"]
         .iter()
-        .map(|id| spawn_child(&["worker-updates", &name, id, &N.to_string()]))
+        .map(|id| Child::spawn(&["worker-updates", &name, id, &N.to_string()]))
         .collect();
     let mut seen = 0u64;
     loop {
@@ -165,8 +139,8 @@ fn update_and_snapshot_move_whole_texts_between_processes() {
             break;
         }
     }
-    for mut c in writers {
-        assert!(c.wait().unwrap().success(), "a writer failed");
+    for c in writers {
+        c.finish();
     }
     assert!(seen > 0);
     let last = w.snapshot();
@@ -194,16 +168,16 @@ fn planted_bytes_that_are_not_utf8_read_as_the_valid_prefix() {
     .unwrap();
     let client = offset_of!(AtomicWorker, client);
     // A length past the capacity, and a lone continuation byte after "ok".
-    plant(&name, client, &1000u32.to_ne_bytes());
-    plant(&name, client + 4, b"ok\x80 and more");
+    name.plant_in_payload(client, &1000u32.to_ne_bytes());
+    name.plant_in_payload(client + 4, b"ok\x80 and more");
     assert_eq!(w.client.load(Relaxed), "ok");
     assert_eq!(w.snapshot().client, "ok");
     // The whole capacity of valid bytes, with a length past it: the capacity counts.
-    plant(&name, client + 4, &[b'x'; 24]);
+    name.plant_in_payload(client + 4, &[b'x'; 24]);
     assert_eq!(w.snapshot().client.as_str(), "x".repeat(24));
     // A multi-byte character cut by the length: not part of the text.
-    plant(&name, client, &2u32.to_ne_bytes());
-    plant(&name, client + 4, "aé".as_bytes());
+    name.plant_in_payload(client, &2u32.to_ne_bytes());
+    name.plant_in_payload(client + 4, "aé".as_bytes());
     assert_eq!(w.snapshot().client, "a");
     // An update that changes the text writes it whole: length, bytes, and zeros after them,
     // where the planted bytes were.

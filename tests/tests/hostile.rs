@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -129,17 +128,6 @@ fn mutate(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
     b
 }
 
-fn plant(name: &TestName, bytes: &[u8]) {
-    let _ = fs::remove_file(name.path());
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(name.path())
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
-
 #[derive(Default, Debug)]
 struct Outcomes {
     ok: usize,
@@ -182,7 +170,8 @@ fn run(valid: &[u8], seed: u64, open: impl Fn(&str) -> Option<shm_core::Result<(
     let mut outcomes = Outcomes::default();
     for _ in 0..ROUNDS {
         let bytes = mutate(&mut rng, valid);
-        plant(&name, &bytes);
+        let _ = fs::remove_file(name.path());
+        name.plant(&bytes, 0o600);
         let start = Instant::now();
         if let Some(r) = open(&name) {
             outcomes.count(&r, &bytes);

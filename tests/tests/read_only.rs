@@ -4,63 +4,33 @@
 //! runs) to change uid.
 
 use std::os::unix::fs::{chown, FileExt};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use shm_core::{Array, Error, Options, Shared, Value};
 use tests::types::Balance;
-use tests::{child_bin, is_root, kill9, spawn_child, wait_for_line, TestName};
+use tests::{requires_root, run_as, Child, TestName, NOBODY};
 
-const NOBODY: u32 = 65534;
+tests::child_roles!();
+
 const GROUP: u32 = 4243;
-
-/// Runs `shm-child ARGS...` as uid `NOBODY` with primary group `gid`; its one line of output.
-fn as_other_user(args: &[&str], gid: u32) -> String {
-    let out = Command::new(child_bin())
-        .args(args)
-        .uid(NOBODY)
-        .gid(gid)
-        .output()
-        .expect("start the child as another user (is the build directory readable by others?)");
-    assert!(
-        out.status.success(),
-        "child as uid {NOBODY} failed: {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn require_root() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
-        "this test changes uid and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip it on purpose"
-    );
-    eprintln!("skipped: not root and SHM_SKIP_ROOT_TESTS is set");
-    false
-}
 
 /// A member of the segment's group, which may only read it (mode 0o640), attaches read-only and
 /// is refused read-write with a message that says a read-only attach is possible.
 #[test]
 fn a_group_member_who_may_only_read_attaches_read_only_and_is_refused_read_write() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("ro-group");
     let _v = Value::<i32>::create_with(&name, 41, &Options::new().mode(0o640)).unwrap();
     chown(name.path(), None, Some(GROUP)).unwrap();
     assert_eq!(
-        as_other_user(&["try-open-readonly", &name, "640"], GROUP),
+        run_as(NOBODY, GROUP, &["try-open-readonly", &name, "640"]),
         "ok 41"
     );
     assert_eq!(
-        as_other_user(&["try-open", &name, "660"], GROUP),
+        run_as(NOBODY, GROUP, &["try-open", &name, "660"]),
         format!(
             "err PermissionDenied: segment `{}`: permission denied: it belongs to uid 0 (group {GROUP}, mode 0o640), not to this user (uid {NOBODY}): its mode 0o640 does not give its group read and write access (its group may read it: attach read-only with `open_readonly`, `shm_core.open(name, readonly=True)`, or the `shm` read commands)",
             &*name
@@ -68,7 +38,7 @@ fn a_group_member_who_may_only_read_attaches_read_only_and_is_refused_read_write
     );
     // Outside the group, read-only is refused too, for that reason.
     assert_eq!(
-        as_other_user(&["try-open-readonly", &name, "640"], NOBODY),
+        run_as(NOBODY, NOBODY, &["try-open-readonly", &name, "640"]),
         format!(
             "err PermissionDenied: segment `{}`: permission denied: it belongs to uid 0 (group {GROUP}, mode 0o640), not to this user (uid {NOBODY}): this user is not in its group {GROUP}",
             &*name
@@ -79,7 +49,7 @@ fn a_group_member_who_may_only_read_attaches_read_only_and_is_refused_read_write
 /// The other user's read-only snapshots are consistent while the owner updates.
 #[test]
 fn another_users_read_only_snapshots_are_consistent_while_the_owner_updates() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("ro-balance");
@@ -87,8 +57,13 @@ fn another_users_read_only_snapshots_are_consistent_while_the_owner_updates() {
         .unwrap();
     chown(name.path(), None, Some(GROUP)).unwrap();
     let line = std::thread::scope(|scope| {
-        let reader =
-            scope.spawn(|| as_other_user(&["readonly-balance", &name, "640", "1", "20000"], GROUP));
+        let reader = scope.spawn(|| {
+            run_as(
+                NOBODY,
+                GROUP,
+                &["readonly-balance", &name, "640", "1", "20000"],
+            )
+        });
         for i in 0..20_000 {
             let k = i % 5 + 1;
             s.update(|v| {
@@ -188,13 +163,13 @@ fn read_only_observers_of_a_writer_killed_mid_update_see_whole_values_and_write_
                     })
                 })
                 .collect();
-            let mut writer = spawn_child(&["update-all-forever", &name]);
-            wait_for_line(&mut writer, "started");
+            let mut writer = Child::spawn(&["update-all-forever", &name]);
+            writer.wait_for("started");
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
             std::thread::sleep(Duration::from_micros(rng % 20_000));
-            kill9(&mut writer);
+            writer.kill9();
             stop.store(true, Relaxed);
             for r in readers {
                 r.join().unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::descriptor::{Descriptor, DescriptorKind};
-use crate::header::{FLAG_ARRAY, FLAG_KEEP, MAGIC};
+use crate::header::{FLAG_KEEP, MAGIC};
 use crate::process::ProcessId;
 use crate::segment::{validate_name, Access, Segment};
 use crate::{Error, Options, Result};
@@ -99,9 +99,7 @@ impl SegmentInfo {
         Ok(SegmentInfo {
             name: seg.name().to_owned(),
             descriptor: descriptor.clone(),
-            // The header's count was checked against the payload at open; a single value has
-            // exactly one element whatever the flags say.
-            is_array: flags & FLAG_ARRAY != 0 || count != 1,
+            is_array: seg.shape().is_array(),
             count,
             payload_len: count.saturating_mul(descriptor.size),
             object_len: seg.object_len() as u64,

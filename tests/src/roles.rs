@@ -1,16 +1,16 @@
-//! Child process for the cross-process tests: `shm-child ROLE ARGS...`.
-//!
-//! Each role opens a segment by name, does one thing, and exits 0 (or prints the error and exits
-//! 1), so a test can prove what another process sees and does.
+//! What a child process of a test can do: each role opens or creates a segment by name, does one
+//! thing, says what it saw on stdout, and exits 0 (or prints the error on stderr and exits 1), so
+//! a test can prove what another process sees and does. [`Child`](crate::Child) starts one.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use shm_core::{Array, Options, Shared, Text, Value};
-use tests::types::{
+use crate::error_kind;
+use crate::types::{
     Balance, Everything, I16s, I32s, I64s, I8s, Round, Slot, State, U16s, U32s, U64s, U8s, Widths,
     Worker,
 };
+use shm_core::{Array, Options, Shared, Text, Value};
 
 fn num(s: &str) -> u64 {
     s.parse()
@@ -18,7 +18,7 @@ fn num(s: &str) -> u64 {
 }
 
 fn fail(msg: &str) -> ! {
-    eprintln!("shm-child: {msg}");
+    eprintln!("child: {msg}");
     std::process::exit(1)
 }
 
@@ -70,10 +70,9 @@ fn full_dev_shm(name: &str) {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
+/// Plays the role `args[0]` with the arguments that follow.
+pub(crate) fn play(args: &[&str]) {
+    match args {
         ["add-i32", name, n] => {
             let v = ok(Value::<i32>::open(name));
             for _ in 0..num(n) {
@@ -114,7 +113,7 @@ fn main() {
             std::thread::sleep(Duration::from_secs(3600));
         }
         // Create, and stop for good just before the segment is marked ready.
-        ["create-and-hang", name] => {
+        ["hang-in-init", name] => {
             fn hang() {
                 say("initializing");
                 std::thread::sleep(Duration::from_secs(3600));
@@ -122,6 +121,26 @@ fn main() {
             let opts = Options::new().before_ready(hang);
             ok(Value::<i32>::create_with(name, 0, &opts));
             fail("create returned although the hook never does");
+        }
+        // Create a `Value<u64>` holding 7 (not kept), say so, and wait to be killed: the segment
+        // outlives its creator.
+        ["create-then-hang", name] => {
+            let _v = ok(Value::<u64>::create(name, 7));
+            say("created");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        // Create a `Value<u64>` holding 7 (not kept), take its lock on a thread other than the
+        // main one, say `locked TID`, and hold it until killed.
+        ["hold-lock-on-a-thread", name] => {
+            let v = ok(Value::<u64>::create(name, 7));
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _guard = v.lock().unwrap_or_else(|p| p.into_inner());
+                    // SAFETY: gettid takes no arguments and cannot fail.
+                    say(&format!("locked {}", unsafe { libc::gettid() }));
+                    std::thread::sleep(Duration::from_secs(3600));
+                });
+            });
         }
         // Race for a name: report whether this process created it, and what it read.
         ["open-or-create", name] => {
@@ -201,8 +220,6 @@ fn main() {
                 v[1] -= 1;
                 v[2] += 1;
                 say("in-update");
-                let mut line = String::new();
-                let _ = std::io::stdin().read_line(&mut line);
                 std::thread::sleep(Duration::from_secs(3600));
             });
         }
@@ -340,7 +357,7 @@ fn main() {
         ["worker-updates", name, id, n] => {
             let w = ok(Shared::<Worker>::open(name));
             for k in 0..num(n) {
-                let text = tests::types::worker_text(id, k);
+                let text = crate::types::worker_text(id, k);
                 w.update(|v| {
                     v.client = Text::try_from(text.as_str()).unwrap_or_default();
                     v.state = if k % 2 == 0 {
@@ -405,7 +422,7 @@ fn main() {
             let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
             match Value::<i32>::open_with(name, &Options::new().mode(mode)) {
                 Ok(v) => say(&format!("ok {}", v.load(Relaxed))),
-                Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+                Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
             }
         }
         // Attach NAME read only, accepting MODE (octal): `ok VALUE` or `err KIND: MESSAGE`.
@@ -413,7 +430,7 @@ fn main() {
             let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
             match Value::<i32>::open_readonly_with(name, &Options::new().mode(mode)) {
                 Ok(v) => say(&format!("ok {}", v.snapshot())),
-                Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+                Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
             }
         }
         // Attached read only (accepting MODE): take snapshots of a `Balance` until `writers`
@@ -455,12 +472,12 @@ fn main() {
                 shm_core::inspect::EntryKind::Segment(_) => say("segment"),
                 other => say(&format!("other: {other:?}")),
             },
-            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+            Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
         },
         // Try to remove NAME and say what happened: `ok` or the error variant and message.
         ["try-remove", name] => match shm_core::remove(name) {
             Ok(()) => say("ok"),
-            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+            Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
         },
         // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
         ["full-dev-shm", name] => full_dev_shm(name),
