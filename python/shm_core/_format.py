@@ -1,4 +1,4 @@
-"""The segment format (docs/FORMAT.md, version 1): header offsets, type codes, the layout
+"""The segment format (docs/FORMAT.md, version 2): header offsets, type codes, the layout
 descriptor and its fingerprint. Pure data: nothing here touches shared memory."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import struct
 import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"SHMCORE\0"
 HEADER_SIZE = 256
 MAX_DESCRIPTOR_LEN = 64 * 1024

@@ -461,6 +461,7 @@ mod seqlock;
 mod shared;
 mod shared_layout;
 mod type_code;
+mod wait;
 
 pub use array::Array;
 pub use atomic::{AtomicBool, AtomicChar, AtomicF32, AtomicF64};

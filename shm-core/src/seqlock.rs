@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
+use crate::wait;
 
 thread_local! {
     /// Segments whose lock this thread holds: a second `lock()` of one of them is a bug of the
@@ -68,10 +69,10 @@ impl Drop for EndWrite<'_> {
         } else {
             journal::end(self.seg);
         }
-        self.seg
-            .header()
-            .seq
-            .store(self.odd.wrapping_add(1), Ordering::Release);
+        let h = self.seg.header();
+        h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
+        // After the counter is even: a waiter woken now sees the write in its snapshot.
+        wait::changed(h);
     }
 }
 

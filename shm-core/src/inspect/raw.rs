@@ -19,6 +19,8 @@ use crate::header::FLAG_ARRAY;
 use crate::segment::Segment;
 use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
 
+mod waiting;
+
 mod sealed {
     /// The std atomics primitives are read and written with. Every bit pattern is a valid value
     /// of each, and each has the size and alignment of its integer.
@@ -451,40 +453,12 @@ impl RawSegment {
         value: &str,
         timeout: Option<Duration>,
     ) -> Result<Written, FieldError> {
-        if path.is_empty() {
-            return Err(FieldError::EmptyPath {
-                segment: self.name().to_owned(),
-                reason: self.empty_path(),
-            });
-        }
-        let parsed = self.parse_path(path)?;
-        let (offset, node) = self.resolve(path, &parsed)?;
-        let code = match node {
-            Node::Value(Descriptor {
-                kind: DescriptorKind::Primitive(code),
-                ..
-            }) => *code,
-            other => {
-                return Err(FieldError::NotPrimitive {
-                    segment: self.name().to_owned(),
-                    path: path.to_owned(),
-                    reason: self.not_primitive(&parsed, other),
-                })
-            }
-        };
-        let new = value::parse(code, value).map_err(|reason| FieldError::BadValue {
-            segment: self.name().to_owned(),
-            path: path.to_owned(),
-            code,
-            value: value.to_owned(),
-            reason,
-        })?;
+        let (parsed, offset, code) = self.primitive_at(path)?;
+        let new = self.parse_value(path, code, value)?;
         let corrupt = || FieldError::Corrupt {
             segment: self.name().to_owned(),
             reason: self.corrupt_reason(),
         };
-        // Proves the cell is in bounds and aligned before anything is locked.
-        self.load(code, offset).ok_or_else(corrupt)?;
         // `load` just proved `offset + width` is within the payload, so it fits in a usize.
         let start = offset as usize;
         let bytes = start..start + code.size();
@@ -517,6 +491,51 @@ impl RawSegment {
             old: old.ok_or_else(corrupt)?,
             new,
             poisoned,
+        })
+    }
+
+    /// The primitive `path` names (`load`, `hist[3]`, `.`): its parsed path, payload offset and
+    /// type code, checked to lie in bounds and aligned; refused as `set` refuses it otherwise.
+    fn primitive_at(&self, path: &str) -> Result<(FieldPath, u64, TypeCode), FieldError> {
+        if path.is_empty() {
+            return Err(FieldError::EmptyPath {
+                segment: self.name().to_owned(),
+                reason: self.empty_path(),
+            });
+        }
+        let parsed = self.parse_path(path)?;
+        let (offset, node) = self.resolve(path, &parsed)?;
+        let code = match node {
+            Node::Value(Descriptor {
+                kind: DescriptorKind::Primitive(code),
+                ..
+            }) => *code,
+            other => {
+                return Err(FieldError::NotPrimitive {
+                    segment: self.name().to_owned(),
+                    path: path.to_owned(),
+                    reason: self.not_primitive(&parsed, other),
+                })
+            }
+        };
+        // Proves the cell is in bounds and aligned before anything is locked or waited for.
+        if self.load(code, offset).is_none() {
+            return Err(FieldError::Corrupt {
+                segment: self.name().to_owned(),
+                reason: self.corrupt_reason(),
+            });
+        }
+        Ok((parsed, offset, code))
+    }
+
+    /// `value` parsed as a value of the field `path`, of type `code`.
+    fn parse_value(&self, path: &str, code: TypeCode, value: &str) -> Result<Datum, FieldError> {
+        value::parse(code, value).map_err(|reason| FieldError::BadValue {
+            segment: self.name().to_owned(),
+            path: path.to_owned(),
+            code,
+            value: value.to_owned(),
+            reason,
         })
     }
 

@@ -30,6 +30,9 @@ pub const HEADER_FIELDS: &[(&str, usize, usize)] = &[
     ("journal_start", 104, 8),
     ("journal_len", 112, 8),
     ("seq", 128, 8),
+    ("changes", 136, 4),
+    ("waiters0", 140, 4),
+    ("waiters1", 144, 4),
 ];
 
 /// The fields of a freshly created segment the vectors pin down (not the creator's pid, start
@@ -50,6 +53,9 @@ const BASE_FIELDS: &[&str] = &[
     "journal_start",
     "journal_len",
     "seq",
+    "changes",
+    "waiters0",
+    "waiters1",
 ];
 
 /// `header_fields`: the name, offset and width of each.
@@ -318,11 +324,18 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             "step 2: the state before the version",
             "u64",
         )
-        .patch(obj! { "set": set(&[("state", 7), ("version", 2)]) })
+        .patch(obj! { "set": set(&[("state", 7), ("version", 3)]) })
         .refused("unknown init state 7"),
-        case("version 2", "step 2", "u64")
-            .patch(obj! { "set": set(&[("version", 2)]) })
-            .refused("format version 2"),
+        case("version 3", "step 2: a later version", "u64")
+            .patch(obj! { "set": set(&[("version", 3)]) })
+            .refused("format version 3"),
+        case(
+            "version 1",
+            "step 2: the version before the waiting words, whose writers announce nothing",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("version", 1)]) })
+        .refused("format version 1"),
         case(
             "version 0, header not adding up",
             "step 2 before step 3",
