@@ -446,6 +446,7 @@
 mod array;
 mod atomic;
 mod bulk;
+mod cell;
 mod descriptor;
 mod error;
 mod guard;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::cell::Width;
 use crate::TypeCode;
 
 /// A value read from a segment by [`RawSegment`](super::RawSegment), shaped by the segment's
@@ -110,6 +111,49 @@ impl Datum {
             _ => None,
         }
     }
+
+    /// The primitive of type `code` whose bytes, read as an integer of its width, are `bits`
+    /// (zero-extended): what a relaxed load of its [`Cell`](crate::cell::Cell) reads. As the
+    /// typed atomics read them, any non-zero `bool` byte is `true` and a `char` word that is no
+    /// Unicode scalar value is U+FFFD.
+    pub(crate) fn from_bits(code: TypeCode, bits: u64) -> Datum {
+        // The casts keep the low bytes: the primitive's own.
+        match code {
+            TypeCode::I8 => Datum::I8(bits as i8),
+            TypeCode::U8 => Datum::U8(bits as u8),
+            TypeCode::I16 => Datum::I16(bits as i16),
+            TypeCode::U16 => Datum::U16(bits as u16),
+            TypeCode::I32 => Datum::I32(bits as i32),
+            TypeCode::U32 => Datum::U32(bits as u32),
+            TypeCode::I64 => Datum::I64(bits as i64),
+            TypeCode::U64 => Datum::U64(bits),
+            TypeCode::F32 => Datum::F32(f32::from_bits(bits as u32)),
+            TypeCode::F64 => Datum::F64(f64::from_bits(bits)),
+            TypeCode::Bool => Datum::Bool(bits != 0),
+            TypeCode::Char => Datum::Char(char::from_u32(bits as u32).unwrap_or('\u{FFFD}')),
+        }
+    }
+
+    /// A primitive's width, and its bytes as an integer of that width (zero-extended): what a
+    /// relaxed store of its [`Cell`](crate::cell::Cell) stores. `None` for an array or a struct.
+    pub(crate) fn to_bits(&self) -> Option<(Width, u64)> {
+        let bits = match *self {
+            Datum::I8(v) => u64::from(v as u8),
+            Datum::U8(v) => u64::from(v),
+            Datum::I16(v) => u64::from(v as u16),
+            Datum::U16(v) => u64::from(v),
+            Datum::I32(v) => u64::from(v as u32),
+            Datum::U32(v) => u64::from(v),
+            Datum::I64(v) => v as u64,
+            Datum::U64(v) => v,
+            Datum::F32(v) => u64::from(v.to_bits()),
+            Datum::F64(v) => v.to_bits(),
+            Datum::Bool(v) => u64::from(v),
+            Datum::Char(v) => u64::from(u32::from(v)),
+            Datum::Array(_) | Datum::Struct(_) => return None,
+        };
+        Some((Width::of(self.code()?), bits))
+    }
 }
 
 impl fmt::Display for Datum {
@@ -175,6 +219,45 @@ mod tests {
         );
         assert_eq!(Datum::F32(0.1).to_string(), "0.1");
         assert_eq!(Datum::F64(f64::NAN).to_string(), "NaN");
+    }
+
+    #[test]
+    fn every_primitive_round_trips_through_its_bits() {
+        let values = [
+            Datum::I8(-2),
+            Datum::U8(200),
+            Datum::I16(-300),
+            Datum::U16(60_000),
+            Datum::I32(-70_000),
+            Datum::U32(4_000_000_000),
+            Datum::I64(i64::MIN),
+            Datum::U64(u64::MAX),
+            Datum::F32(-0.5),
+            Datum::F64(f64::from_bits(0x7ff8_dead_beef_0001)),
+            Datum::Bool(true),
+            Datum::Char('\u{1F600}'),
+        ];
+        for v in values {
+            let (width, bits) = v.to_bits().unwrap();
+            let code = v.code().unwrap();
+            assert_eq!(width.bytes(), code.size(), "{v:?}");
+            // Zero-extended: nothing above the primitive's width.
+            assert!(
+                width == Width::Eight || bits >> (8 * width.bytes()) == 0,
+                "{v:?}"
+            );
+            let back = Datum::from_bits(code, bits);
+            assert_eq!(back.to_bits(), Some((width, bits)), "{v:?}");
+            // The NaN is not equal to itself; its bits were compared above.
+            assert!(back == v || v.as_float().is_some_and(f64::is_nan), "{v:?}");
+        }
+        assert_eq!(Datum::Array(vec![]).to_bits(), None);
+        // What another process may leave: read as the typed atomics read it.
+        assert_eq!(Datum::from_bits(TypeCode::Bool, 5), Datum::Bool(true));
+        assert_eq!(
+            Datum::from_bits(TypeCode::Char, 0xD800),
+            Datum::Char('\u{FFFD}')
+        );
     }
 
     #[test]

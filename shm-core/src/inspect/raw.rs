@@ -2,11 +2,9 @@
 
 use std::fmt;
 use std::fs;
-use std::mem::{align_of, size_of};
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
@@ -14,23 +12,13 @@ use super::holder::{self, LockHolder};
 use super::list::{tool_options, SegmentInfo, SHM_DIR};
 use super::path::{self, FieldPath, Primitives, Step, FEW};
 use super::{value, Datum};
+use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
 use crate::segment::Segment;
 use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
 
 mod waiting;
-
-mod sealed {
-    /// The std atomics primitives are read and written with. Every bit pattern is a valid value
-    /// of each, and each has the size and alignment of its integer.
-    pub trait Cell: Sync {}
-    impl Cell for std::sync::atomic::AtomicU8 {}
-    impl Cell for std::sync::atomic::AtomicU16 {}
-    impl Cell for std::sync::atomic::AtomicU32 {}
-    impl Cell for std::sync::atomic::AtomicU64 {}
-}
-use sealed::Cell;
 
 /// A segment opened without its Rust type: its layout comes from the descriptor in its header.
 ///
@@ -838,123 +826,42 @@ impl RawSegment {
         })
     }
 
-    /// The atomic `A` at payload offset `offset`, if it lies inside the payload and is aligned.
-    fn cell<A: Cell>(&self, offset: u64) -> Option<&A> {
-        let end = offset.checked_add(size_of::<A>() as u64)?;
-        if end > self.payload_len {
-            return None;
-        }
-        let ptr = self
-            .seg
-            .payload()
-            .as_ptr()
-            .wrapping_add(usize::try_from(offset).ok()?);
-        if ptr as usize % align_of::<A>() != 0 {
-            return None;
-        }
-        // SAFETY: `offset + size_of::<A>() <= payload_len` (checked above), and
-        // `Segment::open_any` proved that the payload — `count` elements of `descriptor.size`
-        // bytes from `payload()`, i.e. `payload_len` bytes — lies inside the mapping, so
-        // `ptr..ptr + size_of::<A>()` is inside it (and so `wrapping_add` did not wrap). `ptr` is
-        // aligned for `A` (checked above). `A` is one of std's `AtomicU8..AtomicU64` (the sealed
-        // `Cell`), for which any bit pattern is valid, and every process accesses the mapping
-        // only atomically (the crate's rule for shared bytes), so a shared reference is sound
-        // whatever peers write. The mapping lives as long as `self.seg`, which the returned
-        // reference borrows.
-        Some(unsafe { &*(ptr as *const A) })
+    /// The cell of `width` at payload offset `offset`, if it lies inside the payload and is
+    /// aligned.
+    fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
+        let offset = usize::try_from(offset).ok()?;
+        // SAFETY: the callers (`load`, `raw_bytes`, `store`) pass the width of the primitive the
+        // descriptor puts at `offset` (a code `read` or `resolve` found there, or a value
+        // `value::parse` made for it). `open` validated the descriptor, which puts one primitive
+        // on each byte (no overlapping fields); every access to it has that width, whether made
+        // by a typed handle (whose layout has the descriptor's fingerprint) or a `RawSegment`.
+        unsafe { Region::payload(&self.seg).cell(offset, width) }
     }
 
     /// The primitive `code` at `offset`, as relaxed atomic loads read it.
     fn load(&self, code: TypeCode, offset: u64) -> Option<Datum> {
-        let u8_ = || self.cell::<AtomicU8>(offset).map(|c| c.load(Relaxed));
-        let u16_ = || self.cell::<AtomicU16>(offset).map(|c| c.load(Relaxed));
-        let u32_ = || self.cell::<AtomicU32>(offset).map(|c| c.load(Relaxed));
-        let u64_ = || self.cell::<AtomicU64>(offset).map(|c| c.load(Relaxed));
-        Some(match code {
-            TypeCode::I8 => Datum::I8(u8_()? as i8),
-            TypeCode::U8 => Datum::U8(u8_()?),
-            TypeCode::I16 => Datum::I16(u16_()? as i16),
-            TypeCode::U16 => Datum::U16(u16_()?),
-            TypeCode::I32 => Datum::I32(u32_()? as i32),
-            TypeCode::U32 => Datum::U32(u32_()?),
-            TypeCode::I64 => Datum::I64(u64_()? as i64),
-            TypeCode::U64 => Datum::U64(u64_()?),
-            TypeCode::F32 => Datum::F32(f32::from_bits(u32_()?)),
-            TypeCode::F64 => Datum::F64(f64::from_bits(u64_()?)),
-            // As the typed atomics read them: any non-zero byte is true, an invalid char U+FFFD.
-            TypeCode::Bool => Datum::Bool(u8_()? != 0),
-            TypeCode::Char => Datum::Char(char::from_u32(u32_()?).unwrap_or('\u{FFFD}')),
-        })
+        let bits = self.cell(offset, Width::of(code))?.load();
+        Some(Datum::from_bits(code, bits))
     }
 
     /// The `width` bytes at `offset`, as one relaxed atomic load reads them.
     fn raw_bytes(&self, width: usize, offset: u64) -> Option<Vec<u8>> {
-        Some(match width {
-            1 => self
-                .cell::<AtomicU8>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            2 => self
-                .cell::<AtomicU16>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            4 => self
-                .cell::<AtomicU32>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            8 => self
-                .cell::<AtomicU64>(offset)?
-                .load(Relaxed)
-                .to_ne_bytes()
-                .to_vec(),
-            _ => return None,
-        })
+        let width = Width::from_bytes(width)?;
+        Some(width.ne_bytes(self.cell(offset, width)?.load()))
     }
 
     /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
     fn store(&self, value: &Datum, offset: u64) -> Option<()> {
-        let u8_ = |v: u8| self.cell::<AtomicU8>(offset).map(|c| c.store(v, Relaxed));
-        let u16_ = |v: u16| self.cell::<AtomicU16>(offset).map(|c| c.store(v, Relaxed));
-        let u32_ = |v: u32| self.cell::<AtomicU32>(offset).map(|c| c.store(v, Relaxed));
-        let u64_ = |v: u64| self.cell::<AtomicU64>(offset).map(|c| c.store(v, Relaxed));
-        match *value {
-            Datum::I8(v) => u8_(v as u8),
-            Datum::U8(v) => u8_(v),
-            Datum::I16(v) => u16_(v as u16),
-            Datum::U16(v) => u16_(v),
-            Datum::I32(v) => u32_(v as u32),
-            Datum::U32(v) => u32_(v),
-            Datum::I64(v) => u64_(v as u64),
-            Datum::U64(v) => u64_(v),
-            Datum::F32(v) => u32_(v.to_bits()),
-            Datum::F64(v) => u64_(v.to_bits()),
-            Datum::Bool(v) => u8_(u8::from(v)),
-            Datum::Char(v) => u32_(u32::from(v)),
-            Datum::Array(_) | Datum::Struct(_) => None,
-        }
+        let (width, bits) = value.to_bits()?;
+        self.cell(offset, width)?.store(bits);
+        Some(())
     }
 }
 
 /// A primitive's bytes in memory, as its atomic of the same width stores them.
 fn ne_bytes(value: &Datum) -> Option<Vec<u8>> {
-    Some(match *value {
-        Datum::I8(v) => v.to_ne_bytes().to_vec(),
-        Datum::U8(v) => v.to_ne_bytes().to_vec(),
-        Datum::I16(v) => v.to_ne_bytes().to_vec(),
-        Datum::U16(v) => v.to_ne_bytes().to_vec(),
-        Datum::I32(v) => v.to_ne_bytes().to_vec(),
-        Datum::U32(v) => v.to_ne_bytes().to_vec(),
-        Datum::I64(v) => v.to_ne_bytes().to_vec(),
-        Datum::U64(v) => v.to_ne_bytes().to_vec(),
-        Datum::F32(v) => v.to_bits().to_ne_bytes().to_vec(),
-        Datum::F64(v) => v.to_bits().to_ne_bytes().to_vec(),
-        Datum::Bool(v) => vec![u8::from(v)],
-        Datum::Char(v) => u32::from(v).to_ne_bytes().to_vec(),
-        Datum::Array(_) | Datum::Struct(_) => return None,
-    })
+    let (width, bits) = value.to_bits()?;
+    Some(width.ne_bytes(bits))
 }
 
 /// `` write one of the primitives in it: `a.x`, `a.y[0]`, … `` for a value of type `d` at `at`.
