@@ -411,6 +411,8 @@
 //! shm watch NAME [--interval 500ms]   values refreshed in place, with rates of integer fields
 //! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock,
 //!     [--timeout 5s]                  waiting for it at most 5s and saying who holds it
+//! shm wait NAME FIELD OP VALUE        block until a field compares true (`done >= 100`): exit 0,
+//!     [--timeout 10s]                 or 1 if it did not within the timeout, 2 on an error
 //! shm rm NAME... [--force]            remove segments (one whose creator lives only with --force)
 //! shm gc [--dry-run] [--prefix P]     remove segments whose creator died without removing them
 //! ```
