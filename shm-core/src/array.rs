@@ -196,7 +196,8 @@ impl<T: SharedLayout> Array<T> {
     /// Changes several elements at once, as one seqlock write under the segment's lock (see
     /// [`Shared::update`](crate::Shared::update), also for what it does after a death: it
     /// proceeds, rolls back a killed writer's half-done write, and leaves a poisoning in place);
-    /// `f` gets a copy of all elements.
+    /// `f` gets a copy of all elements. It wakes every waiter of the segment
+    /// ([`wait_until`](Self::wait_until)).
     ///
     /// # Panics
     /// If this thread already holds the lock; the panic names the caller's line.
@@ -400,7 +401,8 @@ impl<T: BulkCopy> Array<T> {
     /// under the segment's lock, like [`update_range`](Self::update_range): a
     /// [`snapshot`](Self::snapshot) or [`read_into`](Self::read_into) in any process sees all of
     /// it or none. A concurrent field atomic on an element of the range is overwritten. Like
-    /// `update`, it proceeds when a previous holder of the lock died, and leaves the poisoning in place.
+    /// `update`, it proceeds when a previous holder of the lock died, and leaves the poisoning in place,
+    /// and it wakes every waiter of the segment ([`wait_until`](Self::wait_until)).
     ///
     /// ```
     /// use shm_core::Array;

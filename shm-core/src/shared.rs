@@ -225,6 +225,9 @@ impl<T: SharedLayout> Shared<T> {
     /// lost; a concurrent field atomic on a field that `f` does change is overwritten. Keep `f`
     /// short: readers wait while it runs.
     ///
+    /// When it has stored, it wakes every process waiting in [`wait_until`](Self::wait_until) on
+    /// the segment (a system call only if someone waits).
+    ///
     /// `update` proceeds whatever happened before it, and changes nothing about the poisoning:
     ///
     /// - If a previous `update` of any process was killed while storing (in its write window),
@@ -522,7 +525,9 @@ impl<T: Primitive> Shared<T> {
     ///
     /// One atomic store, not under the lock: like Python's `v.value += 1`, `v.set(v.get() + 1)`
     /// loses increments that other processes make in between. Use `fetch_add` (through `Deref`),
-    /// or [`update`](Self::update), for a change that depends on the value.
+    /// or [`update`](Self::update), for a change that depends on the value. Like every field
+    /// atomic it wakes no waiter: call [`notify`](Self::notify) after it (a waiter that is not
+    /// woken sees it within 100 ms all the same).
     ///
     /// ```
     /// # let name = format!("doc-value-set-{}", std::process::id());
