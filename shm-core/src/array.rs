@@ -11,8 +11,10 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::guard::{self, Guard};
+use crate::inspect::holder;
+use crate::inspect::{LockHolder, SegmentInfo};
 use crate::lock;
-use crate::segment::{Segment, Spec};
+use crate::segment::{Element, Segment, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
 use crate::shared_layout::duplicate;
@@ -69,10 +71,10 @@ impl<T: SharedLayout> Array<T> {
     /// Evaluated at compile time for every `T` an `Array` is used with.
     const CHECK: () = check_type::<T>();
 
-    const fn spec(count: Option<usize>) -> Spec {
+    const fn spec(count: Option<usize>) -> Spec<'static> {
         let () = Self::CHECK;
         Spec {
-            layout: &T::LAYOUT,
+            element: Element::Static(&T::LAYOUT),
             fingerprint: T::FINGERPRINT,
             count,
             array: true,
@@ -217,8 +219,24 @@ impl<T: SharedLayout> Array<T> {
         range: impl RangeBounds<usize>,
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
-        let range = bounds(range, self.len());
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.update_range_locked(&guard, range, f)
+    }
+
+    /// [`update_range`](Self::update_range) for a caller that holds the lock already, through
+    /// `guard` (see [`Shared::update_locked`](crate::Shared::update_locked)).
+    ///
+    /// # Panics
+    /// If `range` is out of bounds, as slice indexing does; if `guard` is the lock of another
+    /// segment.
+    pub fn update_range_locked<R>(
+        &self,
+        guard: &Guard<'_, [T::Atomic]>,
+        range: impl RangeBounds<usize>,
+        f: impl FnOnce(&mut [T]) -> R,
+    ) -> R {
+        self.check_guard(guard);
+        let range = bounds(range, self.len());
         let size = core::mem::size_of::<T::Atomic>();
         let bytes = range.start * size..range.end * size;
         let twins = &guard[range];
@@ -319,6 +337,20 @@ impl<T: SharedLayout> Array<T> {
         guard::try_lock(&self.seg, self.atomics(), Some(timeout))
     }
 
+    fn check_guard(&self, guard: &Guard<'_, [T::Atomic]>) {
+        assert!(
+            core::ptr::eq(guard.segment(), &self.seg),
+            "segment `{}`: called with the guard of another segment",
+            self.name()
+        );
+    }
+
+    /// What the header and the object say now: creator and whether it lives, kept, mode ...
+    /// (what `shm ls` shows of the segment).
+    pub fn info(&self) -> Result<SegmentInfo> {
+        SegmentInfo::read(&self.seg, self.seg.element())
+    }
+
     /// Whether the lock is poisoned (a holder died or panicked and nothing was repaired), until
     /// [`clear_poison`](Self::clear_poison); see [`Shared::is_poisoned`](crate::Shared::is_poisoned).
     pub fn is_poisoned(&self) -> bool {
@@ -335,6 +367,12 @@ impl<T: SharedLayout> Array<T> {
     /// [`Shared::creator_alive`](crate::Shared::creator_alive).
     pub fn creator_alive(&self) -> bool {
         self.seg.recorded_creator().is_alive()
+    }
+
+    /// Who holds the segment's lock now, or `None`; see
+    /// [`Shared::lock_holder`](crate::Shared::lock_holder).
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        holder::holder(self.seg.header())
     }
 
     /// The segment behind this handle.
@@ -419,8 +457,18 @@ impl<T: BulkCopy> Array<T> {
     /// holds the lock.
     #[track_caller]
     pub fn write_from(&self, start: usize, values: &[T]) {
-        let range = self.bulk_range(start, values.len());
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.write_from_locked(&guard, start, values);
+    }
+
+    /// [`write_from`](Self::write_from) for a caller that holds the lock already, through
+    /// `guard` (see [`Shared::update_locked`](crate::Shared::update_locked)).
+    ///
+    /// # Panics
+    /// If `start + values.len()` is past the end; if `guard` is the lock of another segment.
+    pub fn write_from_locked(&self, guard: &Guard<'_, [T::Atomic]>, start: usize, values: &[T]) {
+        self.check_guard(guard);
+        let range = self.bulk_range(start, values.len());
         let size = core::mem::size_of::<T::Atomic>();
         let bytes = range.start * size..range.end * size;
         let twins = &guard[range];

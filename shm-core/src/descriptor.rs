@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::layout::{
-    Kind, Layout, MAX_DEPTH, MAX_DESCRIPTOR_LEN, TAG_ARRAY, TAG_PRIMITIVE, TAG_STRUCT,
+    Kind, Layout, MAX_DEPTH, MAX_DESCRIPTOR_LEN, MAX_NAME_LEN, TAG_ARRAY, TAG_PRIMITIVE, TAG_STRUCT,
 };
 use crate::TypeCode;
 
@@ -281,6 +281,172 @@ impl Descriptor {
         }
     }
 
+    /// The descriptor of one primitive (`f64` for [`TypeCode::F64`]).
+    pub fn primitive(code: TypeCode) -> Descriptor {
+        Descriptor {
+            name: code.rust_name().to_owned(),
+            size: code.size() as u64,
+            align: code.size() as u64,
+            kind: DescriptorKind::Primitive(code),
+        }
+    }
+
+    /// The descriptor of `[elem; len]`; `None` if its size overflows.
+    pub fn array(elem: Descriptor, len: u64) -> Option<Descriptor> {
+        Some(Descriptor {
+            name: String::new(),
+            size: elem.size.checked_mul(len)?,
+            align: elem.align,
+            kind: DescriptorKind::Array {
+                elem: Box::new(elem),
+                len,
+            },
+        })
+    }
+
+    /// The descriptor of a `#[repr(C)]` struct whose fields are `fields`, in order, with
+    /// `min_align` N for `#[repr(C, align(N))]` (else 1): each field placed at the next multiple
+    /// of its alignment, the size rounded up to the struct's alignment, as Rust lays the struct out and
+    /// as `#[derive(SharedLayout)]` describes it. This is how a program without the Rust type (a
+    /// binding for another language) describes a struct it creates.
+    ///
+    /// Fails, saying why, if `min_align` is not a power of two, a field's alignment is not, or
+    /// the size overflows.
+    ///
+    /// ```
+    /// use shm_core::{Descriptor, SharedLayout, TypeCode};
+    ///
+    /// #[derive(SharedLayout)]
+    /// #[repr(C)]
+    /// struct Point {
+    ///     x: u8,
+    ///     y: f64,
+    /// }
+    ///
+    /// let d = Descriptor::repr_c(
+    ///     "Point",
+    ///     vec![
+    ///         ("x".into(), Descriptor::primitive(TypeCode::U8)),
+    ///         ("y".into(), Descriptor::primitive(TypeCode::F64)),
+    ///     ],
+    ///     1,
+    /// )?;
+    /// assert_eq!(d, Descriptor::from_layout(&Point::LAYOUT));
+    /// assert_eq!(d.fingerprint(), Some(Point::FINGERPRINT));
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn repr_c(
+        name: &str,
+        fields: Vec<(String, Descriptor)>,
+        min_align: u64,
+    ) -> Result<Descriptor, String> {
+        if !min_align.is_power_of_two() {
+            return Err(format!(
+                "a struct's alignment must be a power of two, not {min_align}"
+            ));
+        }
+        let overflow = || format!("struct `{name}` is too large");
+        let mut align = min_align;
+        let mut end = 0u64;
+        let mut placed = Vec::with_capacity(fields.len());
+        for (field, ty) in fields {
+            if !ty.align.is_power_of_two() {
+                return Err(format!(
+                    "field `{field}` has alignment {}, not a power of two",
+                    ty.align
+                ));
+            }
+            align = align.max(ty.align);
+            let offset = end
+                .checked_next_multiple_of(ty.align)
+                .ok_or_else(overflow)?;
+            end = offset.checked_add(ty.size).ok_or_else(overflow)?;
+            placed.push(DescriptorField {
+                name: field,
+                offset,
+                ty,
+            });
+        }
+        Ok(Descriptor {
+            name: name.to_owned(),
+            size: end.checked_next_multiple_of(align).ok_or_else(overflow)?,
+            align,
+            kind: DescriptorKind::Struct { fields: placed },
+        })
+    }
+
+    /// The descriptor bytes as a segment header holds them (see `docs/FORMAT.md`): for a
+    /// descriptor made by [`from_layout`](Self::from_layout), exactly [`Layout::encode`]'s bytes.
+    ///
+    /// Fails, saying why, if a name is longer than 255 bytes, the nesting is deeper than 32, or
+    /// the result would be larger than 64 KiB. What it returns is not checked for consistency:
+    /// [`parse`](Self::parse) does that.
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        fn name(out: &mut Vec<u8>, name: &str) -> Result<(), String> {
+            let len = u8::try_from(name.len()).map_err(|_| {
+                format!("a type or field name is longer than {MAX_NAME_LEN} bytes: {name:?}")
+            })?;
+            out.push(len);
+            out.extend_from_slice(name.as_bytes());
+            Ok(())
+        }
+        fn node(out: &mut Vec<u8>, d: &Descriptor, depth: usize) -> Result<(), String> {
+            if depth > MAX_DEPTH {
+                return Err(format!(
+                    "a layout nests arrays and structs more than {MAX_DEPTH} deep"
+                ));
+            }
+            if out.len() > MAX_DESCRIPTOR_LEN {
+                return Err(format!(
+                    "the descriptor is larger than {MAX_DESCRIPTOR_LEN} bytes"
+                ));
+            }
+            let tag = match d.kind {
+                DescriptorKind::Primitive(_) => TAG_PRIMITIVE,
+                DescriptorKind::Array { .. } => TAG_ARRAY,
+                DescriptorKind::Struct { .. } => TAG_STRUCT,
+            };
+            out.push(tag);
+            out.extend_from_slice(&d.size.to_le_bytes());
+            out.extend_from_slice(&d.align.to_le_bytes());
+            name(out, &d.name)?;
+            match &d.kind {
+                DescriptorKind::Primitive(code) => out.push(code.as_char() as u8),
+                DescriptorKind::Array { elem, len } => {
+                    out.extend_from_slice(&len.to_le_bytes());
+                    node(out, elem, depth + 1)?;
+                }
+                DescriptorKind::Struct { fields } => {
+                    let count = u32::try_from(fields.len())
+                        .map_err(|_| "a struct has too many fields".to_owned())?;
+                    out.extend_from_slice(&count.to_le_bytes());
+                    for f in fields {
+                        name(out, &f.name)?;
+                        out.extend_from_slice(&f.offset.to_le_bytes());
+                        node(out, &f.ty, depth + 1)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        node(&mut out, self, 0)?;
+        if out.len() > MAX_DESCRIPTOR_LEN {
+            return Err(format!(
+                "the descriptor is {} bytes, larger than {MAX_DESCRIPTOR_LEN}",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The 64-bit layout fingerprint, as a segment header holds it: equal to
+    /// [`Layout::fingerprint`] for a descriptor made by [`from_layout`](Self::from_layout).
+    /// `None` if the descriptor cannot be encoded (see [`encode`](Self::encode)).
+    pub fn fingerprint(&self) -> Option<u64> {
+        self.encode().ok().map(|b| Self::fingerprint_of(&b))
+    }
+
     /// The first way in which `self` (found in a segment) differs from `expected`, in words, or
     /// `None` if they are the same.
     pub fn first_difference(&self, expected: &Descriptor) -> Option<String> {
@@ -429,6 +595,42 @@ mod tests {
 
     fn explain(found: &Layout, want: &Layout) -> Option<String> {
         Descriptor::from_layout(found).first_difference(&Descriptor::from_layout(want))
+    }
+
+    #[test]
+    fn owned_descriptors_encode_and_fingerprint_as_layouts_do() {
+        for l in [&U32, &ROW, &V1] {
+            let d = Descriptor::from_layout(l);
+            assert_eq!(d.encode().unwrap(), l.encode());
+            assert_eq!(d.fingerprint(), Some(l.fingerprint()));
+        }
+        let long = Descriptor {
+            name: "x".repeat(256),
+            ..Descriptor::from_layout(&V1)
+        };
+        assert!(long.encode().unwrap_err().contains("longer than 255"));
+    }
+
+    #[test]
+    fn repr_c_places_fields_as_rust_does() {
+        let u8_ = Descriptor::primitive(TypeCode::U8);
+        let f64_ = Descriptor::primitive(TypeCode::F64);
+        let row = Descriptor::array(Descriptor::primitive(TypeCode::U32), 4).unwrap();
+        let d = Descriptor::repr_c(
+            "Stats",
+            vec![
+                ("count".into(), Descriptor::primitive(TypeCode::U32)),
+                ("load".into(), f64_.clone()),
+                ("hist".into(), row),
+            ],
+            1,
+        )
+        .unwrap();
+        assert_eq!(d, Descriptor::from_layout(&V1));
+        let padded = Descriptor::repr_c("P", vec![("a".into(), u8_.clone())], 64).unwrap();
+        assert_eq!((padded.size, padded.align), (64, 64));
+        assert!(Descriptor::repr_c("P", vec![("a".into(), u8_)], 3).is_err());
+        assert!(Descriptor::array(f64_, u64::MAX).is_none());
     }
 
     #[test]

@@ -47,7 +47,7 @@
 
 mod compare;
 mod datum;
-mod holder;
+pub(crate) mod holder;
 mod list;
 mod path;
 mod raw;

@@ -329,6 +329,7 @@
 //! | in [`wait_until`](Shared::wait_until), asleep | its registration as a waiter, in the header | nobody: writers of the next second or two each make one needless wake call, then find the registration stale and clear it |
 //! | a panic in `update`'s closure | the value as before the update: nothing is stored | the panic goes on in the panicking thread; the lock is **poisoned**, as std's `Mutex` is |
 //! | a panic while a `Guard` is alive | whatever was stored under the guard | the lock is **poisoned** when the guard is dropped by the unwinding |
+//! | a failure that is not a panic, reported with [`Guard::poison`] (Python: an exception raised by `update()`'s function or leaving `with get_lock()`) | whatever was stored under the guard | the lock is **poisoned**, as by a panic |
 //!
 //! A poisoned lock says: a holder died or panicked, and what it may have half-changed was not
 //! repaired. The poisoning is sticky, in every process, until someone clears it:

@@ -21,9 +21,51 @@ use crate::{Error, Layout, Options, Result};
 /// Longest segment name, in bytes, without the leading `/` (`NAME_MAX` on Linux).
 pub const MAX_NAME_LEN: usize = 255;
 
+/// The element type of a segment: a compile-time layout (typed handles), or a descriptor built
+/// at run time (`RawSegment::create`, for bindings) with its encoding, checked by the caller.
+#[derive(Clone, Copy)]
+pub(crate) enum Element<'a> {
+    Static(&'static Layout),
+    Dynamic {
+        descriptor: &'a Descriptor,
+        encoded: &'a [u8],
+    },
+}
+
+impl Element<'_> {
+    fn size(&self) -> usize {
+        match self {
+            Element::Static(l) => l.size,
+            // `RawSegment::create` checked that it fits in the address space.
+            Element::Dynamic { descriptor, .. } => descriptor.size as usize,
+        }
+    }
+
+    fn align(&self) -> usize {
+        match self {
+            Element::Static(l) => l.align,
+            Element::Dynamic { descriptor, .. } => descriptor.align as usize,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Element::Static(l) => l.encode(),
+            Element::Dynamic { encoded, .. } => encoded.to_vec(),
+        }
+    }
+
+    fn descriptor(&self) -> Descriptor {
+        match self {
+            Element::Static(l) => Descriptor::from_layout(l),
+            Element::Dynamic { descriptor, .. } => (*descriptor).clone(),
+        }
+    }
+}
+
 /// What a handle expects to find in (or put into) a segment.
-pub(crate) struct Spec {
-    pub layout: &'static Layout,
+pub(crate) struct Spec<'a> {
+    pub element: Element<'a>,
     pub fingerprint: u64,
     /// `Some(n)`: exactly one value or `n` elements; `None` (open of an array): any count.
     pub count: Option<usize>,
@@ -70,13 +112,14 @@ struct Sizes {
 }
 
 impl Sizes {
-    /// The sizes of a segment for `count` elements of `layout`, or `None` if it cannot exist.
-    fn new(descriptor_len: usize, layout: &Layout, count: usize) -> Option<Sizes> {
-        let payload_offset = header::payload_offset(descriptor_len, layout.align);
-        let payload_len = layout.size.checked_mul(count)?;
+    /// The sizes of a segment for `count` elements of `size` bytes aligned to `align`, or
+    /// `None` if it cannot exist.
+    fn new(descriptor_len: usize, size: usize, align: usize, count: usize) -> Option<Sizes> {
+        let payload_offset = header::payload_offset(descriptor_len, align);
+        let payload_len = size.checked_mul(count)?;
         let journal_offset = payload_offset
             .checked_add(payload_len)?
-            .checked_next_multiple_of(layout.align.max(header::PAYLOAD_ALIGN))?;
+            .checked_next_multiple_of(align.max(header::PAYLOAD_ALIGN))?;
         let total = journal_offset.checked_add(payload_len.checked_mul(2)?)?;
         (total <= i64::MAX as usize).then_some(Sizes {
             payload_offset,
@@ -468,13 +511,18 @@ impl Segment {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
         let count = spec.count.unwrap_or(1);
-        let descriptor = spec.layout.encode();
+        let descriptor = spec.element.encode();
         debug_assert!(descriptor.len() <= MAX_DESCRIPTOR_LEN);
-        let sizes =
-            Sizes::new(descriptor.len(), spec.layout, count).ok_or_else(|| Error::NoSpace {
-                name: name.to_owned(),
-                bytes: u64::MAX,
-            })?;
+        let sizes = Sizes::new(
+            descriptor.len(),
+            spec.element.size(),
+            spec.element.align(),
+            count,
+        )
+        .ok_or_else(|| Error::NoSpace {
+            name: name.to_owned(),
+            bytes: u64::MAX,
+        })?;
 
         let fd = shm_open(
             name,
@@ -502,7 +550,7 @@ impl Segment {
                     payload,
                     payload_len: sizes.payload_len,
                     journal,
-                    element: Descriptor::from_layout(spec.layout),
+                    element: spec.element.descriptor(),
                     count,
                     identity,
                     owner: true,
@@ -584,7 +632,7 @@ impl Segment {
             .store(journal_offset as u64, Ordering::Relaxed);
         h.elem_count.store(count as u64, Ordering::Relaxed);
         h.elem_size
-            .store(spec.layout.size as u64, Ordering::Relaxed);
+            .store(spec.element.size() as u64, Ordering::Relaxed);
         debug_assert!(DESCRIPTOR_OFFSET + descriptor.len() <= seg_len);
         // SAFETY: `DESCRIPTOR_OFFSET + descriptor.len() <= payload_offset <= total`, inside the
         // mapping; `AtomicU8` accepts any byte and has alignment 1.
@@ -855,7 +903,7 @@ impl Segment {
         count: u64,
     ) -> Result<()> {
         if fingerprint != spec.fingerprint {
-            let want = Descriptor::from_layout(spec.layout);
+            let want = spec.element.descriptor();
             let detail = found.first_difference(&want).unwrap_or_else(|| {
                 format!("the segment holds {found}, this program expects {want}")
             });

@@ -4,8 +4,9 @@ use std::fmt;
 use std::fs;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::TryLockError;
+use std::sync::{LockResult, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use super::holder::{self, LockHolder};
@@ -15,7 +16,7 @@ use super::{value, Datum};
 use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
-use crate::segment::Segment;
+use crate::segment::{Element, Segment, Spec};
 use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
 
 mod waiting;
@@ -238,20 +239,266 @@ impl RawSegment {
     /// for a typed open.
     pub fn open_with(name: &str, opts: &Options) -> Result<RawSegment> {
         let (seg, descriptor) = Segment::open_any(name, opts)?;
-        let count = seg.count() as u64;
-        let Some(payload_len) = count.checked_mul(descriptor.size) else {
+        let is_array = seg.header().flags.load(Relaxed) & FLAG_ARRAY != 0 || seg.count() != 1;
+        Self::opened(seg, descriptor, is_array)
+    }
+
+    /// The handle of a segment `Segment::open` or `open_any` validated.
+    fn opened(seg: Segment, descriptor: Descriptor, is_array: bool) -> Result<RawSegment> {
+        let Some(payload_len) = (seg.count() as u64).checked_mul(descriptor.size) else {
             return Err(Error::Corrupt {
-                name: name.to_owned(),
+                name: seg.name().to_owned(),
                 reason: "its element count times its element size overflows".to_owned(),
             });
         };
-        let is_array = seg.header().flags.load(Relaxed) & FLAG_ARRAY != 0 || count != 1;
         Ok(RawSegment {
             seg,
             descriptor,
             is_array,
             payload_len,
         })
+    }
+
+    /// Opens the segment `name` as a typed open of `element` does (`Shared::<T>::open_with`, or
+    /// `Array::<T>::open_with` if `array`), for a program that has the layout only at run time:
+    /// every check in the same order, the layout and shape compared where a typed open compares
+    /// them, so a segment of another layout or shape is [`Error::LayoutMismatch`] naming the
+    /// first difference.
+    ///
+    /// ```
+    /// use shm_core::inspect::RawSegment;
+    /// use shm_core::{Array, Descriptor, Error, Options, TypeCode};
+    ///
+    /// # let name = format!("doc-raw-open-as-{}", std::process::id());
+    /// let _a = Array::<u32>::create(&name, &[1, 2])?;
+    /// let u32_ = Descriptor::primitive(TypeCode::U32);
+    /// let raw = RawSegment::open_as(&name, &u32_, true, &Options::new())?;
+    /// assert_eq!(raw.len(), 2);
+    /// let e = RawSegment::open_as(&name, &u32_, false, &Options::new()).unwrap_err();
+    /// assert!(matches!(e, Error::LayoutMismatch { .. }), "{e}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_as(
+        name: &str,
+        element: &Descriptor,
+        array: bool,
+        opts: &Options,
+    ) -> Result<RawSegment> {
+        let encoded = element.encode().map_err(|detail| Error::LayoutMismatch {
+            name: name.to_owned(),
+            detail: format!("the expected layout cannot be encoded: {detail}"),
+        })?;
+        let spec = Spec {
+            element: Element::Dynamic {
+                descriptor: element,
+                encoded: &encoded,
+            },
+            fingerprint: Descriptor::fingerprint_of(&encoded),
+            count: if array { None } else { Some(1) },
+            array,
+        };
+        let seg = Segment::open(name, &spec, opts)?;
+        let descriptor = seg.element().clone();
+        Self::opened(seg, descriptor, array)
+    }
+
+    /// Creates the segment `name` holding one value of the layout `element` (`count: None`) or
+    /// an array of `count` of them, and returns its creating handle, which removes it when
+    /// dropped unless `opts` keep it. This is how a program without the Rust type (a binding for
+    /// another language) creates a segment: a typed `open` of the same layout accepts it.
+    ///
+    /// The payload starts as zeros; then each `(offset, value)` of `init` is stored (a payload
+    /// offset and a primitive [`Datum`] of the type there), before any other process can open
+    /// the segment.
+    ///
+    /// Fails with [`Error::LayoutMismatch`] if `element` is not a consistent layout (what
+    /// [`Descriptor::parse`] would refuse), is zero-sized or aligned to more than a page, or an
+    /// `init` store does not fit the payload; nothing is created then.
+    ///
+    /// ```
+    /// use shm_core::inspect::{Datum, RawSegment};
+    /// use shm_core::{Descriptor, Options, Shared, SharedLayout, TypeCode};
+    ///
+    /// #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+    /// #[repr(C)]
+    /// struct Pair {
+    ///     a: u32,
+    ///     b: f64,
+    /// }
+    ///
+    /// let pair = Descriptor::repr_c(
+    ///     "Pair",
+    ///     vec![
+    ///         ("a".into(), Descriptor::primitive(TypeCode::U32)),
+    ///         ("b".into(), Descriptor::primitive(TypeCode::F64)),
+    ///     ],
+    ///     1,
+    /// )?;
+    /// # let name = format!("doc-raw-create-{}", std::process::id());
+    /// let raw = RawSegment::create(&name, &pair, None, &[(8, Datum::F64(0.5))], &Options::new())?;
+    /// assert_eq!(Shared::<Pair>::open(&name)?.snapshot(), Pair { a: 0, b: 0.5 });
+    /// # drop(raw);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(
+        name: &str,
+        element: &Descriptor,
+        count: Option<usize>,
+        init: &[(u64, Datum)],
+        opts: &Options,
+    ) -> Result<RawSegment> {
+        let refuse = |detail: String| Error::LayoutMismatch {
+            name: name.to_owned(),
+            detail: format!("cannot create a segment of this layout: {detail}"),
+        };
+        let encoded = element.encode().map_err(refuse)?;
+        match Descriptor::parse(&encoded) {
+            Ok(ref d) if d == element => {}
+            Ok(_) => return Err(refuse("it does not encode to itself".to_owned())),
+            Err(e) => return Err(refuse(e.to_string())),
+        }
+        if element.size == 0 || element.align > 4096 || usize::try_from(element.size).is_err() {
+            return Err(refuse(format!(
+                "size {} and alignment {}: a segment holds values of at least one byte, aligned to at most a page",
+                element.size, element.align
+            )));
+        }
+        let payload_len = (count.unwrap_or(1) as u64)
+            .checked_mul(element.size)
+            .ok_or_else(|| Error::NoSpace {
+                name: name.to_owned(),
+                bytes: u64::MAX,
+            })?;
+        for (offset, value) in init {
+            let fits = value.code().is_some_and(|c| {
+                offset
+                    .checked_add(c.size() as u64)
+                    .is_some_and(|e| e <= payload_len)
+                    && offset % c.size() as u64 == 0
+            });
+            if !fits {
+                return Err(refuse(format!(
+                    "an initial value {value} at payload offset {offset} does not fit"
+                )));
+            }
+        }
+        let spec = Spec {
+            element: Element::Dynamic {
+                descriptor: element,
+                encoded: &encoded,
+            },
+            fingerprint: Descriptor::fingerprint_of(&encoded),
+            count: Some(count.unwrap_or(1)),
+            array: count.is_some(),
+        };
+        let seg = Segment::create(name, &spec, opts, &|payload| {
+            for (offset, value) in init {
+                // Checked above to fit, aligned, in a payload aligned to the element.
+                store_in(payload, payload_len, *offset, value);
+            }
+        })?;
+        Ok(RawSegment {
+            seg,
+            descriptor: element.clone(),
+            is_array: count.is_some(),
+            payload_len,
+        })
+    }
+
+    /// Whether this handle created the segment (and so removes it when dropped, unless kept).
+    pub fn is_owner(&self) -> bool {
+        self.seg.is_owner()
+    }
+
+    /// Takes the segment's lock, blocking until it is free: the lock `Shared::lock` and every
+    /// `update` take. `Err(PoisonError)` carries the guard, as for `Shared::lock`.
+    ///
+    /// # Panics
+    /// If this thread already holds the lock.
+    pub fn lock(&self) -> LockResult<Guard<'_, ()>> {
+        guard::lock(&self.seg, &())
+    }
+
+    /// Takes the lock if it is free now (`timeout` `None`) or within `timeout`;
+    /// `Err(TryLockError::WouldBlock)` if it stayed held.
+    pub fn try_lock_for(&self, timeout: Option<Duration>) -> TryLockResult<Guard<'_, ()>> {
+        guard::try_lock(&self.seg, &(), timeout)
+    }
+
+    /// Stores primitives, each `(offset, value)` a payload offset and a primitive [`Datum`] of
+    /// the type there, as one seqlock write under the lock that `guard` holds: a `snapshot` in
+    /// any process sees all of them or none, and a writer killed half-way is rolled back from
+    /// the journal, as for `update`. Every store is checked (in the payload, aligned, a primitive)
+    /// before anything is written.
+    ///
+    /// This is `update` for a program that computes its changes without the Rust type (a
+    /// binding for another language, which takes the lock, reads, decides, and writes).
+    ///
+    /// # Panics
+    /// If `guard` is not this segment's.
+    pub fn write(&self, guard: &Guard<'_, ()>, stores: &[(u64, Datum)]) -> Result<(), FieldError> {
+        assert!(
+            std::ptr::eq(guard.segment(), &self.seg),
+            "segment `{}`: write() with the guard of another segment",
+            self.name()
+        );
+        let mut range: Option<(u64, u64)> = None;
+        for (offset, value) in stores {
+            let width = value.code().map_or(0, |c| c.size() as u64);
+            if width == 0 || self.raw_bytes(width as usize, *offset).is_none() {
+                return Err(FieldError::Corrupt {
+                    segment: self.name().to_owned(),
+                    reason: format!(
+                        "no primitive of {value}'s type fits at payload offset {offset}"
+                    ),
+                });
+            }
+            let (lo, hi) = range.unwrap_or((*offset, *offset + width));
+            range = Some((lo.min(*offset), hi.max(*offset + width)));
+        }
+        let Some((lo, hi)) = range else {
+            return Ok(());
+        };
+        // Checked above: inside the payload, whose length fits in a usize.
+        let (lo, hi) = (lo as usize, hi as usize);
+        // The journal's old copy: the range as it is, one atomic byte load at a time (a byte
+        // torn by a concurrent field atomic is equal in both copies, so never restored); the new
+        // copy: the same with the stores applied.
+        let old: Vec<u8> = (lo..hi)
+            .map(|i| self.raw_bytes(1, i as u64).map_or(0, |b| b[0]))
+            .collect();
+        let mut new = old.clone();
+        for (offset, value) in stores {
+            if let Some(bytes) = ne_bytes(value) {
+                let at = *offset as usize - lo;
+                new[at..at + bytes.len()].copy_from_slice(&bytes);
+            }
+        }
+        seqlock::write(
+            &self.seg,
+            lo..hi,
+            |copies| copies.record_bytes(&old, &new),
+            || {
+                for (offset, value) in stores {
+                    self.store(*offset, value);
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// The primitive of type `code` at payload offset `offset`, read with one relaxed atomic
+    /// load (not under the lock: a field, not a consistent snapshot); `None` if it does not lie
+    /// inside the payload or is misaligned.
+    pub fn load(&self, offset: u64, code: TypeCode) -> Option<Datum> {
+        self.load_code(code, offset)
+    }
+
+    /// Stores the primitive `value` at payload offset `offset` with one relaxed atomic store of
+    /// its width, as a field atomic does (not under the lock, not journaled); `None` if it does
+    /// not lie inside the payload, is misaligned, or `value` is not a primitive.
+    pub fn store(&self, offset: u64, value: &Datum) -> Option<()> {
+        self.store_datum(value, offset)
     }
 
     /// The segment's name.
@@ -293,6 +540,14 @@ impl RawSegment {
     /// lock and changes nothing.
     pub fn is_poisoned(&self) -> bool {
         lock::is_poisoned(self.seg.header())
+    }
+
+    /// Clears the poisoning, as `Shared::clear_poison` does (a holder that died unnoticed is
+    /// taken in first, by taking the lock if it is free); may be called while holding the guard
+    /// of [`lock`](Self::lock). For a program that owns the data without its Rust type (a
+    /// binding for another language) and has checked or put right what a dead holder left.
+    pub fn clear_poison(&self) {
+        guard::clear_poison(&self.seg)
     }
 
     /// Whether the name no longer leads to this segment: removed (and perhaps created again).
@@ -447,7 +702,7 @@ impl RawSegment {
             segment: self.name().to_owned(),
             reason: self.corrupt_reason(),
         };
-        // `load` just proved `offset + width` is within the payload, so it fits in a usize.
+        // `primitive_at` proved `offset + width` is within the payload, so it fits in a usize.
         let start = offset as usize;
         let bytes = start..start + code.size();
         let (guard, poisoned) = match timeout {
@@ -457,7 +712,7 @@ impl RawSegment {
             },
             Some(timeout) => self.lock_within(path, timeout)?,
         };
-        let old = self.load(code, offset);
+        let old = self.load_code(code, offset);
         // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
         // is undone), and the new value's.
         let old_bytes = self.raw_bytes(code.size(), offset);
@@ -470,7 +725,7 @@ impl RawSegment {
                 }
             },
             || {
-                self.store(&new, offset);
+                self.store_datum(&new, offset);
             },
         );
         drop(guard);
@@ -507,7 +762,7 @@ impl RawSegment {
             }
         };
         // Proves the cell is in bounds and aligned before anything is locked or waited for.
-        if self.load(code, offset).is_none() {
+        if self.load_code(code, offset).is_none() {
             return Err(FieldError::Corrupt {
                 segment: self.name().to_owned(),
                 reason: self.corrupt_reason(),
@@ -804,7 +1059,7 @@ impl RawSegment {
     fn read(&self, d: &Descriptor, offset: u64, budget: &mut u64) -> Option<Datum> {
         *budget = budget.checked_sub(1)?;
         Some(match &d.kind {
-            DescriptorKind::Primitive(code) => self.load(*code, offset)?,
+            DescriptorKind::Primitive(code) => self.load_code(*code, offset)?,
             DescriptorKind::Array { elem, len } => {
                 let mut items = Vec::new();
                 for i in 0..*len {
@@ -830,16 +1085,17 @@ impl RawSegment {
     /// aligned.
     fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
         let offset = usize::try_from(offset).ok()?;
-        // SAFETY: the callers (`load`, `raw_bytes`, `store`) pass the width of the primitive the
-        // descriptor puts at `offset` (a code `read` or `resolve` found there, or a value
-        // `value::parse` made for it). `open` validated the descriptor, which puts one primitive
-        // on each byte (no overlapping fields); every access to it has that width, whether made
-        // by a typed handle (whose layout has the descriptor's fingerprint) or a `RawSegment`.
+        // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`) pass the width of the
+        // primitive the descriptor puts at `offset` (a code `read` or `resolve` found there, or a
+        // value `value::parse` made for it). `open` validated the descriptor, which puts one
+        // primitive on each byte (no overlapping fields); every access to it has that width,
+        // whether made by a typed handle (whose layout has the descriptor's fingerprint) or a
+        // `RawSegment`.
         unsafe { Region::payload(&self.seg).cell(offset, width) }
     }
 
     /// The primitive `code` at `offset`, as relaxed atomic loads read it.
-    fn load(&self, code: TypeCode, offset: u64) -> Option<Datum> {
+    fn load_code(&self, code: TypeCode, offset: u64) -> Option<Datum> {
         let bits = self.cell(offset, Width::of(code))?.load();
         Some(Datum::from_bits(code, bits))
     }
@@ -851,10 +1107,30 @@ impl RawSegment {
     }
 
     /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
-    fn store(&self, value: &Datum, offset: u64) -> Option<()> {
+    fn store_datum(&self, value: &Datum, offset: u64) -> Option<()> {
         let (width, bits) = value.to_bits()?;
         self.cell(offset, width)?.store(bits);
         Some(())
+    }
+}
+
+/// Stores `value` at `offset` of the payload of a segment being created.
+fn store_in(payload: NonNull<u8>, len: u64, offset: u64, value: &Datum) {
+    let (Ok(len), Ok(offset)) = (usize::try_from(len), usize::try_from(offset)) else {
+        return;
+    };
+    let Some((width, bits)) = value.to_bits() else {
+        return;
+    };
+    // SAFETY: `Segment::create` hands its `init` the payload of the mapping it is creating, of
+    // `count * element.size` bytes (`len`, computed from the same spec), alive for the call; the
+    // mapping is shared memory that every process accesses only atomically.
+    let payload = unsafe { Region::new(payload, len) };
+    // SAFETY: `create` stores each value at the offset of the primitive the descriptor puts
+    // there, made for that primitive's type code, so with that primitive's width; nobody else
+    // sees the segment before it is ready.
+    if let Some(cell) = unsafe { payload.cell(offset, width) } {
+        cell.store(bits);
     }
 }
 

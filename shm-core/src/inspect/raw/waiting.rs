@@ -116,7 +116,7 @@ impl RawSegment {
         let (_, offset, code) = self.primitive_at(path)?;
         let want = self.parse_value(path, code, value)?;
         wait::until(&self.seg, Some(timeout), || {
-            match seqlock::read(&self.seg, || self.load(code, offset)) {
+            match seqlock::read(&self.seg, || self.load_code(code, offset)) {
                 Some(now) if op.holds(&now, &want) => Some(Ok(now)),
                 Some(_) => None,
                 // `primitive_at` proved the cell in bounds; a payload does not move.
