@@ -318,9 +318,11 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--rounds" => a.rounds = value,
             "--py-rounds" => a.py_rounds = value,
             "--runs" => a.runs = value as usize,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown argument `{other}`; usage: wake [--rounds N] [--py-rounds N] [--runs N]"
-            )),
+            ))
+            }
         }
     }
     Ok(a)
