@@ -346,8 +346,8 @@ impl<T: SharedLayout> Shared<T> {
     /// snapshot rolls its half-done update back, as [`snapshot`](Self::snapshot) always does,
     /// and the wait goes on. A segment removed while waited on stays mapped, but no new process
     /// can open it to change it: use [`wait_until_timeout`](Self::wait_until_timeout) where that
-    /// can happen. A waiter killed while waiting leaves nothing that blocks or slows anyone
-    /// beyond a second.
+    /// can happen. A waiter killed while waiting blocks nobody: its registration costs the
+    /// writers of the next second or two a wake call each, and then nothing.
     ///
     /// ```
     /// use shm_core::{Shared, SharedLayout};
