@@ -11,7 +11,10 @@ reads it::
     stats.snapshot()                         # {"requests": 12, "load": 0.7, "hist": [...]}, consistent
     stats.update(load=0.5, errors=0)         # under the segment's lock, as one seqlock write
 
-and ``multiprocessing``'s ``Value``/``Array``, which Rust's ``Value::<f64>::open`` and
+Enum fields read as their variant's name and take one (``stats["state"] = "Busy"``); text
+fields (Rust's ``Text<N>``) read as ``str`` and take one of at most N bytes of UTF-8.
+
+And ``multiprocessing``'s ``Value``/``Array``, which Rust's ``Value::<f64>::open`` and
 ``Array::<i32>::open`` accept, in processes started any way at all::
 
     v = shm_core.Value("d", 3.14)            # a unique name: v.name
@@ -110,7 +113,7 @@ from ._errors import (
     Timeout,
 )
 from ._native import FORMAT_VERSION, Descriptor, Lock, fingerprint
-from ._types import CODES, Code, Field
+from ._types import CODES, Code, Field, Variant
 from ._views import ArrayView, StructView
 
 __version__ = "0.1.0"
@@ -424,6 +427,7 @@ __all__ = [
     "StructView",
     "Timeout",
     "Value",
+    "Variant",
     "create",
     "fingerprint",
     "open",

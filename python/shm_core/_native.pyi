@@ -12,6 +12,12 @@ class Descriptor:
     @staticmethod
     def struct(name: str, fields: List[Tuple[str, Descriptor | str]], align: int = 1) -> Descriptor: ...
     @staticmethod
+    def enum(
+        name: str, repr: str, variants: List[str | Tuple[str, int]], default: str | int | None = None
+    ) -> Descriptor: ...
+    @staticmethod
+    def text(capacity: int) -> Descriptor: ...
+    @staticmethod
     def parse(data: bytes) -> Descriptor: ...
     def encode(self) -> bytes: ...
     @property
@@ -25,6 +31,9 @@ class Descriptor:
     elem: Optional[Descriptor]
     length: int
     fields: Tuple[Any, ...]
+    variants: Tuple[Any, ...]
+    default: Optional[int]
+    capacity: int
 
 class Lock:
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool: ...

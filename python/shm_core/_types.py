@@ -1,4 +1,4 @@
-"""Small named tuples of the Python API: a primitive type code and a struct field."""
+"""Small named tuples of the Python API: a primitive type code, a struct field, an enum variant."""
 
 from __future__ import annotations
 
@@ -44,3 +44,10 @@ class Field(NamedTuple):
     name: str
     offset: int
     type: Any
+
+
+class Variant(NamedTuple):
+    """One variant of an enum descriptor: its name and its number."""
+
+    name: str
+    value: int

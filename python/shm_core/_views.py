@@ -1,8 +1,10 @@
 """Views of the fields of a segment of any layout: ``seg["inner"]["x"]``, ``seg["hist"][3]``.
 
 A view is a place in the payload (a descriptor, an offset, a path); reading a primitive is one
-atomic load and writing one is one atomic store, done by the native module; ``snapshot()`` of a
-view is a consistent read of that part, by its path."""
+atomic load and writing one is one atomic store, done by the native module; an enum (its
+variant's name) and a text (a ``str``) are read consistently, by their path, and written as
+Rust's atomics write them; ``snapshot()`` of a view is a consistent read of that part, by its
+path."""
 
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ class _View:
     def _child(self, desc: Descriptor, off: int, path: str) -> Any:
         if desc.kind == "primitive":
             return self._seg._load(off, desc.code.letter)
+        if desc.kind in ("enum", "text"):
+            return self._seg._get(path)
         return make_view(self._seg, desc, off, path)
 
     def __repr__(self) -> str:
@@ -142,7 +146,7 @@ def make_view(seg: Any, desc: Descriptor, off: int, path: str) -> _View:
 def _root(seg: Any) -> _View:
     if seg.is_array:
         return ArrayView(seg, Descriptor.array(seg.descriptor, seg.count), 0, "")
-    if seg.descriptor.kind == "primitive":
+    if seg.descriptor.kind in ("primitive", "enum", "text"):
         raise TypeError(f"segment `{seg.name}` holds a single {seg.type}: use .value")
     return make_view(seg, seg.descriptor, 0, "")
 

@@ -282,7 +282,9 @@ pub fn datum_of(obj: &Bound<'_, PyAny>, code: TypeCode, path: &str) -> PyResult<
     with_prim!(code, T => Ok(T::from_py(obj, path)?.to_datum()))
 }
 
-/// A `Datum` as Python sees it: a scalar, a list, a dict.
+/// A `Datum` as Python sees it: a scalar, a list, a dict; an enum as its variant's name (a
+/// number that is no variant as the default variant's, as Rust's `load` reads it), a text as a
+/// `str`.
 pub fn datum_to_py<'py>(py: Python<'py>, d: &Datum) -> PyResult<Bound<'py, PyAny>> {
     Ok(match d {
         Datum::I8(v) => v.to_py(py)?,
@@ -297,6 +299,8 @@ pub fn datum_to_py<'py>(py: Python<'py>, d: &Datum) -> PyResult<Bound<'py, PyAny
         Datum::F64(v) => v.to_py(py)?,
         Datum::Bool(v) => v.to_py(py)?,
         Datum::Char(v) => v.to_py(py)?,
+        Datum::Enum { variant, .. } => PyString::new(py, variant).into_any(),
+        Datum::Text(t) => PyString::new(py, t).into_any(),
         Datum::Array(items) => {
             let list = PyList::empty(py);
             for i in items {
@@ -355,6 +359,92 @@ fn items_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<(Bound<'py, PyAny>, Bo
         .collect()
 }
 
+/// The number of the variant `obj` names (a `str`) of the enum `desc`: a `TypeError` for
+/// another type, a `ValueError` listing the variants for another name.
+fn variant_value(desc: &Descriptor, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Datum> {
+    let DescriptorKind::Enum { repr, variants, .. } = &desc.kind else {
+        return Err(PyTypeError::new_err("internal: not an enum"));
+    };
+    let place = if path.is_empty() {
+        desc.name.clone()
+    } else {
+        format!("`{path}` ({})", desc.name)
+    };
+    let Ok(name) = obj.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "{place} takes a variant's name (a str), not {}",
+            obj.get_type().name()?
+        )));
+    };
+    let name = name.to_cow()?;
+    let Some(v) = variants.iter().find(|v| v.name == *name) else {
+        let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+        return Err(PyValueError::new_err(format!(
+            "{place} has no variant {:?}; its variants are {}",
+            name,
+            names.join(", ")
+        )));
+    };
+    // In the repr's range (the descriptor was checked), so the casts are exact.
+    Ok(match repr {
+        TypeCode::I8 => Datum::I8(v.value as i8),
+        TypeCode::U8 => Datum::U8(v.value as u8),
+        TypeCode::I16 => Datum::I16(v.value as i16),
+        TypeCode::U16 => Datum::U16(v.value as u16),
+        TypeCode::I32 => Datum::I32(v.value as i32),
+        TypeCode::U32 => Datum::U32(v.value as u32),
+        TypeCode::I64 => Datum::I64(v.value as i64),
+        _ => Datum::U64(v.value as u64),
+    })
+}
+
+/// The UTF-8 of the `str` `obj` for the text `desc`: a `TypeError` for another type, a
+/// `ValueError` if it is longer than the capacity or has no UTF-8 (a lone surrogate).
+fn text_bytes(desc: &Descriptor, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Vec<u8>> {
+    let capacity = match desc.kind {
+        DescriptorKind::Text { capacity } => capacity,
+        _ => return Err(PyTypeError::new_err("internal: not a text")),
+    };
+    let place = if path.is_empty() {
+        desc.to_string()
+    } else {
+        format!("`{path}` ({desc})")
+    };
+    let Ok(s) = obj.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "{place} takes a str, not {}",
+            obj.get_type().name()?
+        )));
+    };
+    let text = s.to_str().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{place}: {} is not valid Unicode text",
+            s.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })?;
+    if text.len() as u64 > capacity {
+        return Err(PyValueError::new_err(format!(
+            "{place} holds at most {capacity} bytes of UTF-8; {text:?} is {} bytes",
+            text.len()
+        )));
+    }
+    Ok(text.as_bytes().to_vec())
+}
+
+/// A text's length word: a `u32` before its bytes (docs/FORMAT.md, the text node).
+const TEXT_LEN_SIZE: u64 = 4;
+
+/// The stores of the whole text `bytes` at `off` (a text of `capacity`): every byte (zeros
+/// after the text), then the length, as Rust's `AtomicText::store` stores them.
+fn text_stores(off: u64, capacity: u64, bytes: &[u8], out: &mut Vec<(u64, Datum)>) {
+    let start = off + TEXT_LEN_SIZE;
+    for i in 0..capacity {
+        let b = bytes.get(i as usize).copied().unwrap_or(0);
+        out.push((start + i, Datum::U8(b)));
+    }
+    out.push((off, Datum::U32(bytes.len() as u32)));
+}
+
 /// The stores that set `desc` at payload offset `off` to `value`: a scalar; for an array a
 /// sequence of its length or a mapping `{index: value}`; for a struct a mapping `{field:
 /// value}` (fields left out are left alone). Raises before anything is stored.
@@ -368,6 +458,12 @@ pub fn plan_assign(
     match &desc.kind {
         DescriptorKind::Primitive(code) => {
             out.push((off, datum_of(value, *code, path)?));
+        }
+        DescriptorKind::Enum { .. } => {
+            out.push((off, variant_value(desc, value, path)?));
+        }
+        DescriptorKind::Text { capacity } => {
+            text_stores(off, *capacity, &text_bytes(desc, value, path)?, out);
         }
         DescriptorKind::Array { elem, len } => {
             let what = if path.is_empty() { "the array" } else { path };
@@ -469,6 +565,22 @@ pub fn plan_changes(
             let d = datum_of(new, *code, path)?;
             if !same_bits(&d, old) {
                 out.push((off, d));
+            }
+        }
+        // An enum as read (a number that is no variant reads as the default) and left as read
+        // is not stored: the number stays.
+        (DescriptorKind::Enum { .. }, Datum::Enum { variant, .. }) => {
+            let d = variant_value(desc, new, path)?;
+            let name = new.cast::<PyString>()?.to_cow()?;
+            if *name != **variant {
+                out.push((off, d));
+            }
+        }
+        // A changed text is stored whole, as Rust's `update` stores it.
+        (DescriptorKind::Text { capacity }, Datum::Text(text)) => {
+            let bytes = text_bytes(desc, new, path)?;
+            if bytes != text.as_bytes() {
+                text_stores(off, *capacity, &bytes, out);
             }
         }
         (DescriptorKind::Array { elem, len }, Datum::Array(olds)) => {

@@ -35,8 +35,9 @@ pub fn types_attr<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny
 }
 
 /// The layout of a type in a segment, read without the Rust type: ``kind`` is ``"primitive"``
-/// (``code``), ``"array"`` (``elem`` and ``length``) or ``"struct"`` (``fields``). ``str()``
-/// spells it as Rust does: ``f64``, ``[[f32; 4]; 4]``, ``Stats``.
+/// (``code``), ``"array"`` (``elem`` and ``length``), ``"struct"`` (``fields``), ``"enum"``
+/// (``code``, the repr's, ``variants`` and ``default``) or ``"text"`` (``capacity``). ``str()``
+/// spells it as Rust does: ``f64``, ``[[f32; 4]; 4]``, ``Stats``, ``State``, ``Text<64>``.
 #[pyclass(frozen, module = "shm_core", name = "Descriptor")]
 #[derive(Clone)]
 pub struct PyDescriptor {
@@ -113,6 +114,64 @@ impl PyDescriptor {
         Ok(PyDescriptor::new(d))
     }
 
+    /// The descriptor of a fieldless enum with the integer ``#[repr]`` ``repr`` (a type-code
+    /// letter such as ``'B'`` or a Rust name such as ``'u8'``), as ``#[derive(SharedLayout)]``
+    /// describes it: ``variants`` in declaration order, each a name (numbered as Rust numbers
+    /// it: one more than the previous, from 0) or ``(name, value)``; ``default`` the
+    /// ``#[default]`` variant, by name or index. ``Descriptor.enum("State", "u8", ["Idle",
+    /// "Busy"])``.
+    #[staticmethod]
+    #[pyo3(signature = (name, repr, variants, default = None))]
+    fn r#enum(
+        name: &str,
+        repr: &str,
+        variants: Vec<Bound<'_, PyAny>>,
+        default: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<PyDescriptor> {
+        let code = TypeCode::ALL
+            .into_iter()
+            .find(|c| c.rust_name() == repr)
+            .map_or_else(|| type_code(repr), Ok)?;
+        let mut placed: Vec<(String, i128)> = Vec::with_capacity(variants.len());
+        let mut next: i128 = 0;
+        for v in &variants {
+            let (vname, value) = match v.extract::<String>() {
+                Ok(n) => (n, next),
+                Err(_) => v.extract::<(String, i128)>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "a variant is a name or (name, value), not {}",
+                        v.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ))
+                })?,
+            };
+            next = value.saturating_add(1);
+            placed.push((vname, value));
+        }
+        let default = match default {
+            None => 0,
+            Some(d) => match d.extract::<String>() {
+                Ok(n) => placed.iter().position(|(v, _)| *v == n).ok_or_else(|| {
+                    PyValueError::new_err(format!("the default `{n}` is not a variant of {name}"))
+                })?,
+                Err(_) => d.extract::<usize>()?,
+            },
+        };
+        let d = shm_core::Descriptor::enumeration(name, code, placed, default)
+            .map_err(PyValueError::new_err)?;
+        d.encode().map_err(PyValueError::new_err)?;
+        Ok(PyDescriptor::new(d))
+    }
+
+    /// The descriptor of Rust's ``Text<capacity>``: UTF-8 text of at most ``capacity`` bytes.
+    #[staticmethod]
+    fn text(capacity: i128) -> PyResult<PyDescriptor> {
+        let capacity = u64::try_from(capacity)
+            .map_err(|_| PyValueError::new_err("a text's capacity cannot be negative"))?;
+        shm_core::Descriptor::text(capacity)
+            .map(PyDescriptor::new)
+            .map_err(PyValueError::new_err)
+    }
+
     /// Parses descriptor bytes as a segment holds them, with every check of docs/FORMAT.md;
     /// raises ``DescriptorError`` (a ``ValueError``) on anything malformed or inconsistent.
     #[staticmethod]
@@ -169,21 +228,24 @@ impl PyDescriptor {
         self.inner.align
     }
 
-    /// ``"primitive"``, ``"array"`` or ``"struct"``.
+    /// ``"primitive"``, ``"array"``, ``"struct"``, ``"enum"`` or ``"text"``.
     #[getter]
     fn kind(&self) -> &'static str {
         match self.inner.kind {
             DescriptorKind::Primitive(_) => "primitive",
             DescriptorKind::Array { .. } => "array",
             DescriptorKind::Struct { .. } => "struct",
+            DescriptorKind::Enum { .. } => "enum",
+            DescriptorKind::Text { .. } => "text",
         }
     }
 
-    /// A primitive's ``Code`` (letter, Rust name, size, memoryview format); ``None`` otherwise.
+    /// A primitive's ``Code`` (letter, Rust name, size, memoryview format), or an enum's
+    /// repr's; ``None`` otherwise.
     #[getter]
     fn code<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self.inner.kind {
-            DescriptorKind::Primitive(code) => {
+            DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
                 let letter = code.as_char().to_string();
                 Ok(Some(types_attr(py, "CODES")?.get_item(letter)?))
             }
@@ -205,6 +267,40 @@ impl PyDescriptor {
     fn length(&self) -> u64 {
         match &self.inner.kind {
             DescriptorKind::Array { len, .. } => *len,
+            _ => 0,
+        }
+    }
+
+    /// An enum's variants: ``Variant(name, value)`` named tuples, in declaration order (empty
+    /// for others).
+    #[getter]
+    fn variants<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let variant = types_attr(py, "Variant")?;
+        let items = match &self.inner.kind {
+            DescriptorKind::Enum { variants, .. } => variants
+                .iter()
+                .map(|v| variant.call1((v.name.clone(), v.value)))
+                .collect::<PyResult<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
+        PyTuple::new(py, items)
+    }
+
+    /// An enum's default variant, by index in ``variants``: what a number that is no variant
+    /// reads as. ``None`` for others.
+    #[getter]
+    fn default(&self) -> Option<usize> {
+        match &self.inner.kind {
+            DescriptorKind::Enum { default, .. } => Some(*default),
+            _ => None,
+        }
+    }
+
+    /// A text's capacity in bytes (0 for others).
+    #[getter]
+    fn capacity(&self) -> u64 {
+        match &self.inner.kind {
+            DescriptorKind::Text { capacity } => *capacity,
             _ => 0,
         }
     }

@@ -852,8 +852,15 @@ impl SegmentBase {
                 let old = raw.snapshot().or_raise(py)?;
                 let copy = datum_to_py(py, &old)?;
                 let r = f.call1((copy.clone(),))?;
+                // A single enum or text is immutable in Python: `fn` returns the new value, as
+                // for a single primitive.
+                let new = if self.single_enum_or_text() {
+                    &r
+                } else {
+                    &copy
+                };
                 let mut stores = Vec::new();
-                convert::plan_changes(&root, 0, &old, &copy, "", &mut stores)?;
+                convert::plan_changes(&root, 0, &old, new, "", &mut stores)?;
                 Ok((stores, r))
             };
             match run() {
@@ -869,6 +876,15 @@ impl SegmentBase {
                 }
             }
         })
+    }
+
+    /// Whether the segment holds one enum or one text (read and written as one Python value).
+    fn single_enum_or_text(&self) -> bool {
+        !self.slot.is_array
+            && matches!(
+                self.slot.element.kind,
+                DescriptorKind::Enum { .. } | DescriptorKind::Text { .. }
+            )
     }
 
     fn type_name(&self) -> String {
@@ -1108,11 +1124,16 @@ impl SegmentBase {
         )
     }
 
-    /// A single primitive's value: one atomic load (sequentially consistent).
+    /// A single primitive's value: one atomic load (sequentially consistent). A single enum's
+    /// variant name, or a single text (a consistent read).
     #[getter]
     fn get_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match &*self.slot.handle()? {
             Kind::Value(v) => each!(v, AnyValue, x => self.value_get(py, x)),
+            Kind::Raw(r) if self.single_enum_or_text() => {
+                let d = py.detach(|| r.snapshot()).or_raise(py)?;
+                datum_to_py(py, &d)
+            }
             _ => Err(PyTypeError::new_err(format!(
                 "segment `{}` holds {}, not a single primitive: use snapshot() or its fields",
                 self.slot.name,
@@ -1121,11 +1142,22 @@ impl SegmentBase {
         }
     }
 
-    /// Stores a single primitive's value: one atomic store.
+    /// Stores a single primitive's value: one atomic store. A single enum's variant, by name:
+    /// one atomic store; a single text: its bytes, then its length, each an atomic store (as
+    /// Rust's `AtomicText::store`: not one atomic step; `update` is).
     #[setter]
     fn set_value(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         match &*self.slot.handle()? {
             Kind::Value(v) => each!(v, AnyValue, x => set_value(x, value)),
+            Kind::Raw(r) if self.single_enum_or_text() => {
+                let mut stores = Vec::new();
+                convert::plan_assign(&self.slot.element, 0, value, "value", &mut stores)?;
+                for (off, d) in &stores {
+                    r.store(*off, d)
+                        .ok_or_else(|| PyIndexError::new_err("offset outside the payload"))?;
+                }
+                Ok(())
+            }
             _ => Err(PyTypeError::new_err(format!(
                 "segment `{}` holds {}, not a single primitive",
                 self.slot.name,

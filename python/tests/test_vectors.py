@@ -58,6 +58,11 @@ def _build(tree: Any) -> Descriptor:
         return Descriptor.primitive(_LETTER_OF_RUST[tree])
     if "array" in tree:
         return Descriptor.array(_build(tree["array"]), tree["len"])
+    if "text" in tree:
+        return Descriptor.text(tree["text"])
+    if "enum" in tree:
+        variants = [(v["name"], v["value"]) for v in tree["variants"]]
+        return Descriptor.enum(tree["enum"], tree["repr"], variants, default=tree["default"])
     fields = [(f["name"], _build(f["type"])) for f in tree["fields"]]
     return Descriptor.struct(tree["struct"], fields, align=tree.get("align", 1))
 

@@ -145,12 +145,14 @@ fn lock_line(poisoned: bool) -> &'static str {
 }
 
 /// The type code of the primitives an array holds (`I` for `[[u32; 2]; 3]`), if they are
-/// primitives.
+/// primitives; an enum's is its repr's.
 fn leaf_code(d: &Descriptor) -> String {
     match &d.kind {
-        DescriptorKind::Primitive(code) => code.as_char().to_string(),
+        DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
+            code.as_char().to_string()
+        }
         DescriptorKind::Array { elem, .. } => leaf_code(elem),
-        DescriptorKind::Struct { .. } => String::new(),
+        DescriptorKind::Struct { .. } | DescriptorKind::Text { .. } => String::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use shm_core::{Array, Options, Shared, SharedLayout, Value};
+use shm_core::{Array, Options, Shared, SharedLayout, Text, Value};
 
 // ---------------------------------------------------------------------------------------------
 // Types the tests share with the `shm` command only through the segments' descriptors.
@@ -51,6 +51,25 @@ struct Everything {
     grid: [[u32; 3]; 2],
     inner: Inner,
     slots: [Slot; 2],
+}
+
+/// A worker's state, by name in the segment's descriptor.
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(u8)]
+enum State {
+    #[default]
+    Idle,
+    Busy,
+    Stopping = 9,
+}
+
+/// A scoreboard slot: an enum and a text beside a counter.
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Worker {
+    state: State,
+    client: Text<16>,
+    requests: u64,
 }
 
 fn sample() -> Everything {
@@ -1662,4 +1681,165 @@ fn errors_exit_1_with_one_line_naming_the_segment() {
     let name = Name::new("any");
     let _v = Value::<char>::create(&name, 'x').unwrap();
     assert!(ok(&["inspect", &name]).contains("'x'"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enums and texts.
+
+/// Writes `bytes` at `offset` of the payload of the segment `name`, through /dev/shm, as another
+/// process (or language) that ignores the rules would.
+fn plant_in_payload(name: &Name, offset: usize, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    let mut word = [0u8; 8];
+    f.read_exact_at(&mut word, 32).unwrap(); // the header's `payload_offset`
+    let payload = u64::from_le_bytes(word) as usize;
+    f.write_all_at(bytes, (payload + offset) as u64).unwrap();
+}
+
+#[test]
+fn inspect_watch_and_json_show_variant_names_and_text() {
+    let name = Name::new("enum-text");
+    let seg = Shared::<Worker>::create(
+        &name,
+        Worker {
+            state: State::Busy,
+            client: Text::try_from("10.0.0.7").unwrap(),
+            requests: 3,
+        },
+    )
+    .unwrap();
+
+    let text = ok(&["inspect", &name]);
+    let row = |text: &str, field: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(field))
+            .unwrap_or_else(|| panic!("no row {field} in\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row(&text, "state"), ["0", "state", "State", "B", "Busy"]);
+    assert_eq!(
+        row(&text, "client"),
+        ["4", "client", "Text<16>", "\"10.0.0.7\""]
+    );
+
+    let j = json(&ok(&["inspect", &name, "--json"]));
+    assert_eq!(j["value"]["state"], "Busy");
+    assert_eq!(j["value"]["client"], "10.0.0.7");
+    let fields = j["layout"]["fields"].as_array().unwrap();
+    let state = &fields[0]["layout"];
+    assert_eq!(
+        (&state["kind"], &state["code"], &state["default"]),
+        (&Json::from("enum"), &Json::from("B"), &Json::from("Idle"))
+    );
+    assert_eq!(
+        state["variants"],
+        serde_json::json!([
+            {"name": "Idle", "value": 0},
+            {"name": "Busy", "value": 1},
+            {"name": "Stopping", "value": 9}
+        ])
+    );
+    let client = &fields[1]["layout"];
+    assert_eq!(
+        (&client["kind"], &client["capacity"]),
+        (&Json::from("text"), &Json::from(16))
+    );
+
+    let out = ok(&["watch", &name, "--interval", "10ms", "--count", "1"]);
+    assert_eq!(
+        row(&out, "Busy").first().map(String::as_str),
+        Some("state"),
+        "{out}"
+    );
+    assert!(out.contains("client    \"10.0.0.7\""), "{out}");
+
+    // Another process plants a number that is no variant and bytes that are not UTF-8: the
+    // typed program reads the default variant and the valid prefix, and so does the tool,
+    // which also says what the number is.
+    plant_in_payload(&name, 0, &[7]);
+    plant_in_payload(&name, 4, &[9, 0, 0, 0, b'1', b'0', b'.', 0xff, b'7']);
+    let now = seg.snapshot();
+    assert_eq!((now.state, now.client.as_str()), (State::Idle, "10."));
+    assert_eq!(seg.state.try_load(Relaxed), Err(7));
+    let text = ok(&["inspect", &name]);
+    assert!(text.contains("7 (no variant; reads as Idle)"), "{text}");
+    assert_eq!(row(&text, "client")[3], "\"10.\"");
+    let j = json(&ok(&["inspect", &name, "--json"]));
+    assert_eq!(
+        (&j["value"]["state"], &j["value"]["client"]),
+        (&Json::from(7), &Json::from("10."))
+    );
+}
+
+#[test]
+fn set_writes_variants_by_name_and_text_and_refuses_what_does_not_fit() {
+    let name = Name::new("set-enum-text");
+    let seg = Shared::<Worker>::create(&name, Worker::default()).unwrap();
+    assert_eq!(
+        ok(&["set", &name, "state", "Stopping"]),
+        format!("{}: state = Stopping (was Idle)\n", &*name)
+    );
+    assert_eq!(
+        ok(&["set", &name, "client", "10.0.0.7"]),
+        format!("{}: client = \"10.0.0.7\" (was \"\")\n", &*name)
+    );
+    // Exactly the capacity, multi-byte characters counted in bytes; then shorter again, which
+    // leaves no byte of the longer text behind.
+    ok(&["set", &name, "client", "ünïcødé 1234"]);
+    assert_eq!(seg.client.load(Relaxed), "ünïcødé 1234");
+    ok(&["set", &name, "client", " x"]);
+    let s = seg.snapshot();
+    assert_eq!(
+        (s.state, s.client.as_str(), s.requests),
+        (State::Stopping, " x", 0)
+    );
+    assert_eq!(seg.client.load(Relaxed).as_str(), " x");
+
+    let before = seg.snapshot();
+    for (field, value, why) in [
+        (
+            "state",
+            "stopping",
+            "cannot write \"stopping\" to `state`: `State` has no such variant; its variants are Idle, Busy, Stopping",
+        ),
+        ("state", "9", "`State` has no such variant"),
+        (
+            "client",
+            "10.0.0.7 and then some",
+            "cannot write a text of 22 bytes to `client`, which holds at most 16 bytes of UTF-8",
+        ),
+        ("client.x", "1", "`client` is a text of at most 16 bytes, which has no fields"),
+        ("state[0]", "1", "`state` is a `State` enum, not an array"),
+    ] {
+        let line = refused(&["set", &name, field, value]);
+        assert!(line.contains(why), "{field} = {value}: {line}");
+        assert!(line.contains(&*name), "does not name the segment: {line}");
+        assert_eq!(seg.snapshot(), before, "{field} = {value} changed something");
+    }
+
+    // A single enum and a single text, and an array of enums.
+    let v = Name::new("set-enum-v");
+    let state = Shared::<State>::create(&v, State::Busy).unwrap();
+    ok(&["set", &v, ".", "Idle"]);
+    assert_eq!(state.load(Relaxed), State::Idle);
+    let t = Name::new("set-text-v");
+    let line = Shared::<Text<4>>::create(&t, Text::default()).unwrap();
+    ok(&["set", &t, ".", "GET"]);
+    assert_eq!(line.load(Relaxed), "GET");
+    assert!(refused(&["set", &t, ".", "POST /"]).contains("holds at most 4 bytes"));
+    let a = Name::new("set-enum-a");
+    let states = Array::<State>::create_zeroed(&a, 3).unwrap();
+    ok(&["set", &a, "[2]", "Stopping"]);
+    assert_eq!(
+        states.snapshot(),
+        [State::Idle, State::Idle, State::Stopping]
+    );
+    assert!(ok(&["inspect", &a]).contains("2  Stopping"));
 }

@@ -4,7 +4,8 @@
 use std::fmt;
 
 use crate::layout::{
-    Kind, Layout, MAX_DEPTH, MAX_DESCRIPTOR_LEN, MAX_NAME_LEN, TAG_ARRAY, TAG_PRIMITIVE, TAG_STRUCT,
+    Kind, Layout, MAX_DEPTH, MAX_DESCRIPTOR_LEN, MAX_NAME_LEN, MAX_TEXT_CAPACITY, TAG_ARRAY,
+    TAG_ENUM, TAG_PRIMITIVE, TAG_STRUCT, TAG_TEXT,
 };
 use crate::TypeCode;
 
@@ -15,7 +16,7 @@ use crate::TypeCode;
 /// never allocates more than the input could describe, and never panics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
-    /// Type name (`""` for an array, the Rust name for a primitive).
+    /// Type name (`""` for an array or a text, the Rust name for a primitive).
     pub name: String,
     /// Size in bytes.
     pub size: u64,
@@ -42,6 +43,41 @@ pub enum DescriptorKind {
         /// The fields.
         fields: Vec<DescriptorField>,
     },
+    /// A fieldless enum: a number of `repr`'s width, each variant a value of it.
+    Enum {
+        /// The integer type the number is stored as.
+        repr: TypeCode,
+        /// The variants, in declaration order (at least one).
+        variants: Vec<DescriptorVariant>,
+        /// Index in `variants` of the default variant: what a number that is no variant reads
+        /// as.
+        default: usize,
+    },
+    /// UTF-8 text of at most `capacity` bytes: a `u32` length, then the bytes.
+    Text {
+        /// The most bytes the text can hold.
+        capacity: u64,
+    },
+}
+
+/// One variant of an enum [`Descriptor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorVariant {
+    /// The variant's name.
+    pub name: String,
+    /// Its value, in the range of the enum's repr.
+    pub value: i128,
+}
+
+impl DescriptorKind {
+    /// The variant of an enum whose value is `value`; `None` if this is not an enum or no
+    /// variant has that value.
+    pub fn variant_of(&self, value: i128) -> Option<&DescriptorVariant> {
+        match self {
+            DescriptorKind::Enum { variants, .. } => variants.iter().find(|v| v.value == value),
+            _ => None,
+        }
+    }
 }
 
 /// One field of a struct [`Descriptor`].
@@ -76,6 +112,8 @@ impl std::error::Error for ParseError {}
 const MIN_NODE_LEN: usize = 1 + 8 + 8 + 1 + 1;
 /// The fewest bytes one struct field can take: name length, offset, and a node.
 const MIN_FIELD_LEN: usize = 1 + 8 + MIN_NODE_LEN;
+/// The fewest bytes one enum variant can take: name length and value.
+const MIN_VARIANT_LEN: usize = 1 + 8;
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -209,6 +247,23 @@ impl<'a> Reader<'a> {
                 }
                 DescriptorKind::Struct { fields }
             }
+            TAG_ENUM => self.enumeration(size, align)?,
+            TAG_TEXT => {
+                let capacity = self.u64()?;
+                if capacity > MAX_TEXT_CAPACITY as u64 {
+                    return self.fail(format!(
+                        "a text of capacity {capacity} is longer than its u32 length can count"
+                    ));
+                }
+                let want = Layout::text(capacity as usize);
+                if size != want.size as u64 || align != want.align as u64 {
+                    return self.fail(format!(
+                        "a text of capacity {capacity} must have size {} and alignment {}, not {size} and {align}",
+                        want.size, want.align
+                    ));
+                }
+                DescriptorKind::Text { capacity }
+            }
             other => {
                 return Err(ParseError {
                     at,
@@ -221,6 +276,70 @@ impl<'a> Reader<'a> {
             size,
             align,
             kind,
+        })
+    }
+}
+
+impl Reader<'_> {
+    /// The body of an enum node of `size` and `align`.
+    fn enumeration(&mut self, size: u64, align: u64) -> Result<DescriptorKind, ParseError> {
+        let code_at = self.pos;
+        let byte = self.u8()?;
+        let Some(repr) = TypeCode::from_byte(byte).filter(|c| c.is_integer()) else {
+            return Err(ParseError {
+                at: code_at,
+                reason: format!("an enum's repr must be an integer type code, not {byte:#04x}"),
+            });
+        };
+        if size != repr.size() as u64 || align != repr.size() as u64 {
+            return self.fail(format!(
+                "an enum of repr {repr} must have size and alignment {}, not {size} and {align}",
+                repr.size()
+            ));
+        }
+        let default = self.u32()? as usize;
+        let count = self.u32()? as usize;
+        if count == 0 {
+            return self.fail("an enum has no variants");
+        }
+        if count.saturating_mul(MIN_VARIANT_LEN) > self.remaining() {
+            return self.fail(format!("{count} variants cannot fit in what remains"));
+        }
+        if default >= count {
+            return self.fail(format!(
+                "the default variant {default} is not one of the {count} variants"
+            ));
+        }
+        let mut variants: Vec<DescriptorVariant> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = self.name()?;
+            let raw = self.u64()?;
+            let value = match repr {
+                TypeCode::I8 | TypeCode::I16 | TypeCode::I32 | TypeCode::I64 => {
+                    i128::from(raw as i64)
+                }
+                _ => i128::from(raw),
+            };
+            if !repr.holds(value) {
+                return self.fail(format!(
+                    "variant `{name}` has the value {raw:#x}, which is no {repr}"
+                ));
+            }
+            if variants.iter().any(|v| v.name == name) {
+                return self.fail(format!("variant `{name}` appears twice"));
+            }
+            if let Some(twin) = variants.iter().find(|v| v.value == value) {
+                return self.fail(format!(
+                    "variants `{}` and `{name}` have the same value {value}",
+                    twin.name
+                ));
+            }
+            variants.push(DescriptorVariant { name, value });
+        }
+        Ok(DescriptorKind::Enum {
+            repr,
+            variants,
+            default,
         })
     }
 }
@@ -271,6 +390,24 @@ impl Descriptor {
                         ty: Descriptor::from_layout(f.layout),
                     })
                     .collect(),
+            },
+            Kind::Enum {
+                repr,
+                variants,
+                default,
+            } => DescriptorKind::Enum {
+                repr,
+                variants: variants
+                    .iter()
+                    .map(|v| DescriptorVariant {
+                        name: v.name.to_owned(),
+                        value: v.value,
+                    })
+                    .collect(),
+                default,
+            },
+            Kind::Text { capacity } => DescriptorKind::Text {
+                capacity: capacity as u64,
             },
         };
         Descriptor {
@@ -375,6 +512,101 @@ impl Descriptor {
         })
     }
 
+    /// The descriptor of a fieldless enum stored as `repr` (an integer code), as
+    /// `#[derive(SharedLayout)]` describes one: `variants` are `(name, value)` in declaration
+    /// order, `default` the index of the `#[default]` one.
+    ///
+    /// Fails, saying why, if `repr` is not an integer code, there is no variant, a value is out of
+    /// `repr`'s range, a name or a value appears twice, or `default` is not a variant's index.
+    ///
+    /// ```
+    /// use shm_core::{Descriptor, SharedLayout, TypeCode};
+    ///
+    /// #[derive(SharedLayout, Default)]
+    /// #[repr(i8)]
+    /// enum Level {
+    ///     Low = -1,
+    ///     #[default]
+    ///     High = 1,
+    /// }
+    ///
+    /// let d = Descriptor::enumeration(
+    ///     "Level",
+    ///     TypeCode::I8,
+    ///     vec![("Low".into(), -1), ("High".into(), 1)],
+    ///     1,
+    /// )?;
+    /// assert_eq!(d, Descriptor::from_layout(&Level::LAYOUT));
+    /// assert_eq!(d.fingerprint(), Some(Level::FINGERPRINT));
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn enumeration(
+        name: &str,
+        repr: TypeCode,
+        variants: Vec<(String, i128)>,
+        default: usize,
+    ) -> Result<Descriptor, String> {
+        let Some((min, max)) = repr.int_range() else {
+            return Err(format!(
+                "enum `{name}`: its repr must be an integer type (i8 to u64), not {repr}"
+            ));
+        };
+        if variants.is_empty() {
+            return Err(format!("enum `{name}` has no variants"));
+        }
+        if default >= variants.len() {
+            return Err(format!(
+                "enum `{name}`: the default variant {default} is not one of its {} variants",
+                variants.len()
+            ));
+        }
+        let mut checked: Vec<DescriptorVariant> = Vec::with_capacity(variants.len());
+        for (vname, value) in variants {
+            if value < min || value > max {
+                return Err(format!(
+                    "enum `{name}`: variant `{vname}` = {value} is out of range for {repr} ({min} to {max})"
+                ));
+            }
+            if checked.iter().any(|v| v.name == vname) {
+                return Err(format!("enum `{name}`: variant `{vname}` appears twice"));
+            }
+            if let Some(twin) = checked.iter().find(|v| v.value == value) {
+                return Err(format!(
+                    "enum `{name}`: variants `{}` and `{vname}` have the same value {value}",
+                    twin.name
+                ));
+            }
+            checked.push(DescriptorVariant { name: vname, value });
+        }
+        Ok(Descriptor {
+            name: name.to_owned(),
+            size: repr.size() as u64,
+            align: repr.size() as u64,
+            kind: DescriptorKind::Enum {
+                repr,
+                variants: checked,
+                default,
+            },
+        })
+    }
+
+    /// The descriptor of [`Text<capacity>`](crate::Text); fails if `capacity` is more than a
+    /// `u32` length counts.
+    pub fn text(capacity: u64) -> Result<Descriptor, String> {
+        if capacity > MAX_TEXT_CAPACITY as u64 {
+            return Err(format!(
+                "a text holds at most {MAX_TEXT_CAPACITY} bytes (its length is a u32), not {capacity}"
+            ));
+        }
+        let l = Layout::text(capacity as usize);
+        Ok(Descriptor {
+            name: String::new(),
+            size: l.size as u64,
+            align: l.align as u64,
+            kind: DescriptorKind::Text { capacity },
+        })
+    }
+
     /// The descriptor bytes as a segment header holds them (see `docs/FORMAT.md`): for a
     /// descriptor made by [`from_layout`](Self::from_layout), exactly [`Layout::encode`]'s bytes.
     ///
@@ -384,7 +616,9 @@ impl Descriptor {
     pub fn encode(&self) -> Result<Vec<u8>, String> {
         fn name(out: &mut Vec<u8>, name: &str) -> Result<(), String> {
             let len = u8::try_from(name.len()).map_err(|_| {
-                format!("a type or field name is longer than {MAX_NAME_LEN} bytes: {name:?}")
+                format!(
+                    "a type, field or variant name is longer than {MAX_NAME_LEN} bytes: {name:?}"
+                )
             })?;
             out.push(len);
             out.extend_from_slice(name.as_bytes());
@@ -405,6 +639,8 @@ impl Descriptor {
                 DescriptorKind::Primitive(_) => TAG_PRIMITIVE,
                 DescriptorKind::Array { .. } => TAG_ARRAY,
                 DescriptorKind::Struct { .. } => TAG_STRUCT,
+                DescriptorKind::Enum { .. } => TAG_ENUM,
+                DescriptorKind::Text { .. } => TAG_TEXT,
             };
             out.push(tag);
             out.extend_from_slice(&d.size.to_le_bytes());
@@ -425,6 +661,27 @@ impl Descriptor {
                         out.extend_from_slice(&f.offset.to_le_bytes());
                         node(out, &f.ty, depth + 1)?;
                     }
+                }
+                DescriptorKind::Enum {
+                    repr,
+                    variants,
+                    default,
+                } => {
+                    let count = u32::try_from(variants.len())
+                        .map_err(|_| "an enum has too many variants".to_owned())?;
+                    let default = u32::try_from(*default)
+                        .map_err(|_| "an enum's default is not one of its variants".to_owned())?;
+                    out.push(repr.as_char() as u8);
+                    out.extend_from_slice(&default.to_le_bytes());
+                    out.extend_from_slice(&count.to_le_bytes());
+                    for v in variants {
+                        name(out, &v.name)?;
+                        // Two's complement, 64 bits: sign-extended for a signed repr.
+                        out.extend_from_slice(&(v.value as u64).to_le_bytes());
+                    }
+                }
+                DescriptorKind::Text { capacity } => {
+                    out.extend_from_slice(&capacity.to_le_bytes());
                 }
             }
             Ok(())
@@ -455,12 +712,14 @@ impl Descriptor {
 }
 
 impl fmt::Display for Descriptor {
-    /// Writes the type as Rust source spells it: `f64`, `[[f32; 4]; 4]`, `Stats`.
+    /// Writes the type as Rust source spells it: `f64`, `[[f32; 4]; 4]`, `Stats`, `State`,
+    /// `Text<64>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             DescriptorKind::Primitive(code) => write!(f, "{code}"),
             DescriptorKind::Array { elem, len } => write!(f, "[{elem}; {len}]"),
-            DescriptorKind::Struct { .. } => f.write_str(&self.name),
+            DescriptorKind::Struct { .. } | DescriptorKind::Enum { .. } => f.write_str(&self.name),
+            DescriptorKind::Text { capacity } => write!(f, "Text<{capacity}>"),
         }
     }
 }
@@ -542,20 +801,91 @@ fn diff(found: &Descriptor, want: &Descriptor, path: &str) -> Option<String> {
                 ))
             })
         }
-        (K::Struct { .. }, K::Struct { .. }) => Some(at(format!(
-            "segment holds `{}`, this program expects `{}`",
-            found.name, want.name
-        ))),
+        (
+            K::Enum {
+                repr: fr,
+                variants: fv,
+                default: fd,
+            },
+            K::Enum {
+                repr: wr,
+                variants: wv,
+                default: wd,
+            },
+        ) if found.name == want.name => diff_enum(&want.name, (fr, fv, *fd), (wr, wv, *wd)).map(at),
+        (K::Text { capacity: a }, K::Text { capacity: b }) if a == b => None,
+        (K::Struct { .. }, K::Struct { .. }) | (K::Enum { .. }, K::Enum { .. }) => {
+            Some(at(format!(
+                "segment holds `{}`, this program expects `{}`",
+                found.name, want.name
+            )))
+        }
         _ => Some(at(format!(
             "segment holds {found}, this program expects {want}"
         ))),
     }
 }
 
+/// How an enum found in a segment differs from the one expected (of the same name), naming the
+/// first variant that differs; `None` if they are the same.
+fn diff_enum(
+    name: &str,
+    (found_repr, found, found_default): (&TypeCode, &[DescriptorVariant], usize),
+    (want_repr, want, want_default): (&TypeCode, &[DescriptorVariant], usize),
+) -> Option<String> {
+    if found_repr != want_repr {
+        return Some(format!(
+            "`{name}` is stored as {found_repr} in the segment, this program stores it as {want_repr}"
+        ));
+    }
+    for w in want {
+        match found.iter().find(|f| f.name == w.name) {
+            None => {
+                return Some(format!(
+                    "variant `{}` of `{name}` ({}) is missing from the segment",
+                    w.name, w.value
+                ))
+            }
+            Some(f) if f.value != w.value => {
+                return Some(format!(
+                    "variant `{}` of `{name}` is {} in the segment, {} in this program",
+                    w.name, f.value, w.value
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = found
+        .iter()
+        .find(|f| !want.iter().any(|w| w.name == f.name))
+    {
+        return Some(format!(
+            "the segment's `{name}` has variant `{}` ({}), which this program does not know",
+            extra.name, extra.value
+        ));
+    }
+    if let Some((f, w)) = found.iter().zip(want).find(|(f, w)| f.name != w.name) {
+        return Some(format!(
+            "the variants of `{name}` are in another order: the segment has `{}` where this program has `{}`",
+            f.name, w.name
+        ));
+    }
+    let default_of = |variants: &[DescriptorVariant], i: usize| {
+        variants.get(i).map_or_else(String::new, |v| v.name.clone())
+    };
+    (found_default != want_default).then(|| {
+        format!(
+            "the default variant of `{name}` is `{}` in the segment, `{}` in this program",
+            default_of(found, found_default),
+            default_of(want, want_default)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Field;
+    use crate::layout::{Field, Variant};
 
     static U32: Layout = Layout::primitive(TypeCode::U32);
     static F64: Layout = Layout::primitive(TypeCode::F64);
@@ -599,7 +929,7 @@ mod tests {
 
     #[test]
     fn owned_descriptors_encode_and_fingerprint_as_layouts_do() {
-        for l in [&U32, &ROW, &V1] {
+        for l in [&U32, &ROW, &V1, &STATE, &TEXT, &WORKER] {
             let d = Descriptor::from_layout(l);
             assert_eq!(d.encode().unwrap(), l.encode());
             assert_eq!(d.fingerprint(), Some(l.fingerprint()));
@@ -691,6 +1021,285 @@ mod tests {
         b.extend_from_slice(&Layout::primitive(TypeCode::U8).encode());
         let e = Descriptor::parse(&b).unwrap_err();
         assert!(e.reason.contains("nested"), "{e}");
+    }
+
+    static STATE: Layout = Layout {
+        name: "State",
+        size: 1,
+        align: 1,
+        kind: Kind::Enum {
+            repr: TypeCode::U8,
+            variants: &[
+                Variant {
+                    name: "Idle",
+                    value: 0,
+                },
+                Variant {
+                    name: "Busy",
+                    value: 1,
+                },
+                Variant {
+                    name: "Stopping",
+                    value: 2,
+                },
+            ],
+            default: 0,
+        },
+    };
+    static TEXT: Layout = Layout::text(64);
+    static WORKER: Layout = Layout {
+        name: "Worker",
+        size: 72,
+        align: 4,
+        kind: Kind::Struct {
+            fields: &[
+                Field {
+                    name: "state",
+                    offset: 0,
+                    layout: &STATE,
+                },
+                Field {
+                    name: "client",
+                    offset: 4,
+                    layout: &TEXT,
+                },
+            ],
+        },
+    };
+
+    /// An enum node named `E` of the type code `repr` (its size if it is one, else 1).
+    fn enum_bytes(repr: u8, default: u32, variants: &[(&str, u64)]) -> Vec<u8> {
+        let size = TypeCode::from_byte(repr).map_or(1, |c| c.size() as u64);
+        let mut b = vec![TAG_ENUM];
+        b.extend_from_slice(&size.to_le_bytes());
+        b.extend_from_slice(&size.to_le_bytes());
+        b.extend_from_slice(b"\x01E");
+        b.push(repr);
+        b.extend_from_slice(&default.to_le_bytes());
+        b.extend_from_slice(&(variants.len() as u32).to_le_bytes());
+        for (name, value) in variants {
+            b.push(name.len() as u8);
+            b.extend_from_slice(name.as_bytes());
+            b.extend_from_slice(&value.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn enums_and_texts_parse_back_and_display_as_rust_spells_them() {
+        let d = Descriptor::parse(&WORKER.encode()).unwrap();
+        assert_eq!(d, Descriptor::from_layout(&WORKER));
+        let DescriptorKind::Struct { fields } = &d.kind else {
+            panic!("{d:?}")
+        };
+        assert_eq!(fields[0].ty.to_string(), "State");
+        assert_eq!(fields[1].ty.to_string(), "Text<64>");
+        assert_eq!(
+            fields[0].ty.kind.variant_of(2).map(|v| v.name.as_str()),
+            Some("Stopping")
+        );
+        assert_eq!(fields[0].ty.kind.variant_of(3), None);
+        // Negative values of a signed repr, and the largest of an unsigned one, come back.
+        let signed = enum_bytes(b'q', 1, &[("Min", i64::MIN as u64), ("Neg", u64::MAX)]);
+        let DescriptorKind::Enum { variants, .. } = Descriptor::parse(&signed).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(
+            (variants[0].value, variants[1].value),
+            (i64::MIN.into(), -1)
+        );
+        let unsigned = enum_bytes(b'Q', 0, &[("Max", u64::MAX)]);
+        let DescriptorKind::Enum { variants, .. } = Descriptor::parse(&unsigned).unwrap().kind
+        else {
+            panic!()
+        };
+        assert_eq!(variants[0].value, u64::MAX.into());
+    }
+
+    #[test]
+    fn hostile_enums_and_texts_are_refused_with_the_reason() {
+        let text = |capacity: u64, size: u64, align: u64| {
+            let mut b = vec![TAG_TEXT];
+            b.extend_from_slice(&size.to_le_bytes());
+            b.extend_from_slice(&align.to_le_bytes());
+            b.push(0);
+            b.extend_from_slice(&capacity.to_le_bytes());
+            b
+        };
+        let mut wrong_size = enum_bytes(b'B', 0, &[("A", 0)]);
+        wrong_size[1] = 2;
+        wrong_size[9] = 2;
+        for (bytes, why) in [
+            (enum_bytes(b'B', 0, &[]), "no variants"),
+            (
+                enum_bytes(b'B', 2, &[("A", 0), ("B", 1)]),
+                "default variant 2",
+            ),
+            (
+                enum_bytes(b'B', 0, &[("A", 0), ("A", 1)]),
+                "`A` appears twice",
+            ),
+            (enum_bytes(b'B', 0, &[("A", 0), ("B", 0)]), "same value 0"),
+            (enum_bytes(b'B', 0, &[("A", 256)]), "0x100, which is no u8"),
+            // -1 of an i8 must be sign-extended.
+            (enum_bytes(b'b', 0, &[("A", 0xff)]), "0xff, which is no i8"),
+            (enum_bytes(b'd', 0, &[("A", 0)]), "integer type code"),
+            (enum_bytes(b'?', 0, &[("A", 0)]), "integer type code"),
+            (wrong_size, "must have size and alignment 1"),
+            (text(5, 16, 4), "must have size 12 and alignment 4"),
+            (text(5, 16, 8), "must have size 12 and alignment 4"),
+            (text(1 << 32, 1 << 32, 4), "longer than its u32 length"),
+        ] {
+            let e = Descriptor::parse(&bytes).unwrap_err();
+            assert!(e.reason.contains(why), "{e} does not say {why:?}");
+        }
+        let mut huge = enum_bytes(b'B', 0, &[]);
+        let at = huge.len() - 4;
+        huge[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Descriptor::parse(&huge)
+            .unwrap_err()
+            .reason
+            .contains("cannot fit"));
+    }
+
+    #[test]
+    fn enums_and_texts_built_at_run_time_are_the_derives() {
+        let state = Descriptor::enumeration(
+            "State",
+            TypeCode::U8,
+            vec![
+                ("Idle".into(), 0),
+                ("Busy".into(), 1),
+                ("Stopping".into(), 2),
+            ],
+            0,
+        )
+        .unwrap();
+        assert_eq!(state, Descriptor::from_layout(&STATE));
+        assert_eq!(
+            Descriptor::text(64).unwrap(),
+            Descriptor::from_layout(&TEXT)
+        );
+        for (repr, variants, default, why) in [
+            (
+                TypeCode::F32,
+                vec![("A".into(), 0)],
+                0,
+                "must be an integer",
+            ),
+            (TypeCode::U8, vec![], 0, "has no variants"),
+            (TypeCode::U8, vec![("A".into(), 0)], 1, "default variant 1"),
+            (
+                TypeCode::I8,
+                vec![("A".into(), 128)],
+                0,
+                "out of range for i8",
+            ),
+            (
+                TypeCode::U8,
+                vec![("A".into(), 0), ("A".into(), 1)],
+                0,
+                "appears twice",
+            ),
+            (
+                TypeCode::U8,
+                vec![("A".into(), 1), ("B".into(), 1)],
+                0,
+                "same value 1",
+            ),
+        ] {
+            let e = Descriptor::enumeration("E", repr, variants, default).unwrap_err();
+            assert!(e.contains(why), "{e} does not say {why:?}");
+        }
+        assert!(Descriptor::text(u64::from(u32::MAX) + 1).is_err());
+    }
+
+    #[test]
+    fn enum_differences_name_the_variant() {
+        let variants = |v: &'static [Variant], default| Layout {
+            kind: Kind::Enum {
+                repr: TypeCode::U8,
+                variants: v,
+                default,
+            },
+            ..STATE
+        };
+        static RENUMBERED: [Variant; 3] = [
+            Variant {
+                name: "Idle",
+                value: 0,
+            },
+            Variant {
+                name: "Busy",
+                value: 5,
+            },
+            Variant {
+                name: "Stopping",
+                value: 2,
+            },
+        ];
+        assert_eq!(
+            explain(&variants(&RENUMBERED, 0), &STATE).unwrap(),
+            "variant `Busy` of `State` is 5 in the segment, 1 in this program"
+        );
+        static FEWER: [Variant; 2] = [
+            Variant {
+                name: "Idle",
+                value: 0,
+            },
+            Variant {
+                name: "Busy",
+                value: 1,
+            },
+        ];
+        assert_eq!(
+            explain(&variants(&FEWER, 0), &STATE).unwrap(),
+            "variant `Stopping` of `State` (2) is missing from the segment"
+        );
+        assert_eq!(
+            explain(&STATE, &variants(&FEWER, 0)).unwrap(),
+            "the segment's `State` has variant `Stopping` (2), which this program does not know"
+        );
+        assert_eq!(
+            explain(&variants(&FEWER, 1), &variants(&FEWER, 0)).unwrap(),
+            "the default variant of `State` is `Busy` in the segment, `Idle` in this program"
+        );
+        // In a struct, the field's path comes first.
+        static OTHER_WORKER: Layout = Layout {
+            kind: Kind::Struct {
+                fields: &[
+                    Field {
+                        name: "state",
+                        offset: 0,
+                        layout: &FEWER_STATE,
+                    },
+                    Field {
+                        name: "client",
+                        offset: 4,
+                        layout: &TEXT,
+                    },
+                ],
+            },
+            ..WORKER
+        };
+        static FEWER_STATE: Layout = Layout {
+            kind: Kind::Enum {
+                repr: TypeCode::U8,
+                variants: &FEWER,
+                default: 0,
+            },
+            ..STATE
+        };
+        assert_eq!(
+            explain(&OTHER_WORKER, &WORKER).unwrap(),
+            "field `state`: variant `Stopping` of `State` (2) is missing from the segment"
+        );
+        static SHORT_TEXT: Layout = Layout::text(32);
+        assert_eq!(
+            explain(&SHORT_TEXT, &TEXT).unwrap(),
+            "segment holds Text<32>, this program expects Text<64>"
+        );
+        assert_eq!(explain(&WORKER, &WORKER), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::ops::Range;
 use std::sync::atomic::Ordering;
 
 use crate::cell::{Region, Width};
+use crate::layout::TEXT_LEN_SIZE;
 use crate::segment::Segment;
 use crate::{Descriptor, DescriptorKind, SharedLayout};
 
@@ -129,13 +130,35 @@ pub(crate) fn undo(seg: &Segment) -> bool {
     fits
 }
 
-/// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies in `range`.
-fn each_primitive(d: &Descriptor, base: u64, range: &Range<u64>, f: &mut dyn FnMut(u64, Width)) {
+/// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies in `range`:
+/// every cell one atomic access of its width reads or writes (an enum's number; a text's length
+/// word, then each of its bytes).
+pub(crate) fn each_primitive(
+    d: &Descriptor,
+    base: u64,
+    range: &Range<u64>,
+    f: &mut dyn FnMut(u64, Width),
+) {
     if base >= range.end || base.saturating_add(d.size) <= range.start {
         return;
     }
     match &d.kind {
-        DescriptorKind::Primitive(code) => f(base, Width::of(*code)),
+        DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
+            f(base, Width::of(*code))
+        }
+        DescriptorKind::Text { capacity } => {
+            // The length word, then each byte (as `AtomicText` accesses them).
+            if base >= range.start && base + TEXT_LEN_SIZE as u64 <= range.end {
+                f(base, Width::Four);
+            }
+            let first = (base + TEXT_LEN_SIZE as u64).max(range.start);
+            let end = (base + TEXT_LEN_SIZE as u64)
+                .saturating_add(*capacity)
+                .min(range.end);
+            for offset in first..end {
+                f(offset, Width::One);
+            }
+        }
         DescriptorKind::Array { elem, len } => {
             if elem.size == 0 {
                 return;

@@ -60,9 +60,10 @@ impl Compare {
 
     /// Whether `left OP right` holds. Integers compare by value whatever their widths, floats
     /// as IEEE 754 does (NaN is equal to nothing, itself included, and ordered with nothing),
-    /// `false < true`, characters by code point. Values of different kinds (an integer and a
-    /// float, a bool and a char) and arrays or structs are never ordered; they are equal when
-    /// they are the same [`Datum`].
+    /// `false < true`, characters by code point, enums by the number stored (so `==` a variant
+    /// holds for exactly that variant's number), texts as strings (byte by byte). Values of
+    /// different kinds (an integer and a float, a bool and a char) and arrays or structs are
+    /// never ordered; they are equal when they are the same [`Datum`].
     pub fn holds(self, left: &Datum, right: &Datum) -> bool {
         let order = order(left, right);
         match self {
@@ -87,6 +88,8 @@ fn order(left: &Datum, right: &Datum) -> Option<Ordering> {
     match (left, right) {
         (Datum::Bool(l), Datum::Bool(r)) => Some(l.cmp(r)),
         (Datum::Char(l), Datum::Char(r)) => Some(l.cmp(r)),
+        (Datum::Enum { value: l, .. }, Datum::Enum { value: r, .. }) => Some(l.cmp(r)),
+        (Datum::Text(l), Datum::Text(r)) => Some(l.cmp(r)),
         // Arrays and structs: equal or not, never ordered. A NaN inside is not equal to
         // itself, as `PartialEq` for floats says.
         (l, r) if l.code().is_none() && r.code().is_none() => (l == r).then_some(Ordering::Equal),
@@ -166,6 +169,38 @@ mod tests {
             (
                 Datum::Char('a'),
                 Datum::Char('b'),
+                [false, true, true, true, false, false],
+            ),
+            (
+                Datum::Enum {
+                    variant: "Idle".into(),
+                    value: 0,
+                    known: true,
+                },
+                Datum::Enum {
+                    variant: "Busy".into(),
+                    value: 1,
+                    known: true,
+                },
+                [false, true, true, true, false, false],
+            ),
+            (
+                // A number that is no variant reads as the default variant, but is not it.
+                Datum::Enum {
+                    variant: "Idle".into(),
+                    value: 7,
+                    known: false,
+                },
+                Datum::Enum {
+                    variant: "Idle".into(),
+                    value: 0,
+                    known: true,
+                },
+                [false, true, false, false, true, true],
+            ),
+            (
+                Datum::Text("abc".into()),
+                Datum::Text("abd".into()),
                 [false, true, true, true, false, false],
             ),
             (

@@ -16,8 +16,9 @@ use super::{value, Datum};
 use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
+use crate::layout::TEXT_LEN_SIZE;
 use crate::segment::{Element, Segment, Spec};
-use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
+use crate::{guard, journal, lock, seqlock, text, Error, Guard, Options, Result, TypeCode};
 
 mod waiting;
 
@@ -131,6 +132,30 @@ pub enum FieldError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The text names no variant of the enum at the path.
+    NoSuchVariant {
+        /// The segment's name.
+        segment: String,
+        /// The path as given.
+        path: String,
+        /// The enum's name.
+        enum_name: String,
+        /// The text as given.
+        value: String,
+        /// The names of the enum's variants, in declaration order.
+        variants: Vec<String>,
+    },
+    /// The text is longer than the text field at the path can hold.
+    TextTooLong {
+        /// The segment's name.
+        segment: String,
+        /// The path as given.
+        path: String,
+        /// The text's length in bytes (UTF-8).
+        len: usize,
+        /// The most bytes the field holds.
+        capacity: u64,
+    },
     /// The payload cannot hold what the descriptor describes (a segment that passed `open`'s
     /// checks never gets here).
     Corrupt {
@@ -187,6 +212,26 @@ impl fmt::Display for FieldError {
                 f,
                 "segment `{segment}`: cannot write {value:?} to `{path}` ({code}, type code `{}`): {reason}",
                 code.as_char()
+            ),
+            FieldError::NoSuchVariant {
+                segment,
+                path,
+                enum_name,
+                value,
+                variants,
+            } => write!(
+                f,
+                "segment `{segment}`: cannot write {value:?} to `{path}`: `{enum_name}` has no such variant; its variants are {}",
+                variants.join(", ")
+            ),
+            FieldError::TextTooLong {
+                segment,
+                path,
+                len,
+                capacity,
+            } => write!(
+                f,
+                "segment `{segment}`: cannot write a text of {len} bytes to `{path}`, which holds at most {capacity} bytes of UTF-8"
             ),
             FieldError::Corrupt { segment, reason } => {
                 write!(f, "segment `{segment}` is not a valid segment: {reason}")
@@ -603,10 +648,13 @@ impl RawSegment {
             })
     }
 
-    /// Writes the primitive at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`, `.` for a
-    /// single-value segment), parsing `value` by the field's type code: integers in decimal or
-    /// `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
-    /// `true`/`false`; one character.
+    /// Writes the primitive, enum or text at `path` (`load`, `hist[3]`, `inner.x`, `[2].count`,
+    /// `.` for a single-value segment), parsing `value` by the field's type: integers in decimal
+    /// or `0x`/`0o`/`0b`, range-checked; floats as Rust reads them (`0.5`, `1e-9`, `inf`, `NaN`);
+    /// `true`/`false`; one character; an enum's variant by its name (`Busy`; another is
+    /// [`FieldError::NoSuchVariant`], which lists them); text as it is, not trimmed, at most
+    /// the field's capacity in bytes of UTF-8 ([`FieldError::TextTooLong`]). A text is written
+    /// whole (its bytes, zeros after them, and its length) in the one seqlock write.
     ///
     /// The write takes the segment's lock and is a seqlock write, like an `update` that changes
     /// one field. An empty or malformed path, a malformed value, an unknown field, an index out of
@@ -696,15 +744,18 @@ impl RawSegment {
         value: &str,
         timeout: Option<Duration>,
     ) -> Result<Written, FieldError> {
-        let (parsed, offset, code) = self.primitive_at(path)?;
-        let new = self.parse_value(path, code, value)?;
+        let (parsed, offset, leaf) = self.leaf_at(path)?;
+        let new = self.parse_value(path, leaf, value)?;
         let corrupt = || FieldError::Corrupt {
             segment: self.name().to_owned(),
             reason: self.corrupt_reason(),
         };
-        // `primitive_at` proved `offset + width` is within the payload, so it fits in a usize.
+        // Proves every cell is in bounds and aligned before anything is locked.
+        self.read(leaf, offset, &mut self.budget())
+            .ok_or_else(corrupt)?;
+        // `read` just proved `offset + size` is within the payload, so it fits in a usize.
         let start = offset as usize;
-        let bytes = start..start + code.size();
+        let bytes = start..start + leaf.size as usize;
         let (guard, poisoned) = match timeout {
             None => match guard::lock(&self.seg, &()) {
                 Ok(g) => (g, false),
@@ -712,23 +763,23 @@ impl RawSegment {
             },
             Some(timeout) => self.lock_within(path, timeout)?,
         };
-        let old = self.load_code(code, offset);
-        // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
+        let old = self.read(leaf, offset, &mut self.budget());
+        // The journal gets the cells' bytes as they are (a `bool` byte of 5 stays 5 if the write
         // is undone), and the new value's.
-        let old_bytes = self.raw_bytes(code.size(), offset);
-        seqlock::write(
-            guard.segment(),
-            bytes,
-            |copies| {
-                if let (Some(o), Some(n)) = (old_bytes, ne_bytes(&new)) {
-                    copies.record_bytes(&o, &n);
-                }
-            },
-            || {
-                self.store_datum(&new, offset);
-            },
-        );
+        let old_bytes = self.leaf_bytes(leaf, offset);
+        let new_bytes = old_bytes
+            .as_ref()
+            .and_then(|o| encode_leaf(leaf, &new, o.clone()));
+        if let (Some(o), Some(n)) = (&old_bytes, &new_bytes) {
+            seqlock::write(
+                guard.segment(),
+                bytes,
+                |copies| copies.record_bytes(o, n),
+                || self.store_leaf(leaf, offset, n),
+            );
+        }
         drop(guard);
+        new_bytes.ok_or_else(corrupt)?;
         Ok(Written {
             path: parsed.to_string(),
             old: old.ok_or_else(corrupt)?,
@@ -737,9 +788,9 @@ impl RawSegment {
         })
     }
 
-    /// The primitive `path` names (`load`, `hist[3]`, `.`): its parsed path, payload offset and
-    /// type code, checked to lie in bounds and aligned; refused as `set` refuses it otherwise.
-    fn primitive_at(&self, path: &str) -> Result<(FieldPath, u64, TypeCode), FieldError> {
+    /// The leaf (a primitive, an enum or a text) that `path` names (`load`, `hist[3]`, `.`):
+    /// its parsed path, payload offset and descriptor; refused as `set` refuses it otherwise.
+    fn leaf_at(&self, path: &str) -> Result<(FieldPath, u64, &Descriptor), FieldError> {
         if path.is_empty() {
             return Err(FieldError::EmptyPath {
                 segment: self.name().to_owned(),
@@ -748,38 +799,14 @@ impl RawSegment {
         }
         let parsed = self.parse_path(path)?;
         let (offset, node) = self.resolve(path, &parsed)?;
-        let code = match node {
-            Node::Value(Descriptor {
-                kind: DescriptorKind::Primitive(code),
-                ..
-            }) => *code,
-            other => {
-                return Err(FieldError::NotPrimitive {
-                    segment: self.name().to_owned(),
-                    path: path.to_owned(),
-                    reason: self.not_primitive(&parsed, other),
-                })
-            }
-        };
-        // Proves the cell is in bounds and aligned before anything is locked or waited for.
-        if self.load_code(code, offset).is_none() {
-            return Err(FieldError::Corrupt {
+        match node {
+            Node::Value(d) if is_leaf(d) => Ok((parsed, offset, d)),
+            other => Err(FieldError::NotPrimitive {
                 segment: self.name().to_owned(),
-                reason: self.corrupt_reason(),
-            });
+                path: path.to_owned(),
+                reason: self.not_primitive(&parsed, other),
+            }),
         }
-        Ok((parsed, offset, code))
-    }
-
-    /// `value` parsed as a value of the field `path`, of type `code`.
-    fn parse_value(&self, path: &str, code: TypeCode, value: &str) -> Result<Datum, FieldError> {
-        value::parse(code, value).map_err(|reason| FieldError::BadValue {
-            segment: self.name().to_owned(),
-            path: path.to_owned(),
-            code,
-            value: value.to_owned(),
-            reason,
-        })
     }
 
     /// Takes the segment's lock, waiting at most `timeout`; whether it was poisoned.
@@ -820,6 +847,74 @@ impl RawSegment {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// `value` parsed as a value of `leaf` (a primitive, an enum, a text), at `path`.
+    fn parse_value(&self, path: &str, leaf: &Descriptor, value: &str) -> Result<Datum, FieldError> {
+        match &leaf.kind {
+            DescriptorKind::Enum { variants, .. } => {
+                match variants.iter().find(|v| v.name == value) {
+                    Some(v) => Ok(Datum::Enum {
+                        variant: v.name.clone(),
+                        value: v.value,
+                        known: true,
+                    }),
+                    None => Err(FieldError::NoSuchVariant {
+                        segment: self.name().to_owned(),
+                        path: path.to_owned(),
+                        enum_name: leaf.name.clone(),
+                        value: value.to_owned(),
+                        variants: variants.iter().map(|v| v.name.clone()).collect(),
+                    }),
+                }
+            }
+            // Not trimmed: spaces are text.
+            DescriptorKind::Text { capacity } if value.len() as u64 <= *capacity => {
+                Ok(Datum::Text(value.to_owned()))
+            }
+            DescriptorKind::Text { capacity } => Err(FieldError::TextTooLong {
+                segment: self.name().to_owned(),
+                path: path.to_owned(),
+                len: value.len(),
+                capacity: *capacity,
+            }),
+            _ => {
+                let DescriptorKind::Primitive(code) = leaf.kind else {
+                    unreachable!("`is_leaf` admits primitives, enums and texts")
+                };
+                value::parse(code, value).map_err(|reason| FieldError::BadValue {
+                    segment: self.name().to_owned(),
+                    path: path.to_owned(),
+                    code,
+                    value: value.to_owned(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// The `leaf.size` bytes of the leaf at `offset`: each of its cells as one relaxed atomic
+    /// load of its width reads it, zeros between them (padding).
+    fn leaf_bytes(&self, leaf: &Descriptor, offset: u64) -> Option<Vec<u8>> {
+        let mut out = vec![0; usize::try_from(leaf.size).ok()?];
+        let mut ok = true;
+        each_cell(leaf, offset, &mut |at, width| match self.cell(at, width) {
+            Some(cell) => width.encode(
+                cell.load(),
+                &mut out[(at - offset) as usize..][..width.bytes()],
+            ),
+            None => ok = false,
+        });
+        ok.then_some(out)
+    }
+
+    /// Stores `bytes` (as `encode_leaf` made them) into the cells of the leaf at `offset`, each
+    /// with one relaxed atomic store of its width.
+    fn store_leaf(&self, leaf: &Descriptor, offset: u64, bytes: &[u8]) {
+        each_cell(leaf, offset, &mut |at, width| {
+            let b = &bytes[(at - offset) as usize..][..width.bytes()];
+            let _ = self.store_bytes(b, at);
+        });
     }
 
     fn parse_path(&self, path: &str) -> Result<FieldPath, FieldError> {
@@ -915,9 +1010,12 @@ impl RawSegment {
                             a_kind(d)
                         )));
                     }
-                    DescriptorKind::Primitive(_) => {
+                    DescriptorKind::Primitive(_)
+                    | DescriptorKind::Enum { .. }
+                    | DescriptorKind::Text { .. } => {
                         return Err(fail(format!(
-                            "{here} is {d}, which has no fields: write `{at}` for it"
+                            "{here} is {}, which has no fields: write `{at}` for it",
+                            a_kind(d)
                         )));
                     }
                 },
@@ -938,9 +1036,12 @@ impl RawSegment {
                             primitives_in(&at, d)
                         )));
                     }
-                    DescriptorKind::Primitive(_) => {
+                    DescriptorKind::Primitive(_)
+                    | DescriptorKind::Enum { .. }
+                    | DescriptorKind::Text { .. } => {
                         return Err(fail(format!(
-                            "{here} is {d}, not an array: write `{at}` for it"
+                            "{here} is {}, not an array: write `{at}` for it",
+                            a_kind(d)
                         )));
                     }
                 },
@@ -1014,6 +1115,9 @@ impl RawSegment {
                     ..
                 },
             ) => format!("write `.` for the segment's value, a {d}"),
+            Node::Value(d) if is_leaf(d) => {
+                format!("write `.` for the segment's value, {}", a_kind(d))
+            }
             Node::Value(d) => format!(
                 "the segment's value is {}: {}",
                 a_kind(d),
@@ -1060,6 +1164,32 @@ impl RawSegment {
         *budget = budget.checked_sub(1)?;
         Some(match &d.kind {
             DescriptorKind::Primitive(code) => self.load_code(*code, offset)?,
+            DescriptorKind::Enum {
+                repr,
+                variants,
+                default,
+            } => {
+                let value = self.load_code(*repr, offset)?.as_integer()?;
+                let (variant, known) = match variants.iter().find(|v| v.value == value) {
+                    Some(v) => (v.name.clone(), true),
+                    None => (variants.get(*default)?.name.clone(), false),
+                };
+                Datum::Enum {
+                    variant,
+                    value,
+                    known,
+                }
+            }
+            DescriptorKind::Text { capacity } => {
+                // As `AtomicText` reads it: the length word, then the bytes it covers.
+                let len = self.cell(offset, Width::Four)?.load() as u32;
+                let start = offset.checked_add(TEXT_LEN_SIZE as u64)?;
+                let n = u64::from(len).min(*capacity);
+                let bytes = (0..n)
+                    .map(|i| Some(self.cell(start.checked_add(i)?, Width::One)?.load() as u8))
+                    .collect::<Option<Vec<u8>>>()?;
+                Datum::Text(text::readable(len, &bytes).to_owned())
+            }
             DescriptorKind::Array { elem, len } => {
                 let mut items = Vec::new();
                 for i in 0..*len {
@@ -1085,12 +1215,13 @@ impl RawSegment {
     /// aligned.
     fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
         let offset = usize::try_from(offset).ok()?;
-        // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`) pass the width of the
-        // primitive the descriptor puts at `offset` (a code `read` or `resolve` found there, or a
-        // value `value::parse` made for it). `open` validated the descriptor, which puts one
-        // primitive on each byte (no overlapping fields); every access to it has that width,
-        // whether made by a typed handle (whose layout has the descriptor's fingerprint) or a
-        // `RawSegment`.
+        // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`, `read` of a text,
+        // `leaf_bytes`, `store_bytes`) pass the width of the primitive the descriptor puts at
+        // `offset` (a code `read` or `resolve` found there, a value `value::parse` made for it, a
+        // text's length word or byte, a cell `each_cell` walked to). `open` validated the
+        // descriptor, which puts one primitive on each byte (no overlapping fields); every access
+        // to it has that width, whether made by a typed handle (whose layout has the
+        // descriptor's fingerprint) or a `RawSegment`.
         unsafe { Region::payload(&self.seg).cell(offset, width) }
     }
 
@@ -1111,6 +1242,54 @@ impl RawSegment {
         let (width, bits) = value.to_bits()?;
         self.cell(offset, width)?.store(bits);
         Some(())
+    }
+
+    /// Stores `bytes` (1, 2, 4 or 8 of them, in memory order) at `offset` with one relaxed atomic
+    /// store of their width.
+    fn store_bytes(&self, bytes: &[u8], offset: u64) -> Option<()> {
+        let width = Width::from_bytes(bytes.len())?;
+        self.cell(offset, width)?.store(width.decode(bytes));
+        Some(())
+    }
+}
+
+/// Whether `d` is a value `set` writes as a whole: a primitive, an enum or a text.
+fn is_leaf(d: &Descriptor) -> bool {
+    matches!(
+        d.kind,
+        DescriptorKind::Primitive(_) | DescriptorKind::Enum { .. } | DescriptorKind::Text { .. }
+    )
+}
+
+/// Calls `f(offset, width)` for every cell of the leaf `d` at `offset`: what one atomic access
+/// reads or writes (a text's length word, then each of its bytes).
+fn each_cell(d: &Descriptor, offset: u64, f: &mut dyn FnMut(u64, Width)) {
+    let all = offset..offset.saturating_add(d.size);
+    journal::each_primitive(d, offset, &all, f);
+}
+
+/// The bytes of the leaf `d` holding `value`, as its cells store them: `old` (the leaf's bytes
+/// now) with every cell replaced.
+fn encode_leaf(d: &Descriptor, value: &Datum, mut old: Vec<u8>) -> Option<Vec<u8>> {
+    match (&d.kind, value) {
+        (DescriptorKind::Enum { repr, .. }, Datum::Enum { value, .. }) => {
+            // In range of `repr` (a variant's value): its low bytes are the repr's two's complement.
+            Some(Width::of(*repr).ne_bytes(*value as u64))
+        }
+        (DescriptorKind::Text { capacity }, Datum::Text(text)) => {
+            let capacity = usize::try_from(*capacity).ok()?;
+            let len = u32::try_from(text.len())
+                .ok()
+                .filter(|_| text.len() <= capacity)?;
+            old.get_mut(..TEXT_LEN_SIZE)?
+                .copy_from_slice(&len.to_ne_bytes());
+            let bytes = old.get_mut(TEXT_LEN_SIZE..TEXT_LEN_SIZE + capacity)?;
+            bytes.fill(0);
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Some(old)
+        }
+        (DescriptorKind::Primitive(_), _) => ne_bytes(value),
+        _ => None,
     }
 }
 
@@ -1158,7 +1337,9 @@ fn suggest(under: &Primitives) -> String {
 fn a_kind(d: &Descriptor) -> String {
     match &d.kind {
         DescriptorKind::Struct { .. } => format!("a `{}` struct", d.name),
+        DescriptorKind::Enum { .. } => format!("a `{}` enum", d.name),
         DescriptorKind::Array { .. } => format!("a `{d}` array"),
+        DescriptorKind::Text { capacity } => format!("a text of at most {capacity} bytes"),
         DescriptorKind::Primitive(_) => d.to_string(),
     }
 }

@@ -6,8 +6,11 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use shm_core::{Array, Options, Shared, Value};
-use tests::types::{Balance, Everything, Round, Slot};
+use shm_core::{Array, Options, Shared, Text, Value};
+use tests::types::{
+    Balance, Everything, I16s, I32s, I64s, I8s, Round, Slot, State, U16s, U32s, U64s, U8s, Widths,
+    Worker,
+};
 
 fn num(s: &str) -> u64 {
     s.parse()
@@ -327,6 +330,68 @@ fn main() {
         }
         // `rounds` rounds of: all racers meet; all open_or_create NAME; check it was initialised;
         // the creator counts itself in owners[round]; all meet; the creator removes NAME.
+        // Every field of a `Widths` from `Low` to `High` with the twin's swap and
+        // compare_exchange, saying what it found.
+        ["widths", name] => {
+            use std::sync::atomic::Ordering::SeqCst;
+            let w = ok(Shared::<Widths>::open(name));
+            say(&format!("found {:?}", w.snapshot()));
+            let swapped = [
+                w.u8_.swap(U8s::High, SeqCst) == U8s::Low,
+                w.i8_.compare_exchange(I8s::Low, I8s::High, SeqCst, SeqCst) == Ok(I8s::Low),
+                w.u16_.swap(U16s::High, SeqCst) == U16s::Low,
+                w.i16_
+                    .compare_exchange(I16s::Low, I16s::High, SeqCst, SeqCst)
+                    == Ok(I16s::Low),
+                w.u32_.swap(U32s::High, SeqCst) == U32s::Low,
+                w.i32_
+                    .compare_exchange(I32s::Low, I32s::High, SeqCst, SeqCst)
+                    == Ok(I32s::Low),
+                w.u64_.swap(U64s::High, SeqCst) == U64s::Low,
+                w.i64_
+                    .compare_exchange(I64s::Low, I64s::High, SeqCst, SeqCst)
+                    == Ok(I64s::Low),
+            ];
+            say(&format!("swapped {swapped:?}"));
+        }
+        // Claims every idle slot of an `Array<Worker>` it can (Idle to Busy by compare_exchange),
+        // writes its name as the client, counts a request, and says how many it claimed.
+        ["claim", name, id] => {
+            use std::sync::atomic::Ordering::{AcqRel, Acquire};
+            let board = ok(Array::<Worker>::open(name));
+            let client = Text::try_from(format!("child-{id}").as_str())
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let mut claimed = 0;
+            for slot in board.iter() {
+                if slot
+                    .state
+                    .compare_exchange(State::Idle, State::Busy, AcqRel, Acquire)
+                    .is_ok()
+                {
+                    slot.client.store(client, Relaxed);
+                    slot.requests.fetch_add(1, Relaxed);
+                    claimed += 1;
+                }
+            }
+            say(&format!("claimed {claimed}"));
+        }
+        // N updates of a `Worker`, each writing a whole text of its own (`ID:k` repeated to a
+        // length that depends on k) and counting a request.
+        ["worker-updates", name, id, n] => {
+            let w = ok(Shared::<Worker>::open(name));
+            for k in 0..num(n) {
+                let text = tests::types::worker_text(id, k);
+                w.update(|v| {
+                    v.client = Text::try_from(text.as_str()).unwrap_or_default();
+                    v.state = if k % 2 == 0 {
+                        State::Busy
+                    } else {
+                        State::Stopping
+                    };
+                    v.requests += 1;
+                });
+            }
+        }
         ["race", name, control, rounds, racers] => {
             let (rounds, racers) = (num(rounds) as usize, num(racers));
             let arrived = ok(Value::<u64>::open(&format!("{control}-arrived")));

@@ -68,11 +68,11 @@ impl RawSegment {
         .transpose()
     }
 
-    /// Waits until the primitive at `path` (`done`, `hist[3]`, `[2].ready`, `.` for a
-    /// single-value segment) compares with `value` as `op` says, for at most `timeout`:
-    /// `Ok(Some(v))` with the value `v` that made it hold, `Ok(None)` if it did not hold by
-    /// then. `value` is parsed by the field's type code, as [`set`](Self::set) parses it. What
-    /// `shm wait NAME FIELD OP VALUE` does.
+    /// Waits until the field at `path` (`done`, `hist[3]`, `[2].ready`, `.` for a single-value
+    /// segment: a primitive, an enum or a text) compares with `value` as `op` says, for at most
+    /// `timeout`: `Ok(Some(v))` with the value `v` that made it hold, `Ok(None)` if it did not
+    /// hold by then. `value` is parsed by the field's type, as [`set`](Self::set) parses it
+    /// (an enum's variant by name). What `shm wait NAME FIELD OP VALUE` does.
     ///
     /// The field is read with a seqlock read, so a value a killed writer half-stored (and the
     /// next reader rolls back) is never taken for one that holds. A timeout too long to
@@ -113,18 +113,20 @@ impl RawSegment {
         value: &str,
         timeout: Duration,
     ) -> std::result::Result<Option<Datum>, FieldError> {
-        let (_, offset, code) = self.primitive_at(path)?;
-        let want = self.parse_value(path, code, value)?;
-        wait::until(&self.seg, Some(timeout), || {
-            match seqlock::read(&self.seg, || self.load_code(code, offset)) {
-                Some(now) if op.holds(&now, &want) => Some(Ok(now)),
-                Some(_) => None,
-                // `primitive_at` proved the cell in bounds; a payload does not move.
-                None => Some(Err(FieldError::Corrupt {
-                    segment: self.name().to_owned(),
-                    reason: self.corrupt_reason(),
-                })),
-            }
+        let (_, offset, leaf) = self.leaf_at(path)?;
+        let want = self.parse_value(path, leaf, value)?;
+        let read = || seqlock::read(&self.seg, || self.read(leaf, offset, &mut self.budget()));
+        let corrupt = || FieldError::Corrupt {
+            segment: self.name().to_owned(),
+            reason: self.corrupt_reason(),
+        };
+        // Proves every cell in bounds and aligned before any wait.
+        read().ok_or_else(corrupt)?;
+        wait::until(&self.seg, Some(timeout), || match read() {
+            Some(now) if op.holds(&now, &want) => Some(Ok(now)),
+            Some(_) => None,
+            // Proved in bounds above; a payload does not move.
+            None => Some(Err(corrupt())),
         })
         .transpose()
     }
