@@ -103,7 +103,8 @@ enum Command {
         /// The comparison: == != < <= > >= (quote < and > in a shell).
         #[arg(value_parser = wait::parse_op)]
         op: shm_core::inspect::Compare,
-        /// The value, parsed by the field's type: `100`, `-1`, `0x2a`, `0.5`, `true`, `x`.
+        /// The value, parsed by the field's type as `set` parses it: `100`, `-1`, `0x2a`, `0.5`,
+        /// `true`, `x`; an enum's variant by name (`Busy`, ordered by its number); a text.
         #[arg(allow_hyphen_values = true)]
         value: String,
         /// Give up after this long (exit status 1): `200ms`, `5s`, `1m`. Default: wait for ever.

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_core::{Shared, SharedLayout, Value};
+use shm_core::{Shared, SharedLayout, Text, Value};
 
 #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
 #[repr(C)]
@@ -20,6 +20,23 @@ struct Jobs {
     ready: bool,
     load: f64,
     hist: [i32; 3],
+}
+
+/// A worker's state, by name in the segment's descriptor.
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(u8)]
+enum State {
+    #[default]
+    Idle,
+    Busy,
+    Stopping = 9,
+}
+
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Worker {
+    state: State,
+    client: Text<16>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -196,6 +213,33 @@ fn a_plain_store_without_notify_is_seen_all_the_same() {
     assert_eq!(r.stdout, format!("{}: load = 0.75\n", &*name));
     // Nobody announced the change: the waiter found it by looking again.
     assert_eq!(fs::read(name.path()).unwrap()[136..140], changes_before);
+}
+
+/// An enum waited for by its variant's name, a text by its string.
+#[test]
+fn enums_and_texts_are_waited_for_by_name_and_string() {
+    let name = Name::new("enum");
+    let w = Shared::<Worker>::create(&name, Worker::default()).unwrap();
+    let mut busy = spawn(&["wait", &name, "state", "==", "Busy", "--timeout", "1m"]);
+    until_asleep(&name, &mut busy);
+    w.update(|w| {
+        w.state = State::Busy;
+        w.client = Text::try_from("10.0.0.7").unwrap();
+    });
+    let r = finish(busy);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{}: state = Busy\n", &*name));
+    let r = shm(&["wait", &name, "client", "==", "10.0.0.7"]);
+    assert_eq!(
+        (r.code, r.stdout),
+        (0, format!("{}: client = \"10.0.0.7\"\n", &*name))
+    );
+    // Ordered by the number stored: Stopping (9) > Busy (1).
+    let r = shm(&["wait", &name, "state", "<", "Stopping"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = shm(&["wait", &name, "state", "==", "Lunch"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("Lunch"), "{}", r.stderr);
 }
 
 #[test]
