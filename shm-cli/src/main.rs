@@ -94,7 +94,8 @@ enum Command {
     /// Blocks, spending nothing, until an update in any process (or a waiter's periodic
     /// check, at least every 100 ms) finds the comparison true, then prints the field's value.
     /// Exit status: 0 when it holds, 1 when it did not within --timeout, 2 on any error (no such
-    /// segment or field, a value the field cannot hold, the segment removed while waiting).
+    /// segment or field, a value the field cannot hold, the segment removed while waiting). A
+    /// user who may only read the segment waits too, seeing each change within 100 ms.
     Wait {
         /// The segment's name.
         name: String,

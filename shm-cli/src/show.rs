@@ -12,7 +12,7 @@ use crate::units;
 pub const DEFAULT_LIMIT: usize = 1000;
 
 pub fn run(name: &str, as_json: bool, limit: usize) -> Result<(), String> {
-    let raw = RawSegment::open(name).map_err(|e| e.to_string())?;
+    let raw = RawSegment::open_readonly(name).map_err(|e| e.to_string())?;
     let info = raw.info().map_err(|e| e.to_string())?;
     let values = Values::read(&raw, limit)?;
     let poisoned = raw.is_poisoned();

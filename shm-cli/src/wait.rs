@@ -34,8 +34,14 @@ pub fn run(
         error(message);
         ExitCode::from(ERROR)
     };
+    // Read-write, so as to register as a waiter and be woken at once; a user who may only read
+    // waits read-only, seeing each change at its re-check (within 100 ms).
     let raw = match RawSegment::open(name) {
         Ok(raw) => raw,
+        Err(shm_core::Error::PermissionDenied { .. }) => match RawSegment::open_readonly(name) {
+            Ok(raw) => raw,
+            Err(e) => return fail(&e.to_string()),
+        },
         Err(e) => return fail(&e.to_string()),
     };
     let deadline = timeout.map(|t| Instant::now() + t);

@@ -1587,11 +1587,53 @@ fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
     let me = unsafe { libc::geteuid() };
     assert_eq!(
         e["reason"],
-        format!("not this user's: it belongs to uid 54321 (group 54321, mode 0o600), not to this user (uid {me}): this user is not in its group 54321; its mode 0o600 does not give its group read and write access"),
+        format!("not this user's: it belongs to uid 54321 (group 54321, mode 0o600), not to this user (uid {me}): this user is not in its group 54321; its mode 0o600 does not give its group read access"),
     );
     assert!(refused(&["inspect", &theirs]).contains("permission denied"));
     assert!(refused(&["set", &theirs, ".", "2"]).contains("permission denied"));
     assert!(!ok(&["gc", "--dry-run"]).contains(&*theirs));
+}
+
+/// The read commands attach read-only: a member of a segment's group that may only read it (mode
+/// 0o640) lists, inspects and watches it; `set` is refused, saying a read-only attach is possible.
+#[test]
+fn the_read_commands_work_for_a_user_who_may_only_read() {
+    use std::os::unix::process::CommandExt;
+    if !can_chown() {
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    const GROUP: u32 = 4244;
+    let name = Name::new("readonly");
+    let _v = Value::<u32>::create_with(&name, 77, &Options::new().mode(0o640)).unwrap();
+    chown(name.path(), None, Some(GROUP)).unwrap();
+    let as_reader = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_shm"))
+            .args(args)
+            .uid(NOBODY)
+            .gid(GROUP)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run shm as another user");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = as_reader(&["inspect", &name]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("77"), "{out}");
+    let (code, out, err) = as_reader(&["ls", "--all"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().any(|l| l.starts_with(&*name)), "{out}");
+    let (code, out, err) = as_reader(&["watch", &name, "--count", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("77"), "{out}");
+    let (code, _, err) = as_reader(&["set", &name, ".", "5"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("attach read-only"), "{err}");
+    assert_eq!(_v.get(), 77);
 }
 
 #[test]

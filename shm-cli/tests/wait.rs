@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_core::{Shared, SharedLayout, Text, Value};
+use shm_core::{Options, Shared, SharedLayout, Text, Value};
 
 #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
 #[repr(C)]
@@ -336,4 +336,39 @@ fn a_segment_removed_while_waited_on_ends_it_with_2() {
             &*name
         )
     );
+}
+
+/// A member of the segment's group who may only read it (mode 0o640) waits read-only: it cannot
+/// register, so nobody's update wakes it, and it sees the change at its re-check.
+#[test]
+fn a_user_who_may_only_read_waits_too() {
+    use std::os::unix::fs::chown;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
+            "this test runs `shm wait` as another user and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip it on purpose"
+        );
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    const GROUP: u32 = 4245;
+    let name = Name::new("reader");
+    let v = Value::<u32>::create_with(&name, 0, &Options::new().mode(0o640)).unwrap();
+    chown(name.path(), None, Some(GROUP)).unwrap();
+    let waiter = Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(["wait", &name, ".", "==", "5", "--timeout", "1m"])
+        .uid(NOBODY)
+        .gid(GROUP)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shm as another user");
+    v.update(|x| *x = 5);
+    let r = finish(waiter);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{}: . = 5\n", &*name));
+    assert!(!someone_sleeps(&name), "a read-only waiter registered");
 }

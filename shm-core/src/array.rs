@@ -23,7 +23,7 @@ use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
 
 /// The indices a range bound selects in a slice of `len`, checked like slice indexing.
 #[track_caller]
-fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
+pub(crate) fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.checked_add(1).expect("range start overflows usize"),
@@ -134,6 +134,18 @@ impl<T: SharedLayout> Array<T> {
             seg,
             _type: PhantomData,
         })
+    }
+
+    /// Attaches the array `name` read only: see [`ReadOnlyArray`](crate::ReadOnlyArray) and
+    /// [`Shared::open_readonly`](crate::Shared::open_readonly), whose checks it makes.
+    pub fn open_readonly(name: &str) -> Result<crate::ReadOnlyArray<T>> {
+        Self::open_readonly_with(name, &Options::new())
+    }
+
+    /// [`open_readonly`](Self::open_readonly) with options.
+    pub fn open_readonly_with(name: &str, opts: &Options) -> Result<crate::ReadOnlyArray<T>> {
+        let seg = Segment::open_readonly(name, &Self::spec(None), opts)?;
+        Ok(crate::ReadOnlyArray::new(seg))
     }
 
     /// Opens `name`, or creates it holding a copy of `init`. An existing array must have

@@ -63,6 +63,14 @@ impl Element<'_> {
     }
 }
 
+/// How a handle attaches: read and write, or read only (the object opened `O_RDONLY` and mapped
+/// `PROT_READ`, so the operating system stops every store; nothing in such an open writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// What a handle expects to find in (or put into) a segment.
 pub(crate) struct Spec<'a> {
     pub element: Element<'a>,
@@ -92,6 +100,8 @@ pub(crate) struct Segment {
     owner: bool,
     creator: u32,
     keep: bool,
+    /// How the object is open and mapped.
+    access: Access,
 }
 
 /// The element layout of a segment that is not validated yet: no primitives.
@@ -270,9 +280,22 @@ impl Owner {
 /// opener accepts), or `None` if it may: only through the group, which needs all three of: the
 /// opener asked for group access, this user is in the object's group, and the object's mode
 /// gives the group read and write access. Every condition that fails is named.
-fn other_users_object(owner: &Owner, me: u32, asked: u32, in_group: bool) -> Option<String> {
-    let asked_group = asked & 0o060 != 0;
-    let gives_group = owner.mode & 0o060 == 0o060;
+///
+/// A read-only attach needs only read access: the group's read bit, and a program that asked for
+/// at least group read. A read-write attach refused where a read-only one would be let in says so.
+fn other_users_object(
+    owner: &Owner,
+    me: u32,
+    asked: u32,
+    in_group: bool,
+    access: Access,
+) -> Option<String> {
+    let (need, what) = match access {
+        Access::ReadWrite => (0o060, "read and write"),
+        Access::ReadOnly => (0o040, "read"),
+    };
+    let asked_group = asked & need != 0;
+    let gives_group = owner.mode & need == need;
     if asked_group && in_group && gives_group {
         return None;
     }
@@ -281,10 +304,19 @@ fn other_users_object(owner: &Owner, me: u32, asked: u32, in_group: bool) -> Opt
         why.push(format!("this user is not in its group {}", owner.gid));
     }
     if !gives_group {
-        why.push(format!(
-            "its mode {:#o} does not give its group read and write access",
+        let mut reason = format!(
+            "its mode {:#o} does not give its group {what} access",
             owner.mode
-        ));
+        );
+        if access == Access::ReadWrite
+            && in_group
+            && other_users_object(owner, me, asked | 0o040, in_group, Access::ReadOnly).is_none()
+        {
+            reason.push_str(
+                " (its group may read it: attach read-only with `open_readonly`, `shm_core.open(name, readonly=True)`, or the `shm` read commands)",
+            );
+        }
+        why.push(reason);
     }
     if !asked_group {
         why.push(if why.is_empty() {
@@ -304,15 +336,25 @@ fn other_users_object(owner: &Owner, me: u32, asked: u32, in_group: bool) -> Opt
 
 /// The reason for a refusal by the system (`EACCES` from `shm_open`) of the object `name`, found
 /// with `lstat`: whose it is and what is missing; `None` if nothing explains it.
-fn explain_refusal(name: &str, asked: u32) -> Option<String> {
+fn explain_refusal(name: &str, asked: u32, access: Access) -> Option<String> {
     let owner = Owner::of_name(name)?;
     let me = effective_uid();
     if owner.uid != me {
-        return other_users_object(&owner, me, asked, user_groups().contains(&owner.gid));
+        return other_users_object(
+            &owner,
+            me,
+            asked,
+            user_groups().contains(&owner.gid),
+            access,
+        );
     }
-    (owner.mode & 0o600 != 0o600).then(|| {
+    let (need, what) = match access {
+        Access::ReadWrite => (0o600, "read and write"),
+        Access::ReadOnly => (0o400, "read"),
+    };
+    (owner.mode & need != need).then(|| {
         format!(
-            "it belongs to this user (uid {me}) but its mode {:#o} does not let its owner read and write it",
+            "it belongs to this user (uid {me}) but its mode {:#o} does not let its owner {what} it",
             owner.mode
         )
     })
@@ -321,7 +363,7 @@ fn explain_refusal(name: &str, asked: u32) -> Option<String> {
 /// Refuses an object that is not a regular file, belongs to another user (unless group access
 /// was asked for, it belongs to one of our groups, and its mode gives the group access), or is
 /// open beyond `mode`.
-fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
+fn check_ownership(name: &str, st: &libc::stat, mode: u32, access: Access) -> Result<()> {
     let deny = |reason: String| {
         Err(Error::PermissionDenied {
             name: name.to_owned(),
@@ -335,7 +377,7 @@ fn check_ownership(name: &str, st: &libc::stat, mode: u32) -> Result<()> {
     if st.st_uid != me {
         let owner = Owner::of_stat(st);
         let in_group = user_groups().contains(&st.st_gid);
-        if let Some(reason) = other_users_object(&owner, me, mode, in_group) {
+        if let Some(reason) = other_users_object(&owner, me, mode, in_group, access) {
             return deny(reason);
         }
     }
@@ -386,16 +428,21 @@ impl Drop for Mapping {
 }
 
 /// Maps the object `fd` refers to — the very object whose owner, mode and size were checked —
-/// shared, read and write, `len` bytes. (`shared_memory` can only map by name, which would open
-/// the name a second time, after the checks: another object may be there by then.)
-fn map(name: &str, fd: &OwnedFd, len: usize) -> Result<Mapping> {
+/// shared, `len` bytes, read and write or (`Access::ReadOnly`) read only. (`shared_memory` can
+/// only map by name, which would open the name a second time, after the checks: another object
+/// may be there by then.)
+fn map(name: &str, fd: &OwnedFd, len: usize, access: Access) -> Result<Mapping> {
+    let prot = match access {
+        Access::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+        Access::ReadOnly => libc::PROT_READ,
+    };
     // SAFETY: a fresh shared mapping chosen by the kernel (no address hint, no MAP_FIXED), of an
     // open descriptor; it aliases nothing in this process.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             libc::MAP_SHARED,
             fd.as_raw_fd(),
             0,
@@ -434,10 +481,16 @@ fn mark_ready(h: &Header) {
 }
 
 /// How far creation has got, as far as an opener can tell; `Err` if the header is not one.
+///
+/// Relaxed loads and acquire fences rather than acquire loads: the same ordering, and the only
+/// atomic loads Rust allows on a read-only mapping (see `read_only.rs`).
 fn readiness(h: &Header) -> std::result::Result<Readiness, String> {
-    let magic = h.magic.load(Ordering::Acquire);
+    let magic = h.magic.load(Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Acquire);
     if magic == u64::from_ne_bytes(MAGIC) {
-        return match h.state.load(Ordering::Acquire) {
+        let state = h.state.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        return match state {
             header::STATE_READY => Ok(Readiness::Ready),
             header::STATE_INITIALIZING => Ok(Readiness::Initializing(Some(ProcessId {
                 pid: h.creator_pid.load(Ordering::Relaxed),
@@ -556,6 +609,7 @@ impl Segment {
                     owner: true,
                     creator: std::process::id(),
                     keep: opts.keep,
+                    access: Access::ReadWrite,
                 })
             }
             Err(e) => {
@@ -611,7 +665,7 @@ impl Segment {
                 ))
             }
         }
-        let map = map(name, fd, total)?;
+        let map = map(name, fd, total, Access::ReadWrite)?;
         let id = identity(&fstat(name, fd)?);
         let seg_len = map.len();
         let base = map.as_ptr();
@@ -660,21 +714,39 @@ impl Segment {
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
     /// and validates the header against `spec`.
     pub(crate) fn open(name: &str, spec: &Spec, opts: &Options) -> Result<Segment> {
-        Self::open_checked(name, Some(spec), opts)
+        Self::open_checked(name, Some(spec), opts, Access::ReadWrite)
+    }
+
+    /// [`open`](Self::open) read only: the object is opened `O_RDONLY` and mapped `PROT_READ`,
+    /// read permission suffices, and nothing in the open writes to the mapping.
+    pub(crate) fn open_readonly(name: &str, spec: &Spec, opts: &Options) -> Result<Segment> {
+        Self::open_checked(name, Some(spec), opts, Access::ReadOnly)
     }
 
     /// Opens a segment of any layout: every check of [`open`](Self::open) but the comparison
     /// with an expected type. Returns the descriptor read from the segment, whose consistency
     /// has been checked against the payload.
-    pub(crate) fn open_any(name: &str, opts: &Options) -> Result<(Segment, Descriptor)> {
-        let seg = Self::open_checked(name, None, opts)?;
+    pub(crate) fn open_any(
+        name: &str,
+        opts: &Options,
+        access: Access,
+    ) -> Result<(Segment, Descriptor)> {
+        let seg = Self::open_checked(name, None, opts, access)?;
         let found = seg.element().clone();
         Ok((seg, found))
     }
 
-    fn open_checked(name: &str, spec: Option<&Spec>, opts: &Options) -> Result<Segment> {
+    fn open_checked(
+        name: &str,
+        spec: Option<&Spec>,
+        opts: &Options,
+        access: Access,
+    ) -> Result<Segment> {
         let path = validate_name(name)?;
         check_mode(name, opts.mode)?;
+        if access == Access::ReadOnly {
+            crate::read_only::check_target(name)?;
+        }
         let start = Instant::now();
         // A wait too long to represent is a wait without end.
         let deadline = start.checked_add(opts.wait);
@@ -694,15 +766,19 @@ impl Segment {
             waited: start.elapsed(),
         };
         loop {
-            let fd = shm_open(name, &path, libc::O_RDWR, 0).map_err(|e| match e {
+            let flags = match access {
+                Access::ReadWrite => libc::O_RDWR,
+                Access::ReadOnly => libc::O_RDONLY,
+            };
+            let fd = shm_open(name, &path, flags, 0).map_err(|e| match e {
                 Error::PermissionDenied { name, reason } => {
-                    let reason = explain_refusal(&name, opts.mode).unwrap_or(reason);
+                    let reason = explain_refusal(&name, opts.mode, access).unwrap_or(reason);
                     Error::PermissionDenied { name, reason }
                 }
                 e => e,
             })?;
             let st = fstat(name, &fd)?;
-            check_ownership(name, &st, opts.mode)?;
+            check_ownership(name, &st, opts.mode, access)?;
             let size = usize::try_from(st.st_size).unwrap_or(0);
             if size == 0 {
                 // A creator between shm_open and ftruncate.
@@ -719,7 +795,7 @@ impl Segment {
                     ),
                 });
             }
-            let map = map(name, &fd, size)?;
+            let map = map(name, &fd, size, access)?;
             let mut seg = Segment {
                 name: name.to_owned(),
                 map,
@@ -733,6 +809,7 @@ impl Segment {
                 owner: false,
                 creator: 0,
                 keep: true,
+                access,
             };
             loop {
                 match next_step(&seg.readiness()?, ProcessId::is_alive) {
@@ -965,6 +1042,12 @@ impl Segment {
         self.owner
     }
 
+    /// Whether this handle is open and mapped read only: nothing may store to its mapping (a
+    /// store would fault), nor lock it (locking writes the lock word).
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.access == Access::ReadOnly
+    }
+
     /// The creator recorded in the header: its pid and start time.
     pub(crate) fn recorded_creator(&self) -> ProcessId {
         let h = self.header();
@@ -1120,7 +1203,9 @@ mod tests {
             gid: 4242,
             mode,
         };
-        let why = |owner: Owner, asked, in_group| other_users_object(&owner, 77, asked, in_group);
+        let why = |owner: Owner, asked, in_group| {
+            other_users_object(&owner, 77, asked, in_group, Access::ReadWrite)
+        };
         let head = "it belongs to uid 1000 (group 4242, mode 0o660), not to this user (uid 77): ";
         // The one way in: asked, in the group, and the group may read and write.
         assert_eq!(why(seg(0o660), 0o660, true), None);
@@ -1139,8 +1224,20 @@ mod tests {
         );
         assert_eq!(
             why(seg(0o640), 0o660, true).unwrap(),
-            "it belongs to uid 1000 (group 4242, mode 0o640), not to this user (uid 77): its mode 0o640 does not give its group read and write access"
+            "it belongs to uid 1000 (group 4242, mode 0o640), not to this user (uid 77): its mode 0o640 does not give its group read and write access (its group may read it: attach read-only with `open_readonly`, `shm_core.open(name, readonly=True)`, or the `shm` read commands)"
         );
+        // Read-only: the group's read bit is enough, and asking for group read is.
+        let ro = |owner: Owner, asked, in_group| {
+            other_users_object(&owner, 77, asked, in_group, Access::ReadOnly)
+        };
+        assert_eq!(ro(seg(0o640), 0o640, true), None);
+        assert_eq!(ro(seg(0o660), 0o640, true), None);
+        assert_eq!(
+            ro(seg(0o600), 0o640, true).unwrap(),
+            "it belongs to uid 1000 (group 4242, mode 0o600), not to this user (uid 77): its mode 0o600 does not give its group read access"
+        );
+        // Outside the group, no hint to attach read-only: it would be refused too.
+        assert!(!why(seg(0o640), 0o660, false).unwrap().contains("read-only"));
         assert_eq!(
             why(seg(0o600), 0o600, false).unwrap(),
             "it belongs to uid 1000 (group 4242, mode 0o600), not to this user (uid 77): this user is not in its group 4242; its mode 0o600 does not give its group read and write access; this program did not ask for group access (it accepts mode 0o600)"

@@ -152,6 +152,25 @@ impl<T: SharedLayout> Shared<T> {
         })
     }
 
+    /// Attaches the segment `name` read only, as an observer: the object is opened `O_RDONLY` and
+    /// mapped `PROT_READ`, so the operating system stops every store. The checks of
+    /// [`open`](Self::open) apply (type, owner, mode, layout), except that read permission
+    /// suffices: a user in the group of a segment created with `Options::new().mode(0o640)`
+    /// attaches read-only with `Options::new().mode(0o640)`, where a read-write `open` is
+    /// refused (with a message that says a read-only attach is possible). See [`ReadOnly`] for
+    /// what an observer can do.
+    ///
+    /// [`ReadOnly`]: crate::ReadOnly
+    pub fn open_readonly(name: &str) -> Result<crate::ReadOnly<T>> {
+        Self::open_readonly_with(name, &Options::new())
+    }
+
+    /// [`open_readonly`](Self::open_readonly) with options.
+    pub fn open_readonly_with(name: &str, opts: &Options) -> Result<crate::ReadOnly<T>> {
+        let seg = Segment::open_readonly(name, &Self::SPEC, opts)?;
+        Ok(crate::ReadOnly::new(seg))
+    }
+
     /// Opens `name`, or creates it holding `init` if it does not exist. When several processes
     /// race, exactly one creates it and the others open it once it is ready;
     /// [`is_owner`](Self::is_owner) tells which.

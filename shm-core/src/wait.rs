@@ -27,9 +27,14 @@
 //!
 //! The futexes are shared (no `FUTEX_PRIVATE_FLAG`): the kernel keys them by the object and the
 //! offset, so processes that map the segment at different addresses meet on the same word.
+//!
+//! A read-only handle cannot register (that writes the header; on memory mapped read only Rust
+//! allows nothing but relaxed loads, see `read_only.rs`): it reads `changes` with a relaxed load
+//! and a fence and sleeps on it all the same, so it is woken when a registered waiter is, and
+//! otherwise sees a change at its next re-check.
 
-use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::{fence, AtomicU32};
 use std::time::{Duration, Instant};
 
 use crate::header::Header;
@@ -174,12 +179,20 @@ pub(crate) fn until<R>(
         seg.name()
     );
     let h = seg.header();
+    let read_only = seg.is_read_only();
     // A timeout too long to represent has no end.
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         // Before the snapshot: a change that ends after this read moves the counter, so the
         // sleep below does not miss it.
-        let seen = h.changes.load(SeqCst);
+        let seen = if read_only {
+            // An acquire load, in the form read-only memory allows.
+            let c = h.changes.load(Relaxed);
+            fence(Acquire);
+            c
+        } else {
+            h.changes.load(SeqCst)
+        };
         if let Some(r) = check() {
             return Some(r);
         }
@@ -193,7 +206,11 @@ pub(crate) fn until<R>(
                 left.min(RECHECK)
             }
         };
-        sleep_unless_changed(h, seen, limit);
+        if read_only {
+            sys::wait(&h.changes, seen, limit);
+        } else {
+            sleep_unless_changed(h, seen, limit);
+        }
     }
 }
 
@@ -252,9 +269,16 @@ mod sys {
     }
 
     /// Sleeps while `*word == expected`, at most `limit`, unless woken. Whatever ends the sleep
-    /// (a wake, the value differing already, the time, a signal), the caller checks again.
+    /// (a wake, the value differing already, the time, a signal), the caller checks again. A
+    /// kernel that refuses the call (no futexes, say) gets a plain sleep instead, so that a
+    /// waiter never spins.
     pub(super) fn wait(word: &AtomicU32, expected: u32, limit: Duration) {
-        futex(word, libc::FUTEX_WAIT, expected, Some(limit));
+        if futex(word, libc::FUTEX_WAIT, expected, Some(limit)) == -1 {
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            if !matches!(errno, Some(libc::EAGAIN | libc::ETIMEDOUT | libc::EINTR)) {
+                std::thread::sleep(limit);
+            }
+        }
     }
 
     /// Wakes every thread of every process sleeping on `word`.
@@ -404,6 +428,35 @@ mod tests {
             a.wait_until_timeout(|v| v[0] == 1, Duration::MAX),
             Some(vec![1, 2])
         );
+    }
+
+    /// An observer cannot register, but waits all the same: woken with the registered waiters,
+    /// or at its re-check; and it sleeps between checks rather than spinning.
+    #[test]
+    fn a_read_only_handle_waits_without_registering() {
+        let name = name("read-only");
+        let v = Value::<u64>::create(&name, 0).unwrap();
+        let seen = Value::<u64>::open_readonly(&name).unwrap();
+        let h = v.segment().header();
+        let mut checks = 0;
+        assert_eq!(
+            seen.wait_until_timeout(
+                |x| {
+                    checks += 1;
+                    *x == 1
+                },
+                Duration::from_millis(300)
+            ),
+            None
+        );
+        // At once, then once a re-check (100 ms) or so: not a spin.
+        assert!((2..=20).contains(&checks), "{checks} checks in 300 ms");
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| seen.wait_until(|x| *x == 2));
+            v.store(2, Relaxed); // no notify, and the observer is not registered
+            assert_eq!(waiter.join().unwrap(), 2);
+        });
+        assert_eq!(h.waiters[0].load(Relaxed) | h.waiters[1].load(Relaxed), 0);
     }
 
     #[test]

@@ -84,11 +84,12 @@ fn another_user_cannot_open_a_default_segment() {
             &format!("this user is not in its group {gid}; its mode 0o600 does not give its group read and write access")
         )
     );
-    // What `shm ls --all` shows for it (a tool asks for any access): the same causes.
+    // What `shm ls --all` shows for it (a tool asks for any access, and lists read-only): the
+    // same causes, for read access.
     assert_eq!(
         as_other_user(&["try-examine", &name], NOBODY),
         format!(
-            "denied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}): this user is not in its group {gid}; its mode 0o600 does not give its group read and write access",
+            "denied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}): this user is not in its group {gid}; its mode 0o600 does not give its group read access",
             &*name
         )
     );

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::{FLAG_ARRAY, FLAG_KEEP, MAGIC};
 use crate::process::ProcessId;
-use crate::segment::{validate_name, Segment};
+use crate::segment::{validate_name, Access, Segment};
 use crate::{Error, Options, Result};
 
 /// Where POSIX shared-memory objects live on Linux: `shm_open("/name")` is `/dev/shm/name`.
@@ -328,7 +328,8 @@ pub fn examine(name: &str) -> Result<ListEntry> {
             lstat_id,
         ));
     }
-    match Segment::open_any(name, &tool_options(Duration::ZERO)) {
+    // Read only: listing writes nothing, and a segment this user may only read is listed too.
+    match Segment::open_any(name, &tool_options(Duration::ZERO), Access::ReadOnly) {
         Ok((seg, descriptor)) => Ok(match SegmentInfo::read(&seg, &descriptor) {
             Ok(info) => {
                 let id = Some(info.id);

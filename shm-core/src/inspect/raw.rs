@@ -17,8 +17,10 @@ use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
 use crate::layout::TEXT_LEN_SIZE;
-use crate::segment::{Element, Segment, Spec};
-use crate::{guard, journal, lock, seqlock, text, Error, Guard, Options, Result, TypeCode};
+use crate::segment::{Access, Element, Segment, Spec};
+use crate::{
+    guard, journal, lock, read_only, seqlock, text, Error, Guard, Options, Result, TypeCode,
+};
 
 mod waiting;
 
@@ -164,6 +166,11 @@ pub enum FieldError {
         /// What is wrong.
         reason: String,
     },
+    /// The handle is attached read only ([`RawSegment::open_readonly`]): it cannot write.
+    ReadOnly {
+        /// The segment's name.
+        segment: String,
+    },
     /// The segment's lock stayed held for the whole wait [`RawSegment::set_timeout`] was given.
     LockTimeout {
         /// The segment's name.
@@ -236,6 +243,10 @@ impl fmt::Display for FieldError {
             FieldError::Corrupt { segment, reason } => {
                 write!(f, "segment `{segment}` is not a valid segment: {reason}")
             }
+            FieldError::ReadOnly { segment } => write!(
+                f,
+                "segment `{segment}` is attached read-only: it cannot be written through this handle (open it read-write to write)"
+            ),
             FieldError::LockTimeout {
                 segment,
                 path,
@@ -283,7 +294,32 @@ impl RawSegment {
     /// [`open`](Self::open) with options: the mode this program accepts and the wait time, as
     /// for a typed open.
     pub fn open_with(name: &str, opts: &Options) -> Result<RawSegment> {
-        let (seg, descriptor) = Segment::open_any(name, opts)?;
+        Self::open_access(name, opts, Access::ReadWrite)
+    }
+
+    /// [`open`](Self::open) read only: the object is opened `O_RDONLY` and mapped `PROT_READ`
+    /// (the operating system stops every store), and read permission suffices. Reads are
+    /// consistent as for a read-write handle, without ever taking the lock or writing (a writer
+    /// killed mid-update is rolled back in the reader's own copy, see `ReadOnly::snapshot`);
+    /// [`set`](Self::set), [`write`](Self::write) and [`store`](Self::store) refuse, and
+    /// [`lock`](Self::lock), [`try_lock_for`](Self::try_lock_for) and
+    /// [`clear_poison`](Self::clear_poison) panic. What `shm ls`, `inspect` and `watch` use.
+    pub fn open_readonly(name: &str) -> Result<RawSegment> {
+        Self::open_readonly_with(name, &tool_options(Duration::from_secs(1)))
+    }
+
+    /// [`open_readonly`](Self::open_readonly) with options.
+    pub fn open_readonly_with(name: &str, opts: &Options) -> Result<RawSegment> {
+        Self::open_access(name, opts, Access::ReadOnly)
+    }
+
+    /// Whether this handle is attached read only ([`open_readonly`](Self::open_readonly)).
+    pub fn is_read_only(&self) -> bool {
+        self.seg.is_read_only()
+    }
+
+    fn open_access(name: &str, opts: &Options, access: Access) -> Result<RawSegment> {
+        let (seg, descriptor) = Segment::open_any(name, opts, access)?;
         let is_array = seg.header().flags.load(Relaxed) & FLAG_ARRAY != 0 || seg.count() != 1;
         Self::opened(seg, descriptor, is_array)
     }
@@ -459,14 +495,37 @@ impl RawSegment {
     /// `update` take. `Err(PoisonError)` carries the guard, as for `Shared::lock`.
     ///
     /// # Panics
-    /// If this thread already holds the lock.
+    /// If this thread already holds the lock, or the handle is read-only (locking writes).
     pub fn lock(&self) -> LockResult<Guard<'_, ()>> {
+        self.assert_writable("lock");
         guard::lock(&self.seg, &())
+    }
+
+    #[track_caller]
+    fn assert_writable(&self, what: &str) {
+        assert!(
+            !self.seg.is_read_only(),
+            "segment `{}`: {what}() on a read-only handle (it would write to the segment)",
+            self.name()
+        );
+    }
+
+    fn refuse_read_only(&self) -> Result<(), FieldError> {
+        if self.seg.is_read_only() {
+            return Err(FieldError::ReadOnly {
+                segment: self.name().to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Takes the lock if it is free now (`timeout` `None`) or within `timeout`;
     /// `Err(TryLockError::WouldBlock)` if it stayed held.
+    ///
+    /// # Panics
+    /// If the handle is read-only.
     pub fn try_lock_for(&self, timeout: Option<Duration>) -> TryLockResult<Guard<'_, ()>> {
+        self.assert_writable("try_lock_for");
         guard::try_lock(&self.seg, &(), timeout)
     }
 
@@ -487,6 +546,7 @@ impl RawSegment {
             "segment `{}`: write() with the guard of another segment",
             self.name()
         );
+        self.refuse_read_only()?;
         let mut range: Option<(u64, u64)> = None;
         for (offset, value) in stores {
             let width = value.code().map_or(0, |c| c.size() as u64);
@@ -541,7 +601,8 @@ impl RawSegment {
 
     /// Stores the primitive `value` at payload offset `offset` with one relaxed atomic store of
     /// its width, as a field atomic does (not under the lock, not journaled); `None` if it does
-    /// not lie inside the payload, is misaligned, or `value` is not a primitive.
+    /// not lie inside the payload, is misaligned, or `value` is not a primitive, or the handle is
+    /// read-only.
     pub fn store(&self, offset: u64, value: &Datum) -> Option<()> {
         self.store_datum(value, offset)
     }
@@ -591,7 +652,11 @@ impl RawSegment {
     /// taken in first, by taking the lock if it is free); may be called while holding the guard
     /// of [`lock`](Self::lock). For a program that owns the data without its Rust type (a
     /// binding for another language) and has checked or put right what a dead holder left.
+    ///
+    /// # Panics
+    /// If the handle is read-only.
     pub fn clear_poison(&self) {
+        self.assert_writable("clear_poison");
         guard::clear_poison(&self.seg)
     }
 
@@ -627,10 +692,17 @@ impl RawSegment {
         let end = range.end.min(self.len());
         let start = range.start.min(end);
         let size = self.descriptor.size;
-        seqlock::read(&self.seg, || {
+        read_only::read_any(&self.seg, |view| {
             let mut budget = self.budget();
             (start..end)
-                .map(|i| self.read(&self.descriptor, (i as u64).checked_mul(size)?, &mut budget))
+                .map(|i| {
+                    self.read_in(
+                        view,
+                        &self.descriptor,
+                        (i as u64).checked_mul(size)?,
+                        &mut budget,
+                    )
+                })
                 .collect::<Option<Vec<_>>>()
         })
         .ok_or_else(|| self.corrupt())
@@ -744,6 +816,7 @@ impl RawSegment {
         value: &str,
         timeout: Option<Duration>,
     ) -> Result<Written, FieldError> {
+        self.refuse_read_only()?;
         let (parsed, offset, leaf) = self.leaf_at(path)?;
         let new = self.parse_value(path, leaf, value)?;
         let corrupt = || FieldError::Corrupt {
@@ -1143,17 +1216,19 @@ impl RawSegment {
 
     /// Reads what `node` at `offset` holds, as a seqlock read.
     fn read_consistent(&self, node: Node<'_>, offset: u64) -> Option<Datum> {
-        seqlock::read(&self.seg, || {
+        read_only::read_any(&self.seg, |view| {
             let mut budget = self.budget();
             match node {
                 Node::Elements => {
                     let size = self.descriptor.size;
                     (0..self.len() as u64)
-                        .map(|i| self.read(&self.descriptor, i.checked_mul(size)?, &mut budget))
+                        .map(|i| {
+                            self.read_in(view, &self.descriptor, i.checked_mul(size)?, &mut budget)
+                        })
                         .collect::<Option<Vec<_>>>()
                         .map(Datum::Array)
                 }
-                Node::Value(d) => self.read(d, offset, &mut budget),
+                Node::Value(d) => self.read_in(view, d, offset, &mut budget),
             }
         })
     }
@@ -1161,15 +1236,27 @@ impl RawSegment {
     /// The value of type `d` at payload offset `offset`, one relaxed atomic load per primitive;
     /// `None` if anything lies outside the payload, is misaligned, or `budget` runs out.
     fn read(&self, d: &Descriptor, offset: u64, budget: &mut u64) -> Option<Datum> {
+        self.read_in(Region::payload(&self.seg), d, offset, budget)
+    }
+
+    /// [`read`](Self::read) of `view`: the payload, or a read-only reader's rolled-back copy of
+    /// it (laid out alike).
+    fn read_in(
+        &self,
+        view: Region<'_>,
+        d: &Descriptor,
+        offset: u64,
+        budget: &mut u64,
+    ) -> Option<Datum> {
         *budget = budget.checked_sub(1)?;
         Some(match &d.kind {
-            DescriptorKind::Primitive(code) => self.load_code(*code, offset)?,
+            DescriptorKind::Primitive(code) => self.load_in(view, *code, offset)?,
             DescriptorKind::Enum {
                 repr,
                 variants,
                 default,
             } => {
-                let value = self.load_code(*repr, offset)?.as_integer()?;
+                let value = self.load_in(view, *repr, offset)?.as_integer()?;
                 let (variant, known) = match variants.iter().find(|v| v.value == value) {
                     Some(v) => (v.name.clone(), true),
                     None => (variants.get(*default)?.name.clone(), false),
@@ -1182,11 +1269,16 @@ impl RawSegment {
             }
             DescriptorKind::Text { capacity } => {
                 // As `AtomicText` reads it: the length word, then the bytes it covers.
-                let len = self.cell(offset, Width::Four)?.load() as u32;
+                let len = self.cell_in(view, offset, Width::Four)?.load() as u32;
                 let start = offset.checked_add(TEXT_LEN_SIZE as u64)?;
                 let n = u64::from(len).min(*capacity);
                 let bytes = (0..n)
-                    .map(|i| Some(self.cell(start.checked_add(i)?, Width::One)?.load() as u8))
+                    .map(|i| {
+                        Some(
+                            self.cell_in(view, start.checked_add(i)?, Width::One)?
+                                .load() as u8,
+                        )
+                    })
                     .collect::<Option<Vec<u8>>>()?;
                 Datum::Text(text::readable(len, &bytes).to_owned())
             }
@@ -1194,7 +1286,7 @@ impl RawSegment {
                 let mut items = Vec::new();
                 for i in 0..*len {
                     let at = offset.checked_add(i.checked_mul(elem.size)?)?;
-                    items.push(self.read(elem, at, budget)?);
+                    items.push(self.read_in(view, elem, at, budget)?);
                 }
                 Datum::Array(items)
             }
@@ -1203,7 +1295,7 @@ impl RawSegment {
                 for f in fields {
                     out.push((
                         f.name.clone(),
-                        self.read(&f.ty, offset.checked_add(f.offset)?, budget)?,
+                        self.read_in(view, &f.ty, offset.checked_add(f.offset)?, budget)?,
                     ));
                 }
                 Datum::Struct(out)
@@ -1214,6 +1306,12 @@ impl RawSegment {
     /// The cell of `width` at payload offset `offset`, if it lies inside the payload and is
     /// aligned.
     fn cell(&self, offset: u64, width: Width) -> Option<Cell<'_>> {
+        self.cell_in(Region::payload(&self.seg), offset, width)
+    }
+
+    /// [`cell`](Self::cell) in `view`: the payload, or a read-only reader's copy of it, which
+    /// has the payload's layout.
+    fn cell_in<'a>(&'a self, view: Region<'a>, offset: u64, width: Width) -> Option<Cell<'a>> {
         let offset = usize::try_from(offset).ok()?;
         // SAFETY: the callers (`load_code`, `raw_bytes`, `store_datum`, `read` of a text,
         // `leaf_bytes`, `store_bytes`) pass the width of the primitive the descriptor puts at
@@ -1222,12 +1320,17 @@ impl RawSegment {
         // descriptor, which puts one primitive on each byte (no overlapping fields); every access
         // to it has that width, whether made by a typed handle (whose layout has the
         // descriptor's fingerprint) or a `RawSegment`.
-        unsafe { Region::payload(&self.seg).cell(offset, width) }
+        // A reader's copy has the payload's layout and only this reader accesses it.
+        unsafe { view.cell(offset, width) }
     }
 
     /// The primitive `code` at `offset`, as relaxed atomic loads read it.
     fn load_code(&self, code: TypeCode, offset: u64) -> Option<Datum> {
-        let bits = self.cell(offset, Width::of(code))?.load();
+        self.load_in(Region::payload(&self.seg), code, offset)
+    }
+
+    fn load_in(&self, view: Region<'_>, code: TypeCode, offset: u64) -> Option<Datum> {
+        let bits = self.cell_in(view, offset, Width::of(code))?.load();
         Some(Datum::from_bits(code, bits))
     }
 
@@ -1239,6 +1342,9 @@ impl RawSegment {
 
     /// Stores the primitive `value` at `offset` with a relaxed atomic store of its width.
     fn store_datum(&self, value: &Datum, offset: u64) -> Option<()> {
+        if self.seg.is_read_only() {
+            return None;
+        }
         let (width, bits) = value.to_bits()?;
         self.cell(offset, width)?.store(bits);
         Some(())
@@ -1247,6 +1353,9 @@ impl RawSegment {
     /// Stores `bytes` (1, 2, 4 or 8 of them, in memory order) at `offset` with one relaxed atomic
     /// store of their width.
     fn store_bytes(&self, bytes: &[u8], offset: u64) -> Option<()> {
+        if self.seg.is_read_only() {
+            return None;
+        }
         let width = Width::from_bytes(bytes.len())?;
         self.cell(offset, width)?.store(width.decode(bytes));
         Some(())

@@ -448,6 +448,45 @@ fn main() {
                 Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
             }
         }
+        // Attach NAME read only, accepting MODE (octal): `ok VALUE` or `err KIND: MESSAGE`.
+        ["try-open-readonly", name, mode] => {
+            let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
+            match Value::<i32>::open_readonly_with(name, &Options::new().mode(mode)) {
+                Ok(v) => say(&format!("ok {}", v.snapshot())),
+                Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+            }
+        }
+        // Attached read only (accepting MODE): take snapshots of a `Balance` until `writers`
+        // are done and at least `n` were taken; print how many were taken and how many broke
+        // the invariant.
+        ["readonly-balance", name, mode, writers, n] => {
+            let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
+            let s = ok(Shared::<Balance>::open_readonly_with(
+                name,
+                &Options::new().mode(mode),
+            ));
+            let (writers, n) = (num(writers) as u32, num(n));
+            let (mut taken, mut torn) = (0u64, 0u64);
+            loop {
+                let v = s.snapshot();
+                taken += 1;
+                if !v.consistent() {
+                    torn += 1;
+                }
+                if taken >= n && v.writers_done == writers {
+                    break;
+                }
+            }
+            say(&format!("{taken} {torn}"));
+        }
+        // Add 1 to every element of the `i64` array NAME, one `update` at a time, until killed.
+        ["update-all-forever", name] => {
+            let a = ok(Array::<i64>::open(name));
+            say("started");
+            loop {
+                a.update(|v| v.iter_mut().for_each(|x| *x += 1));
+            }
+        }
         // Say what `inspect::examine` (what `shm ls --all` shows) finds under NAME: the kind of
         // entry and, for one refused, the error's message.
         ["try-examine", name] => match shm_core::inspect::examine(name) {

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::{FieldError, RawSegment};
+use super::{FieldError, Node, RawSegment};
 use crate::inspect::{Compare, Datum};
-use crate::{seqlock, wait, Result};
+use crate::{wait, Result};
 
 impl RawSegment {
     /// Blocks until `pred` holds for a consistent [`snapshot`](Self::snapshot) of the whole
@@ -115,7 +115,7 @@ impl RawSegment {
     ) -> std::result::Result<Option<Datum>, FieldError> {
         let (_, offset, leaf) = self.leaf_at(path)?;
         let want = self.parse_value(path, leaf, value)?;
-        let read = || seqlock::read(&self.seg, || self.read(leaf, offset, &mut self.budget()));
+        let read = || self.read_consistent(Node::Value(leaf), offset);
         let corrupt = || FieldError::Corrupt {
             segment: self.name().to_owned(),
             reason: self.corrupt_reason(),
@@ -134,7 +134,13 @@ impl RawSegment {
     /// Wakes every waiter of the segment, in every process (`wait_until` of a typed handle or
     /// of a `RawSegment`, `shm wait`), to check its condition again. [`set`](Self::set) wakes
     /// them itself, as `update` does.
+    ///
+    /// # Panics
+    /// If the handle is read-only ([`open_readonly`](Self::open_readonly)): notifying writes to
+    /// the segment's header.
+    #[track_caller]
     pub fn notify(&self) {
+        self.assert_writable("notify");
         wait::notify(&self.seg)
     }
 }
