@@ -19,6 +19,7 @@ use crate::held;
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
+use crate::wait;
 
 /// Ends a write: clears the journal and makes the counter even; if the write panicked, undoes it
 /// first and poisons the lock.
@@ -35,10 +36,10 @@ impl Drop for EndWrite<'_> {
         } else {
             journal::end(self.seg);
         }
-        self.seg
-            .header()
-            .seq
-            .store(self.odd.wrapping_add(1), Ordering::Release);
+        let h = self.seg.header();
+        h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
+        // After the counter is even: a waiter woken now sees the write in its snapshot.
+        wait::changed(h);
     }
 }
 

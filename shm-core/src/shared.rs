@@ -16,6 +16,7 @@ use crate::lock;
 use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
+use crate::wait;
 use crate::{Options, Primitive, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
@@ -251,6 +252,9 @@ impl<T: SharedLayout> Shared<T> {
     /// lost; a concurrent field atomic on a field that `f` does change is overwritten. Keep `f`
     /// short: readers wait while it runs.
     ///
+    /// When it has stored, it wakes every process waiting in [`wait_until`](Self::wait_until) on
+    /// the segment (a system call only if someone waits).
+    ///
     /// `update` proceeds whatever happened before it, and changes nothing about the poisoning:
     ///
     /// - If a previous `update` of any process was killed while storing (in its write window),
@@ -338,6 +342,112 @@ impl<T: SharedLayout> Shared<T> {
             || T::store_changed(twin, &old[0], &new, Relaxed),
         );
         r
+    }
+
+    /// Blocks until `pred` holds for the value, and returns the [`snapshot`](Self::snapshot) it
+    /// held for: what Python's `Condition.wait_for` does, across processes, on the shared value
+    /// itself.
+    ///
+    /// `pred` is called on a consistent snapshot at once, then after every change: an
+    /// [`update`](Self::update) in any process wakes every waiter of the segment, and so does
+    /// [`notify`](Self::notify). Between changes the thread sleeps in the kernel (a futex on a
+    /// word of the segment's header), spending nothing.
+    ///
+    /// Changes made with field atomics (`store`, `fetch_add` ..., [`set`](Self::set)) wake
+    /// nobody: call [`notify`](Self::notify) after them. A forgotten `notify` costs latency,
+    /// never a hang: a waiter checks again at least every 100 ms whether or not it was woken.
+    ///
+    /// It is no queue: `pred` sees the value as it is when checked, so a state that lasts less
+    /// than the time a waiter takes to wake may pass unseen; wait for states that stay (a count
+    /// that reaches a number, a flag that stays set).
+    ///
+    /// A writer killed inside `update` while others wait leaves nobody waiting on it: the
+    /// snapshot rolls its half-done update back, as [`snapshot`](Self::snapshot) always does,
+    /// and the wait goes on. A segment removed while waited on stays mapped, but no new process
+    /// can open it to change it: use [`wait_until_timeout`](Self::wait_until_timeout) where that
+    /// can happen. A waiter killed while waiting blocks nobody: its registration costs the
+    /// writers of the next second or two a wake call each, and then nothing.
+    ///
+    /// ```
+    /// use shm_core::{Shared, SharedLayout};
+    ///
+    /// #[derive(SharedLayout, Default, Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Jobs {
+    ///     done: u32,
+    ///     failed: u32,
+    /// }
+    ///
+    /// # let name = format!("doc-wait-until-{}", std::process::id());
+    /// let jobs = Shared::<Jobs>::create(&name, Jobs::default())?;
+    /// std::thread::scope(|s| {
+    ///     // Another thread here; any process that opens the name alike.
+    ///     s.spawn(|| {
+    ///         for _ in 0..100 {
+    ///             jobs.update(|j| j.done += 1); // wakes the waiter
+    ///         }
+    ///     });
+    ///     let seen = jobs.wait_until(|j| j.done >= 100);
+    ///     assert_eq!(seen.done, 100);
+    /// });
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If this thread holds the segment's lock (a [`Guard`] is alive, or inside `update`): no
+    /// `update` of another process could change the value meanwhile. A panic of `pred` goes on,
+    /// and leaves nothing behind.
+    #[track_caller]
+    pub fn wait_until(&self, mut pred: impl FnMut(&T) -> bool) -> T {
+        wait::until(&self.seg, None, || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+        .expect("a wait without a timeout ends only when the predicate holds")
+    }
+
+    /// [`wait_until`](Self::wait_until), for at most `timeout`: `Some(snapshot)` for the first
+    /// snapshot `pred` held for, `None` if it did not hold by then (it is checked once more when
+    /// the time is up). `Duration::ZERO` checks once, without waiting.
+    ///
+    /// ```
+    /// use shm_core::Value;
+    /// use std::sync::atomic::Ordering::Relaxed;
+    /// use std::time::Duration;
+    ///
+    /// # let name = format!("doc-wait-timeout-{}", std::process::id());
+    /// let go = Value::<bool>::create(&name, false)?;
+    /// assert_eq!(go.wait_until_timeout(|g| *g, Duration::from_millis(10)), None);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         go.store(true, Relaxed); // a field atomic wakes nobody ...
+    ///         go.notify(); // ... so say so (or be seen within 100 ms)
+    ///     });
+    ///     assert_eq!(go.wait_until_timeout(|g| *g, Duration::from_secs(10)), Some(true));
+    /// });
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// As [`wait_until`](Self::wait_until).
+    #[track_caller]
+    pub fn wait_until_timeout(
+        &self,
+        mut pred: impl FnMut(&T) -> bool,
+        timeout: Duration,
+    ) -> Option<T> {
+        wait::until(&self.seg, Some(timeout), || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+    }
+
+    /// Wakes every waiter of the segment, in every process, to check its condition again: call
+    /// it after changing the value with field atomics, which wake nobody themselves.
+    /// [`update`](Self::update) wakes the waiters itself.
+    ///
+    /// It costs an atomic increment of a header word, and a system call only when someone
+    /// waits. See [`wait_until`](Self::wait_until).
+    pub fn notify(&self) {
+        wait::notify(&self.seg)
     }
 
     /// Takes the segment's lock (Python's `get_lock()`), blocking until it is free.
@@ -450,6 +560,12 @@ impl<T: SharedLayout> Shared<T> {
         holder::holder(self.seg.header())
     }
 
+    /// The segment behind this handle.
+    #[cfg(test)]
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
     /// The atomic twin in the segment (what `*shared` gives).
     #[inline]
     pub fn atomic(&self) -> &T::Atomic {
@@ -488,7 +604,9 @@ impl<T: Primitive> Shared<T> {
     ///
     /// One atomic store, not under the lock: like Python's `v.value += 1`, `v.set(v.get() + 1)`
     /// loses increments that other processes make in between. Use `fetch_add` (through `Deref`),
-    /// or [`update`](Self::update), for a change that depends on the value.
+    /// or [`update`](Self::update), for a change that depends on the value. Like every field
+    /// atomic it wakes no waiter: call [`notify`](Self::notify) after it (a waiter that is not
+    /// woken sees it within 100 ms all the same).
     ///
     /// ```
     /// # let name = format!("doc-value-set-{}", std::process::id());
