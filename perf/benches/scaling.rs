@@ -1,8 +1,8 @@
 //! How throughput changes from 1 to 16 processes on one segment, and a plot of it.
 //!
 //! ```text
-//! cargo bench -p perf --bench scaling                               # table, and target/scaling.svg
-//! cargo bench -p perf --bench scaling -- --svg docs/scaling.svg     # the plot PERFORMANCE.md shows
+//! cargo bench -p perf --bench scaling                               # tables, target/scaling*.svg
+//! cargo bench -p perf --bench scaling -- --svg docs/scaling.svg     # the plots PERFORMANCE.md shows
 //! cargo bench -p perf --bench scaling -- --procs 1,2 --runs 1 --scale 0.01   # seconds
 //! ```
 //!
@@ -19,8 +19,11 @@
 //!   process `update`s it without pause (its updates are not counted).
 //!
 //! The time runs from the start flag to the last worker's finish; the figure is operations per
-//! second of all P processes together. Each (workload, P) point is run several times, the
-//! workloads taking turns; the table and the plot show the median and the range. Every count is
+//! second of all P processes together; and, from each worker's own CPU clock, the CPU time per
+//! operation, which the rest of the machine's load does not inflate (but which leaves out time a
+//! process spent asleep waiting for the lock). Each (workload, P) point is run several times, the
+//! workloads taking turns; the tables and the two plots (`scaling.svg`, `scaling-cpu.svg`) show
+//! the median and the range. Every count is
 //! checked, and every snapshot is checked whole: the program fails if an increment was lost or a
 //! snapshot torn.
 
@@ -473,27 +476,53 @@ fn parent(args: &Args) -> Result<(), Error> {
     }
     println!("\nCPU nanoseconds per operation, all processes' CPU time over all operations: median (min-max)");
     header();
-    for (p, cpu) in cpu_rows {
+    for (p, cpu) in &cpu_rows {
         print!("{p:>3}");
-        for s in &cpu {
+        for s in cpu {
             print!(" | {:>30}", Spread::of(s).range(1));
         }
         println!();
     }
-    let svg = plot(
-        &format!(
-            "One segment, 1 to {} processes, {cpus} CPUs",
-            args.procs.iter().max().unwrap_or(&1)
-        ),
+    let most = args.procs.iter().max().unwrap_or(&1);
+    let throughput = plot(
+        &format!("One segment, 1 to {most} processes, {cpus} CPUs: throughput"),
         "processes",
         "million operations per second (all processes)",
         &series,
     );
+    let cpu_series: Vec<Series> = Mode::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Series {
+            name: m.label().to_owned(),
+            points: cpu_rows
+                .iter()
+                .map(|(p, cpu)| (*p as f64, Spread::of(&cpu[i])))
+                .collect(),
+        })
+        .collect();
+    let cost = plot(
+        &format!("One segment, 1 to {most} processes, {cpus} CPUs: CPU time"),
+        "processes",
+        "CPU nanoseconds per operation",
+        &cpu_series,
+    );
     if let Some(dir) = args.svg.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.svg, svg)?;
-    println!("\nplot written to {}", args.svg.display());
+    let cpu_path = args.svg.with_file_name(format!(
+        "{}-cpu.svg",
+        args.svg
+            .file_stem()
+            .map_or("scaling".into(), |s| s.to_string_lossy())
+    ));
+    std::fs::write(&args.svg, throughput)?;
+    std::fs::write(&cpu_path, cost)?;
+    println!(
+        "\nplots written to {} and {}",
+        args.svg.display(),
+        cpu_path.display()
+    );
     Ok(())
 }
 
