@@ -345,6 +345,28 @@ fn used<T: ?Sized>(p: &mut T) {
     };
 }
 
+/// `x`, which the compiler cannot see through, as an input read at run time: an empty `asm!`
+/// that returns its input and touches no memory. (`black_box` would pass it through memory and
+/// make every load of the loop's own state, such as the handle's pointers, be done again in
+/// each iteration, which the hand-written side, its pointer in a register, does not pay.)
+#[inline(always)]
+fn opaque(mut x: u64) -> u64 {
+    // SAFETY: the assembly is empty: it reads and writes no memory and leaves the register
+    // holding `x` as it was.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    x
+}
+
+/// Makes the compiler produce `x` (a result the loop does nothing else with), without memory
+/// traffic: an empty `asm!` that takes it in a register and has no outputs, so it is kept.
+#[inline(always)]
+fn keep(x: u64) {
+    // SAFETY: the assembly is empty: it reads and writes no memory and changes no register.
+    unsafe { core::arch::asm!("/* {0} */", in(reg) x, options(nomem, nostack, preserves_flags)) };
+}
+
 /// A page for the buffers `read_into` fills: they start 2048 bytes into it, where no store can
 /// "4K-alias" the loads of the segment's payload (which starts 384 bytes into its page), whereas
 /// a buffer on the stack lands at a random offset in its page each run, and a store to it
@@ -386,13 +408,13 @@ fn large_array<const N: usize>(
     match op {
         ArrayOp::SnapshotRange(n) => {
             for _ in 0..n {
-                bb(a.snapshot_range(bb(0)..N));
+                bb(a.snapshot_range(opaque(0) as usize..N));
             }
             0
         }
         ArrayOp::CollectLoads(n) => {
             for _ in 0..n {
-                bb(raw[bb(0)..N]
+                bb(raw[opaque(0) as usize..N]
                     .iter()
                     .map(|x| x.load(Relaxed))
                     .collect::<Vec<u64>>());
@@ -402,7 +424,7 @@ fn large_array<const N: usize>(
         ArrayOp::ReadInto(n) => {
             let buf = page.buffer::<N>();
             for _ in 0..n {
-                a.read_into(bb(0), buf);
+                a.read_into(opaque(0) as usize, buf);
                 used(&mut *buf);
             }
             0
@@ -410,7 +432,7 @@ fn large_array<const N: usize>(
         ArrayOp::LoadInto(n) => {
             let buf = page.buffer::<N>();
             for _ in 0..n {
-                let start = bb(0);
+                let start = opaque(0) as usize;
                 for (o, x) in buf.iter_mut().zip(&raw[start..start + N]) {
                     *o = x.load(Relaxed);
                 }
@@ -456,12 +478,12 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
     let mut g = Group::new(format!("Array<u64>, {N} elements ({bytes} B)"));
     g.case(format!("{bytes} B: snapshot_range"), |n| {
         for _ in 0..n {
-            bb(a.snapshot_range(bb(0)..N));
+            bb(a.snapshot_range(opaque(0) as usize..N));
         }
     });
     g.case(format!("{bytes} B: relaxed loads collected"), |n| {
         for _ in 0..n {
-            bb(raw[bb(0)..N]
+            bb(raw[opaque(0) as usize..N]
                 .iter()
                 .map(|x| x.load(Relaxed))
                 .collect::<Vec<u64>>());
@@ -471,7 +493,7 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
     g.case(format!("{bytes} B: read_into"), move |n| {
         let buf = page.buffer::<N>();
         for _ in 0..n {
-            a.read_into(bb(0), buf);
+            a.read_into(opaque(0) as usize, buf);
             used(&mut *buf);
         }
     });
@@ -481,7 +503,7 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
         move |n| {
             let buf = page.buffer::<N>();
             for _ in 0..n {
-                let start = bb(0);
+                let start = opaque(0) as usize;
                 for (o, x) in buf.iter_mut().zip(&raw[start..start + N]) {
                     *o = x.load(Relaxed);
                 }
@@ -532,14 +554,14 @@ fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<T
     g.case(format!("{label}: update()"), move |n| {
         for _ in 0..n {
             k += 1;
-            s.update(|v| *v = T::with(bb(k)));
+            s.update(|v| *v = T::with(opaque(k)));
         }
     });
     let mut k = 0u64;
     g.case(format!("{label}: relaxed stores"), move |n| {
         for _ in 0..n {
             k += 1;
-            T::store_raw(raw, &T::with(bb(k)));
+            T::store_raw(raw, &T::with(opaque(k)));
         }
     });
     for (m, what) in &mutexes {
@@ -547,7 +569,7 @@ fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<T
         g.case(format!("{label}: stores in {what}"), move |n| {
             for _ in 0..n {
                 k += 1;
-                m.with(|| T::store_raw(raw, &T::with(bb(k))));
+                m.with(|| T::store_raw(raw, &T::with(opaque(k))));
             }
         });
     }
@@ -559,7 +581,7 @@ fn lock_group(rounds: usize) -> Result<Vec<Timing>, Error> {
     let mut g = Group::new("lock, uncontended");
     g.case("lock() + drop", |n| {
         for _ in 0..n {
-            drop(bb(s.lock()));
+            drop(s.lock());
         }
     });
     for (kind, what) in [
@@ -593,42 +615,46 @@ fn field_group(rounds: usize) -> Result<Vec<Timing>, Error> {
     let mut g = Group::new("field operations, twin vs a hand-cast &AtomicU64");
     g.case("twin load", |n| {
         for _ in 0..n {
-            bb(s.requests.load(Relaxed));
+            keep(s.requests.load(Relaxed));
         }
     });
     g.case("raw load", |n| {
         for _ in 0..n {
-            bb(raw.load(Relaxed));
+            keep(raw.load(Relaxed));
         }
     });
     g.case("twin store", |n| {
         for _ in 0..n {
-            s.requests.store(bb(7), Relaxed);
+            s.requests.store(opaque(7), Relaxed);
         }
     });
     g.case("raw store", |n| {
         for _ in 0..n {
-            raw.store(bb(7), Relaxed);
+            raw.store(opaque(7), Relaxed);
         }
     });
     g.case("twin fetch_add", |n| {
         for _ in 0..n {
-            bb(s.requests.fetch_add(1, Relaxed));
+            keep(s.requests.fetch_add(1, Relaxed));
         }
     });
     g.case("raw fetch_add", |n| {
         for _ in 0..n {
-            bb(raw.fetch_add(1, Relaxed));
+            keep(raw.fetch_add(1, Relaxed));
         }
     });
     g.case("AtomicF64::fetch_add", |n| {
         for _ in 0..n {
-            bb(s.load.fetch_add(bb(0.5), Relaxed));
+            keep(
+                s.load
+                    .fetch_add(f64::from_bits(opaque(0.5f64.to_bits())), Relaxed)
+                    .to_bits(),
+            );
         }
     });
     g.case("raw CAS loop on the bits", |n| {
         for _ in 0..n {
-            let delta = bb(0.5f64);
+            let delta = f64::from_bits(opaque(0.5f64.to_bits()));
             let mut cur = raw_bits.load(Relaxed);
             let prev = loop {
                 let new = (f64::from_bits(cur) + delta).to_bits();
@@ -637,7 +663,7 @@ fn field_group(rounds: usize) -> Result<Vec<Timing>, Error> {
                     Err(now) => cur = now,
                 }
             };
-            bb(prev);
+            keep(prev);
         }
     });
     Ok(g.run(rounds, 20_000.0))
