@@ -130,13 +130,12 @@ pub(crate) fn read_any<R>(seg: &Segment, mut f: impl FnMut(Region<'_>) -> R) -> 
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut(Region<'_>) -> R) -> R {
     let h = seg.header();
     let before = seq(h);
-    if before & 1 == 0 {
-        let r = read(Region::payload(seg));
-        // Orders the loads in `read` before the second counter read.
-        fence(Acquire);
-        if h.seq.load(Relaxed) == before {
-            return r;
-        }
+    let r = read(Region::payload(seg));
+    // Orders the loads in `read` before the second counter read.
+    fence(Acquire);
+    // Even at the start and unchanged, in one comparison (see `seqlock::read`).
+    if h.seq.load(Relaxed) == before & !1 {
+        return r;
     }
     let mut out = None;
     let slot = &mut out;

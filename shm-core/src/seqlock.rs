@@ -108,13 +108,15 @@ pub(crate) fn recover(seg: &Segment) -> bool {
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
     let seq = &seg.header().seq;
     let before = seq.load(Ordering::Acquire);
-    if before & 1 == 0 {
-        let r = read();
-        // Orders the loads in `read` before the second counter read.
-        fence(Ordering::Acquire);
-        if seq.load(Ordering::Relaxed) == before {
-            return r;
-        }
+    let r = read();
+    // Orders the loads in `read` before the second counter read.
+    fence(Ordering::Acquire);
+    // One comparison for both conditions: the counter was even and has not moved. It never
+    // goes back (a reader's two loads of it see it in order), so an odd `before`, which the
+    // second load can only equal or pass, never equals `before & !1`; a run of `read` during a
+    // write is thrown away like one that lost a race (its loads are atomic: torn, not unsound).
+    if seq.load(Ordering::Relaxed) == before & !1 {
+        return r;
     }
     let mut out = None;
     let slot = &mut out;
@@ -259,6 +261,10 @@ mod model {
         locked: bool,
         /// Reader: 0 read seq, 1 read a, 2 read b, 3 read seq again, 4 done.
         rpc: u8,
+        /// Reader: in the slow path (after a failed first attempt), which waits for an even
+        /// counter and recovers a dead writer's; the first attempt reads whatever it finds and
+        /// lets the final comparison throw an odd start away.
+        slow: bool,
         s1: u64,
         ra: i64,
         rb: i64,
@@ -286,7 +292,7 @@ mod model {
         match s.rpc {
             0 => {
                 s.s1 = s.seq;
-                if s.s1 & 1 == 1 {
+                if s.slow && s.s1 & 1 == 1 {
                     // Recovery: the lock is free while the counter is odd only if the writer died.
                     if !s.locked || s.dead {
                         s.seq += 1;
@@ -304,9 +310,11 @@ mod model {
                 s.rpc = 3;
             }
             _ => {
-                if s.seq == s.s1 {
+                // `read`'s one comparison: even at the start, and unchanged.
+                if s.seq == s.s1 & !1 {
                     s.rpc = 4;
                 } else {
+                    s.slow = true;
                     s.rpc = 0;
                 }
             }
@@ -324,6 +332,7 @@ mod model {
             dead: false,
             locked: false,
             rpc: 0,
+            slow: false,
             s1: 0,
             ra: 0,
             rb: 0,
