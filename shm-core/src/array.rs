@@ -15,7 +15,8 @@ use crate::lock;
 use crate::segment::{Segment, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
-use crate::shared_layout::duplicate;
+use crate::values::Values;
+use crate::write;
 use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
 
 /// The indices a range bound selects in a slice of `len`, checked like slice indexing.
@@ -216,25 +217,58 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
         let range = bounds(range, self.len());
+        match self.updating(range, f, false) {
+            Ok(r) => r,
+            Err(_) => unreachable!("a write that may go without a journal does not fail"),
+        }
+    }
+
+    /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
+    /// for the journal of this update (the side journal of a large update, see
+    /// [`update`](Self::update)), it stores nothing and returns [`Error::NoSpace`]
+    /// (or why the side journal cannot be used), instead of going ahead without a journal. `f`
+    /// has run by then; its result is dropped.
+    ///
+    /// [`Error::NoSpace`]: crate::Error::NoSpace
+    ///
+    /// # Panics
+    /// As [`update`](Self::update).
+    #[track_caller]
+    pub fn try_update<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
+        self.try_update_range(.., f)
+    }
+
+    /// Like [`update_range`](Self::update_range), but never without its journal: see
+    /// [`try_update`](Self::try_update).
+    ///
+    /// # Panics
+    /// As [`update_range`](Self::update_range).
+    #[track_caller]
+    pub fn try_update_range<R>(
+        &self,
+        range: impl RangeBounds<usize>,
+        f: impl FnOnce(&mut [T]) -> R,
+    ) -> Result<R> {
+        let range = bounds(range, self.len());
+        self.updating(range, f, true)
+    }
+
+    #[track_caller]
+    fn updating<R>(
+        &self,
+        range: Range<usize>,
+        f: impl FnOnce(&mut [T]) -> R,
+        required: bool,
+    ) -> Result<R> {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let size = core::mem::size_of::<T::Atomic>();
-        let bytes = range.start * size..range.end * size;
+        let at = range.start * core::mem::size_of::<T::Atomic>();
         let twins = &guard[range];
-        let old: Vec<T> = twins.iter().map(|t| T::load(t, Relaxed)).collect();
+        let old = Values::<T>::load(twins);
         // Copies of the one load: see `Shared::update`.
-        let mut new: Vec<T> = old.iter().map(duplicate).collect();
+        let mut new = old.copy();
         let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        seqlock::write(
-            guard.segment(),
-            bytes,
-            |copies| copies.record(&old, &new),
-            || {
-                for ((t, o), n) in twins.iter().zip(&old).zip(&new) {
-                    T::store_changed(t, o, n, Relaxed);
-                }
-            },
-        );
-        r
+        write::update(guard.segment(), twins, at, &old, &new, required)?;
+        Ok(r)
     }
 
     /// Takes the segment's lock, blocking; `Err(PoisonError)`, carrying the guard, while the lock
@@ -357,21 +391,30 @@ impl<T: BulkCopy> Array<T> {
     /// holds the lock.
     #[track_caller]
     pub fn write_from(&self, start: usize, values: &[T]) {
+        match self.writing(start, values, false) {
+            Ok(()) => {}
+            Err(_) => unreachable!("a write that may go without a journal does not fail"),
+        }
+    }
+
+    /// Like [`write_from`](Self::write_from), but never without its journal: if `/dev/shm` has
+    /// no room for it (a write of more than 64 KiB needs the side journal, see
+    /// [`write_from`](Self::write_from)), it stores nothing and returns
+    /// [`Error::NoSpace`](crate::Error::NoSpace) (or why the side journal cannot be used).
+    ///
+    /// # Panics
+    /// As [`write_from`](Self::write_from).
+    #[track_caller]
+    pub fn try_write_from(&self, start: usize, values: &[T]) -> Result<()> {
+        self.writing(start, values, true)
+    }
+
+    #[track_caller]
+    fn writing(&self, start: usize, values: &[T], required: bool) -> Result<()> {
         let range = self.bulk_range(start, values.len());
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let size = core::mem::size_of::<T::Atomic>();
-        let bytes = range.start * size..range.end * size;
-        let twins = &guard[range];
-        seqlock::write(
-            guard.segment(),
-            bytes,
-            |copies| {
-                let (old, new) = copies.twins::<T>(twins.len());
-                bulk::copy::<T>(twins, old);
-                bulk::store(values, new);
-            },
-            || bulk::store(values, twins),
-        );
+        let at = range.start * core::mem::size_of::<T::Atomic>();
+        write::write_from(guard.segment(), &guard[range], at, values, required)
     }
 
     /// Stores `values` into the elements `start..start + values.len()` with relaxed atomic

@@ -462,6 +462,8 @@ mod seqlock;
 mod shared;
 mod shared_layout;
 mod type_code;
+mod values;
+mod write;
 
 pub use array::Array;
 pub use atomic::{AtomicBool, AtomicChar, AtomicF32, AtomicF64};

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::descriptor::Descriptor;
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
+use crate::journal;
 use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
 use crate::lock;
 use crate::process::ProcessId;
@@ -37,9 +38,15 @@ pub(crate) struct Segment {
     map: Mapping,
     fd: OwnedFd,
     payload: NonNull<u8>,
-    /// Payload length in bytes; the journal holds two copies of as many bytes.
+    /// Payload length in bytes.
     payload_len: usize,
+    /// The segment's own journal area and its size.
     journal: NonNull<u8>,
+    journal_cap: usize,
+    /// Names the side journal (copied from the header at create or open).
+    journal_id: u64,
+    /// The side journal, once this handle has mapped it.
+    side: journal::side::Cache,
     /// The layout of one element, as validated (the journal's undo walks it).
     element: Descriptor,
     count: usize,
@@ -66,6 +73,7 @@ struct Sizes {
     payload_offset: usize,
     payload_len: usize,
     journal_offset: usize,
+    journal_cap: usize,
     total: usize,
 }
 
@@ -77,11 +85,13 @@ impl Sizes {
         let journal_offset = payload_offset
             .checked_add(payload_len)?
             .checked_next_multiple_of(layout.align.max(header::PAYLOAD_ALIGN))?;
-        let total = journal_offset.checked_add(payload_len.checked_mul(2)?)?;
+        let journal_cap = journal::area_size(payload_len)?;
+        let total = journal_offset.checked_add(journal_cap)?;
         (total <= i64::MAX as usize).then_some(Sizes {
             payload_offset,
             payload_len,
             journal_offset,
+            journal_cap,
             total,
         })
     }
@@ -485,7 +495,7 @@ impl Segment {
         // From here on the object is ours: remove it again if anything below fails.
         let built = Self::build(name, &fd, spec, opts, count, &descriptor, &sizes, init);
         match built {
-            Ok((map, identity)) => {
+            Ok((map, identity, journal_id)) => {
                 let base = map.as_ptr();
                 // SAFETY: both offsets are at most `sizes.total`, the mapping's length, and the
                 // mapping is non-null.
@@ -502,6 +512,9 @@ impl Segment {
                     payload,
                     payload_len: sizes.payload_len,
                     journal,
+                    journal_cap: sizes.journal_cap,
+                    journal_id,
+                    side: Default::default(),
                     element: Descriptor::from_layout(spec.layout),
                     count,
                     identity,
@@ -527,11 +540,12 @@ impl Segment {
         descriptor: &[u8],
         sizes: &Sizes,
         init: &dyn Fn(NonNull<u8>),
-    ) -> Result<(Mapping, (u64, u64))> {
+    ) -> Result<(Mapping, (u64, u64), u64)> {
         let Sizes {
             payload_offset,
             payload_len,
             journal_offset,
+            journal_cap,
             total,
         } = *sizes;
         let raw = fd.as_raw_fd();
@@ -582,6 +596,9 @@ impl Segment {
         h.payload_len.store(payload_len as u64, Ordering::Relaxed);
         h.journal_offset
             .store(journal_offset as u64, Ordering::Relaxed);
+        h.journal_cap.store(journal_cap as u64, Ordering::Relaxed);
+        let journal_id = journal::side::new_id(&id);
+        h.journal_id.store(journal_id, Ordering::Relaxed);
         h.elem_count.store(count as u64, Ordering::Relaxed);
         h.elem_size
             .store(spec.layout.size as u64, Ordering::Relaxed);
@@ -606,7 +623,7 @@ impl Segment {
         let payload = unsafe { NonNull::new_unchecked(base.add(payload_offset)) };
         init(payload);
         mark_ready(h);
-        Ok((map, id))
+        Ok((map, id, journal_id))
     }
 
     /// Opens an existing segment: checks the object, maps it, waits (bounded) for it to be ready,
@@ -679,6 +696,9 @@ impl Segment {
                 payload: NonNull::dangling(),
                 payload_len: 0,
                 journal: NonNull::dangling(),
+                journal_cap: 0,
+                journal_id: 0,
+                side: Default::default(),
                 element: Descriptor::from_layout(&EMPTY),
                 count: 0,
                 identity: identity(&st),
@@ -758,13 +778,16 @@ impl Segment {
         let version = h.version.load(Ordering::Relaxed);
         if version != FORMAT_VERSION {
             return Err(self.corrupt(format!(
-                "it is in segment format version {version}; this library reads version {FORMAT_VERSION}"
+                "it is in segment format version {version}, and this shm-core reads only version {FORMAT_VERSION}: it was made by {} shm-core (remove it and create it again, or use the shm-core that made it)",
+                if version < FORMAT_VERSION { "an older" } else { "a newer" }
             )));
         }
         let desc_len = h.descriptor_len.load(Ordering::Relaxed) as usize;
         let payload_offset = h.payload_offset.load(Ordering::Relaxed);
         let payload_len = h.payload_len.load(Ordering::Relaxed);
         let journal_offset = h.journal_offset.load(Ordering::Relaxed);
+        let journal_cap = h.journal_cap.load(Ordering::Relaxed);
+        let journal_id = h.journal_id.load(Ordering::Relaxed);
         let count = h.elem_count.load(Ordering::Relaxed);
         let elem_size = h.elem_size.load(Ordering::Relaxed);
         let flags = h.flags.load(Ordering::Relaxed);
@@ -778,14 +801,14 @@ impl Segment {
             || payload_offset
                 .checked_add(payload_len)
                 .is_none_or(|end| end > journal_offset)
-            || payload_len
-                .checked_mul(2)
-                .and_then(|j| journal_offset.checked_add(j))
-                != Some(size)
+            || journal_offset.checked_add(journal_cap) != Some(size)
         {
             return Err(self.corrupt(format!(
-                "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), journal at {journal_offset}, object {size} bytes"
+                "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), journal {journal_cap} bytes at {journal_offset}, object {size} bytes"
             )));
+        }
+        if journal_id == 0 {
+            return Err(self.corrupt("its journal id is 0"));
         }
         let Some(desc_bytes) = self.bytes(DESCRIPTOR_OFFSET, desc_len) else {
             return Err(self.corrupt("the descriptor runs past the end"));
@@ -828,8 +851,8 @@ impl Segment {
             )));
         }
         // SAFETY: the header check above proved `payload_offset + payload_len <= journal_offset`
-        // and `journal_offset + 2 * payload_len == size`, the mapping's length: both pointers are
-        // in bounds or one past the end.
+        // and `journal_offset + journal_cap == size`, the mapping's length: both pointers are in
+        // bounds or one past the end.
         let (payload, journal) = unsafe {
             let base = self.map.as_ptr();
             (
@@ -840,6 +863,8 @@ impl Segment {
         self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
         self.journal = NonNull::new(journal).ok_or_else(|| self.corrupt("null mapping"))?;
         self.payload_len = payload_len as usize;
+        self.journal_cap = journal_cap as usize;
+        self.journal_id = journal_id;
         self.element = found;
         self.count = count as usize;
         Ok(())
@@ -888,15 +913,29 @@ impl Segment {
         self.payload
     }
 
-    /// Payload length in bytes (each journal copy has as many).
+    /// Payload length in bytes.
     pub(crate) fn payload_len(&self) -> usize {
         self.payload_len
     }
 
-    /// The undo journal: two copies of `payload_len()` bytes, each laid out like the payload (the
-    /// old values, then the new).
+    /// The segment's own journal area: `journal_cap()` bytes.
     pub(crate) fn journal(&self) -> NonNull<u8> {
         self.journal
+    }
+
+    /// Size of the segment's own journal area in bytes.
+    pub(crate) fn journal_cap(&self) -> usize {
+        self.journal_cap
+    }
+
+    /// The journal id: names the side journal.
+    pub(crate) fn journal_id(&self) -> u64 {
+        self.journal_id
+    }
+
+    /// The side journal as this handle has it mapped.
+    pub(crate) fn side_cache(&self) -> &journal::side::Cache {
+        &self.side
     }
 
     /// The layout of one element.
@@ -958,12 +997,14 @@ impl Drop for Segment {
         };
         if fstat(&self.name, &now).is_ok_and(|st| identity(&st) == self.identity) {
             let _ = shm_unlink(&path);
+            journal::side::remove(&self.name, self.journal_id);
         }
     }
 }
 
-/// Removes the segment `name`: processes that have it open keep their mapping, and the memory
-/// is freed when the last one closes it. New opens fail with [`Error::NotFound`].
+/// Removes the segment `name`, and its side journal if it has one: processes that have it open
+/// keep their mapping, and the memory is freed when the last one closes it. New opens fail with
+/// [`Error::NotFound`].
 ///
 /// ```
 /// # let name = format!("doc-remove-{}", std::process::id());
@@ -975,6 +1016,7 @@ impl Drop for Segment {
 /// ```
 pub fn remove(name: &str) -> Result<()> {
     let path = validate_name(name)?;
+    let journal_id = journal::side::id_of(&path);
     shm_unlink(&path).map_err(|e| {
         let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES));
         let me = effective_uid();
@@ -989,7 +1031,11 @@ pub fn remove(name: &str) -> Result<()> {
             },
             _ => Error::from_os(name, "shm_unlink", e),
         }
-    })
+    })?;
+    if let Some(id) = journal_id {
+        journal::side::remove(name, id);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::lock;
 use crate::segment::{Segment, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
+use crate::write;
 use crate::{Options, Primitive, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
@@ -268,6 +269,27 @@ impl<T: SharedLayout> Shared<T> {
     /// the same segment); the panic names the caller's line. If `f` panics, that panic goes on.
     #[track_caller]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        match self.updating(f, false) {
+            Ok(r) => r,
+            Err(_) => unreachable!("a write that may go without a journal does not fail"),
+        }
+    }
+
+    /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
+    /// for it (only a value larger than 32 KiB can need the side journal, see
+    /// [`update`](Self::update)), it stores nothing and returns
+    /// [`Error::NoSpace`](crate::Error::NoSpace) (or why the side journal cannot be used). `f`
+    /// has run by then; its result is dropped.
+    ///
+    /// # Panics
+    /// As [`update`](Self::update).
+    #[track_caller]
+    pub fn try_update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
+        self.updating(f, true)
+    }
+
+    #[track_caller]
+    fn updating<R>(&self, f: impl FnOnce(&mut T) -> R, required: bool) -> Result<R> {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let twin: &T::Atomic = &guard;
         // One load: a second one could see other fields changed by field atomics meanwhile,
@@ -275,14 +297,15 @@ impl<T: SharedLayout> Shared<T> {
         let old = T::load(twin, Relaxed);
         let mut new = duplicate(&old);
         let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        let old = core::slice::from_ref(&old);
-        seqlock::write(
+        write::update(
             guard.segment(),
-            0..core::mem::size_of::<T::Atomic>(),
-            |copies| copies.record(old, core::slice::from_ref(&new)),
-            || T::store_changed(twin, &old[0], &new, Relaxed),
-        );
-        r
+            core::slice::from_ref(twin),
+            0,
+            core::slice::from_ref(&old),
+            core::slice::from_ref(&new),
+            required,
+        )?;
+        Ok(r)
     }
 
     /// Takes the segment's lock (Python's `get_lock()`), blocking until it is free.

@@ -43,8 +43,23 @@ impl std::ops::Deref for TestName {
 }
 
 impl Drop for TestName {
+    /// Removes the object, and any side journal of it (`<name>.journal-<id>`).
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.path());
+        let side = format!("{}.journal-", self.0);
+        for entry in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&side))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 

@@ -26,7 +26,7 @@ const fn merge(a: Shape, b: Shape) -> Shape {
     }
 }
 
-const fn shape(layout: &Layout) -> Shape {
+pub(super) const fn shape(layout: &Layout) -> Shape {
     match layout.kind {
         Kind::Primitive(TypeCode::Bool | TypeCode::Char) => Shape::Invalid,
         Kind::Primitive(code) => Shape::Uniform(Width::of(code)),

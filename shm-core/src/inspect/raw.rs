@@ -16,7 +16,7 @@ use crate::cell::{Cell, Region, Width};
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::FLAG_ARRAY;
 use crate::segment::Segment;
-use crate::{guard, lock, seqlock, Error, Guard, Options, Result, TypeCode};
+use crate::{guard, lock, seqlock, write, Error, Guard, Options, Result, TypeCode};
 
 /// A segment opened without its Rust type: its layout comes from the descriptor in its header.
 ///
@@ -475,7 +475,6 @@ impl RawSegment {
         self.load(code, offset).ok_or_else(corrupt)?;
         // `load` just proved `offset + width` is within the payload, so it fits in a usize.
         let start = offset as usize;
-        let bytes = start..start + code.size();
         let (guard, poisoned) = match timeout {
             None => match guard::lock(&self.seg, &()) {
                 Ok(g) => (g, false),
@@ -486,19 +485,14 @@ impl RawSegment {
         let old = self.load(code, offset);
         // The journal gets the cell's bytes as they are (a `bool` byte of 5 stays 5 if the write
         // is undone), and the new value's.
-        let old_bytes = self.raw_bytes(code.size(), offset);
-        seqlock::write(
-            guard.segment(),
-            bytes,
-            |copies| {
-                if let (Some(o), Some(n)) = (old_bytes, ne_bytes(&new)) {
-                    copies.record_bytes(&o, &n);
-                }
-            },
-            || {
-                self.store(&new, offset);
-            },
-        );
+        let (Some(old_bytes), Some(new_bytes)) =
+            (self.raw_bytes(code.size(), offset), ne_bytes(&new))
+        else {
+            return Err(corrupt());
+        };
+        write::primitive(guard.segment(), start, &old_bytes, &new_bytes, || {
+            self.store(&new, offset);
+        });
         drop(guard);
         Ok(Written {
             path: parsed.to_string(),

@@ -31,7 +31,10 @@ fn say(line: &str) {
 }
 
 /// In a 1 MiB /dev/shm: a segment too large is `NoSpace` and leaves nothing; one that fits can
-/// be written in full without SIGBUS; the next that does not fit is `NoSpace` too.
+/// be written in full without SIGBUS. A write too large for its journal area, whose side journal
+/// finds no room, is `NoSpace` through `try_update` and `try_write_from` (storing nothing, leaving
+/// no side journal), and goes ahead without a journal through `update` and `write_from`. The next
+/// segment that does not fit is `NoSpace` too.
 fn full_dev_shm(name: &str) {
     let leftovers = || {
         std::fs::read_dir("/dev/shm")
@@ -49,14 +52,40 @@ fn full_dev_shm(name: &str) {
     if leftovers() != 0 {
         fail("the failed create left an object behind");
     }
-    let fits = ok(Array::<u64>::create_zeroed(name, 40 << 10));
+    // 640 KiB of payload and a 64 KiB journal area: no room left for a side journal of 640 KiB.
+    const N: usize = 80 << 10;
+    let fits = ok(Array::<u64>::create_zeroed(name, N));
     for (i, x) in fits.iter().enumerate() {
         x.store(i as u64, Relaxed);
     }
+    let sum = |a: &Array<u64>| a.snapshot().iter().sum::<u64>();
+    let before = sum(&fits);
+    match fits.try_update(|all| all.iter_mut().for_each(|x| *x += 1)) {
+        Err(e @ shm_core::Error::NoSpace { .. }) => say(&format!("try_update {e}")),
+        Err(e) => fail(&format!("try_update: expected NoSpace, got {e}")),
+        Ok(()) => fail("try_update found room for a 640 KiB journal"),
+    }
+    let plus_one: Vec<u64> = (1..=N as u64).collect();
+    match fits.try_write_from(0, &plus_one) {
+        Err(shm_core::Error::NoSpace { .. }) => say("try_write_from NoSpace"),
+        Err(e) => fail(&format!("try_write_from: expected NoSpace, got {e}")),
+        Ok(()) => fail("try_write_from found room for a 640 KiB journal"),
+    }
+    if sum(&fits) != before || leftovers() != 1 {
+        fail("a refused write stored something, or left a side journal");
+    }
     fits.update(|all| all.iter_mut().for_each(|x| *x += 1));
-    let sum: u64 = fits.snapshot().iter().sum();
-    say(&format!("written {sum}"));
-    match Array::<u64>::create_zeroed(&format!("{name}-2"), 40 << 10) {
+    say(&format!("updated {}", sum(&fits)));
+    fits.write_from(0, &plus_one);
+    // A write that fits in the journal area needs no side journal.
+    fits.try_write_from(0, &plus_one[..1024])
+        .unwrap_or_else(|e| fail(&format!("a small write: {e}")));
+    say(&format!(
+        "written {}, poisoned {}",
+        sum(&fits),
+        fits.is_poisoned()
+    ));
+    match Array::<u64>::create_zeroed(&format!("{name}-2"), N) {
         Err(shm_core::Error::NoSpace { .. }) => say("second NoSpace"),
         Err(e) => fail(&format!("second segment: expected NoSpace, got {e}")),
         Ok(_) => say("second fits"),
