@@ -1,8 +1,11 @@
-"""The conformance vectors of docs/vectors checked against this module, as Rust's
-tests/tests/vectors checks them against shm-core: the same files, one test per vector.
+"""The conformance vectors of docs/vectors checked against this package, as Rust's
+tests/tests/vectors checks them against shm-core: the same files, one test per vector. The
+package is the bindings of shm-core, so this checks Rust's code again, through the way Python
+reaches it (``shm_core.open``, ``Value.open``, ``Array.open``, ``create``, ``Descriptor``), and
+the bytes it leaves in /dev/shm.
 
-A vector this implementation disagrees with is listed in ``DIFFERS`` with what differs: its test
-is expected to fail (``unittest.expectedFailure``) until the two implementations agree again.
+A vector this package disagrees with is listed in ``DIFFERS`` with what differs: its test is
+expected to fail (``unittest.expectedFailure``) until the two agree again.
 """
 
 from __future__ import annotations
@@ -31,24 +34,8 @@ DESCRIPTORS = _load("descriptors.json")
 SEGMENTS = _load("segments.json")
 JOURNAL = _load("journal.json")
 
-#: Vectors this module disagrees with ("file/id"), and how.
-DIFFERS: Dict[str, str] = {
-    # docs/FORMAT.md "Opening" checks a single value's count (step 6) before comparing with the
-    # expected fingerprint (step 7); `_validate` compares the fingerprint first, so a single u64
-    # claiming 2 elements, opened as i32, is LayoutMismatch "segment holds u64, this program
-    # expects i32" here and "... says it has 2 elements" in Rust (same kind, another reason).
-    "segments/two elements in a single value, another type expected": "step 7 before step 6",
-    # FORMAT.md checks the shape (single value or array, step 7) before the alignment of the
-    # payload and journal offsets (step 8); `Value.open` and `Array.open` check the shape after
-    # `_validate` has checked the alignment, so these are Corrupt ("not aligned") here and
-    # LayoutMismatch ("holds an array of 4 u32" / "holds a single u64") in Rust.
-    "segments/an array as a single value, misaligned": "step 8 before step 7",
-    "segments/a single value as an array, misaligned": "step 8 before step 7",
-    # Step 3 requires elem_size >= 1; `_validate` has no such check, so a segment whose
-    # descriptor is a zero-sized struct (size 0, which parses) with elem_size 0 and a header that
-    # otherwise adds up opens here, where Rust refuses it as Corrupt ("its elements have size 0").
-    "segments/zero-sized element": "no elem_size >= 1 check",
-}
+#: Vectors this package disagrees with ("file/id"), and how. None: every check is Rust's.
+DIFFERS: Dict[str, str] = {}
 
 _LAYOUT_BY_ID = {layout["id"]: layout for layout in LAYOUTS["layouts"]}
 _LETTER_OF_RUST = {code.rust: code.letter for code in CODES.values()}
@@ -63,11 +50,17 @@ def _int(v: Any) -> int:
 
 
 def _build(tree: Any) -> Descriptor:
-    """The descriptor of a vector's ``type`` tree, laid out by this module (as ``#[repr(C)]``)."""
+    """The descriptor of a vector's ``type`` tree, laid out by ``Descriptor.struct`` (as
+    ``#[repr(C)]``)."""
     if isinstance(tree, str):
         return Descriptor.primitive(_LETTER_OF_RUST[tree])
     if "array" in tree:
         return Descriptor.array(_build(tree["array"]), tree["len"])
+    if "text" in tree:
+        return Descriptor.text(tree["text"])
+    if "enum" in tree:
+        variants = [(v["name"], v["value"]) for v in tree["variants"]]
+        return Descriptor.enum(tree["enum"], tree["repr"], variants, default=tree["default"])
     fields = [(f["name"], _build(f["type"])) for f in tree["fields"]]
     return Descriptor.struct(tree["struct"], fields, align=tree.get("align", 1))
 
@@ -83,14 +76,24 @@ def _header_get(data: bytes, field: str) -> int:
 
 def _regions(base: Dict[str, Any]) -> Dict[str, int]:
     h = base["header"]
-    payload, length, journal = h["payload_offset"], h["payload_len"], h["journal_offset"]
     return {
         "object": 0,
         "descriptor": 256,
-        "payload": payload,
-        "journal_old": journal,
-        "journal_new": journal + length,
+        "payload": h["payload_offset"],
+        "journal": h["journal_offset"],
     }
+
+
+def _side_bytes(name: str, journal_id: int, record: bytes) -> bytes:
+    """A side journal of segment ``name`` (docs/FORMAT.md, "The side journal"): its 512-byte header,
+    then ``record`` at the start of its record area."""
+    header = bytearray(512)
+    header[0:8] = b"SHMJRNL\0"
+    header[8:12] = shm_core.FORMAT_VERSION.to_bytes(4, "little")
+    header[12:16] = len(name.encode()).to_bytes(4, "little")
+    header[16:24] = journal_id.to_bytes(8, "little")
+    header[32 : 32 + len(name.encode())] = name.encode()
+    return bytes(header) + record
 
 
 def _create_base(name: str, base: Dict[str, Any]) -> None:
@@ -99,8 +102,10 @@ def _create_base(name: str, base: Dict[str, Any]) -> None:
 
 
 def _apply(path: str, patch: Dict[str, Any], regions: Dict[str, int]) -> None:
-    """A vector's patch: ``chmod``, then ``set`` (header fields), ``write``, ``truncate``."""
-    unknown = set(patch) - {"chmod", "set", "write", "truncate"}
+    """A vector's patch: ``chmod``, then ``set`` (header fields), ``write``, ``truncate``, then
+    ``side``: a side journal made for the segment (its header carrying the segment's journal id,
+    or the ``id`` given), ``hex`` at the start of its record area."""
+    unknown = set(patch) - {"chmod", "set", "write", "truncate", "side"}
     assert not unknown, f"unknown patch steps {unknown}"
     if "chmod" in patch:
         os.chmod(path, patch["chmod"])
@@ -117,10 +122,19 @@ def _apply(path: str, patch: Dict[str, Any], regions: Dict[str, int]) -> None:
         f.write(data)
     if "truncate" in patch:
         os.truncate(path, patch["truncate"])
+    if "side" in patch:
+        side = patch["side"]
+        name = os.path.basename(path)
+        journal_id = _header_get(bytes(data), "journal_id")
+        stamped = _int(side["id"]) if "id" in side else journal_id
+        side_path = os.path.join(os.path.dirname(path), f"{name}.journal-{journal_id:016x}")
+        with open(side_path, "wb") as f:
+            f.write(_side_bytes(name, stamped, bytes.fromhex(side["hex"])))
+        os.chmod(side_path, 0o600)
 
 
 def _open(name: str, how: Dict[str, Any]) -> shm_core.Segment:
-    """Opens as a vector's ``open`` says. ``single`` of a struct: this module has no typed open
+    """Opens as a vector's ``open`` says. ``single`` of a struct: this package has no typed open
     of one struct value, so ``open(name, expect=...)``, which accepts either shape."""
     wait = how.get("wait_ms", 100) / 1000
     if how["as"] == "any":
@@ -144,8 +158,8 @@ def _attach(cls: type, method: str, key: str, test: Callable[..., None]) -> None
 
 class LayoutVectors(unittest.TestCase):
     """Each layout: the descriptor bytes parse and encode back, their fingerprint, size and
-    alignment, and this module's own ``#[repr(C)]`` placement of the type tree gives the same
-    bytes."""
+    alignment, and ``Descriptor.struct``'s ``#[repr(C)]`` placement of the type tree gives the
+    same bytes."""
 
     def test_format_version(self) -> None:
         self.assertEqual(LAYOUTS["format_version"], shm_core.FORMAT_VERSION)
@@ -200,7 +214,7 @@ for _c in DESCRIPTORS["cases"]:
 
 
 class SegmentVectors(ShmTestCase):
-    """Each base as created by this module (header fields, size, descriptor), and each crafted
+    """Each base as created by this package (header fields, size, descriptor), and each crafted
     segment's outcome at open: its shape, or the error's kind and reason."""
 
 
@@ -264,8 +278,8 @@ for _c in SEGMENTS["cases"]:
 
 
 class JournalVectors(ShmTestCase):
-    """Each undo case: what a dead writer left, and the payload, ``seq`` and ``journal_len``
-    after a fresh opener's snapshot recovered it."""
+    """Each undo case: what a dead writer left, and the payload, ``seq``, ``journal_len``,
+    ``journal_where`` and ``poison`` after a fresh opener's snapshot recovered it."""
 
 
 def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
@@ -285,8 +299,13 @@ def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
             data[start : start + length].hex(),
             _header_get(data, "seq"),
             _header_get(data, "journal_len"),
+            _header_get(data, "journal_where"),
+            _header_get(data, "poison"),
         )
-        self.assertEqual(got, (after["payload"], _int(after["seq"]), _int(after["journal_len"])))
+        want = (after["payload"],) + tuple(
+            _int(after[k]) for k in ("seq", "journal_len", "journal_where", "poison")
+        )
+        self.assertEqual(got, want)
 
     return test
 

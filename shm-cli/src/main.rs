@@ -79,7 +79,8 @@ enum Command {
         name: String,
         /// The field: `load`, `hist[3]`, `inner.x`, `[2].count`, or `.` for a single value.
         field: String,
-        /// The value: `42`, `-1`, `0x2a`, `0.5`, `1e-9`, `inf`, `true`, `x`.
+        /// The value: `42`, `-1`, `0x2a`, `0.5`, `1e-9`, `inf`, `true`, `x`; an enum's variant
+        /// by name (`Busy`); text as it is (`10.0.0.7`), at most the field's capacity in bytes.
         #[arg(allow_hyphen_values = true)]
         value: String,
         /// How long to wait for the segment's lock: `200ms`, `5s`, `1m`.

@@ -10,15 +10,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::{chown, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{chown, FileExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shm_core::{Array, Shared, SharedLayout, Value};
+use tests::{requires_root, TestName};
 
 // ---------------------------------------------------------------------------------------------
 // Types the exporter sees only through the segments' descriptors.
@@ -76,71 +77,7 @@ struct Clashing {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Segment names and objects in /dev/shm.
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// `shmexp-<tag>-<pid>-`: a prefix no other test or process uses.
-fn prefix(tag: &str) -> String {
-    format!(
-        "shmexp-{tag}-{}-{}-",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A name in /dev/shm; whatever is under it is removed when this is dropped, whether the test
-/// passed or not.
-struct Name(String);
-
-impl Name {
-    fn new(name: String) -> Name {
-        Name(name)
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/dev/shm").join(&self.0)
-    }
-}
-
-impl std::ops::Deref for Name {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(self.path());
-    }
-}
-
-/// Makes an object under `name` by hand, as another program or a hostile peer would.
-fn plant(name: &Name, bytes: &[u8]) {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(name.path())
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
-
-/// Whether this process may chown (for another user's segment). Not root: the test fails and
-/// says why, unless `SHM_SKIP_ROOT_TESTS` asks to skip that part on purpose.
-fn can_chown() -> bool {
-    // SAFETY: geteuid cannot fail and takes no arguments.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
-        "this test makes another user's segment with chown and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip that part on purpose"
-    );
-    eprintln!("another user's segment not tried: not root and SHM_SKIP_ROOT_TESTS is set");
-    false
-}
+// Tools.
 
 /// Whether `tool` (from Debian's `prometheus` package) runs. If not, the test fails and says
 /// what to install, unless `SHM_SKIP_PROMETHEUS` asks to skip that part on purpose.
@@ -250,7 +187,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(prefix(tag));
+        let dir = std::env::temp_dir().join(TestName::prefix(tag));
         fs::create_dir(&dir).unwrap();
         TempDir(dir)
     }
@@ -861,7 +798,7 @@ fn expect_slots(segment: &str, slots: &[Slot]) -> Expect {
 
 #[test]
 fn values_match_snapshots_in_both_formats() {
-    let p = prefix("values");
+    let p = TestName::prefix("values");
     let web_name = format!("{p}web");
     let web = Shared::<Web>::create(
         &web_name,
@@ -1012,7 +949,7 @@ fn values_match_snapshots_in_both_formats() {
 
 #[test]
 fn every_scrape_reads_each_segment_once_consistently() {
-    let p = prefix("consistent");
+    let p = TestName::prefix("consistent");
     let name = format!("{p}pair");
     let pair = Arc::new(Shared::<Pair>::create(&name, Pair::default()).unwrap());
     let exporter = Exporter::start(&[&name]);
@@ -1055,21 +992,21 @@ fn every_scrape_reads_each_segment_once_consistently() {
 
 #[test]
 fn bad_segments_are_skipped_with_a_comment_and_counted() {
-    let p = prefix("bad");
+    let p = TestName::prefix("bad");
     let good_name = format!("{p}good");
     let good = Value::<u32>::create(&good_name, 5).unwrap();
     // Another program's memory: no shm-core header at all.
-    let garbage = Name::new(format!("{p}garbage"));
-    plant(&garbage, &[0x5a; 4096]);
+    let garbage = TestName::adopt(format!("{p}garbage"));
+    garbage.plant(&[0x5a; 4096], 0o600);
     // Zeros, as a creator leaves them before writing the header (or another program's memory).
-    let zeros = Name::new(format!("{p}zeros"));
-    plant(&zeros, &[0; 4096]);
+    let zeros = TestName::adopt(format!("{p}zeros"));
+    zeros.plant(&[0; 4096], 0o600);
     // A segment cut short after its magic bytes.
-    let truncated = Name::new(format!("{p}truncated"));
+    let truncated = TestName::adopt(format!("{p}truncated"));
     let whole = Value::<u64>::create(&format!("{p}whole"), 1).unwrap();
     let bytes = fs::read(PathBuf::from("/dev/shm").join(format!("{p}whole"))).unwrap();
     drop(whole);
-    plant(&truncated, &bytes[..40]);
+    truncated.plant(&bytes[..40], 0o600);
     // Two fields whose metric names collide: the first is exported, the second reported.
     let clashing_name = format!("{p}clashing");
     let _clashing = Shared::<Clashing>::create(
@@ -1084,8 +1021,8 @@ fn bad_segments_are_skipped_with_a_comment_and_counted() {
     let big_name = format!("{p}big");
     let _big = Array::<u8>::create(&big_name, &[0; 64]).unwrap();
     // Another user's segment.
-    let theirs = Name::new(format!("{p}theirs"));
-    let chowned = can_chown();
+    let theirs = TestName::adopt(format!("{p}theirs"));
+    let chowned = requires_root("makes another user's segment with chown");
     let _their_segment = chowned.then(|| {
         let v = Value::<u64>::create(&theirs, 9).unwrap();
         chown(theirs.path(), Some(65534), Some(65534)).unwrap();
@@ -1167,7 +1104,7 @@ fn bump_seq(name: &str) {
 
 #[test]
 fn a_segment_stuck_mid_write_is_skipped_and_the_rest_exported() {
-    let p = prefix("stuck");
+    let p = TestName::prefix("stuck");
     let good_name = format!("{p}good");
     let _good = Value::<u32>::create(&good_name, 1).unwrap();
     let stuck_name = format!("{p}stuck");
@@ -1222,7 +1159,7 @@ fn a_segment_stuck_mid_write_is_skipped_and_the_rest_exported() {
 
 #[test]
 fn named_segments_that_come_and_go() {
-    let p = prefix("comego");
+    let p = TestName::prefix("comego");
     let name = format!("{p}late");
     let exporter = Exporter::start(&[&name]);
 
@@ -1255,18 +1192,18 @@ fn named_segments_that_come_and_go() {
 
 #[test]
 fn all_segments_mode_reports_broken_segments_not_foreign_objects() {
-    let p = prefix("all");
+    let p = TestName::prefix("all");
     let good_name = format!("{p}good");
     let _good = Value::<i16>::create(&good_name, -3).unwrap();
-    let foreign = Name::new(format!("{p}foreign"));
-    plant(&foreign, b"another program's shared memory");
-    let zeros = Name::new(format!("{p}zeros"));
-    plant(&zeros, &[0; 4096]);
-    let broken = Name::new(format!("{p}broken"));
+    let foreign = TestName::adopt(format!("{p}foreign"));
+    foreign.plant(b"another program's shared memory", 0o600);
+    let zeros = TestName::adopt(format!("{p}zeros"));
+    zeros.plant(&[0; 4096], 0o600);
+    let broken = TestName::adopt(format!("{p}broken"));
     let whole = Value::<u64>::create(&format!("{p}whole"), 1).unwrap();
     let bytes = fs::read(PathBuf::from("/dev/shm").join(format!("{p}whole"))).unwrap();
     drop(whole);
-    plant(&broken, &bytes[..40]);
+    broken.plant(&bytes[..40], 0o600);
 
     let exporter = Exporter::start(&[]);
     let page = exporter.scrape();
@@ -1293,7 +1230,7 @@ fn all_segments_mode_reports_broken_segments_not_foreign_objects() {
 
 #[test]
 fn scrapes_run_side_by_side_while_segments_vanish() {
-    let p = prefix("churn");
+    let p = TestName::prefix("churn");
     let exporter = Exporter::start(&["--prefix", &p]);
     let churn = {
         let p = p.clone();
@@ -1305,8 +1242,8 @@ fn scrapes_run_side_by_side_while_segments_vanish() {
                     break;
                 }
                 let name = format!("{p}{}", i % 4);
-                // Each is removed when dropped; `Name` also covers a panic in between.
-                let guard = Name::new(name.clone());
+                // Each is removed when dropped; `TestName` also covers a panic in between.
+                let guard = TestName::adopt(name.clone());
                 if let Ok(v) = Value::<u64>::create(&name, i) {
                     made += 1;
                     drop(v);
@@ -1362,7 +1299,7 @@ fn prometheus_scrapes_the_exporter() {
     if !(have("prometheus") && have("promtool")) {
         return;
     }
-    let p = prefix("prom");
+    let p = TestName::prefix("prom");
     let name = format!("{p}web");
     let web = Shared::<Web>::create(
         &name,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::lock::{self, Failed, Wait};
 use crate::segment::Segment;
-use crate::seqlock;
+use crate::{held, seqlock};
 
 /// The segment's lock, held; released when dropped. Derefs to the atomic twin (for `Shared`) or
 /// the slice of twins (for `Array`).
@@ -47,7 +47,7 @@ impl<A: ?Sized> Drop for Guard<'_, A> {
         if !self.panicking && std::thread::panicking() {
             lock::poison(self.seg.header());
         }
-        seqlock::note_released(self.seg);
+        held::note_released(self.seg);
         lock::unlock(self.seg.header());
     }
 }
@@ -65,6 +65,30 @@ impl<'a, A: ?Sized> Guard<'a, A> {
     pub(crate) fn segment(&self) -> &'a Segment {
         self.seg
     }
+
+    /// Poisons the lock that `guard` holds, as a panic while it is alive does: for code whose
+    /// work under the lock fails in a way other than a panic (a language binding whose callback
+    /// raised an exception, say), so that every later locker is told, until `clear_poison`.
+    ///
+    /// An associated function (`Guard::poison(&guard)`), so that it cannot hide a method of the
+    /// value the guard derefs to.
+    ///
+    /// ```
+    /// use shm_core::{Guard, Value};
+    ///
+    /// # let name = format!("doc-guard-poison-{}", std::process::id());
+    /// let v = Value::<u32>::create(&name, 0)?;
+    /// let guard = v.lock().unwrap();
+    /// Guard::poison(&guard);
+    /// drop(guard);
+    /// assert!(v.is_poisoned() && v.lock().is_err());
+    /// v.clear_poison();
+    /// assert!(v.lock().is_ok());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn poison(guard: &Self) {
+        lock::poison(guard.seg.header());
+    }
 }
 
 fn acquire<'a, A: ?Sized>(
@@ -73,7 +97,7 @@ fn acquire<'a, A: ?Sized>(
     wait: Wait,
 ) -> Result<LockResult<Guard<'a, A>>, Failed> {
     lock::lock(seg.header(), wait)?;
-    seqlock::note_held(seg);
+    held::note_held(seg);
     // A writer that died mid-update left the counter odd: undo its stores before anyone looks.
     // That repairs it; a death that nothing could repair was made a poisoning by `lock::lock`.
     seqlock::recover(seg);
@@ -99,7 +123,7 @@ fn relock_panic(name: &str) -> ! {
 /// first, by taking the lock if it is free, so that it does not poison the lock again afterwards.
 pub(crate) fn clear_poison(seg: &Segment) {
     let h = seg.header();
-    if seqlock::held_by_this_thread(seg) {
+    if held::by_this_thread(seg) {
         // Any death before was taken in when this thread locked.
         lock::clear(h);
         return;
@@ -122,7 +146,7 @@ pub(crate) fn lock<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> LockResult<G
     loop {
         match acquire(seg, data, Wait::Forever) {
             Ok(r) => return r,
-            Err(Failed::Deadlock) if seqlock::held_by_this_thread(seg) => relock_panic(seg.name()),
+            Err(Failed::Deadlock) if held::by_this_thread(seg) => relock_panic(seg.name()),
             // pthread says this thread holds it, but it does not: a peer wrote our thread id.
             Err(Failed::Deadlock) => lock::disown(seg.header()),
             // A lock word that cannot be repaired right now (another process holds the repair

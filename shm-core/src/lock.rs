@@ -345,7 +345,11 @@ pub(crate) fn clear(h: &Header) {
 /// Whether the poison word is set (read by a holder of the lock, after it rolled back a dead
 /// writer's update).
 pub(crate) fn poisoned(h: &Header) -> bool {
-    h.poison.load(Ordering::Acquire) != 0
+    // A relaxed load and an acquire fence (the same ordering as an acquire load): the only
+    // atomic loads Rust allows on a read-only mapping, which `is_poisoned` also serves.
+    let p = h.poison.load(Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Acquire);
+    p != 0
 }
 
 /// Whether the lock is poisoned, as `is_poisoned()` reports it to users: the poison word is set,
@@ -354,7 +358,8 @@ pub(crate) fn poisoned(h: &Header) -> bool {
 /// poisoning, reported before anyone has locked. A death inside a write window (`seq` odd) is not
 /// one: the next reader or locker rolls it back.
 ///
-/// Takes no lock and changes nothing.
+/// Takes no lock and changes nothing: it makes only relaxed loads of at most 8 bytes (ordered by
+/// fences), so it also serves a read-only mapping (see `read_only.rs` for Rust's rule).
 pub(crate) fn is_poisoned(h: &Header) -> bool {
     if poisoned(h) {
         return true;
@@ -362,13 +367,18 @@ pub(crate) fn is_poisoned(h: &Header) -> bool {
     // `seq` before and after the lock word: a write window opened or a death repaired meanwhile
     // shows as a change (a repairer takes the lock, which clears the owner-died bit, before it
     // makes `seq` even). A few tries; a segment that keeps changing has a live writer at work.
+    let seq = || {
+        let s = h.seq.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        s
+    };
     for _ in 0..4 {
-        let before = h.seq.load(Ordering::Acquire);
+        let before = seq();
         if before & 1 != 0 {
             break;
         }
         let dead = owner_died(h);
-        if h.seq.load(Ordering::Acquire) == before {
+        if seq() == before {
             return dead || poisoned(h);
         }
     }
@@ -381,10 +391,15 @@ pub(crate) fn is_poisoned(h: &Header) -> bool {
 /// exited is not taken for a dead holder.
 fn owner_died(h: &Header) -> bool {
     let word = futex_word(h);
-    let w = word.load(Ordering::Acquire);
+    let load = || {
+        let w = word.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        w
+    };
+    let w = load();
     if w & FUTEX_OWNER_DIED != 0 {
         return true;
     }
     let tid = w & FUTEX_TID_MASK;
-    tid != 0 && !thread_exists(tid) && word.load(Ordering::Acquire) == w
+    tid != 0 && !thread_exists(tid) && load() == w
 }

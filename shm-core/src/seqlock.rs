@@ -12,48 +12,15 @@
 //! the counter even. A locker that finds the counter odd does the same. Nothing is left
 //! half-changed, so neither poisons the lock (see `lock.rs` for what does).
 
-use std::cell::RefCell;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cell::Region;
+use crate::held;
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
 use crate::Result;
-
-thread_local! {
-    /// Segments whose lock this thread holds: a second `lock()` of one of them is a bug of the
-    /// caller (reported by a panic), and a reader holding the lock knows no writer is at work.
-    static HELD: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The segment's identity: the object's device and inode, the same for every handle and mapping
-/// of it in this process.
-fn key(seg: &Segment) -> (u64, u64) {
-    seg.identity()
-}
-
-/// Records that this thread holds `seg`'s lock.
-pub(crate) fn note_held(seg: &Segment) {
-    HELD.with(|held| held.borrow_mut().push(key(seg)));
-}
-
-/// Records that this thread released `seg`'s lock.
-pub(crate) fn note_released(seg: &Segment) {
-    let k = key(seg);
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if let Some(i) = held.iter().rposition(|&a| a == k) {
-            held.swap_remove(i);
-        }
-    });
-}
-
-pub(crate) fn held_by_this_thread(seg: &Segment) -> bool {
-    let k = key(seg);
-    HELD.with(|held| held.borrow().contains(&k))
-}
 
 /// A seqlock write in progress: the counter is odd, and the journal records what it stores.
 /// Dropping it ends the write: it clears the journal and makes the counter even; if the write
@@ -181,7 +148,7 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
         // A write is in progress, or its writer died.
         let since = *odd_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_millis(1) {
-            if held_by_this_thread(seg) {
+            if held::by_this_thread(seg) {
                 // No writer can be at work while this thread holds the lock: the one that left
                 // the counter odd is gone.
                 recover(seg);
@@ -202,7 +169,7 @@ const MAX_RACES: u32 = 64;
 #[cold]
 fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
     let h = seg.header();
-    if held_by_this_thread(seg) {
+    if held::by_this_thread(seg) {
         // This thread holds the lock already: no writer is at work.
         return Some(read());
     }

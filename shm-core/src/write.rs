@@ -21,6 +21,7 @@
 //! from the payload piece by piece right before each piece is stored.
 
 use core::mem::{size_of, MaybeUninit};
+use core::ops::Range;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::Relaxed;
 use std::alloc::{self, Layout as AllocLayout};
@@ -378,21 +379,39 @@ pub(crate) fn write_from<T: BulkCopy>(
     Ok(())
 }
 
-/// Writes one primitive whose bytes are `old` and become `new`, at payload byte `at`: `store`
-/// stores it. The caller holds the segment's lock.
-pub(crate) fn primitive(seg: &Segment, at: usize, old: &[u8], new: &[u8], store: impl FnOnce()) {
-    let need = journal::entry_size(at, old.len(), Kind::Changed).unwrap_or(TOO_MUCH);
+/// Writes payload bytes `at..at + old.len()`, whose bytes are `old` and become `new`, as one
+/// journaled seqlock write (for a tool that writes fields it knows by their place): journaled
+/// with old and new values, cut every multiple of `unit` bytes from `at` (the element's size,
+/// so that every cut falls where a primitive starts); `store(piece)` stores the primitives of
+/// each piece, once its entry is committed. The caller holds the segment's lock.
+pub(crate) fn bytes(
+    seg: &Segment,
+    at: usize,
+    old: &[u8],
+    new: &[u8],
+    unit: usize,
+    mut store: impl FnMut(Range<usize>),
+) {
+    assert_eq!(
+        old.len(),
+        new.len(),
+        "old and new bytes of different lengths"
+    );
+    let need = journal::size_in_pieces(at, old.len(), unit, Kind::Changed).unwrap_or(TOO_MUCH);
     // Without `required` there is always a way: the record, or a write without one.
     let Ok(mut w) = Write::begin(seg, need, false) else {
         return;
     };
-    w.journal(at, old.len(), Kind::Changed, |o, n| {
-        store_bytes(old, o);
-        if let Some(n) = n {
-            store_bytes(new, n);
-        }
-    });
-    store();
+    for (ps, pl) in journal::pieces(at, old.len(), unit) {
+        let r = ps - at..ps - at + pl;
+        w.journal(ps, pl, Kind::Changed, |o, n| {
+            store_bytes(&old[r.clone()], o);
+            if let Some(n) = n {
+                store_bytes(&new[r.clone()], n);
+            }
+        });
+        store(ps..ps + pl);
+    }
     drop(w);
 }
 

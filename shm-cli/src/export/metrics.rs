@@ -2,7 +2,7 @@
 //! `segment`, `type` and `index`; a name ending in `_total` is a counter, the rest are gauges.
 //!
 //! [`Walk::node`] is the one place that says what each kind of descriptor node becomes; a new
-//! kind of node (an enum, a text field) gets its arm there.
+//! kind of node gets its arm there.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -244,7 +244,9 @@ pub fn add_segment(families: &mut Families, seg: &SegmentView<'_>) -> Vec<Clash>
 pub fn sample_count(d: &Descriptor, count: u64) -> u64 {
     fn per_element(d: &Descriptor) -> u64 {
         match &d.kind {
-            DescriptorKind::Primitive(_) => 1,
+            DescriptorKind::Primitive(_)
+            | DescriptorKind::Enum { .. }
+            | DescriptorKind::Text { .. } => 1,
             DescriptorKind::Array { elem, len } => per_element(elem).saturating_mul(*len),
             DescriptorKind::Struct { fields } => fields
                 .iter()
@@ -274,13 +276,19 @@ impl Walk<'_> {
     ///
     /// - a number: one gauge sample, or a counter's if its name ends in `_total`; a bool is 0 or 1;
     /// - a char: an info sample whose `value` label is the character;
+    /// - a text: an info sample whose `value` label is the text;
+    /// - an enum: an info sample whose `value` label is the variant's name (`Busy`), or for a
+    ///   number that is no variant, the number and what it reads as;
     /// - an array: its elements, each with its index added to the `index` label;
     /// - a struct: its fields, each adding its name to the metric name.
-    ///
-    /// Kinds of node still to come get their arm here: an enum a state set (a `Kind::StateSet`
-    /// with one sample per variant, 1 for the current one), a text field an info, as a char is.
     fn node(&mut self, d: &Descriptor, datum: &Datum) {
         match (&d.kind, datum) {
+            (DescriptorKind::Text { .. }, Datum::Text(text)) => {
+                self.sample(Kind::Info, d, Some(text.clone()), "1".to_owned());
+            }
+            (DescriptorKind::Enum { .. }, state @ Datum::Enum { .. }) => {
+                self.sample(Kind::Info, d, Some(state.to_string()), "1".to_owned());
+            }
             (DescriptorKind::Primitive(TypeCode::Char), Datum::Char(c)) => {
                 self.sample(
                     Kind::Info,
@@ -328,7 +336,13 @@ impl Walk<'_> {
         });
     }
 
-    fn sample(&mut self, kind: Kind, code: TypeCode, text: Option<String>, value: String) {
+    fn sample(
+        &mut self,
+        kind: Kind,
+        ty: impl std::fmt::Display,
+        text: Option<String>,
+        value: String,
+    ) {
         let full = self.metric_name();
         let name = match kind {
             Kind::Gauge => full.as_str(),
@@ -356,7 +370,7 @@ impl Walk<'_> {
             labels.push((TEXT_LABEL, text));
         }
         let sample = Sample { labels, value };
-        let source = format!("{} ({code}) of {}", self.path_text(), self.rust_type);
+        let source = format!("{} ({ty}) of {}", self.path_text(), self.rust_type);
         if let Err(mut clash) = self.families.add(&name, kind, &source, sample) {
             clash.path = self.path_text();
             self.clashes.push(clash);
@@ -544,6 +558,83 @@ mod tests {
             text.map(str::to_owned),
             value.to_owned(),
         )
+    }
+
+    #[test]
+    fn enums_and_texts_become_info_samples() {
+        let state = Descriptor {
+            name: "State".to_owned(),
+            size: 1,
+            align: 1,
+            kind: DescriptorKind::Enum {
+                repr: TypeCode::U8,
+                variants: vec![
+                    shm_core::DescriptorVariant {
+                        name: "Idle".to_owned(),
+                        value: 0,
+                    },
+                    shm_core::DescriptorVariant {
+                        name: "Busy".to_owned(),
+                        value: 1,
+                    },
+                ],
+                default: 0,
+            },
+        };
+        let client = Descriptor {
+            name: String::new(),
+            size: 12,
+            align: 4,
+            kind: DescriptorKind::Text { capacity: 8 },
+        };
+        let d = structure(
+            "Worker",
+            vec![("state", array(state, 2)), ("client", client)],
+        );
+        let v = Datum::Struct(vec![
+            (
+                "state".into(),
+                Datum::Array(vec![
+                    Datum::Enum {
+                        variant: "Busy".into(),
+                        value: 1,
+                        known: true,
+                    },
+                    Datum::Enum {
+                        variant: "Idle".into(),
+                        value: 7,
+                        known: false,
+                    },
+                ]),
+            ),
+            ("client".into(), Datum::Text("10.0.0.7".into())),
+        ]);
+        let mut f = Families::default();
+        let seg = SegmentView {
+            name: "board",
+            descriptor: &d,
+            is_array: false,
+            snapshot: &v,
+        };
+        assert_eq!(add_segment(&mut f, &seg), vec![]);
+        assert_eq!(sample_count(&d, 1), 3);
+        assert_eq!(
+            f.list[1].help(),
+            "Read from shm segments: client (Text<8>) of Shared<Worker>."
+        );
+        assert_eq!(
+            flat(f),
+            vec![
+                s("shm_state_info", Some("0"), Some("Busy"), "1"),
+                s(
+                    "shm_state_info",
+                    Some("1"),
+                    Some("7 (no variant; reads as Idle)"),
+                    "1"
+                ),
+                s("shm_client_info", None, Some("10.0.0.7"), "1"),
+            ]
+        );
     }
 
     #[test]

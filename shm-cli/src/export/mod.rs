@@ -190,7 +190,8 @@ impl Exporter {
         families: &mut Families,
     ) -> Result<Vec<metrics::Clash>, Option<Skip>> {
         // Any mode: the exporter only reads, and trusts no byte anyway.
-        let open = |wait| RawSegment::open_with(&t.name, &Options::new().mode(0o666).wait(wait));
+        let open =
+            |wait| RawSegment::open_readonly_with(&t.name, &Options::new().mode(0o666).wait(wait));
         let raw = match open(Duration::ZERO) {
             Ok(raw) => raw,
             Err(e) => {

@@ -14,7 +14,8 @@ pub(super) enum Shape {
     Uniform(Width),
     /// Numbers only, no padding, of several widths: copied element by element.
     Mixed,
-    /// A `bool`, a `char` or padding: not a `BulkCopy` type, whatever its impl says.
+    /// A `bool`, a `char`, an enum, a text or padding: not a `BulkCopy` type, whatever its impl
+    /// says.
     Invalid,
 }
 
@@ -28,7 +29,10 @@ const fn merge(a: Shape, b: Shape) -> Shape {
 
 pub(super) const fn shape(layout: &Layout) -> Shape {
     match layout.kind {
-        Kind::Primitive(TypeCode::Bool | TypeCode::Char) => Shape::Invalid,
+        // A number that is no variant, bytes that are no UTF-8: not every bit pattern is a value.
+        Kind::Primitive(TypeCode::Bool | TypeCode::Char)
+        | Kind::Enum { .. }
+        | Kind::Text { .. } => Shape::Invalid,
         Kind::Primitive(code) => Shape::Uniform(Width::of(code)),
         Kind::Array { elem, .. } => shape(elem),
         Kind::Struct { fields } => {

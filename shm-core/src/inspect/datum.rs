@@ -9,10 +9,13 @@ use crate::TypeCode;
 /// descriptor: one variant per type code, arrays and structs as trees.
 ///
 /// Every primitive is read with one relaxed atomic load of its width, so whatever another process
-/// wrote, a `Datum` is a valid value: a `bool` byte other than 0 reads as `true`, and a `char`
-/// word that is not a Unicode scalar value reads as U+FFFD, as the typed atomics do.
+/// wrote, a `Datum` is a valid value: a `bool` byte other than 0 reads as `true`, a `char`
+/// word that is not a Unicode scalar value reads as U+FFFD, an enum's number that is no variant
+/// reads as its default variant (and says so), and text is read as [`Text`](crate::Text) reads
+/// it, as the typed atomics do.
 ///
-/// `Display` writes it compactly: `17`, `0.7`, `true`, `'x'`, `[1, 2, 3]`, `{x: 1, y: [0, 0]}`.
+/// `Display` writes it compactly: `17`, `0.7`, `true`, `'x'`, `Busy`, `"10.0.0.7"`,
+/// `[1, 2, 3]`, `{x: 1, y: [0, 0]}`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Datum {
@@ -40,6 +43,19 @@ pub enum Datum {
     Bool(bool),
     /// `u`
     Char(char),
+    /// A fieldless enum's value.
+    Enum {
+        /// The name of the variant: for a number that is no variant, the default variant's,
+        /// which is what a typed `load` reads.
+        variant: String,
+        /// The number stored.
+        value: i128,
+        /// Whether `value` is a variant's. `false`: another process stored a number that is no
+        /// variant.
+        known: bool,
+    },
+    /// Text (a `Text<N>`), as [`Text::as_str`](crate::Text::as_str) reads it.
+    Text(String),
     /// The elements of an array, in order.
     Array(Vec<Datum>),
     /// The fields of a struct, in declaration order, with their names.
@@ -47,7 +63,7 @@ pub enum Datum {
 }
 
 impl Datum {
-    /// The type code of a primitive; `None` for an array or a struct.
+    /// The type code of a primitive; `None` for an enum, a text, an array or a struct.
     pub fn code(&self) -> Option<TypeCode> {
         Some(match self {
             Datum::I8(_) => TypeCode::I8,
@@ -62,7 +78,9 @@ impl Datum {
             Datum::F64(_) => TypeCode::F64,
             Datum::Bool(_) => TypeCode::Bool,
             Datum::Char(_) => TypeCode::Char,
-            Datum::Array(_) | Datum::Struct(_) => return None,
+            Datum::Enum { .. } | Datum::Text(_) | Datum::Array(_) | Datum::Struct(_) => {
+                return None
+            }
         })
     }
 
@@ -150,7 +168,9 @@ impl Datum {
             Datum::F64(v) => v.to_bits(),
             Datum::Bool(v) => u64::from(v),
             Datum::Char(v) => u64::from(u32::from(v)),
-            Datum::Array(_) | Datum::Struct(_) => return None,
+            Datum::Enum { .. } | Datum::Text(_) | Datum::Array(_) | Datum::Struct(_) => {
+                return None
+            }
         };
         Some((Width::of(self.code()?), bits))
     }
@@ -173,6 +193,15 @@ impl fmt::Display for Datum {
             Datum::F64(v) => write!(f, "{v:?}"),
             Datum::Bool(v) => write!(f, "{v}"),
             Datum::Char(v) => write!(f, "{v:?}"),
+            Datum::Enum {
+                variant,
+                known: true,
+                ..
+            } => f.write_str(variant),
+            Datum::Enum { variant, value, .. } => {
+                write!(f, "{value} (no variant; reads as {variant})")
+            }
+            Datum::Text(v) => write!(f, "{v:?}"),
             Datum::Array(items) => {
                 f.write_str("[")?;
                 for (i, item) in items.iter().enumerate() {
@@ -212,11 +241,27 @@ mod tests {
             ("load".into(), Datum::F64(1.0)),
             ("c".into(), Datum::Char('é')),
             ("ok".into(), Datum::Bool(true)),
+            (
+                "state".into(),
+                Datum::Enum {
+                    variant: "Busy".into(),
+                    value: 1,
+                    known: true,
+                },
+            ),
+            ("client".into(), Datum::Text("10.0.0.7 \"x\"".into())),
         ]);
         assert_eq!(
             d.to_string(),
-            "{x: 3, y: [-1, 2], load: 1.0, c: 'é', ok: true}"
+            r#"{x: 3, y: [-1, 2], load: 1.0, c: 'é', ok: true, state: Busy, client: "10.0.0.7 \"x\""}"#
         );
+        let unknown = Datum::Enum {
+            variant: "Idle".into(),
+            value: -7,
+            known: false,
+        };
+        assert_eq!(unknown.to_string(), "-7 (no variant; reads as Idle)");
+        assert_eq!((unknown.code(), unknown.as_integer()), (None, None));
         assert_eq!(Datum::F32(0.1).to_string(), "0.1");
         assert_eq!(Datum::F64(f64::NAN).to_string(), "NaN");
     }

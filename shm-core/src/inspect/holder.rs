@@ -52,7 +52,10 @@ pub(crate) fn holder(h: &Header) -> Option<LockHolder> {
     // are a valid, aligned `AtomicU32` for as long as `h` lives; any bits are a valid value, and
     // glibc and the kernel access that word only atomically, so this load races with nothing.
     let word = unsafe { &*(h.lock.0.get() as *const AtomicU32) };
-    let w = word.load(Ordering::Acquire);
+    // Relaxed and a fence, not an acquire load: the same ordering, and allowed on a read-only
+    // mapping (see `read_only.rs`).
+    let w = word.load(Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Acquire);
     let tid = w & FUTEX_TID_MASK;
     if tid == 0 {
         return None;

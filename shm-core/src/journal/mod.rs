@@ -22,6 +22,7 @@
 mod record;
 pub(crate) mod side;
 
+use std::ops::Range;
 use std::sync::atomic::{fence, Ordering};
 
 pub(crate) use record::{pieces, size_in_pieces, Kind};
@@ -29,6 +30,7 @@ pub(crate) use record::{pieces, size_in_pieces, Kind};
 use crate::bulk;
 use crate::cell::{Region, Width};
 use crate::header::{JOURNAL_HERE, JOURNAL_NONE, JOURNAL_SIDE};
+use crate::layout::TEXT_LEN_SIZE;
 use crate::lock;
 use crate::segment::Segment;
 use crate::{Descriptor, DescriptorKind, Result};
@@ -185,18 +187,8 @@ pub(crate) enum Undone {
 /// and has seen the sequence counter odd. A write it cannot roll back poisons the lock.
 pub(crate) fn undo(seg: &Segment) -> Undone {
     let h = seg.header();
-    let len = h.journal_len.load(Ordering::Acquire);
-    let place = h.journal_where.load(Ordering::Acquire);
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    let outcome = match place {
-        JOURNAL_HERE | JOURNAL_SIDE if len == 0 => Undone::Nothing,
-        JOURNAL_HERE => undo_record(seg, Region::journal(seg), len),
-        JOURNAL_SIDE => match side::existing(seg, len) {
-            Ok(held) => undo_record(seg, held.area(), len),
-            Err(_) => Undone::Lost,
-        },
-        _ => Undone::Lost,
-    };
+    let (place, len) = record_of(seg);
+    let outcome = restore(seg, Region::payload(seg), place, len);
     if outcome == Undone::Lost {
         lock::poison(h);
     }
@@ -205,10 +197,38 @@ pub(crate) fn undo(seg: &Segment) -> Undone {
     outcome
 }
 
-/// Rolls back the first `len` bytes of a record in `area`. Entries are checked before any is
-/// restored, and restored last first (a write never journals a byte twice, but a record written
-/// by another program might).
-fn undo_record(seg: &Segment, area: Region<'_>, len: usize) -> Undone {
+/// Where the record of the write in progress is and how many of its bytes are committed
+/// (`journal_where`, `journal_len`): relaxed loads and an acquire fence, which a read-only
+/// mapping allows (the fence pairs with the writer's release store of `journal_len`, so the
+/// entries it covers are visible).
+pub(crate) fn record_of(seg: &Segment) -> (u32, u64) {
+    let h = seg.header();
+    let len = h.journal_len.load(Ordering::Relaxed);
+    let place = h.journal_where.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    (place, len)
+}
+
+/// Restores into `target` — the payload, or a reader's copy of it laid out the same — the old
+/// values of the record at `place` whose first `len` bytes are committed; clears nothing. The
+/// caller holds the segment's lock, or (a read-only handle) restores into a copy of its own.
+pub(crate) fn restore(seg: &Segment, target: Region<'_>, place: u32, len: u64) -> Undone {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    match place {
+        JOURNAL_HERE | JOURNAL_SIDE if len == 0 => Undone::Nothing,
+        JOURNAL_HERE => undo_record(seg, Region::journal(seg), len, target),
+        JOURNAL_SIDE => match side::existing(seg, len) {
+            Ok(held) => undo_record(seg, held.area(), len, target),
+            Err(_) => Undone::Lost,
+        },
+        _ => Undone::Lost,
+    }
+}
+
+/// Rolls back the first `len` bytes of a record in `area` into `target`. Entries are checked
+/// before any is restored, and restored last first (a write never journals a byte twice, but a
+/// record written by another program might).
+fn undo_record(seg: &Segment, area: Region<'_>, len: usize, target: Region<'_>) -> Undone {
     if len > area.len() {
         return Undone::Lost;
     }
@@ -228,7 +248,7 @@ fn undo_record(seg: &Segment, area: Region<'_>, len: usize) -> Undone {
         }
     }
     for e in entries.iter().rev() {
-        restore_entry(seg, area, e);
+        restore_entry(seg, area, e, target);
     }
     if whole {
         Undone::RolledBack
@@ -255,21 +275,27 @@ fn read_entry(seg: &Segment, area: Region<'_>, at: usize, len: usize) -> Option<
     (inside && e.end <= len).then_some(e)
 }
 
-/// Puts back the old values an entry holds: every primitive of the run (`All`), or those whose
-/// old and new values differ (`Changed`), each with one store of its own width (other processes
-/// may use the same fields with their atomics meanwhile).
-fn restore_entry(seg: &Segment, area: Region<'_>, e: &Entry) {
-    let payload = Region::payload(seg);
+/// Puts back into `target` the old values an entry holds: every primitive of the run (`All`),
+/// or those whose old and new values differ (`Changed`), each with one store of its own width
+/// (other processes may use the same fields with their atomics meanwhile). Only loads of at most
+/// 8 bytes read the journal where it is mapped read only.
+fn restore_entry(seg: &Segment, area: Region<'_>, e: &Entry, target: Region<'_>) {
     let old = area.slice(e.old..e.old + e.len);
     let new = e.new.map(|n| area.slice(n..n + e.len));
     let elem = seg.element();
-    let run = payload.slice(e.start..e.start + e.len);
+    let run = target.slice(e.start..e.start + e.len);
     if let (Kind::All, Some(unit)) = (e.kind, uniform(elem)) {
         if unit.divides(e.start) && unit.divides(e.len) {
-            // SAFETY: every primitive of the payload is `unit` wide (the element's descriptor
-            // says so), and only the lock's holder accesses the journal area; the run and its
-            // old copy are whole aligned cells (checked), at the same offset modulo 16.
-            unsafe { bulk::copy_cells(old, run, unit) };
+            if seg.is_read_only() {
+                // SAFETY: as below, cell by cell: relaxed loads of `unit` bytes.
+                unsafe { old.copy_to(run, unit) };
+            } else {
+                // SAFETY: every primitive of the payload is `unit` wide (the element's
+                // descriptor says so), and only the lock's holder accesses the journal area; the
+                // run and its old copy are whole aligned cells (checked), at the same offset
+                // modulo 16.
+                unsafe { bulk::copy_cells(old, run, unit) };
+            }
             return;
         }
     }
@@ -279,15 +305,16 @@ fn restore_entry(seg: &Segment, area: Region<'_>, e: &Entry) {
     let (start, end) = (e.start as u64, (e.start + e.len) as u64);
     let mut k = start / elem.size;
     while k * elem.size < end {
-        each_primitive(elem, k * elem.size, start..end, &mut |offset, width| {
+        each_primitive(elem, k * elem.size, &(start..end), &mut |offset, width| {
             let at = (offset - start) as usize;
             // SAFETY: `width` is the width the segment's element descriptor gives the primitive
-            // at `offset` (walked just now), the width of every access to it in the payload;
-            // only the lock's holder accesses the journal's copies. The cells lie inside their
+            // at `offset` (walked just now), the width of every access to it in the payload (and
+            // in a reader's copy laid out like it); only the lock's holder accesses the
+            // journal's copies, or a reader that only loads them. The cells lie inside their
             // regions, aligned: the copies sit at the run's offset modulo 16.
             let cells = unsafe {
                 (
-                    payload.cell(offset as usize, width),
+                    target.cell(offset as usize, width),
                     old.cell(at, width),
                     new.and_then(|n| n.cell(at, width)),
                 )
@@ -307,7 +334,11 @@ fn restore_entry(seg: &Segment, area: Region<'_>, e: &Entry) {
 /// them (so a run of it can be copied cell by cell without knowing where each field is).
 fn uniform(d: &Descriptor) -> Option<Width> {
     match &d.kind {
-        DescriptorKind::Primitive(code) => Some(Width::of(*code)),
+        DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
+            Some(Width::of(*code))
+        }
+        // A length word and bytes: two widths.
+        DescriptorKind::Text { .. } => None,
         DescriptorKind::Array { elem, len } if *len > 0 => uniform(elem),
         DescriptorKind::Array { .. } => None,
         DescriptorKind::Struct { fields } => {
@@ -327,20 +358,34 @@ fn uniform(d: &Descriptor) -> Option<Width> {
 }
 
 /// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies entirely in
-/// `range`.
-fn each_primitive(
+/// `range`: every cell one atomic access of its width reads or writes (an enum's number; a text's
+/// length word, then each of its bytes).
+pub(crate) fn each_primitive(
     d: &Descriptor,
     base: u64,
-    range: std::ops::Range<u64>,
+    range: &Range<u64>,
     f: &mut dyn FnMut(u64, Width),
 ) {
     if base >= range.end || base.saturating_add(d.size) <= range.start {
         return;
     }
+    let inside = |at: u64, len: u64| at >= range.start && at.saturating_add(len) <= range.end;
     match &d.kind {
-        DescriptorKind::Primitive(code) => {
-            if base >= range.start && base + d.size <= range.end {
+        DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
+            if inside(base, d.size) {
                 f(base, Width::of(*code))
+            }
+        }
+        DescriptorKind::Text { capacity } => {
+            // The length word, then each byte (as `AtomicText` accesses them).
+            let len = TEXT_LEN_SIZE as u64;
+            if inside(base, len) {
+                f(base, Width::Four);
+            }
+            let first = (base + len).max(range.start);
+            let end = (base + len).saturating_add(*capacity).min(range.end);
+            for offset in first..end {
+                f(offset, Width::One);
             }
         }
         DescriptorKind::Array { elem, len } => {
@@ -349,13 +394,13 @@ fn each_primitive(
             }
             let mut i = range.start.saturating_sub(base) / elem.size;
             while i < *len && base + i * elem.size < range.end {
-                each_primitive(elem, base + i * elem.size, range.clone(), f);
+                each_primitive(elem, base + i * elem.size, range, f);
                 i += 1;
             }
         }
         DescriptorKind::Struct { fields } => {
             for field in fields {
-                each_primitive(&field.ty, base + field.offset, range.clone(), f);
+                each_primitive(&field.ty, base + field.offset, range, f);
             }
         }
     }

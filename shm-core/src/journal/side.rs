@@ -261,15 +261,20 @@ fn acceptable(st: &libc::stat, seg: &libc::stat) -> std::result::Result<(), Stri
     Ok(())
 }
 
-/// Maps `len` bytes of `fd`, shared, read and write.
-fn map_shared(fd: &OwnedFd, len: usize) -> io::Result<NonNull<u8>> {
+/// Maps `len` bytes of `fd`, shared, read and write (or read only).
+fn map_shared(fd: &OwnedFd, len: usize, writable: bool) -> io::Result<NonNull<u8>> {
+    let prot = if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    };
     // SAFETY: a fresh shared mapping chosen by the kernel, of an open descriptor; it aliases
     // nothing in this process.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             libc::MAP_SHARED,
             fd.as_raw_fd(),
             0,
@@ -336,7 +341,8 @@ pub(crate) fn reserve(seg: &Segment, need: usize) -> Result<Held<'_>> {
 }
 
 /// The side journal of `seg` as it is, mapped, for undoing a record of `len` bytes in it. The
-/// caller holds the segment's lock.
+/// caller holds the segment's lock, or is a read-only handle, which maps it read only and only
+/// loads from it.
 ///
 /// # Errors
 /// If there is none, it is smaller than the record, or it cannot serve (see [`reserve`]).
@@ -346,12 +352,13 @@ pub(crate) fn existing(seg: &Segment, len: usize) -> Result<Held<'_>> {
     let mapped = guard.as_ref().map_or(0, |s| s.len);
     if mapped < HEADER_LEN + len {
         *guard = None;
-        let fd = open(
-            &path(&name_of(seg.name(), seg.journal_id())),
-            libc::O_RDWR,
-            0,
-        )
-        .map_err(|e| Error::from_os(seg.name(), "shm_open", e))?;
+        let flags = if seg.is_read_only() {
+            libc::O_RDONLY
+        } else {
+            libc::O_RDWR
+        };
+        let fd = open(&path(&name_of(seg.name(), seg.journal_id())), flags, 0)
+            .map_err(|e| Error::from_os(seg.name(), "shm_open", e))?;
         *guard = Some(adopt(seg, fd, None)?);
     }
     let side = guard.as_ref().expect("mapped just above");
@@ -462,7 +469,8 @@ fn create(seg: &Segment, fd: &OwnedFd, seg_st: &libc::stat, len: usize) -> Resul
 }
 
 /// Checks that `fd` is the side journal of `seg` (its owner and mode against the segment's
-/// `seg_st` if given, its header), reserves its space and maps it.
+/// `seg_st` if given, its header), reserves its space and maps it (read only, without reserving,
+/// for a read-only handle).
 fn adopt(seg: &Segment, fd: OwnedFd, seg_st: Option<&libc::stat>) -> Result<Side> {
     let name = seg.name();
     let st = fstat(&fd).map_err(|e| Error::from_os(name, "fstat", e))?;
@@ -491,9 +499,12 @@ fn adopt(seg: &Segment, fd: OwnedFd, seg_st: Option<&libc::stat>) -> Result<Side
             ),
         ));
     }
-    // A writer may have died between growing it and reserving the growth.
-    reserve_space(name, &fd, len)?;
-    let ptr = map_shared(&fd, len).map_err(|e| Error::from_os(name, "mmap", e))?;
+    let writable = !seg.is_read_only();
+    if writable {
+        // A writer may have died between growing it and reserving the growth.
+        reserve_space(name, &fd, len)?;
+    }
+    let ptr = map_shared(&fd, len, writable).map_err(|e| Error::from_os(name, "mmap", e))?;
     Ok(Side { fd, ptr, len })
 }
 
@@ -512,7 +523,7 @@ fn grow(seg: &Segment, side: &mut Side, len: usize) -> Result<()> {
         let _ = truncate(&side.fd, size);
         return Err(e);
     }
-    let ptr = map_shared(&side.fd, target).map_err(|e| Error::from_os(name, "mmap", e))?;
+    let ptr = map_shared(&side.fd, target, true).map_err(|e| Error::from_os(name, "mmap", e))?;
     // SAFETY: the old mapping was made by `map_shared` and is replaced here; no region into it
     // is alive (the caller holds the cache, through which every region is borrowed).
     unsafe { libc::munmap(side.ptr.as_ptr().cast(), side.len) };

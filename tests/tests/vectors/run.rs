@@ -126,7 +126,7 @@ pub fn side_name(name: &str, id: u64) -> String {
 pub fn side_bytes(name: &str, id: u64, record: &[u8]) -> Vec<u8> {
     let mut b = vec![0u8; 512];
     b[..8].copy_from_slice(b"SHMJRNL\0");
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    b[8..12].copy_from_slice(&shm_core::FORMAT_VERSION.to_le_bytes());
     b[12..16].copy_from_slice(&(name.len() as u32).to_le_bytes());
     b[16..24].copy_from_slice(&id.to_le_bytes());
     b[32..32 + name.len()].copy_from_slice(name.as_bytes());
