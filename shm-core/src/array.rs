@@ -211,6 +211,12 @@ impl<T: SharedLayout> Array<T> {
     /// proceeds, rolls back a killed writer's half-done write, and leaves a poisoning in place);
     /// `f` gets a copy of all elements.
     ///
+    /// It journals and stores only the elements `f` changed (of numbers: the primitives), so
+    /// changing one element of a large array costs a few copies of the array (loading it, the
+    /// copy `f` changes, comparing the two), and a journal of that element. An update that changes
+    /// more than the journal area holds (32 KiB of old and new values) uses the side journal; see
+    /// [Big arrays](crate#big-arrays-what-a-segment-costs).
+    ///
     /// # Panics
     /// If this thread already holds the lock; the panic names the caller's line.
     #[track_caller]
@@ -257,7 +263,8 @@ impl<T: SharedLayout> Array<T> {
 
     /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
     /// for the journal of this update (the side journal of a large update, see
-    /// [`update`](Self::update)), it stores nothing and returns [`Error::NoSpace`]
+    /// [Big arrays](crate#big-arrays-what-a-segment-costs)), it stores nothing and returns
+    /// [`Error::NoSpace`]
     /// (or why the side journal cannot be used), instead of going ahead without a journal. `f`
     /// has run by then; its result is dropped.
     ///
@@ -429,6 +436,11 @@ impl<T: BulkCopy> Array<T> {
     /// it or none. A concurrent field atomic on an element of the range is overwritten. Like
     /// `update`, it proceeds when a previous holder of the lock died, and leaves the poisoning in place.
     ///
+    /// It journals the old values of the range, piece by piece right before storing each piece,
+    /// in the journal area or, beyond 64 KiB, in the side journal (see
+    /// [Big arrays](crate#big-arrays-what-a-segment-costs)): about twice the memory traffic of
+    /// [`store_from`](Self::store_from).
+    ///
     /// ```
     /// use shm_core::Array;
     ///
@@ -463,7 +475,7 @@ impl<T: BulkCopy> Array<T> {
 
     /// Like [`write_from`](Self::write_from), but never without its journal: if `/dev/shm` has
     /// no room for it (a write of more than 32 KiB can need the side journal, see
-    /// [`write_from`](Self::write_from)), it stores nothing and returns
+    /// [Big arrays](crate#big-arrays-what-a-segment-costs)), it stores nothing and returns
     /// [`Error::NoSpace`](crate::Error::NoSpace) (or why the side journal cannot be used).
     ///
     /// # Panics
@@ -493,9 +505,9 @@ impl<T: BulkCopy> Array<T> {
     /// (`copy_from_slice` onto the atomics), not one update. It takes no lock and never waits; a
     /// concurrent [`snapshot`](Self::snapshot) may see some of the new elements and not others,
     /// and a concurrent [`update`](Self::update) may overwrite some of them. For one consistent
-    /// write, use [`write_from`](Self::write_from), which costs three times the memory traffic
-    /// (it journals the old and the new values first, so that a writer killed half-way is rolled
-    /// back).
+    /// write, use [`write_from`](Self::write_from), which costs about twice the memory traffic
+    /// (it copies the old values into the journal first, so that a writer killed half-way is
+    /// rolled back).
     ///
     /// ```
     /// use shm_core::Array;

@@ -323,7 +323,7 @@
 //! | --- | --- | --- |
 //! | holding [`lock`](Shared::lock)'s [`Guard`] | whatever it stored under the guard: such stores are not journaled, so nothing can be rolled back | the lock is **poisoned** (below) |
 //! | inside [`update`](Shared::update)'s closure | the value as before the update: the closure works on a copy and runs before the write window, so nothing was stored | **poisoned** all the same: it held the lock, and from outside this cannot be told from a death holding a guard |
-//! | inside `update`'s write window (storing) | half of the update, and the journal holding the old values | **nobody**: the next reader (within about a millisecond) or locker rolls the update back from the journal, so the value is exactly the one before it; that is a repair, and the lock is not poisoned |
+//! | inside `update`'s write window (storing) | half of the update, and the journal holding the old values of what it stored | **nobody**: the next reader (within about a millisecond) or locker rolls the update back from the journal, so the value is exactly the one before it; that is a repair, and the lock is not poisoned (unless the update had no room for its journal: see [Big arrays](#big-arrays-what-a-segment-costs); then it stays half done and the lock is **poisoned**) |
 //! | after `update`'s last store, before it unlocked | the whole update | **poisoned**, as for a guard's holder (the lock cannot tell) |
 //! | in [`snapshot`](Shared::snapshot) or a field operation | nothing half-done: a reader stores nothing, a field operation is one atomic step that happened or not | nobody; nothing to tell |
 //! | a panic in `update`'s closure | the value as before the update: nothing is stored | the panic goes on in the panicking thread; the lock is **poisoned**, as std's `Mutex` is |
@@ -395,6 +395,26 @@
 //! assert_eq!(matrix[1][1].load(Relaxed), 1.0);
 //! # Ok::<(), shm_core::Error>(())
 //! ```
+//!
+//! ## Big arrays: what a segment costs
+//!
+//! A segment takes its payload in `/dev/shm`, plus its header and layout and a *journal area*:
+//! room for the journal of an update of the whole payload, but at most 64 KiB. Before storing,
+//! a write ([`update`](Array::update), [`write_from`](Array::write_from), `shm set`) journals
+//! the old values of what it changes — an update compares the new values with the old ones and
+//! journals and stores only the runs that differ — so that the next process can roll it back if
+//! the writer is killed. A write whose journal does not fit in the area uses the segment's *side
+//! journal*, an object `<name>.journal-<id>` beside it, created and grown under the lock to the
+//! size of the largest such write and removed with the segment; `shm ls` counts it in the
+//! segment's size. A 64 MiB array used with `update_range` over a few thousand elements, field
+//! atomics and snapshots costs 64 MiB and 64 KiB; one that is written whole with `write_from`
+//! keeps a side journal of 64 MiB too.
+//!
+//! If `/dev/shm` has no room for the side journal, `update` and `write_from` go ahead without
+//! a journal: they are whole for every reader as usual, but if that writer is killed while
+//! storing, what it stored cannot be rolled back and the lock is poisoned instead.
+//! [`Array::try_update`], [`Array::try_update_range`], [`Array::try_write_from`] and
+//! [`Shared::try_update`] return [`Error::NoSpace`] then, and store nothing.
 //!
 //! # Errors
 //!

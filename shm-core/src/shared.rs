@@ -254,9 +254,12 @@ impl<T: SharedLayout> Shared<T> {
     /// `update` proceeds whatever happened before it, and changes nothing about the poisoning:
     ///
     /// - If a previous `update` of any process was killed while storing (in its write window),
-    ///   `update` first rolls that half-done write back from the segment's undo journal (twice
-    ///   the payload's size, for this), so `f` sees the value from before it. Nothing is left
-    ///   half-changed, and the lock is not poisoned by it.
+    ///   `update` first rolls that half-done write back from the segment's undo journal, so `f`
+    ///   sees the value from before it. Nothing is left half-changed, and the lock is not
+    ///   poisoned by it. (The journal holds the old and new values of the fields an update
+    ///   stores: for a value larger than 32 KiB it may need the side journal, and without room
+    ///   for it the update goes ahead unjournaled; see
+    ///   [Big arrays](crate#big-arrays-what-a-segment-costs).)
     /// - If a holder of [`lock`](Self::lock)'s guard died, or an `update` died inside its closure,
     ///   there is nothing to roll back (a guard's stores are not journaled): what that holder
     ///   changed stays changed, and the lock is poisoned. `update` still proceeds — its own
