@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::error_kind;
 use crate::types::{
-    Balance, Everything, I16s, I32s, I64s, I8s, Round, Slot, State, U16s, U32s, U64s, U8s, Widths,
-    Worker,
+    Balance, Cell, Everything, I16s, I32s, I64s, I8s, Round, Slot, State, U16s, U32s, U64s, U8s,
+    Widths, Worker,
 };
 use shm_core::{Array, Options, Shared, Text, Value};
 
@@ -510,6 +510,88 @@ pub(crate) fn play(args: &[&str]) {
         },
         // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
         ["full-dev-shm", name] => full_dev_shm(name),
+        // Set `v` of every element of the `Cell` array NAME to 1, 2, 3, ... in one `update` each
+        // (never touching `hits`), until killed.
+        ["big-update-forever", name] => {
+            let a = ok(Array::<Cell>::open(name));
+            say("started");
+            for k in 1.. {
+                a.update(|cells| cells.iter_mut().for_each(|c| c.v = k));
+            }
+        }
+        // Write K, K+1, ... into every element of the `u64` array NAME, one `write_from` each,
+        // from K = what element 0 holds + 1, until killed.
+        ["big-write-forever", name] => {
+            let a = ok(Array::<u64>::open(name));
+            let mut values = vec![0u64; a.len()];
+            say("started");
+            for k in a[0].load(Relaxed) + 1.. {
+                values.fill(k);
+                a.write_from(0, &values);
+            }
+        }
+        // Add 1 to `hits` of elements of the `Cell` array NAME, spread over it, with field
+        // atomics, until the `Value<u32>` STOP is not 0; say how many it added.
+        ["big-hits", name, stop] => {
+            let a = ok(Array::<Cell>::open(name));
+            let stop = ok(Value::<u32>::open(stop));
+            say("started");
+            let (mut n, mut at) = (0u64, 0x9E37_79B9u64);
+            while n < 1000 || stop.load(Relaxed) == 0 {
+                at = at.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                a[(at >> 33) as usize % a.len()].hits.fetch_add(1, Relaxed);
+                n += 1;
+            }
+            say(&format!("added {n}"));
+        }
+        // Take snapshots of the `Cell` array NAME until the `Value<u32>` STOP is not 0; say how
+        // many, and how many held more than one `v` (torn).
+        ["big-reader", name, stop] => {
+            let a = ok(Array::<Cell>::open(name));
+            let stop = ok(Value::<u32>::open(stop));
+            say("started");
+            let (mut taken, mut torn) = (0u64, 0u64);
+            while taken < 2 || stop.load(Relaxed) == 0 {
+                let cells = a.snapshot();
+                taken += 1;
+                torn += u64::from(cells.iter().any(|c| c.v != cells[0].v));
+            }
+            say(&format!("{taken} {torn}"));
+        }
+        // One snapshot of the `Cell` (or, with `u64`, `u64`) array NAME through a read-only
+        // handle: `v K` if every element holds K, else `torn`.
+        ["big-readonly", name, kind] => {
+            let values: Vec<u64> = if *kind == "u64" {
+                ok(Array::<u64>::open_readonly(name)).snapshot()
+            } else {
+                ok(Array::<Cell>::open_readonly(name))
+                    .snapshot()
+                    .iter()
+                    .map(|c| c.v)
+                    .collect()
+            };
+            if values.iter().all(|v| *v == values[0]) {
+                say(&format!("v {}", values[0]));
+            } else {
+                say("torn");
+            }
+        }
+        // Open the `u64` array NAME of 64 MiB and use it as a program does: `update_range` over
+        // a few thousand elements here and there, field atomics, snapshots.
+        ["big-use", name] => {
+            let a = ok(Array::<u64>::open(name));
+            let n = a.len();
+            for (i, start) in [0, n / 3, n / 2, n - 4096].into_iter().enumerate() {
+                a.update_range(start..start + 4096, |v| {
+                    v.iter_mut().for_each(|x| *x += i as u64 + 1)
+                });
+            }
+            for i in (0..n).step_by(n / 1000) {
+                a[i].fetch_add(1, Relaxed);
+            }
+            let sum: u64 = a.snapshot().iter().sum();
+            say(&format!("sum {sum}"));
+        }
         _ => fail(&format!("unknown role {args:?}")),
     }
 }
