@@ -562,6 +562,7 @@ mod shared_enum;
 mod shared_layout;
 mod text;
 mod type_code;
+mod value;
 mod wait;
 
 pub use array::Array;

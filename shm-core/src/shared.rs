@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::ptr::NonNull;
 
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
 use crate::wait;
-use crate::{Options, Primitive, Result, SharedLayout};
+use crate::{Options, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
 pub(crate) const fn check_type<T: SharedLayout>() {
@@ -581,40 +581,6 @@ impl<T: SharedLayout> Deref for Shared<T> {
 
     fn deref(&self) -> &T::Atomic {
         self.atomic()
-    }
-}
-
-/// Python's `Value.value`, for a handle of one primitive.
-impl<T: Primitive> Shared<T> {
-    /// The value, loaded with a sequentially consistent atomic load (Python's `v.value`).
-    ///
-    /// ```
-    /// # let name = format!("doc-value-get-{}", std::process::id());
-    /// let v = shm_core::Value::<i32>::create(&name, 7)?;
-    /// assert_eq!(v.get(), 7);
-    /// # Ok::<(), shm_core::Error>(())
-    /// ```
-    pub fn get(&self) -> T {
-        T::load(self.atomic(), SeqCst)
-    }
-
-    /// Stores `value` with a sequentially consistent atomic store (Python's `v.value = x`).
-    ///
-    /// One atomic store, not under the lock: like Python's `v.value += 1`, `v.set(v.get() + 1)`
-    /// loses increments that other processes make in between. Use `fetch_add` (through `Deref`),
-    /// or [`update`](Self::update), for a change that depends on the value. Like every field
-    /// atomic it wakes no waiter: call [`notify`](Self::notify) after it (a waiter that is not
-    /// woken sees it within 100 ms all the same).
-    ///
-    /// ```
-    /// # let name = format!("doc-value-set-{}", std::process::id());
-    /// let v = shm_core::Value::<bool>::create(&name, false)?;
-    /// v.set(true);
-    /// assert!(v.get());
-    /// # Ok::<(), shm_core::Error>(())
-    /// ```
-    pub fn set(&self, value: T) {
-        T::store(self.atomic(), &value, SeqCst)
     }
 }
 
