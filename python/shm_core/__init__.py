@@ -31,6 +31,25 @@ lock are bounded by ``timeout=`` (``update(..., timeout=2)``, ``get_lock(timeout
 ``clear_poison(timeout=2)``, in seconds; None waits as long as it takes) and end in
 :class:`Timeout`, naming the segment and the pid holding the lock (``.pid``).
 
+Waiting for each other
+----------------------
+``seg.wait_until(pred, timeout=None)`` blocks until ``pred(snapshot)`` is true and returns that
+snapshot (None if ``timeout`` seconds passed first); it is Rust's ``wait_until``, between any
+processes, Rust's or Python's::
+
+    def arrive(c):
+        c["ready"] += 1
+
+    ctl.update(arrive)                       # wakes every waiter of ctl, in any process
+    ctl.wait_until(lambda c: c["go"])        # the start barrier: {"ready": 4, "go": True, ...}
+    v.wait_until(lambda x: x >= 100, timeout=10)   # None if it did not happen within 10 s
+
+``pred`` is checked at once and after every change: an ``update()`` in any process wakes every
+waiter, and so does ``notify()``, to call after storing fields (``seg["x"] = 1``,
+``v.value = 1``), which wake nobody. A forgotten ``notify()`` costs latency, never a hang: a
+waiter checks again at least every 100 ms. The GIL is released while it sleeps, and Ctrl-C
+interrupts it (within those 100 ms).
+
 Poisoning: who is told what
 ---------------------------
 A segment is *poisoned* when a holder of its lock died or failed while holding it and what it

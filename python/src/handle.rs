@@ -125,6 +125,15 @@ impl Kind {
         }
     }
 
+    /// Wakes every waiter of the segment (Rust's `notify`).
+    pub fn notify(&self) {
+        match self {
+            Kind::Value(v) => each!(v, AnyValue, x => x.notify()),
+            Kind::Array(a) => each!(a, AnyArray, x => x.notify()),
+            Kind::Raw(r) => r.notify(),
+        }
+    }
+
     /// Who holds the segment's lock now, as its lock word says.
     pub fn lock_holder(&self) -> Option<LockHolder> {
         match self {

@@ -12,6 +12,7 @@ mod errors;
 mod handle;
 mod lock;
 mod segment;
+mod wait;
 
 use pyo3::prelude::*;
 

@@ -18,6 +18,7 @@ use crate::descriptor::{type_code, PyDescriptor};
 use crate::errors::{self, OrRaise};
 use crate::handle::{AnyArray, AnyValue, Kind, ReadRange};
 use crate::lock::{acquire, check_timeout, deadline, Held, Lock};
+use crate::wait::Check;
 use crate::{each, with_prim};
 
 /// What a `Timeout` of `update()` says was not done.
@@ -423,6 +424,35 @@ fn byte<'py>(py: Python<'py>, v: u8) -> Bound<'py, PyAny> {
     PyBytes::new(py, &[v]).into_any()
 }
 
+/// A primitive as Python gets it: one-byte `bytes` for a `'c'` handle (`as_bytes`).
+fn out<T: Prim>(py: Python<'_>, x: T, as_bytes: bool) -> PyResult<Bound<'_, PyAny>> {
+    if as_bytes {
+        if let Datum::U8(b) = x.to_datum() {
+            return Ok(byte(py, b));
+        }
+    }
+    x.to_py(py)
+}
+
+/// Elements as Python gets them: a list, or `bytes` for a `'c'` handle (`as_bytes`).
+fn list_out<T: Prim>(py: Python<'_>, xs: Vec<T>, as_bytes: bool) -> PyResult<Bound<'_, PyAny>> {
+    if as_bytes {
+        let bytes: Vec<u8> = xs
+            .iter()
+            .filter_map(|x| match x.to_datum() {
+                Datum::U8(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        return Ok(PyBytes::new(py, &bytes).into_any());
+    }
+    let items = xs
+        .into_iter()
+        .map(|x| x.to_py(py))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, items)?.into_any())
+}
+
 impl SegmentBase {
     fn lock_obj<'py>(&self, py: Python<'py>) -> PyResult<&Bound<'py, Lock>> {
         self.lock
@@ -514,30 +544,11 @@ impl SegmentBase {
     }
 
     fn out<'py, T: Prim>(&self, py: Python<'py>, x: T) -> PyResult<Bound<'py, PyAny>> {
-        if self.slot.as_bytes {
-            if let Datum::U8(b) = x.to_datum() {
-                return Ok(byte(py, b));
-            }
-        }
-        x.to_py(py)
+        out(py, x, self.slot.as_bytes)
     }
 
     fn list_out<'py, T: Prim>(&self, py: Python<'py>, xs: Vec<T>) -> PyResult<Bound<'py, PyAny>> {
-        if self.slot.as_bytes {
-            let bytes: Vec<u8> = xs
-                .iter()
-                .filter_map(|x| match x.to_datum() {
-                    Datum::U8(b) => Some(b),
-                    _ => None,
-                })
-                .collect();
-            return Ok(PyBytes::new(py, &bytes).into_any());
-        }
-        let items = xs
-            .into_iter()
-            .map(|x| x.to_py(py))
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok(PyList::new(py, items)?.into_any())
+        list_out(py, xs, self.slot.as_bytes)
     }
 
     fn views<'py>(py: Python<'py>, f: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -1224,6 +1235,78 @@ impl SegmentBase {
                 datum_to_py(py, &d)
             }
         }
+    }
+
+    /// Blocks until ``pred(snapshot)`` is true, and returns that snapshot (what ``snapshot()``
+    /// gives: a dict, a list, a scalar); with ``timeout`` (seconds), returns None if it did not
+    /// become true in that time. Rust's ``wait_until`` / ``wait_until_timeout``: it works
+    /// between any processes, Rust's and Python's alike.
+    ///
+    /// ``pred`` is called at once, then after every change: an ``update()`` in any process, or
+    /// ``notify()``, wakes every waiter of the segment. Between changes the thread sleeps in the
+    /// kernel without the GIL, so other Python threads run. A change made by storing a field
+    /// (``seg["x"] = 1``, ``v.value = 1``) wakes nobody: call ``notify()`` after it; a forgotten
+    /// ``notify()`` costs latency, never a hang, as a waiter checks again at least every 100 ms.
+    /// Ctrl-C (or any signal whose handler raises) interrupts the wait within those 100 ms: its
+    /// exception is raised here, as is any exception ``pred`` raises.
+    ///
+    /// A writer killed inside an update while this waits is rolled back by the wait's own
+    /// snapshot, as by any reader; a segment removed while waited on stays mapped (the wait
+    /// returns at its timeout). Calling it while this thread holds the segment's lock
+    /// (``with get_lock()``, or inside ``update()``'s function) raises ``RuntimeError``: no
+    /// update of another process could run meanwhile.
+    #[pyo3(signature = (pred, timeout = None))]
+    fn wait_until<'py>(
+        &self,
+        py: Python<'py>,
+        pred: Bound<'py, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        // `None`, or a timeout too long to represent: no end.
+        let limit = check_timeout(timeout)?.unwrap_or(Duration::MAX);
+        if !pred.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "wait_until(pred): pred must be callable (a function of the snapshot), not {}",
+                pred.get_type().name()?
+            )));
+        }
+        {
+            let me = std::thread::current().id();
+            let st = self.lock_obj(py)?.get().state();
+            if st.owner == Some(me) || st.in_call == Some(me) {
+                return Err(PyRuntimeError::new_err(format!(
+                    "segment `{}`: wait_until() while this thread holds its lock (get_lock(), or inside update()): no update of another process could run meanwhile; release the lock first",
+                    self.slot.name
+                )));
+            }
+        }
+        let h = self.slot.handle()?;
+        let as_bytes = self.slot.as_bytes;
+        let mut check = Check::new(pred.unbind());
+        match &*h {
+            Kind::Value(v) => each!(v, AnyValue, x => {
+                py.detach(|| x.wait_until_timeout(|s| check.test(|py| out(py, *s, as_bytes)), limit));
+            }),
+            Kind::Array(a) => each!(a, AnyArray, x => {
+                py.detach(|| {
+                    x.wait_until_timeout(|s| check.test(|py| list_out(py, s.to_vec(), as_bytes)), limit)
+                });
+            }),
+            Kind::Raw(r) => {
+                py.detach(|| r.wait_until_timeout(|d| check.test(|py| datum_to_py(py, d)), limit))
+                    .or_raise(py)?;
+            }
+        }
+        check.finish(py)
+    }
+
+    /// Wakes every process waiting in ``wait_until()`` on this segment (Python's or Rust's) to
+    /// check its condition again: call it after changing fields by storing them
+    /// (``seg["x"] = 1``, ``v.value = 1``), which wakes nobody. ``update()`` wakes them itself.
+    /// Costs no system call when nobody waits.
+    fn notify(&self) -> PyResult<()> {
+        self.slot.handle()?.notify();
+        Ok(())
     }
 
     /// All elements, as a list (a consistent copy, as ``snapshot()``).

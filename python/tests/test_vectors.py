@@ -11,6 +11,7 @@ expected to fail (``unittest.expectedFailure``) until the two agree again.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import unittest
@@ -33,6 +34,7 @@ LAYOUTS = _load("layouts.json")
 DESCRIPTORS = _load("descriptors.json")
 SEGMENTS = _load("segments.json")
 JOURNAL = _load("journal.json")
+WAITING = _load("waiting.json")
 
 #: Vectors this package disagrees with ("file/id"), and how. None: every check is Rust's.
 DIFFERS: Dict[str, str] = {}
@@ -268,7 +270,7 @@ def _segment_test(case: Dict[str, Any]) -> Callable[[SegmentVectors], None]:
     return test
 
 
-for _file, _vectors in (("segments", SEGMENTS), ("journal", JOURNAL)):
+for _file, _vectors in (("segments", SEGMENTS), ("journal", JOURNAL), ("waiting", WAITING)):
     for _b in _vectors["bases"]:
         _key = f"{_file}/base {_b['id']}"
         _attach(SegmentVectors, _key.replace("/", " "), _key, _base_test(_b))
@@ -312,6 +314,61 @@ def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
 
 for _c in JOURNAL["cases"]:
     _attach(JournalVectors, "undo " + _c["id"], "journal/" + _c["id"], _journal_test(_c))
+
+
+class WaitingVectors(ShmTestCase):
+    """Each waiting case: its steps (snapshots, ``notify()``, writes, one test of a wait), then
+    the waiting words and ``seq``."""
+
+
+#: The comparisons of a waiting vector's ``check`` step.
+_COMPARE = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _step(seg: shm_core.Segment, step: Any) -> None:
+    """One step of a waiting vector. Paths are ``.``: the vectors' bases are single values."""
+    if step == "snapshot":
+        seg.snapshot()
+    elif step == "notify":
+        seg.notify()
+    elif "set" in step:
+        path, value = step["set"]
+        assert path == ".", f"path {path}"
+        seg.update(lambda _old: int(value, 0))
+    elif "check" in step:
+        path, op, value = step["check"]
+        assert path == ".", f"path {path}"
+        seg.wait_until(lambda x: _COMPARE[op](x, int(value, 0)), timeout=0)
+    else:
+        raise AssertionError(f"unknown step {step}")
+
+
+def _waiting_test(case: Dict[str, Any]) -> Callable[[WaitingVectors], None]:
+    def test(self: WaitingVectors) -> None:
+        name, _ = _crafted(self, WAITING, case)
+        for step in case["steps"]:
+            seg = shm_core.open(name)
+            try:
+                _step(seg, step)
+            finally:
+                seg.close()
+        with open(os.path.join("/dev/shm", name), "rb") as f:
+            data = f.read()
+        got = {field: _header_get(data, field) for field in case["after"]}
+        self.assertEqual(got, {field: _int(v) for field, v in case["after"].items()})
+
+    return test
+
+
+for _c in WAITING["cases"]:
+    _attach(WaitingVectors, "waiting " + _c["id"], "waiting/" + _c["id"], _waiting_test(_c))
 
 
 if __name__ == "__main__":

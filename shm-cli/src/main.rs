@@ -3,7 +3,8 @@
 //! Every segment carries the layout of what it holds, so this command shows any segment's fields
 //! and values without the program's source. Exit status: 0 when all went well, 1 on an error
 //! (one line on stderr per error, starting with `shm:`; notes such as `set`'s "waiting for its
-//! lock" are such lines too), 2 on a usage error.
+//! lock" are such lines too), 2 on a usage error. `shm wait` exits as `grep` does, for scripts:
+//! 0 when its comparison holds, 1 when it did not within --timeout, 2 on any error.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,6 +20,7 @@ mod set;
 mod show;
 mod table;
 mod units;
+mod wait;
 mod watch;
 
 /// See, change and clean up shm-core shared-memory segments (/dev/shm).
@@ -87,6 +89,29 @@ enum Command {
         #[arg(long, value_name = "TIME", default_value = "5s", value_parser = units::parse_interval)]
         timeout: Duration,
     },
+    /// Wait until a field compares with a value: `shm wait jobs done '>=' 100`.
+    ///
+    /// Blocks, spending nothing, until an update in any process (or a waiter's periodic
+    /// check, at least every 100 ms) finds the comparison true, then prints the field's value.
+    /// Exit status: 0 when it holds, 1 when it did not within --timeout, 2 on any error (no such
+    /// segment or field, a value the field cannot hold, the segment removed while waiting). A
+    /// user who may only read the segment waits too, seeing each change within 100 ms.
+    Wait {
+        /// The segment's name.
+        name: String,
+        /// The field: `done`, `hist[3]`, `inner.x`, `[2].ready`, or `.` for a single value.
+        field: String,
+        /// The comparison: == != < <= > >= (quote < and > in a shell).
+        #[arg(value_parser = wait::parse_op)]
+        op: shm_core::inspect::Compare,
+        /// The value, parsed by the field's type as `set` parses it: `100`, `-1`, `0x2a`, `0.5`,
+        /// `true`, `x`; an enum's variant by name (`Busy`, ordered by its number); a text.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// Give up after this long (exit status 1): `200ms`, `5s`, `1m`. Default: wait for ever.
+        #[arg(long, value_name = "TIME", value_parser = units::parse_interval)]
+        timeout: Option<Duration>,
+    },
     /// Remove segments, each with its side journal. Objects that are not shm-core segments, or
     /// are another user's, are refused; so is a segment whose creator is alive, unless --force.
     Rm {
@@ -129,6 +154,8 @@ enum Command {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        // Exits with its own status (see `wait.rs`), never through here.
+        Command::Wait { .. } => unreachable!("`shm wait` is run by main"),
         Command::Ls { all, json } => ls::run(all, json),
         Command::Inspect { name, json, limit } => show::run(&name, json, limit),
         Command::Watch {
@@ -164,6 +191,16 @@ fn run(cli: Cli) -> Result<(), String> {
 fn main() -> ExitCode {
     // Usage errors exit with 2, --help and --version with 0.
     let cli = Cli::parse();
+    if let Command::Wait {
+        name,
+        field,
+        op,
+        value,
+        timeout,
+    } = &cli.command
+    {
+        return wait::run(name, field, *op, value, *timeout);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

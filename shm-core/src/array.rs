@@ -18,6 +18,7 @@ use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
 use crate::values::Values;
+use crate::wait;
 use crate::write;
 use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
 
@@ -209,7 +210,8 @@ impl<T: SharedLayout> Array<T> {
     /// Changes several elements at once, as one seqlock write under the segment's lock (see
     /// [`Shared::update`](crate::Shared::update), also for what it does after a death: it
     /// proceeds, rolls back a killed writer's half-done write, and leaves a poisoning in place);
-    /// `f` gets a copy of all elements.
+    /// `f` gets a copy of all elements. It wakes every waiter of the segment
+    /// ([`wait_until`](Self::wait_until)).
     ///
     /// It journals and stores only the elements `f` changed (of numbers: the primitives), so
     /// changing one element of a large array costs a few copies of the array (loading it, the
@@ -309,6 +311,65 @@ impl<T: SharedLayout> Array<T> {
         let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
         write::update(guard.segment(), twins, at, &old, &new, required)?;
         Ok(r)
+    }
+
+    /// Blocks until `pred` holds for the elements, and returns the [`snapshot`](Self::snapshot)
+    /// it held for: checked at once, then after every change (an `update` or `write_from` in
+    /// any process, [`notify`](Self::notify)), and at least every 100 ms. See
+    /// [`Shared::wait_until`](crate::Shared::wait_until) for what wakes a waiter, what a
+    /// forgotten `notify` costs (latency, never a hang) and what happens when a process dies.
+    ///
+    /// ```
+    /// use shm_core::Array;
+    /// use std::sync::atomic::Ordering::Relaxed;
+    ///
+    /// # let name = format!("doc-array-wait-{}", std::process::id());
+    /// let ready = Array::<bool>::create_zeroed(&name, 4)?; // one flag per worker
+    /// std::thread::scope(|s| {
+    ///     for i in 0..4 {
+    ///         let ready = &ready;
+    ///         s.spawn(move || {
+    ///             ready[i].store(true, Relaxed);
+    ///             ready.notify();
+    ///         });
+    ///     }
+    ///     let all = ready.wait_until(|r| r.iter().all(|&x| x));
+    ///     assert_eq!(all, [true; 4]);
+    /// });
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If this thread holds the segment's lock. A panic of `pred` goes on.
+    #[track_caller]
+    pub fn wait_until(&self, mut pred: impl FnMut(&[T]) -> bool) -> Vec<T> {
+        wait::until(&self.seg, None, || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+        .expect("a wait without a timeout ends only when the predicate holds")
+    }
+
+    /// [`wait_until`](Self::wait_until), for at most `timeout`: `None` if `pred` did not hold
+    /// by then. See [`Shared::wait_until_timeout`](crate::Shared::wait_until_timeout).
+    ///
+    /// # Panics
+    /// If this thread holds the segment's lock.
+    #[track_caller]
+    pub fn wait_until_timeout(
+        &self,
+        mut pred: impl FnMut(&[T]) -> bool,
+        timeout: Duration,
+    ) -> Option<Vec<T>> {
+        wait::until(&self.seg, Some(timeout), || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+    }
+
+    /// Wakes every waiter of the segment, in every process (after changes made with element
+    /// atomics or [`store_from`](Self::store_from), which wake nobody themselves); see
+    /// [`Shared::notify`](crate::Shared::notify).
+    pub fn notify(&self) {
+        wait::notify(&self.seg)
     }
 
     /// Takes the segment's lock, blocking; `Err(PoisonError)`, carrying the guard, while the lock
@@ -434,7 +495,8 @@ impl<T: BulkCopy> Array<T> {
     /// under the segment's lock, like [`update_range`](Self::update_range): a
     /// [`snapshot`](Self::snapshot) or [`read_into`](Self::read_into) in any process sees all of
     /// it or none. A concurrent field atomic on an element of the range is overwritten. Like
-    /// `update`, it proceeds when a previous holder of the lock died, and leaves the poisoning in place.
+    /// `update`, it proceeds when a previous holder of the lock died, and leaves the poisoning in place,
+    /// and it wakes every waiter of the segment ([`wait_until`](Self::wait_until)).
     ///
     /// It journals the old values of the range, piece by piece right before storing each piece,
     /// in the journal area or, beyond 64 KiB, in the side journal (see

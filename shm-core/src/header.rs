@@ -71,9 +71,16 @@ pub(crate) struct Header {
     /// A random number chosen at creation, never 0: it names the side journal object, so that a
     /// segment made again under the same name never shares one.
     pub journal_id: AtomicU64,
-    /// Sequence counter of the seqlock; alone on its cache line.
+    /// Sequence counter of the seqlock; alone on its cache line (with the waiting words, which
+    /// every write's end touches too).
     pub seq: AtomicU64,
-    pub _reserved2: [AtomicU64; 7],
+    /// The change counter: the futex word waiters sleep on, bumped by the end of every write
+    /// and by `notify` (see `wait.rs`).
+    pub changes: AtomicU32,
+    /// Waiter registrations, two slots of `epoch tag << 16 | count` (see `wait.rs`).
+    pub waiters: [AtomicU32; 2],
+    pub _reserved2: AtomicU32,
+    pub _reserved3: [AtomicU64; 5],
     /// The segment's robust, process-shared mutex.
     pub lock: LockWord,
 }
@@ -101,6 +108,8 @@ const _: () = {
     assert!(offset_of!(Header, journal_len) == 112);
     assert!(offset_of!(Header, journal_id) == 120);
     assert!(offset_of!(Header, seq) == 128);
+    assert!(offset_of!(Header, changes) == 136);
+    assert!(offset_of!(Header, waiters) == 140);
     assert!(offset_of!(Header, lock) == 192);
     assert!(size_of::<Header>() == 256);
     assert!(size_of::<libc::pthread_mutex_t>() <= 64);

@@ -45,6 +45,7 @@
 //! # Ok::<(), shm_core::Error>(())
 //! ```
 
+mod compare;
 mod datum;
 pub(crate) mod holder;
 mod list;
@@ -52,6 +53,7 @@ mod path;
 mod raw;
 mod value;
 
+pub use compare::Compare;
 pub use datum::Datum;
 pub use holder::LockHolder;
 pub use list::{

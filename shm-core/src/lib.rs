@@ -314,6 +314,51 @@
 //! # Ok::<(), shm_core::Error>(())
 //! ```
 //!
+//! # Waiting
+//!
+//! [`Shared::wait_until`] blocks until a condition holds for the shared value and returns the
+//! consistent snapshot it held for — Python's `Condition.wait_for`, but on the typed state itself,
+//! between any processes (not only a parent and its children). The condition is checked at once
+//! and after every change: an [`update`](Shared::update) in any process wakes every waiter of the
+//! segment, and so does [`notify`](Shared::notify). The waiter sleeps in the kernel meanwhile, on
+//! a futex in the segment's header. [`wait_until_timeout`](Shared::wait_until_timeout) gives up
+//! after a while; [`Array`] has both, with the condition on a slice.
+//!
+//! ```
+//! use shm_core::{Shared, SharedLayout};
+//! use std::time::Duration;
+//!
+//! #[derive(SharedLayout, Default, Clone, Copy)]
+//! #[repr(C)]
+//! struct Control {
+//!     ready: u32,
+//!     go: bool,
+//! }
+//!
+//! # let name = format!("doc-tour-wait-{}", std::process::id());
+//! let c = Shared::<Control>::create(&name, Control::default())?;
+//! std::thread::scope(|s| {
+//!     // Two workers (here threads; processes that open `name` alike).
+//!     for _ in 0..2 {
+//!         s.spawn(|| {
+//!             c.update(|c| c.ready += 1); // wakes the supervisor
+//!             c.wait_until(|c| c.go); // the start barrier
+//!         });
+//!     }
+//!     c.wait_until(|c| c.ready == 2);
+//!     c.update(|c| c.go = true); // wakes both workers
+//! });
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
+//! A change made with field atomics (`store`, `fetch_add`, [`Value::set`]) wakes nobody: call
+//! `notify()` after it. Forgetting costs latency, never a hang: a waiter checks again at least
+//! every 100 ms, woken or not. An update costs no system call while nobody waits. A writer
+//! killed mid-update does not strand the waiters (their snapshot rolls the update back), and a
+//! waiter killed while waiting leaves nothing that blocks anyone. The `barrier` example is a
+//! supervisor and worker processes with a start barrier and a shutdown flag; `shm wait` does the
+//! same from a shell.
+//!
 //! # When a process dies
 //!
 //! A process can die anywhere (SIGKILL, a crash), and a thread can panic. What is left, and who
@@ -326,6 +371,7 @@
 //! | inside `update`'s write window (storing) | half of the update, and the journal holding the old values of what it stored | **nobody**: the next reader (within about a millisecond) or locker rolls the update back from the journal, so the value is exactly the one before it; that is a repair, and the lock is not poisoned (unless the update had no room for its journal: see [Big arrays](#big-arrays-what-a-segment-costs); then it stays half done and the lock is **poisoned**) |
 //! | after `update`'s last store, before it unlocked | the whole update | **poisoned**, as for a guard's holder (the lock cannot tell) |
 //! | in [`snapshot`](Shared::snapshot) or a field operation | nothing half-done: a reader stores nothing, a field operation is one atomic step that happened or not | nobody; nothing to tell |
+//! | in [`wait_until`](Shared::wait_until), asleep | its registration as a waiter, in the header | nobody: writers of the next second or two each make one needless wake call, then find the registration stale and clear it |
 //! | a panic in `update`'s closure | the value as before the update: nothing is stored | the panic goes on in the panicking thread; the lock is **poisoned**, as std's `Mutex` is |
 //! | a panic while a `Guard` is alive | whatever was stored under the guard | the lock is **poisoned** when the guard is dropped by the unwinding |
 //! | a failure that is not a panic, reported with [`Guard::poison`] (Python: an exception raised by `update()`'s function or leaving `with get_lock()`) | whatever was stored under the guard | the lock is **poisoned**, as by a panic |
@@ -478,6 +524,8 @@
 //! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`; an enum's
 //!                                     variant by name, a text as it is) under the lock,
 //!     [--timeout 5s]                  waiting for it at most 5s and saying who holds it
+//! shm wait NAME FIELD OP VALUE        block until a field compares true (`done >= 100`): exit 0,
+//!     [--timeout 10s]                 or 1 if it did not within the timeout, 2 on an error
 //! shm rm NAME... [--force]            remove segments (one whose creator lives only with --force)
 //! shm gc [--dry-run] [--prefix P]     remove segments whose creator died without removing them
 //! ```
@@ -534,7 +582,9 @@ mod shared_enum;
 mod shared_layout;
 mod text;
 mod type_code;
+mod value;
 mod values;
+mod wait;
 mod write;
 
 pub use array::Array;

@@ -39,6 +39,7 @@ use crate::inspect::{LockHolder, SegmentInfo};
 use crate::journal::{self, each_primitive};
 use crate::lock;
 use crate::segment::Segment;
+use crate::wait;
 use crate::{Error, Result, SharedLayout};
 
 /// The widest relaxed atomic load Rust allows on read-only memory on this target, in bytes (the
@@ -364,6 +365,44 @@ impl<T: SharedLayout> ReadOnly<T> {
     pub fn info(&self) -> Result<SegmentInfo> {
         SegmentInfo::read(&self.seg, self.seg.element())
     }
+
+    /// Blocks until `pred` holds for a [`snapshot`](Self::snapshot), and returns it: as
+    /// [`Shared::wait_until`](crate::Shared::wait_until), for an observer.
+    ///
+    /// An observer cannot register as a waiter (registering writes to the segment's header), so
+    /// an `update` wakes it only when a read-write waiter of the segment is registered too;
+    /// otherwise it sees the change at its next re-check, at most 100 ms later.
+    ///
+    /// ```
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-read-only-wait-{}", std::process::id());
+    /// let v = Value::<u32>::create(&name, 0)?;
+    /// let seen = Value::<u32>::open_readonly(&name)?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| v.update(|x| *x = 3));
+    ///     assert_eq!(seen.wait_until(|x| *x == 3), 3);
+    /// });
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn wait_until(&self, mut pred: impl FnMut(&T) -> bool) -> T {
+        wait::until(&self.seg, None, || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+        .expect("a wait without a timeout ends only when the predicate holds")
+    }
+
+    /// [`wait_until`](Self::wait_until), for at most `timeout`: `None` if `pred` did not hold
+    /// by then.
+    pub fn wait_until_timeout(
+        &self,
+        mut pred: impl FnMut(&T) -> bool,
+        timeout: Duration,
+    ) -> Option<T> {
+        wait::until(&self.seg, Some(timeout), || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+    }
 }
 
 /// Shows the segment and a [`snapshot`](ReadOnly::snapshot) of its value.
@@ -469,6 +508,29 @@ impl<T: SharedLayout> ReadOnlyArray<T> {
         let mut info = SegmentInfo::read(&self.seg, self.seg.element())?;
         info.is_array = true;
         Ok(info)
+    }
+
+    /// Blocks until `pred` holds for a [`snapshot`](Self::snapshot) of the elements, and returns
+    /// it: as [`Array::wait_until`](crate::Array::wait_until), for an observer, which is woken by
+    /// an `update` only when a read-write waiter is registered too, and otherwise sees the change
+    /// at its next re-check, at most 100 ms later (see [`ReadOnly::wait_until`]).
+    pub fn wait_until(&self, mut pred: impl FnMut(&[T]) -> bool) -> Vec<T> {
+        wait::until(&self.seg, None, || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+        .expect("a wait without a timeout ends only when the predicate holds")
+    }
+
+    /// [`wait_until`](Self::wait_until), for at most `timeout`: `None` if `pred` did not hold
+    /// by then.
+    pub fn wait_until_timeout(
+        &self,
+        mut pred: impl FnMut(&[T]) -> bool,
+        timeout: Duration,
+    ) -> Option<Vec<T>> {
+        wait::until(&self.seg, Some(timeout), || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
     }
 }
 

@@ -20,6 +20,7 @@ use crate::held;
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
+use crate::wait;
 use crate::Result;
 
 /// A seqlock write in progress: the counter is odd, and the journal records what it stores.
@@ -82,10 +83,10 @@ impl Drop for Write<'_> {
         } else if let Some(log) = log {
             log.end();
         }
-        self.seg
-            .header()
-            .seq
-            .store(self.odd.wrapping_add(1), Ordering::Release);
+        let h = self.seg.header();
+        h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
+        // After the counter is even: a waiter woken now sees the write in its snapshot.
+        wait::changed(h);
     }
 }
 

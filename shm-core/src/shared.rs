@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::ptr::NonNull;
 
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
@@ -16,8 +16,9 @@ use crate::lock;
 use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
+use crate::wait;
 use crate::write;
-use crate::{Options, Primitive, Result, SharedLayout};
+use crate::{Options, Result, SharedLayout};
 
 /// Compile-time limits every type placed in a segment must meet.
 pub(crate) const fn check_type<T: SharedLayout>() {
@@ -251,6 +252,9 @@ impl<T: SharedLayout> Shared<T> {
     /// lost; a concurrent field atomic on a field that `f` does change is overwritten. Keep `f`
     /// short: readers wait while it runs.
     ///
+    /// When it has stored, it wakes every process waiting in [`wait_until`](Self::wait_until) on
+    /// the segment (a system call only if someone waits).
+    ///
     /// `update` proceeds whatever happened before it, and changes nothing about the poisoning:
     ///
     /// - If a previous `update` of any process was killed while storing (in its write window),
@@ -378,6 +382,112 @@ impl<T: SharedLayout> Shared<T> {
         Ok(r)
     }
 
+    /// Blocks until `pred` holds for the value, and returns the [`snapshot`](Self::snapshot) it
+    /// held for: what Python's `Condition.wait_for` does, across processes, on the shared value
+    /// itself.
+    ///
+    /// `pred` is called on a consistent snapshot at once, then after every change: an
+    /// [`update`](Self::update) in any process wakes every waiter of the segment, and so does
+    /// [`notify`](Self::notify). Between changes the thread sleeps in the kernel (a futex on a
+    /// word of the segment's header), spending nothing.
+    ///
+    /// Changes made with field atomics (`store`, `fetch_add` ..., [`set`](Self::set)) wake
+    /// nobody: call [`notify`](Self::notify) after them. A forgotten `notify` costs latency,
+    /// never a hang: a waiter checks again at least every 100 ms whether or not it was woken.
+    ///
+    /// It is no queue: `pred` sees the value as it is when checked, so a state that lasts less
+    /// than the time a waiter takes to wake may pass unseen; wait for states that stay (a count
+    /// that reaches a number, a flag that stays set).
+    ///
+    /// A writer killed inside `update` while others wait leaves nobody waiting on it: the
+    /// snapshot rolls its half-done update back, as [`snapshot`](Self::snapshot) always does,
+    /// and the wait goes on. A segment removed while waited on stays mapped, but no new process
+    /// can open it to change it: use [`wait_until_timeout`](Self::wait_until_timeout) where that
+    /// can happen. A waiter killed while waiting blocks nobody: its registration costs the
+    /// writers of the next second or two a wake call each, and then nothing.
+    ///
+    /// ```
+    /// use shm_core::{Shared, SharedLayout};
+    ///
+    /// #[derive(SharedLayout, Default, Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Jobs {
+    ///     done: u32,
+    ///     failed: u32,
+    /// }
+    ///
+    /// # let name = format!("doc-wait-until-{}", std::process::id());
+    /// let jobs = Shared::<Jobs>::create(&name, Jobs::default())?;
+    /// std::thread::scope(|s| {
+    ///     // Another thread here; any process that opens the name alike.
+    ///     s.spawn(|| {
+    ///         for _ in 0..100 {
+    ///             jobs.update(|j| j.done += 1); // wakes the waiter
+    ///         }
+    ///     });
+    ///     let seen = jobs.wait_until(|j| j.done >= 100);
+    ///     assert_eq!(seen.done, 100);
+    /// });
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If this thread holds the segment's lock (a [`Guard`] is alive, or inside `update`): no
+    /// `update` of another process could change the value meanwhile. A panic of `pred` goes on,
+    /// and leaves nothing behind.
+    #[track_caller]
+    pub fn wait_until(&self, mut pred: impl FnMut(&T) -> bool) -> T {
+        wait::until(&self.seg, None, || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+        .expect("a wait without a timeout ends only when the predicate holds")
+    }
+
+    /// [`wait_until`](Self::wait_until), for at most `timeout`: `Some(snapshot)` for the first
+    /// snapshot `pred` held for, `None` if it did not hold by then (it is checked once more when
+    /// the time is up). `Duration::ZERO` checks once, without waiting.
+    ///
+    /// ```
+    /// use shm_core::Value;
+    /// use std::sync::atomic::Ordering::Relaxed;
+    /// use std::time::Duration;
+    ///
+    /// # let name = format!("doc-wait-timeout-{}", std::process::id());
+    /// let go = Value::<bool>::create(&name, false)?;
+    /// assert_eq!(go.wait_until_timeout(|g| *g, Duration::from_millis(10)), None);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         go.store(true, Relaxed); // a field atomic wakes nobody ...
+    ///         go.notify(); // ... so say so (or be seen within 100 ms)
+    ///     });
+    ///     assert_eq!(go.wait_until_timeout(|g| *g, Duration::from_secs(10)), Some(true));
+    /// });
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// As [`wait_until`](Self::wait_until).
+    #[track_caller]
+    pub fn wait_until_timeout(
+        &self,
+        mut pred: impl FnMut(&T) -> bool,
+        timeout: Duration,
+    ) -> Option<T> {
+        wait::until(&self.seg, Some(timeout), || {
+            Some(self.snapshot()).filter(|v| pred(v))
+        })
+    }
+
+    /// Wakes every waiter of the segment, in every process, to check its condition again: call
+    /// it after changing the value with field atomics, which wake nobody themselves.
+    /// [`update`](Self::update) wakes the waiters itself.
+    ///
+    /// It costs an atomic increment of a header word, and a system call only when someone
+    /// waits. See [`wait_until`](Self::wait_until).
+    pub fn notify(&self) {
+        wait::notify(&self.seg)
+    }
+
     /// Takes the segment's lock (Python's `get_lock()`), blocking until it is free.
     ///
     /// `Err(PoisonError)` means the lock is poisoned: a holder of it died or panicked, and what
@@ -488,6 +598,12 @@ impl<T: SharedLayout> Shared<T> {
         holder::holder(self.seg.header())
     }
 
+    /// The segment behind this handle.
+    #[cfg(test)]
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
     /// The atomic twin in the segment (what `*shared` gives).
     pub fn atomic(&self) -> &T::Atomic {
         // SAFETY: `Segment` proved at create or open that the payload holds exactly one
@@ -504,38 +620,6 @@ impl<T: SharedLayout> Deref for Shared<T> {
 
     fn deref(&self) -> &T::Atomic {
         self.atomic()
-    }
-}
-
-/// Python's `Value.value`, for a handle of one primitive.
-impl<T: Primitive> Shared<T> {
-    /// The value, loaded with a sequentially consistent atomic load (Python's `v.value`).
-    ///
-    /// ```
-    /// # let name = format!("doc-value-get-{}", std::process::id());
-    /// let v = shm_core::Value::<i32>::create(&name, 7)?;
-    /// assert_eq!(v.get(), 7);
-    /// # Ok::<(), shm_core::Error>(())
-    /// ```
-    pub fn get(&self) -> T {
-        T::load(self.atomic(), SeqCst)
-    }
-
-    /// Stores `value` with a sequentially consistent atomic store (Python's `v.value = x`).
-    ///
-    /// One atomic store, not under the lock: like Python's `v.value += 1`, `v.set(v.get() + 1)`
-    /// loses increments that other processes make in between. Use `fetch_add` (through `Deref`),
-    /// or [`update`](Self::update), for a change that depends on the value.
-    ///
-    /// ```
-    /// # let name = format!("doc-value-set-{}", std::process::id());
-    /// let v = shm_core::Value::<bool>::create(&name, false)?;
-    /// v.set(true);
-    /// assert!(v.get());
-    /// # Ok::<(), shm_core::Error>(())
-    /// ```
-    pub fn set(&self, value: T) {
-        T::store(self.atomic(), &value, SeqCst)
     }
 }
 

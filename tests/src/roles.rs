@@ -217,6 +217,46 @@ pub(crate) fn play(args: &[&str]) {
                 a.update(|v| v.fill(k));
             }
         }
+        // Wait until a `Value<u64>` is at least TARGET, at most TIMEOUT_MS (`-`: for ever);
+        // say `seen V`, or `timeout after MS` with how long it waited.
+        ["wait-value", name, target, timeout] => {
+            let v = ok(Value::<u64>::open(name));
+            let target = num(target);
+            let start = std::time::Instant::now();
+            let seen = match *timeout {
+                "-" => Some(v.wait_until(|x| *x >= target)),
+                ms => v.wait_until_timeout(|x| *x >= target, Duration::from_millis(num(ms))),
+            };
+            match seen {
+                Some(x) => say(&format!("seen {x}")),
+                None => say(&format!("timeout after {}", start.elapsed().as_millis())),
+            }
+        }
+        // For round 1, 2, ...: wait until every element of an `Array<i64>` is -round, checking
+        // that every snapshot seen on the way is whole (all elements equal); say `round R` each
+        // time. Every element `i64::MIN` ends it: say `stopped`.
+        ["wait-rounds", name] => {
+            let a = ok(Array::<i64>::open(name));
+            for round in 1.. {
+                let seen = a.wait_until_timeout(
+                    |v| {
+                        if v.iter().any(|x| *x != v[0]) {
+                            fail(&format!("round {round}: a torn snapshot"));
+                        }
+                        v[0] == -round || v[0] == i64::MIN
+                    },
+                    Duration::from_secs(60),
+                );
+                match seen {
+                    None => fail(&format!("round {round}: not woken within a minute")),
+                    Some(v) if v[0] == i64::MIN => {
+                        say("stopped");
+                        break;
+                    }
+                    Some(_) => say(&format!("round {round}")),
+                }
+            }
+        }
         // Create a `Value<i32>` kept after exit, say so, and exit or wait to be killed.
         ["create-kept", name, then] => {
             let v = ok(Value::<i32>::create_with(

@@ -528,6 +528,49 @@ fn main() {
                 }
             }
         }
+        // Wait until a `Value<u64>` is at least `target`, at most `ms`: say `seen V` or
+        // `timeout`.
+        ["wait-u64", name, target, ms] => {
+            let v = ok(Value::<u64>::open(name));
+            let target = num(target);
+            say("waiting");
+            match v.wait_until_timeout(|x| *x >= target, Duration::from_millis(num(ms))) {
+                Some(x) => say(&format!("seen {x}")),
+                None => say("timeout"),
+            }
+        }
+        // Once a process waits on a `Value<u64>` (a registration slot of the header counts it:
+        // docs/FORMAT.md, "Waiting"), set it to `value`: with `update`, or with a store and
+        // `notify`. Say `done`.
+        ["set-u64-when-waited", name, value, how] => {
+            let v = ok(Value::<u64>::open(name));
+            let file = std::fs::File::open(format!("/dev/shm/{name}"))
+                .unwrap_or_else(|e| fail(&format!("open the object: {e}")));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let mut b = [0u8; 8];
+                std::os::unix::fs::FileExt::read_exact_at(&file, &mut b, 140)
+                    .unwrap_or_else(|e| fail(&format!("read the header: {e}")));
+                let slot = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+                if (slot(0) | slot(4)) & 0xffff != 0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    fail("nobody waited within a minute");
+                }
+                std::thread::yield_now();
+            }
+            let value = num(value);
+            match *how {
+                "update" => v.update(|x| *x = value),
+                "notify" => {
+                    v.store(value, Relaxed);
+                    v.notify();
+                }
+                other => fail(&format!("unknown way {other}")),
+            }
+            say("done");
+        }
         // A consistent snapshot of an `Array<i64>`, and how long it took in ms.
         ["snapshot-i64", name] => {
             let a = ok(Array::<i64>::open(name));

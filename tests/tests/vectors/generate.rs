@@ -15,6 +15,7 @@ mod json;
 mod descriptors;
 mod journal;
 mod segments;
+mod waiting;
 
 use shm_core::{Descriptor, SharedLayout, FORMAT_VERSION};
 
@@ -65,4 +66,5 @@ fn regenerate() {
     write("descriptors.json", &descriptors::descriptors());
     write("segments.json", &segments::segments());
     write("journal.json", &journal::journal());
+    write("waiting.json", &waiting::waiting());
 }

@@ -1,6 +1,6 @@
 //! The conformance vectors in `docs/vectors` checked against shm-core: every layout's descriptor
 //! bytes and fingerprint, every hostile descriptor's error, every crafted segment's outcome at
-//! open, every undo case's payload after recovery. `python/tests/test_vectors.py` checks the same
+//! open, every undo case's payload after recovery, every waiting case's words after its steps. `python/tests/test_vectors.py` checks the same
 //! files against the Python module. The files, not this code, are the spec: `generate.rs` wrote
 //! them once from this implementation, and a reviewer read them.
 
@@ -207,7 +207,7 @@ fn bases_are_created_as_the_vectors_say() {
     let layouts = load("layouts.json");
     let fields = HeaderFields::from_json(&load("segments.json")["header_fields"]);
     let mut failures = Vec::new();
-    for f in ["segments.json", "journal.json"] {
+    for f in ["segments.json", "journal.json", "waiting.json"] {
         for base in list(&load(f), "bases") {
             let id = str_of(base, "id");
             let name = TestName::new("vec-base");
@@ -350,4 +350,33 @@ fn undo_cases_recover_as_the_vectors_say() {
         }
     }
     report("undo cases", failures);
+}
+
+#[test]
+fn waiting_cases_announce_as_the_vectors_say() {
+    let file = load("waiting.json");
+    let fields = HeaderFields::from_json(&load("segments.json")["header_fields"]);
+    let mut failures = Vec::new();
+    for case in list(&file, "cases") {
+        let id = str_of(case, "id");
+        let got = crafted(&fields, &file, case, |name, _| {
+            run::steps(name, &case["steps"])?;
+            let bytes = std::fs::read(name.path()).expect("read the segment");
+            Ok::<_, String>(bytes)
+        });
+        let bytes = match got {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                failures.push(format!("`{id}`: a step failed: {e}"));
+                continue;
+            }
+        };
+        for (field, want) in case["after"].as_object().expect("`after` is an object") {
+            let got = fields.get(&bytes, field);
+            if got != int_of(want) {
+                failures.push(format!("`{id}`: `{field}` is {got}, not {want}"));
+            }
+        }
+    }
+    report("waiting cases", failures);
 }

@@ -287,3 +287,44 @@ pub fn recover(name: &str) -> Result<(), Error> {
     let raw = RawSegment::open_with(name, &Options::new())?;
     raw.snapshot().map(drop)
 }
+
+/// Runs a vector's `steps` on `name`, each with a fresh `RawSegment`: `"snapshot"` (a consistent
+/// read, which rolls back a dead writer), `"notify"`, `{"set": [PATH, VALUE]}` (a write under
+/// the lock), `{"check": [PATH, OP, VALUE]}` (one test of a wait, without waiting).
+pub fn steps(name: &str, steps: &Value) -> Result<(), String> {
+    for step in steps.as_array().expect("`steps` is a list") {
+        let raw = RawSegment::open_with(name, &Options::new()).map_err(|e| e.to_string())?;
+        match step {
+            Value::String(s) if s == "snapshot" => {
+                raw.snapshot().map(drop).map_err(|e| e.to_string())?
+            }
+            Value::String(s) if s == "notify" => raw.notify(),
+            Value::Object(o) if o.contains_key("set") => {
+                let args = &o["set"];
+                raw.set(str_of_index(args, 0), str_of_index(args, 1))
+                    .map(drop)
+                    .map_err(|e| e.to_string())?
+            }
+            Value::Object(o) if o.contains_key("check") => {
+                let args = &o["check"];
+                let op = str_of_index(args, 1).parse().map_err(|e: String| e)?;
+                raw.wait_for(
+                    str_of_index(args, 0),
+                    op,
+                    str_of_index(args, 2),
+                    Duration::ZERO,
+                )
+                .map(drop)
+                .map_err(|e| e.to_string())?
+            }
+            other => panic!("unknown step {other}"),
+        }
+    }
+    Ok(())
+}
+
+/// Element `i` of a list of strings.
+fn str_of_index(v: &Value, i: usize) -> &str {
+    v[i].as_str()
+        .unwrap_or_else(|| panic!("element {i} of {v} is not a string"))
+}

@@ -22,6 +22,7 @@ mod create;
 mod error;
 mod read;
 mod resolve;
+mod waiting;
 mod write;
 
 pub use error::FieldError;

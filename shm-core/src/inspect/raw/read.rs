@@ -73,7 +73,7 @@ impl RawSegment {
     }
 
     /// Reads what `node` at `offset` holds, as a seqlock read.
-    fn read_consistent(&self, node: Node<'_>, offset: u64) -> Option<Datum> {
+    pub(super) fn read_consistent(&self, node: Node<'_>, offset: u64) -> Option<Datum> {
         read_only::read_any(&self.seg, |view| {
             let mut budget = self.budget();
             match node {

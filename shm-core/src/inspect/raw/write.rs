@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::{is_leaf, FieldError, Node, RawSegment};
 use crate::cell::Width;
 use crate::descriptor::{Descriptor, DescriptorKind};
+use crate::inspect::path::FieldPath;
 use crate::inspect::{value, Datum};
 use crate::layout::TEXT_LEN_SIZE;
 use crate::{guard, held, journal, lock, write, Guard};
@@ -193,24 +194,7 @@ impl RawSegment {
         timeout: Option<Duration>,
     ) -> Result<Written, FieldError> {
         self.refuse_read_only()?;
-        if path.is_empty() {
-            return Err(FieldError::EmptyPath {
-                segment: self.name().to_owned(),
-                reason: self.empty_path(),
-            });
-        }
-        let parsed = self.parse_path(path)?;
-        let (offset, node) = self.resolve(path, &parsed)?;
-        let leaf = match node {
-            Node::Value(d) if is_leaf(d) => d,
-            other => {
-                return Err(FieldError::NotPrimitive {
-                    segment: self.name().to_owned(),
-                    path: path.to_owned(),
-                    reason: self.not_primitive(&parsed, other),
-                })
-            }
-        };
+        let (parsed, offset, leaf) = self.leaf_at(path)?;
         let new = self.parse_value(path, leaf, value)?;
         let corrupt = || FieldError::Corrupt {
             segment: self.name().to_owned(),
@@ -251,7 +235,12 @@ impl RawSegment {
     }
 
     /// `value` parsed as a value of `leaf` (a primitive, an enum, a text), at `path`.
-    fn parse_value(&self, path: &str, leaf: &Descriptor, value: &str) -> Result<Datum, FieldError> {
+    pub(super) fn parse_value(
+        &self,
+        path: &str,
+        leaf: &Descriptor,
+        value: &str,
+    ) -> Result<Datum, FieldError> {
         match &leaf.kind {
             DescriptorKind::Enum { variants, .. } => {
                 match variants.iter().find(|v| v.name == value) {
@@ -316,6 +305,27 @@ impl RawSegment {
             let b = &bytes[(at - offset) as usize..][..width.bytes()];
             let _ = self.store_bytes(b, at);
         });
+    }
+
+    /// The leaf (a primitive, an enum or a text) that `path` names (`load`, `hist[3]`, `.`):
+    /// its parsed path, payload offset and descriptor; refused as `set` refuses it otherwise.
+    pub(super) fn leaf_at(&self, path: &str) -> Result<(FieldPath, u64, &Descriptor), FieldError> {
+        if path.is_empty() {
+            return Err(FieldError::EmptyPath {
+                segment: self.name().to_owned(),
+                reason: self.empty_path(),
+            });
+        }
+        let parsed = self.parse_path(path)?;
+        let (offset, node) = self.resolve(path, &parsed)?;
+        match node {
+            Node::Value(d) if is_leaf(d) => Ok((parsed, offset, d)),
+            other => Err(FieldError::NotPrimitive {
+                segment: self.name().to_owned(),
+                path: path.to_owned(),
+                reason: self.not_primitive(&parsed, other),
+            }),
+        }
     }
 
     /// Takes the segment's lock, waiting at most `timeout`; whether it was poisoned.

@@ -32,6 +32,9 @@ pub const HEADER_FIELDS: &[(&str, usize, usize)] = &[
     ("journal_len", 112, 8),
     ("journal_id", 120, 8),
     ("seq", 128, 8),
+    ("changes", 136, 4),
+    ("waiters0", 140, 4),
+    ("waiters1", 144, 4),
 ];
 
 /// The fields of a freshly created segment the vectors pin down (not the creator's pid, start
@@ -53,6 +56,9 @@ const BASE_FIELDS: &[&str] = &[
     "journal_cap",
     "journal_len",
     "seq",
+    "changes",
+    "waiters0",
+    "waiters1",
 ];
 
 /// `header_fields`: the name, offset and width of each.
@@ -319,22 +325,31 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             "step 2: the state before the version",
             "u64",
         )
-        .patch(obj! { "set": set(&[("state", 7), ("version", 4)]) })
+        .patch(obj! { "set": set(&[("state", 7), ("version", 5)]) })
         .refused("unknown init state 7"),
-        case("version 4", "step 2: a later version", "u64")
-            .patch(obj! { "set": set(&[("version", 4)]) })
-            .refused("format version 4"),
+        case("version 5", "step 2: a later version", "u64")
+            .patch(obj! { "set": set(&[("version", 5)]) })
+            .refused("format version 5"),
         case(
-            "version 2",
+            "version 3",
             "step 2: the version before the bounded journal (its journal was two copies of the \
              payload): refused, naming both versions",
             "u64",
         )
+        .patch(obj! { "set": set(&[("version", 3)]) })
+        .refused("format version 3, and this shm-core reads only version 4"),
+        case(
+            "version 2",
+            "step 2: the version before the waiting words, whose writers announce nothing: a \
+             waiter would miss their changes for up to 100 ms each",
+            "u64",
+        )
         .patch(obj! { "set": set(&[("version", 2)]) })
-        .refused("format version 2, and this shm-core reads only version 3"),
+        .refused("format version 2"),
         case(
             "version 1",
-            "step 2: the version before enums and texts; its descriptors mean the same, but a version 1 reader would refuse later ones, so neither reads the other",
+            "step 2: the version before enums and texts; its descriptors mean the same, but a \
+             version 1 reader would refuse later ones, so neither reads the other",
             "u64",
         )
         .patch(obj! { "set": set(&[("version", 1)]) })
