@@ -266,6 +266,24 @@ impl<'a> Region<'a> {
         })
     }
 
+    /// The region's first bytes as a twin of `T`, if they fit and are aligned for it.
+    ///
+    /// # Safety
+    /// As for [`cell`](Self::cell): no access of other widths races with the twin's own (the
+    /// region holds a `T` where the twin is, or it is accessed only under the segment's lock).
+    #[inline]
+    pub(crate) unsafe fn twin<T: SharedLayout>(self) -> Option<&'a T::Atomic> {
+        let fits = size_of::<T::Atomic>() <= self.len;
+        if !fits || self.as_ptr() as usize % align_of::<T::Atomic>() != 0 {
+            return None;
+        }
+        // SAFETY: the twin fits in the region (checked), which lives for `'a`; its start is
+        // aligned for it (checked); any bits are a valid `T::Atomic`, made only of atomics
+        // (`SharedLayout`'s contract), and only atomics access the region. The widths are the
+        // caller's to vouch for.
+        Some(unsafe { &*self.start.cast::<T::Atomic>().as_ptr() })
+    }
+
     /// The std atomic `A` at `offset`, if it lies inside the region and is aligned for `A`. Only
     /// for `cell`, whose caller vouches for the width.
     #[inline]

@@ -40,7 +40,7 @@ impl<'a> Write<'a> {
     ///
     /// # Errors
     /// If `required` and there is no room for the journal; then nothing has changed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn begin(seg: &'a Segment, need: usize, required: bool) -> Result<Write<'a>> {
         let log = journal::Log::prepare(seg, need, required)?;
         let h = seg.header();
@@ -73,6 +73,7 @@ impl<'a> Write<'a> {
 }
 
 impl Drop for Write<'_> {
+    #[inline]
     fn drop(&mut self) {
         let log = self.log.take();
         if std::thread::panicking() {

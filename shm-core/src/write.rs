@@ -88,14 +88,27 @@ fn single<T: SharedLayout>(
     let need = journal::entry_size(at, size, Kind::Changed).unwrap_or(TOO_MUCH);
     let mut w = Write::begin(seg, need, required)?;
     w.journal(at, size, Kind::Changed, |o, n| {
-        twin_bytes(old, |bytes| store_bytes(bytes, o));
+        record_value(old, o);
         if let Some(n) = n {
-            twin_bytes(new, |bytes| store_bytes(bytes, n));
+            record_value(new, n);
         }
     });
     T::store_changed(twin, old, new, Relaxed);
     drop(w);
     Ok(())
+}
+
+/// Writes `value` into a journal area region: stored straight into a twin there if the region is
+/// aligned for one (the bytes of its padding are then whatever they were: undo compares and
+/// restores primitives only), else as the bytes of a twin made on the stack.
+#[inline]
+fn record_value<T: SharedLayout>(value: &T, into: Region<'_>) {
+    // SAFETY: `into` is part of a journal area, which only the holder of the segment's lock
+    // accesses: no access of another width races with the twin's.
+    match unsafe { into.twin::<T>() } {
+        Some(twin) => T::store(twin, value, Relaxed),
+        None => twin_bytes(value, |bytes| store_bytes(bytes, into)),
+    }
 }
 
 /// Calls `f` with the bytes of `value`'s twin: what [`SharedLayout::store`] leaves in a twin

@@ -50,6 +50,7 @@ pub(crate) fn area_size(payload_len: usize) -> Option<usize> {
 }
 
 /// The bytes an entry of [`Kind::Changed`] for payload bytes `start..start + len` takes.
+#[inline]
 pub(crate) fn entry_size(start: usize, len: usize, kind: Kind) -> Option<usize> {
     record::size(start, len, kind)
 }
@@ -81,21 +82,29 @@ impl<'a> Log<'a> {
     /// Why there is no room in the side journal (no space in `/dev/shm`, an object under its name
     /// that cannot serve, a failing system call), if `required`; otherwise the write gets no
     /// record.
+    #[inline]
     pub(crate) fn prepare(seg: &'a Segment, need: usize, required: bool) -> Result<Log<'a>> {
         let place = if need <= seg.journal_cap() {
             Place::Here
         } else {
-            match side::reserve(seg, need) {
-                Ok(held) => Place::Side(held),
-                Err(e) if required => return Err(e),
-                Err(_) => Place::Nowhere,
-            }
+            Self::elsewhere(seg, need, required)?
         };
         Ok(Log { seg, place, at: 0 })
     }
 
+    /// The side journal, or nowhere: for a record too large for the journal area.
+    #[cold]
+    fn elsewhere(seg: &'a Segment, need: usize, required: bool) -> Result<Place<'a>> {
+        match side::reserve(seg, need) {
+            Ok(held) => Ok(Place::Side(held)),
+            Err(e) if required => Err(e),
+            Err(_) => Ok(Place::Nowhere),
+        }
+    }
+
     /// Says in the header where the record goes: the first step of the write, once the sequence
     /// counter is odd.
+    #[inline]
     pub(crate) fn start(&self) {
         let place = match self.place {
             Place::Here => JOURNAL_HERE,
@@ -110,6 +119,7 @@ impl<'a> Log<'a> {
         fence(Ordering::Release);
     }
 
+    #[inline]
     fn area(&self) -> Option<Region<'_>> {
         match &self.place {
             Place::Here => Some(Region::journal(self.seg)),
@@ -126,6 +136,7 @@ impl<'a> Log<'a> {
     /// # Panics
     /// If the entry does not fit in the room made by `prepare` (a writer that journals more than
     /// it said).
+    #[inline]
     pub(crate) fn append(
         &mut self,
         start: usize,
@@ -164,6 +175,7 @@ impl<'a> Log<'a> {
     }
 
     /// Clears the record after the write's stores: the write is whole.
+    #[inline]
     pub(crate) fn end(self) {
         let h = self.seg.header();
         h.journal_len.store(0, Ordering::Release);

@@ -63,6 +63,7 @@ pub(crate) struct Entry {
 impl Entry {
     /// The entry for payload bytes `start..start + len` placed at `at` (a multiple of
     /// [`ALIGN`]); `None` if an offset overflows.
+    #[inline]
     pub(crate) fn place(at: usize, start: usize, len: usize, kind: Kind) -> Option<Entry> {
         let skew = start % ALIGN;
         let old = at.checked_add(HEADER + skew)?;
@@ -91,6 +92,7 @@ impl Entry {
 
 /// How many bytes an entry for `len` payload bytes from `start` takes, wherever it is placed (on
 /// a multiple of [`ALIGN`]); `None` if that overflows.
+#[inline]
 pub(crate) fn size(start: usize, len: usize, kind: Kind) -> Option<usize> {
     Entry::place(0, start, len, kind).map(|e| e.end)
 }
