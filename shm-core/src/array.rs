@@ -17,10 +17,11 @@ use crate::lock;
 use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
-use crate::values::Values;
 use crate::wait;
 use crate::write;
 use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
+
+mod journaled;
 
 /// The indices a range bound selects in a slice of `len`, checked like slice indexing.
 #[track_caller]
@@ -238,10 +239,7 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match self.updating(&guard, bounds(range, self.len()), f, false) {
-            Ok(r) => r,
-            Err(_) => unreachable!("a write that may go without a journal does not fail"),
-        }
+        write::infallible(self.updating(&guard, bounds(range, self.len()), f, false))
     }
 
     /// [`update_range`](Self::update_range) for a caller that holds the lock already, through
@@ -257,60 +255,7 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
         self.check_guard(guard);
-        match self.updating(guard, bounds(range, self.len()), f, false) {
-            Ok(r) => r,
-            Err(_) => unreachable!("a write that may go without a journal does not fail"),
-        }
-    }
-
-    /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
-    /// for the journal of this update (the side journal of a large update, see
-    /// [Big arrays](crate#big-arrays-what-a-segment-costs)), it stores nothing and returns
-    /// [`Error::NoSpace`]
-    /// (or why the side journal cannot be used), instead of going ahead without a journal. `f`
-    /// has run by then; its result is dropped.
-    ///
-    /// [`Error::NoSpace`]: crate::Error::NoSpace
-    ///
-    /// # Panics
-    /// As [`update`](Self::update).
-    #[track_caller]
-    pub fn try_update<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
-        self.try_update_range(.., f)
-    }
-
-    /// Like [`update_range`](Self::update_range), but never without its journal: see
-    /// [`try_update`](Self::try_update).
-    ///
-    /// # Panics
-    /// As [`update_range`](Self::update_range).
-    #[track_caller]
-    pub fn try_update_range<R>(
-        &self,
-        range: impl RangeBounds<usize>,
-        f: impl FnOnce(&mut [T]) -> R,
-    ) -> Result<R> {
-        let range = bounds(range, self.len());
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.updating(&guard, range, f, true)
-    }
-
-    /// The update of the elements `range` under the lock `guard` holds.
-    fn updating<R>(
-        &self,
-        guard: &Guard<'_, [T::Atomic]>,
-        range: Range<usize>,
-        f: impl FnOnce(&mut [T]) -> R,
-        required: bool,
-    ) -> Result<R> {
-        let at = range.start * core::mem::size_of::<T::Atomic>();
-        let twins = &guard[range];
-        let old = Values::<T>::load(twins);
-        // Copies of the one load: see `Shared::update`.
-        let mut new = old.copy();
-        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        write::update(guard.segment(), twins, at, &old, &new, required)?;
-        Ok(r)
+        write::infallible(self.updating(guard, bounds(range, self.len()), f, false))
     }
 
     /// Blocks until `pred` holds for the elements, and returns the [`snapshot`](Self::snapshot)
@@ -529,37 +474,7 @@ impl<T: BulkCopy> Array<T> {
     /// If `start + values.len()` is past the end; if `guard` is the lock of another segment.
     pub fn write_from_locked(&self, guard: &Guard<'_, [T::Atomic]>, start: usize, values: &[T]) {
         self.check_guard(guard);
-        match self.writing(guard, start, values, false) {
-            Ok(()) => {}
-            Err(_) => unreachable!("a write that may go without a journal does not fail"),
-        }
-    }
-
-    /// Like [`write_from`](Self::write_from), but never without its journal: if `/dev/shm` has
-    /// no room for it (a write of more than 32 KiB can need the side journal, see
-    /// [Big arrays](crate#big-arrays-what-a-segment-costs)), it stores nothing and returns
-    /// [`Error::NoSpace`](crate::Error::NoSpace) (or why the side journal cannot be used).
-    ///
-    /// # Panics
-    /// As [`write_from`](Self::write_from).
-    #[track_caller]
-    pub fn try_write_from(&self, start: usize, values: &[T]) -> Result<()> {
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.writing(&guard, start, values, true)
-    }
-
-    /// The bulk write of `values` from element `start` under the lock `guard` holds.
-    #[track_caller]
-    fn writing(
-        &self,
-        guard: &Guard<'_, [T::Atomic]>,
-        start: usize,
-        values: &[T],
-        required: bool,
-    ) -> Result<()> {
-        let range = self.bulk_range(start, values.len());
-        let at = range.start * core::mem::size_of::<T::Atomic>();
-        write::write_from(guard.segment(), &guard[range], at, values, required)
+        write::infallible(self.writing(guard, start, values, false))
     }
 
     /// Stores `values` into the elements `start..start + values.len()` with relaxed atomic

@@ -444,23 +444,10 @@
 //!
 //! ## Big arrays: what a segment costs
 //!
-//! A segment takes its payload in `/dev/shm`, plus its header and layout and a *journal area*:
-//! room for the journal of an update of the whole payload, but at most 64 KiB. Before storing,
-//! a write ([`update`](Array::update), [`write_from`](Array::write_from), `shm set`) journals
-//! the old values of what it changes — an update compares the new values with the old ones and
-//! journals and stores only the runs that differ — so that the next process can roll it back if
-//! the writer is killed. A write whose journal does not fit in the area uses the segment's *side
-//! journal*, an object `<name>.journal-<id>` beside it, created and grown under the lock to the
-//! size of the largest such write and removed with the segment; `shm ls` counts it in the
-//! segment's size. A 64 MiB array used with `update_range` over a few thousand elements, field
-//! atomics and snapshots costs 64 MiB and 64 KiB; one that is written whole with `write_from`
-//! keeps a side journal of 64 MiB too.
-//!
-//! If `/dev/shm` has no room for the side journal, `update` and `write_from` go ahead without
-//! a journal: they are whole for every reader as usual, but if that writer is killed while
-//! storing, what it stored cannot be rolled back and the lock is poisoned instead.
-//! [`Array::try_update`], [`Array::try_update_range`], [`Array::try_write_from`] and
-//! [`Shared::try_update`] return [`Error::NoSpace`] then, and store nothing.
+//! Its payload, header and a journal area of at most 64 KiB; a write journals what it changes,
+//! a larger journal goes to the side journal `<name>.journal-<id>` (kept at the largest such
+//! write, removed with the segment). Without room for it a write goes ahead unjournaled (a writer
+//! killed while storing then poisons the lock), or a `try_` write returns [`Error::NoSpace`].
 //!
 //! # Errors
 //!

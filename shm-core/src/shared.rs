@@ -15,10 +15,11 @@ use crate::inspect::{LockHolder, SegmentInfo};
 use crate::lock;
 use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
-use crate::shared_layout::duplicate;
 use crate::wait;
 use crate::write;
 use crate::{Options, Result, SharedLayout};
+
+mod journaled;
 
 /// Compile-time limits every type placed in a segment must meet.
 pub(crate) const fn check_type<T: SharedLayout>() {
@@ -302,29 +303,8 @@ impl<T: SharedLayout> Shared<T> {
     /// the same segment); the panic names the caller's line. If `f` panics, that panic goes on.
     #[track_caller]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        match self.updating(f, false) {
-            Ok(r) => r,
-            Err(_) => unreachable!("a write that may go without a journal does not fail"),
-        }
-    }
-
-    /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
-    /// for it (only a value larger than 32 KiB can need the side journal, see
-    /// [`update`](Self::update)), it stores nothing and returns
-    /// [`Error::NoSpace`](crate::Error::NoSpace) (or why the side journal cannot be used). `f`
-    /// has run by then; its result is dropped.
-    ///
-    /// # Panics
-    /// As [`update`](Self::update).
-    #[track_caller]
-    pub fn try_update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        self.updating(f, true)
-    }
-
-    #[track_caller]
-    fn updating<R>(&self, f: impl FnOnce(&mut T) -> R, required: bool) -> Result<R> {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.update_under(&guard, f, required)
+        write::infallible(self.update_under(&guard, f, false))
     }
 
     /// [`update`](Self::update) for a caller that holds the lock already, through `guard`: the
@@ -352,34 +332,7 @@ impl<T: SharedLayout> Shared<T> {
             "segment `{}`: update_locked() with the guard of another segment",
             self.name()
         );
-        match self.update_under(guard, f, false) {
-            Ok(r) => r,
-            Err(_) => unreachable!("a write that may go without a journal does not fail"),
-        }
-    }
-
-    /// The update under the lock `guard` holds.
-    fn update_under<R>(
-        &self,
-        guard: &Guard<'_, T::Atomic>,
-        f: impl FnOnce(&mut T) -> R,
-        required: bool,
-    ) -> Result<R> {
-        let twin: &T::Atomic = guard;
-        // One load: a second one could see other fields changed by field atomics meanwhile,
-        // and `update` would then write those values back over later changes.
-        let old = T::load(twin, Relaxed);
-        let mut new = duplicate(&old);
-        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        write::update(
-            guard.segment(),
-            core::slice::from_ref(twin),
-            0,
-            core::slice::from_ref(&old),
-            core::slice::from_ref(&new),
-            required,
-        )?;
-        Ok(r)
+        write::infallible(self.update_under(guard, f, false))
     }
 
     /// Blocks until `pred` holds for the value, and returns the [`snapshot`](Self::snapshot) it

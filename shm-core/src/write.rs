@@ -42,6 +42,16 @@ const SMALL: usize = 4096;
 /// Room for entries that can never fit: a write that asks for it gets no record, or `NoSpace`.
 const TOO_MUCH: usize = usize::MAX;
 
+/// The result of a write that did not require its journal: such a write goes ahead without one
+/// when there is no room for it, so it never fails.
+#[inline]
+pub(crate) fn infallible<R>(r: Result<R>) -> R {
+    match r {
+        Ok(r) => r,
+        Err(_) => unreachable!("a write that may go without a journal does not fail"),
+    }
+}
+
 /// Stores `new` into the twins `twins` (the payload bytes from `at`), whose values were loaded as
 /// `old`, as one journaled seqlock write: the fields that differ, and only those. The caller
 /// holds the segment's lock.
