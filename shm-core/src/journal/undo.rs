@@ -47,6 +47,8 @@ pub(crate) fn undo(seg: &Segment) -> Undone {
 pub(crate) fn record_of(seg: &Segment) -> (u32, u64) {
     let h = seg.header();
     let len = h.journal_len.load(Ordering::Relaxed);
+    // After the fence: `journal_where` is stored before the first entry is committed.
+    fence(Ordering::Acquire);
     let place = h.journal_where.load(Ordering::Relaxed);
     fence(Ordering::Acquire);
     (place, len)
