@@ -62,7 +62,7 @@ impl<T: SharedLayout> Array<T> {
 
 impl<T: BulkCopy> Array<T> {
     /// Like [`write_from`](Self::write_from), but never without its journal: if `/dev/shm` has
-    /// no room for it (a write of more than 32 KiB can need the side journal, see
+    /// no room for it (a write of more than about 64 KiB needs the side journal, see
     /// [Big arrays](crate#big-arrays-what-a-segment-costs)), it stores nothing and returns
     /// [`Error::NoSpace`](crate::Error::NoSpace) (or why the side journal cannot be used).
     ///
