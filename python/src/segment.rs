@@ -1004,7 +1004,8 @@ impl SegmentBase {
             .is_none()
     }
 
-    /// The header's facts: creator and whether it lives, creation time, shape, flags, size.
+    /// The header's facts: creator and whether it lives, creation time, shape, flags, size (of
+    /// the segment's object), footprint (bytes it takes in /dev/shm with its side journal).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let h = self.slot.handle()?;
         let info = match &*h {
@@ -1030,6 +1031,7 @@ impl SegmentBase {
         )?;
         d.set_item("keep", info.kept)?;
         d.set_item("size", info.object_len)?;
+        d.set_item("footprint", info.footprint)?;
         d.set_item("mode", info.mode)?;
         d.set_item("uid", info.uid)?;
         d.set_item("gid", info.gid)?;

@@ -99,12 +99,20 @@ def shm_path(name: str) -> str:
 
 
 def remove_quietly(name: str) -> None:
+    """Removes the object ``name``, and any side journal of it (``<name>.journal-<id>``)."""
     try:
         os.unlink(shm_path(name))
     except FileNotFoundError:
         pass
     except IsADirectoryError:
         os.rmdir(shm_path(name))
+    prefix = name + ".journal-"
+    for entry in os.listdir("/dev/shm"):
+        if entry.startswith(prefix):
+            try:
+                os.unlink(shm_path(entry))
+            except FileNotFoundError:
+                pass
 
 
 class Child:

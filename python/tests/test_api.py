@@ -159,6 +159,28 @@ class LifetimeTest(ShmTestCase):
         with self.assertRaises(shm_core.NotFound):
             shm_core.remove(kept)
 
+    def test_a_big_array_costs_its_payload_and_a_big_write_a_side_journal(self):
+        # 4 MiB of payload; its journal area is 64 KiB.
+        name = self.name("big")
+        n = 1 << 19
+        a = shm_core.Array("Q", n, name=name)
+        blocks = lambda path: os.stat(path).st_blocks * 512
+        sides = lambda: [e for e in os.listdir("/dev/shm") if e.startswith(name + ".journal-")]
+        a.update({5: 1, n - 1: 2})
+        a[100:4196] = range(4096)
+        self.assertEqual(sides(), [])
+        self.assertLessEqual(blocks(shm_path(name)), 1.1 * 8 * n)
+        self.assertEqual(a.info()["footprint"], blocks(shm_path(name)))
+        # All of it at once: the journal of its old values goes to the side journal.
+        a.update(list(range(n)))
+        self.assertEqual(a[n - 1], n - 1)
+        (side,) = sides()
+        self.assertGreaterEqual(os.path.getsize(shm_path(side)), 8 * n)
+        self.assertEqual(a.info()["footprint"], blocks(shm_path(name)) + blocks(shm_path(side)))
+        a.close()
+        self.assertFalse(os.path.exists(shm_path(name)))
+        self.assertEqual(sides(), [])
+
     def test_garbage_collection_and_exit_remove_what_was_created(self):
         name = self.name("gc")
         shm_core.Value("i", 1, name=name)  # dropped at once

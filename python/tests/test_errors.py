@@ -72,8 +72,8 @@ class HostileTest(ShmTestCase):
     def test_inconsistent_headers(self):
         image = self.good_image()
         cases = {
-            "version": (F.OFF_VERSION, "I", 4, "version 4"),
-            "older version": (F.OFF_VERSION, "I", 2, "version 2"),
+            "version": (F.OFF_VERSION, "I", 5, "version 5"),
+            "older version": (F.OFF_VERSION, "I", 3, "version 3, and this shm-core reads only version 4"),
             "first version": (F.OFF_VERSION, "I", 1, "version 1"),
             "state": (F.OFF_STATE, "I", 7, "init state 7"),
             "desclen": (F.OFF_DESCRIPTOR_LEN, "I", 1 << 20, "does not add up"),

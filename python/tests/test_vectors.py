@@ -78,14 +78,24 @@ def _header_get(data: bytes, field: str) -> int:
 
 def _regions(base: Dict[str, Any]) -> Dict[str, int]:
     h = base["header"]
-    payload, length, journal = h["payload_offset"], h["payload_len"], h["journal_offset"]
     return {
         "object": 0,
         "descriptor": 256,
-        "payload": payload,
-        "journal_old": journal,
-        "journal_new": journal + length,
+        "payload": h["payload_offset"],
+        "journal": h["journal_offset"],
     }
+
+
+def _side_bytes(name: str, journal_id: int, record: bytes) -> bytes:
+    """A side journal of segment ``name`` (docs/FORMAT.md, "The side journal"): its 512-byte header,
+    then ``record`` at the start of its record area."""
+    header = bytearray(512)
+    header[0:8] = b"SHMJRNL\0"
+    header[8:12] = shm_core.FORMAT_VERSION.to_bytes(4, "little")
+    header[12:16] = len(name.encode()).to_bytes(4, "little")
+    header[16:24] = journal_id.to_bytes(8, "little")
+    header[32 : 32 + len(name.encode())] = name.encode()
+    return bytes(header) + record
 
 
 def _create_base(name: str, base: Dict[str, Any]) -> None:
@@ -94,8 +104,10 @@ def _create_base(name: str, base: Dict[str, Any]) -> None:
 
 
 def _apply(path: str, patch: Dict[str, Any], regions: Dict[str, int]) -> None:
-    """A vector's patch: ``chmod``, then ``set`` (header fields), ``write``, ``truncate``."""
-    unknown = set(patch) - {"chmod", "set", "write", "truncate"}
+    """A vector's patch: ``chmod``, then ``set`` (header fields), ``write``, ``truncate``, then
+    ``side``: a side journal made for the segment (its header carrying the segment's journal id,
+    or the ``id`` given), ``hex`` at the start of its record area."""
+    unknown = set(patch) - {"chmod", "set", "write", "truncate", "side"}
     assert not unknown, f"unknown patch steps {unknown}"
     if "chmod" in patch:
         os.chmod(path, patch["chmod"])
@@ -112,6 +124,15 @@ def _apply(path: str, patch: Dict[str, Any], regions: Dict[str, int]) -> None:
         f.write(data)
     if "truncate" in patch:
         os.truncate(path, patch["truncate"])
+    if "side" in patch:
+        side = patch["side"]
+        name = os.path.basename(path)
+        journal_id = _header_get(bytes(data), "journal_id")
+        stamped = _int(side["id"]) if "id" in side else journal_id
+        side_path = os.path.join(os.path.dirname(path), f"{name}.journal-{journal_id:016x}")
+        with open(side_path, "wb") as f:
+            f.write(_side_bytes(name, stamped, bytes.fromhex(side["hex"])))
+        os.chmod(side_path, 0o600)
 
 
 def _open(name: str, how: Dict[str, Any]) -> shm_core.Segment:
@@ -259,8 +280,8 @@ for _c in SEGMENTS["cases"]:
 
 
 class JournalVectors(ShmTestCase):
-    """Each undo case: what a dead writer left, and the payload, ``seq`` and ``journal_len``
-    after a fresh opener's snapshot recovered it."""
+    """Each undo case: what a dead writer left, and the payload, ``seq``, ``journal_len``,
+    ``journal_where`` and ``poison`` after a fresh opener's snapshot recovered it."""
 
 
 def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
@@ -280,8 +301,13 @@ def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
             data[start : start + length].hex(),
             _header_get(data, "seq"),
             _header_get(data, "journal_len"),
+            _header_get(data, "journal_where"),
+            _header_get(data, "poison"),
         )
-        self.assertEqual(got, (after["payload"], _int(after["seq"]), _int(after["journal_len"])))
+        want = (after["payload"],) + tuple(
+            _int(after[k]) for k in ("seq", "journal_len", "journal_where", "poison")
+        )
+        self.assertEqual(got, want)
 
     return test
 

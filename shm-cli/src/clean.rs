@@ -39,6 +39,11 @@ fn remove_one(name: &str, force: bool) -> Result<(), String> {
         EntryKind::Segment(_) | EntryKind::Broken(_) => {
             shm_core::remove(name).map_err(|e| e.to_string())
         }
+        EntryKind::Journal(j) if j.orphan => shm_core::remove(name).map_err(|e| e.to_string()),
+        EntryKind::Journal(j) => Err(format!(
+            "not removing `{name}`: it is the side journal of `{}`, which needs it; `shm rm {}` removes both",
+            j.segment, j.segment
+        )),
         EntryKind::Denied(Error::PermissionDenied { reason, .. }) => Err(format!(
             "not removing `{name}`: it is not this user's to remove: {reason}"
         )),
@@ -74,7 +79,9 @@ pub fn gc(dry_run: bool, prefix: Option<&str>) -> Result<(), String> {
     }
     let mut failed = false;
     for s in &stale {
-        let why = if s.ready {
+        let why = if let Some(segment) = &s.journal_of {
+            format!("side journal of `{segment}`, which is gone")
+        } else if s.ready {
             format!("creator {} is dead and did not keep it", s.creator_pid)
         } else {
             format!("creator {} died before it was ready", s.creator_pid)

@@ -39,7 +39,7 @@ fn row(e: &ListEntry) -> Vec<String> {
         EntryKind::Segment(i) => vec![
             e.name.clone(),
             i.rust_type(),
-            units::size(i.object_len),
+            units::size(i.footprint),
             units::size(i.payload_len),
             i.count.to_string(),
             format!(
@@ -55,6 +55,20 @@ fn row(e: &ListEntry) -> Vec<String> {
                 String::new()
             },
         ],
+        EntryKind::Journal(j) => {
+            let (_, note) = status(&e.kind);
+            vec![
+                e.name.clone(),
+                "journal".to_owned(),
+                units::size(j.footprint),
+                dash(),
+                dash(),
+                dash(),
+                dash(),
+                dash(),
+                note,
+            ]
+        }
         other => {
             let (_, note) = status(other);
             vec![
@@ -81,6 +95,17 @@ pub fn status(kind: &EntryKind) -> (&'static str, String) {
             ("denied", format!("not this user's: {reason}"))
         }
         EntryKind::Denied(e) => ("denied", e.to_string()),
+        EntryKind::Journal(j) if j.orphan => (
+            "journal",
+            format!(
+                "side journal of `{}`, which is gone: `shm gc` removes it",
+                j.segment
+            ),
+        ),
+        EntryKind::Journal(j) => (
+            "journal",
+            format!("side journal of `{}` (counted in its size)", j.segment),
+        ),
         EntryKind::Foreign(reason) => ("foreign", format!("not an shm-core segment: {reason}")),
         _ => ("unknown", String::new()),
     }

@@ -112,8 +112,8 @@ enum Command {
         #[arg(long, value_name = "TIME", value_parser = units::parse_interval)]
         timeout: Option<Duration>,
     },
-    /// Remove segments. Objects that are not shm-core segments, or are another user's, are
-    /// refused; so is a segment whose creator is alive, unless --force.
+    /// Remove segments, each with its side journal. Objects that are not shm-core segments, or
+    /// are another user's, are refused; so is a segment whose creator is alive, unless --force.
     Rm {
         /// The segments' names.
         #[arg(required = true)]
@@ -123,7 +123,7 @@ enum Command {
         force: bool,
     },
     /// Remove stale segments: creator dead (by pid and start time) and not kept, or never
-    /// made ready.
+    /// made ready; and side journals whose segment is gone.
     Gc {
         /// Only say what would be removed.
         #[arg(long)]

@@ -122,17 +122,33 @@ pub fn summary(i: &SegmentInfo) -> String {
         (false, false) => "stale: its creator died without removing it (`shm gc` removes it)",
     };
     format!(
-        "segment  {}\ntype     {}: {shape}\ncreator  pid {} ({}), {created}; {fate}\nobject   {} total, payload {}, mode {:04o}, uid {}, fingerprint {:#018x}\n",
+        "segment  {}\ntype     {}: {shape}\ncreator  pid {} ({}), {created}; {fate}\nobject   {} in /dev/shm ({}), payload {}, mode {:04o}, uid {}, fingerprint {:#018x}\n",
         i.name,
         i.rust_type(),
         i.creator_pid,
         if i.creator_alive { "alive" } else { "dead" },
-        units::size(i.object_len),
+        units::size(i.footprint),
+        parts(i),
         units::size(i.payload_len),
         i.mode,
         i.uid,
         i.fingerprint
     )
+}
+
+/// What the footprint is made of: the segment's object with its journal area, and the side
+/// journal if there is one.
+fn parts(i: &SegmentInfo) -> String {
+    let object = format!(
+        "object {} with a journal area of {}",
+        units::size(i.object_len),
+        units::size(i.journal_area_len)
+    );
+    if i.side_journal_len == 0 {
+        object
+    } else {
+        format!("{object}; side journal {}", units::size(i.side_journal_len))
+    }
 }
 
 /// The line that says whether the segment's lock is poisoned.

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{chown, symlink};
+use std::os::unix::fs::{chown, symlink, MetadataExt};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -209,18 +209,21 @@ fn ls_lists_our_segments_with_type_size_creator_and_kept() {
     let lv = line(&v);
     assert!(lv.contains("Value<i32>") && lv.contains("yes"), "{lv}");
     assert!(text.starts_with("NAME"), "{text}");
-    // The whole object (what it takes in /dev/shm) beside the payload, under their titles.
+    // What it takes in /dev/shm (the pages allocated to its object: it has no side journal)
+    // beside the payload, under their titles.
     let header = text.lines().next().unwrap();
     let column = |row: &str, title: &str, next: &str| {
         let (from, to) = (header.find(title).unwrap(), header.find(next).unwrap());
         row[from..to].trim().to_owned()
     };
-    let file_len = fs::metadata(a.path()).unwrap().len();
-    // The header's 256 bytes, the payload and its journal (two copies) at least.
-    assert!(file_len >= 256 + 3 * 320, "{file_len}");
+    let meta = fs::metadata(a.path()).unwrap();
+    // The header's 256 bytes, the payload, and a journal area for one update of all of it.
+    assert!(meta.len() >= 256 + 3 * 320, "{}", meta.len());
+    let allocated = meta.blocks() * 512;
+    assert!(allocated >= meta.len(), "{allocated}");
     assert_eq!(
         column(&la, "SIZE", "PAYLOAD"),
-        format!("{:.1} KiB", file_len as f64 / 1024.0)
+        format!("{:.1} KiB", allocated as f64 / 1024.0)
     );
     assert_eq!(column(&la, "PAYLOAD", "COUNT"), "320 B");
 
@@ -244,7 +247,16 @@ fn ls_lists_our_segments_with_type_size_creator_and_kept() {
         es["payload_len"],
         std::mem::size_of::<AtomicEverything>() as u64
     );
-    assert_eq!(es["object_len"], fs::metadata(s.path()).unwrap().len());
+    let meta = fs::metadata(s.path()).unwrap();
+    assert_eq!(es["object_len"], meta.len());
+    assert_eq!(es["footprint"], meta.blocks() * 512);
+    assert_eq!(es["side_journal_len"], 0);
+    let area = es["journal_area_len"].as_u64().unwrap();
+    // Room for the old and the new value of the whole payload.
+    assert!(
+        area >= 2 * es["payload_len"].as_u64().unwrap() && area % 128 == 0,
+        "{area}"
+    );
     assert_eq!(es["creator_pid"], std::process::id());
     assert_eq!(es["creator_alive"], true);
     assert_eq!(es["kept"], false);
@@ -1230,6 +1242,79 @@ fn gc_removes_segments_of_dead_creators_and_nothing_else() {
     // The kept one goes when asked by name.
     ok(&["rm", &kept]);
     assert!(!kept.exists());
+}
+
+/// A write too large for a segment's journal area leaves a side journal: `ls` and `inspect`
+/// count it in the segment's footprint, `rm` removes it with its segment and refuses it alone,
+/// and one whose segment is gone (removed with plain `rm`) is listed and removed by `gc`.
+#[test]
+fn side_journals_count_in_the_footprint_and_go_with_their_segment() {
+    let p = TestName::prefix("side");
+    let big = TestName::under(&p);
+    let orphaned = TestName::under(&p);
+    let keep = Options::new().keep(true);
+    let values: Vec<u64> = (0..64 << 10).collect();
+    for n in [&big, &orphaned] {
+        let a = Array::<u64>::create_zeroed_with(n, values.len(), &keep).unwrap();
+        a.write_from(0, &values);
+    }
+    let sides = big.side_journals();
+    assert_eq!(sides.len(), 1, "{sides:?}");
+    let side = &sides[0];
+    let (seg, jr) = (
+        fs::metadata(big.path()).unwrap(),
+        fs::metadata(big.path().with_file_name(side)).unwrap(),
+    );
+    // Room for the 512 KiB record at least.
+    assert!(jr.len() >= 512 << 10, "{}", jr.len());
+
+    let e = ls_entry(&big).unwrap();
+    assert_eq!(e["side_journal_len"], jr.len());
+    assert_eq!(e["footprint"], (seg.blocks() + jr.blocks()) * 512);
+    let footprint = e["footprint"].as_u64().unwrap();
+    let text = ok(&["ls"]);
+    let row = text.lines().find(|l| l.starts_with(&*big)).unwrap();
+    assert!(
+        row.contains(&format!("{:.1} MiB", footprint as f64 / (1 << 20) as f64)),
+        "{row}"
+    );
+    // Its own row only with --all, saying whose it is.
+    assert!(!text.contains(side.as_str()), "{text}");
+    let all = ok(&["ls", "--all"]);
+    let row = all.lines().find(|l| l.starts_with(side.as_str())).unwrap();
+    assert!(
+        row.contains("journal") && row.contains(&format!("side journal of `{}`", &*big)),
+        "{row}"
+    );
+    let shown = ok(&["inspect", &big]);
+    assert!(
+        shown.contains(&format!("side journal {:.1} KiB", jr.len() as f64 / 1024.0)),
+        "{shown}"
+    );
+
+    // Not alone: with its segment.
+    assert!(refused(&["rm", side]).contains(&format!("side journal of `{}`", &*big)));
+    ok(&["rm", "--force", &big]);
+    assert!(!big.exists() && big.side_journals().is_empty());
+
+    // A segment removed behind the library's back leaves an orphan, which gc removes.
+    fs::remove_file(orphaned.path()).unwrap();
+    let orphan = orphaned.side_journals().pop().unwrap();
+    let text = ok(&["ls"]);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(orphan.as_str()))
+        .unwrap();
+    assert!(row.contains("which is gone: `shm gc` removes it"), "{row}");
+    assert_eq!(
+        ok(&["gc", "--dry-run", "--prefix", &p]),
+        format!(
+            "would remove {orphan} (side journal of `{}`, which is gone)\n",
+            &*orphaned
+        )
+    );
+    ok(&["gc", "--prefix", &p]);
+    assert!(orphaned.side_journals().is_empty());
 }
 
 #[test]

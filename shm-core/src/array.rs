@@ -17,9 +17,11 @@ use crate::lock;
 use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
-use crate::shared_layout::duplicate;
 use crate::wait;
+use crate::write;
 use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
+
+mod journaled;
 
 /// The indices a range bound selects in a slice of `len`, checked like slice indexing.
 #[inline]
@@ -224,6 +226,12 @@ impl<T: SharedLayout> Array<T> {
     /// `f` gets a copy of all elements. It wakes every waiter of the segment
     /// ([`wait_until`](Self::wait_until)).
     ///
+    /// It journals and stores only the elements `f` changed (of numbers: the primitives), so
+    /// changing one element of a large array costs a few copies of the array (loading it, the
+    /// copy `f` changes, comparing the two), and a journal of that element. An update that changes
+    /// more than the journal area holds (32 KiB of old and new values) uses the side journal; see
+    /// [Big arrays](crate#big-arrays-what-a-segment-costs).
+    ///
     /// # Panics
     /// If this thread already holds the lock; the panic names the caller's line.
     #[track_caller]
@@ -243,7 +251,7 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.update_range_locked(&guard, range, f)
+        write::infallible(self.updating(&guard, bounds(range, self.len()), f, false))
     }
 
     /// [`update_range`](Self::update_range) for a caller that holds the lock already, through
@@ -259,25 +267,7 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
         self.check_guard(guard);
-        let range = bounds(range, self.len());
-        let size = core::mem::size_of::<T::Atomic>();
-        let bytes = range.start * size..range.end * size;
-        let twins = &guard[range];
-        let old: Vec<T> = twins.iter().map(|t| T::load(t, Relaxed)).collect();
-        // Copies of the one load: see `Shared::update`.
-        let mut new: Vec<T> = old.iter().map(duplicate).collect();
-        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        seqlock::write(
-            guard.segment(),
-            bytes,
-            |copies| copies.record(&old, &new),
-            || {
-                for ((t, o), n) in twins.iter().zip(&old).zip(&new) {
-                    T::store_changed(t, o, n, Relaxed);
-                }
-            },
-        );
-        r
+        write::infallible(self.updating(guard, bounds(range, self.len()), f, false))
     }
 
     /// Blocks until `pred` holds for the elements, and returns the [`snapshot`](Self::snapshot)
@@ -468,6 +458,11 @@ impl<T: BulkCopy> Array<T> {
     /// `update`, it proceeds when a previous holder of the lock died, and leaves the poisoning in place,
     /// and it wakes every waiter of the segment ([`wait_until`](Self::wait_until)).
     ///
+    /// It journals the old values of the range, piece by piece right before storing each piece,
+    /// in the journal area or, beyond 64 KiB, in the side journal (see
+    /// [Big arrays](crate#big-arrays-what-a-segment-costs)): about twice the memory traffic of
+    /// [`store_from`](Self::store_from).
+    ///
     /// ```
     /// use shm_core::Array;
     ///
@@ -494,20 +489,7 @@ impl<T: BulkCopy> Array<T> {
     /// If `start + values.len()` is past the end; if `guard` is the lock of another segment.
     pub fn write_from_locked(&self, guard: &Guard<'_, [T::Atomic]>, start: usize, values: &[T]) {
         self.check_guard(guard);
-        let range = self.bulk_range(start, values.len());
-        let size = core::mem::size_of::<T::Atomic>();
-        let bytes = range.start * size..range.end * size;
-        let twins = &guard[range];
-        seqlock::write(
-            guard.segment(),
-            bytes,
-            |copies| {
-                let (old, new) = copies.twins::<T>(twins.len());
-                bulk::copy::<T>(twins, old);
-                bulk::store(values, new);
-            },
-            || bulk::store(values, twins),
-        );
+        write::infallible(self.writing(guard, start, values, false))
     }
 
     /// Stores `values` into the elements `start..start + values.len()` with relaxed atomic
@@ -515,9 +497,9 @@ impl<T: BulkCopy> Array<T> {
     /// (`copy_from_slice` onto the atomics), not one update. It takes no lock and never waits; a
     /// concurrent [`snapshot`](Self::snapshot) may see some of the new elements and not others,
     /// and a concurrent [`update`](Self::update) may overwrite some of them. For one consistent
-    /// write, use [`write_from`](Self::write_from), which costs three times the memory traffic
-    /// (it journals the old and the new values first, so that a writer killed half-way is rolled
-    /// back).
+    /// write, use [`write_from`](Self::write_from), which costs about twice the memory traffic
+    /// (it copies the old values into the journal first, so that a writer killed half-way is
+    /// rolled back).
     ///
     /// ```
     /// use shm_core::Array;

@@ -8,8 +8,8 @@
 //! [`Cell`] of a [`Width`] at an offset. The region checks that the cell lies inside it and is
 //! aligned; the cell loads and stores with the std atomic of its width, relaxed.
 //!
-//! A region is bytes of a segment that only atomics access: the payload, one of the journal's
-//! copies, a slice of twins. Two conditions stay with the caller, and are why [`Region::new`],
+//! A region is bytes of a segment that only atomics access: the payload, a journal area, a slice
+//! of twins. Two conditions stay with the caller, and are why [`Region::new`],
 //! [`Region::cell`] (and what is built on it) are `unsafe`: that the bytes stay mapped while the
 //! region is used and only atomics access them; and that the width is the one every concurrent
 //! access to those bytes uses (the width the segment's checked layout gives the primitive there),
@@ -160,7 +160,7 @@ impl Cell<'_> {
 }
 
 /// Bytes of shared memory that only atomics access, and that stay mapped for `'a`: a segment's
-/// payload, one of its journal's copies, a slice of twins.
+/// payload, a journal area, a slice of twins.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Region<'a> {
     start: NonNull<u8>,
@@ -194,13 +194,12 @@ impl<'a> Region<'a> {
         unsafe { Region::new(seg.payload(), seg.payload_len()) }
     }
 
-    /// The two copies of `seg`'s undo journal: the old values, the new.
+    /// The segment's own journal area, where the record of a write that fits in it goes.
     #[inline]
-    pub(crate) fn journal(seg: &'a Segment) -> (Region<'a>, Region<'a>) {
-        // SAFETY: as in `payload`: `Segment` proved that the journal, two copies of
-        // `payload_len()` bytes from `journal()`, lies inside the mapping.
-        let both = unsafe { Region::new(seg.journal(), 2 * seg.payload_len()) };
-        both.split_at(seg.payload_len())
+    pub(crate) fn journal(seg: &'a Segment) -> Region<'a> {
+        // SAFETY: as in `payload`: `Segment` proved that the journal area, `journal_cap()` bytes
+        // from `journal()`, lies inside the mapping.
+        unsafe { Region::new(seg.journal(), seg.journal_cap()) }
     }
 
     /// The bytes of `twins`.
@@ -267,6 +266,24 @@ impl<'a> Region<'a> {
         })
     }
 
+    /// The region's first bytes as a twin of `T`, if they fit and are aligned for it.
+    ///
+    /// # Safety
+    /// As for [`cell`](Self::cell): no access of other widths races with the twin's own (the
+    /// region holds a `T` where the twin is, or it is accessed only under the segment's lock).
+    #[inline]
+    pub(crate) unsafe fn twin<T: SharedLayout>(self) -> Option<&'a T::Atomic> {
+        let fits = size_of::<T::Atomic>() <= self.len;
+        if !fits || self.as_ptr() as usize % align_of::<T::Atomic>() != 0 {
+            return None;
+        }
+        // SAFETY: the twin fits in the region (checked), which lives for `'a`; its start is
+        // aligned for it (checked); any bits are a valid `T::Atomic`, made only of atomics
+        // (`SharedLayout`'s contract), and only atomics access the region. The widths are the
+        // caller's to vouch for.
+        Some(unsafe { &*self.start.cast::<T::Atomic>().as_ptr() })
+    }
+
     /// The std atomic `A` at `offset`, if it lies inside the region and is aligned for `A`. Only
     /// for `cell`, whose caller vouches for the width.
     #[inline]
@@ -284,26 +301,6 @@ impl<'a> Region<'a> {
         // (checked); `A` is one of std's `AtomicU8..AtomicU64`, for which any bits are a valid
         // value; only atomics access the region. The width is `cell`'s caller's to vouch for.
         Some(unsafe { &*ptr.cast::<A>() })
-    }
-
-    /// The region's first `n` twins of `T`, if they fit and it is aligned for them.
-    ///
-    /// # Safety
-    /// As for [`cell`](Self::cell): no access of other widths races with the twins' own (the
-    /// region holds `T`s where the twins are, or it is accessed only under the segment's lock).
-    #[inline]
-    pub(crate) unsafe fn twins<T: SharedLayout>(self, n: usize) -> Option<&'a [T::Atomic]> {
-        let fits = n
-            .checked_mul(size_of::<T::Atomic>())
-            .is_some_and(|bytes| bytes <= self.len);
-        if !fits || self.as_ptr() as usize % align_of::<T::Atomic>() != 0 {
-            return None;
-        }
-        // SAFETY: `n` twins fit in the region (checked), which lives for `'a`; its start is
-        // aligned for them (checked); any bits are a valid `T::Atomic`, made only of atomics
-        // (`SharedLayout`'s contract), and only atomics access the region. The widths are the
-        // caller's to vouch for.
-        Some(unsafe { core::slice::from_raw_parts(self.start.cast().as_ptr(), n) })
     }
 
     /// Relaxed atomic loads of the `unit`-wide cells that make up the region, written to `out`
@@ -530,9 +527,6 @@ mod tests {
             assert!(region.cell(8, Width::Four).is_some());
             assert!(region.cell(12, Width::One).is_none());
             assert!(region.cell(usize::MAX, Width::One).is_none());
-            assert!(region.twins::<u32>(3).is_some());
-            assert!(region.twins::<u32>(4).is_none());
-            assert!(region.twins::<u64>(1).is_none()); // misaligned
         }
     }
 }

@@ -17,6 +17,14 @@ pub(crate) const FLAG_ARRAY: u32 = 1 << 0;
 /// Flag: the creator asked to keep the segment after its handle is dropped.
 pub(crate) const FLAG_KEEP: u32 = 1 << 1;
 
+/// `journal_where`: the record (if `journal_len` is not 0) is in the segment's journal area.
+pub(crate) const JOURNAL_HERE: u32 = 0;
+/// `journal_where`: the record is in the side journal object.
+pub(crate) const JOURNAL_SIDE: u32 = 1;
+/// `journal_where`: a write is in progress that had no room for a record: if its writer dies,
+/// what it stored cannot be rolled back.
+pub(crate) const JOURNAL_NONE: u32 = 2;
+
 /// Offset of the descriptor: right after the fixed header.
 pub(crate) const DESCRIPTOR_OFFSET: usize = size_of::<Header>();
 
@@ -45,21 +53,24 @@ pub(crate) struct Header {
     pub elem_count: AtomicU64,
     pub elem_size: AtomicU64,
     pub creator_pid: AtomicU32,
-    pub _reserved0: AtomicU32,
+    /// Where the record of the write in progress is: [`JOURNAL_HERE`], [`JOURNAL_SIDE`], or
+    /// [`JOURNAL_NONE`] for a write that had no room for one.
+    pub journal_where: AtomicU32,
     pub creator_start: AtomicU64,
     pub created_at: AtomicU64,
     /// Non-zero when a holder of the lock died (or panicked) and no locker has been told yet.
     pub poison: AtomicU32,
     /// Pid of a process re-initialising a lock word that pthread can no longer use, or 0.
     pub repair: AtomicU32,
-    /// Where the undo journal starts: two copies of the payload's layout (old, then new values),
-    /// `payload_len` bytes each.
+    /// Where the segment's own journal area starts (after the payload).
     pub journal_offset: AtomicU64,
-    /// Offset in the payload of the bytes the journal holds a copy of.
-    pub journal_start: AtomicU64,
-    /// Number of journaled bytes; non-zero while an update is storing.
+    /// Size of the segment's own journal area in bytes: the object ends with it.
+    pub journal_cap: AtomicU64,
+    /// Bytes of the record of the write in progress that are complete; 0 when there is none.
     pub journal_len: AtomicU64,
-    pub _reserved1: AtomicU64,
+    /// A random number chosen at creation, never 0: it names the side journal object, so that a
+    /// segment made again under the same name never shares one.
+    pub journal_id: AtomicU64,
     /// Sequence counter of the seqlock; alone on its cache line (with the waiting words, which
     /// every write's end touches too).
     pub seq: AtomicU64,
@@ -87,13 +98,15 @@ const _: () = {
     assert!(offset_of!(Header, elem_count) == 48);
     assert!(offset_of!(Header, elem_size) == 56);
     assert!(offset_of!(Header, creator_pid) == 64);
+    assert!(offset_of!(Header, journal_where) == 68);
     assert!(offset_of!(Header, creator_start) == 72);
     assert!(offset_of!(Header, created_at) == 80);
     assert!(offset_of!(Header, poison) == 88);
     assert!(offset_of!(Header, repair) == 92);
     assert!(offset_of!(Header, journal_offset) == 96);
-    assert!(offset_of!(Header, journal_start) == 104);
+    assert!(offset_of!(Header, journal_cap) == 104);
     assert!(offset_of!(Header, journal_len) == 112);
+    assert!(offset_of!(Header, journal_id) == 120);
     assert!(offset_of!(Header, seq) == 128);
     assert!(offset_of!(Header, changes) == 136);
     assert!(offset_of!(Header, waiters) == 140);

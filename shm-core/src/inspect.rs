@@ -4,15 +4,15 @@
 //! have the Rust type can still find segments, read them and change a field:
 //!
 //! - [`list`] and [`examine`] say what each object in `/dev/shm` is: a segment of this library
-//!   ([`SegmentInfo`]: type, size, creator and whether it lives, kept or not, age), one that
-//!   cannot be used (corrupt, or its creator died while creating it), another user's, or
-//!   something else;
+//!   ([`SegmentInfo`]: type, size and footprint, creator and whether it lives, kept or not,
+//!   age), one that cannot be used (corrupt, or its creator died while creating it), a segment's
+//!   side journal ([`JournalInfo`]), another user's, or something else;
 //! - [`RawSegment`] opens a segment of any layout: [`snapshot`](RawSegment::snapshot) reads a
 //!   consistent [`Datum`] tree, [`set`](RawSegment::set) writes one field parsed from text
 //!   ([`set_timeout`](RawSegment::set_timeout) waits for the lock at most so long), and
 //!   [`lock_holder`](RawSegment::lock_holder) says which process holds the lock;
 //! - [`stale`] finds segments whose creator died without removing them (killed with SIGKILL,
-//!   say), and [`Stale::remove`] removes one.
+//!   say), and side journals whose segment is gone, and [`Stale::remove`] removes one.
 //!
 //! # Restarting a service whose segment may be stale
 //!
@@ -56,5 +56,7 @@ mod value;
 pub use compare::Compare;
 pub use datum::Datum;
 pub use holder::LockHolder;
-pub use list::{examine, list, stale, EntryKind, ListEntry, SegmentInfo, Stale, SHM_DIR};
+pub use list::{
+    examine, list, stale, EntryKind, JournalInfo, ListEntry, SegmentInfo, Stale, SHM_DIR,
+};
 pub use raw::{FieldError, RawSegment, Written};

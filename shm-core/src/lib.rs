@@ -368,7 +368,7 @@
 //! | --- | --- | --- |
 //! | holding [`lock`](Shared::lock)'s [`Guard`] | whatever it stored under the guard: such stores are not journaled, so nothing can be rolled back | the lock is **poisoned** (below) |
 //! | inside [`update`](Shared::update)'s closure | the value as before the update: the closure works on a copy and runs before the write window, so nothing was stored | **poisoned** all the same: it held the lock, and from outside this cannot be told from a death holding a guard |
-//! | inside `update`'s write window (storing) | half of the update, and the journal holding the old values | **nobody**: the next reader (within about a millisecond) or locker rolls the update back from the journal, so the value is exactly the one before it; that is a repair, and the lock is not poisoned |
+//! | inside `update`'s write window (storing) | half of the update, and the journal holding the old values of what it stored | **nobody**: the next reader (within about a millisecond) or locker rolls the update back from the journal, so the value is exactly the one before it; that is a repair, and the lock is not poisoned (unless the update had no room for its journal: see [Big arrays](#big-arrays-what-a-segment-costs); then it stays half done and the lock is **poisoned**) |
 //! | after `update`'s last store, before it unlocked | the whole update | **poisoned**, as for a guard's holder (the lock cannot tell) |
 //! | in [`snapshot`](Shared::snapshot) or a field operation | nothing half-done: a reader stores nothing, a field operation is one atomic step that happened or not | nobody; nothing to tell |
 //! | in [`wait_until`](Shared::wait_until), asleep | its registration as a waiter, in the header | nobody: writers of the next second or two each make one needless wake call, then find the registration stale and clear it |
@@ -441,6 +441,13 @@
 //! assert_eq!(matrix[1][1].load(Relaxed), 1.0);
 //! # Ok::<(), shm_core::Error>(())
 //! ```
+//!
+//! ## Big arrays: what a segment costs
+//!
+//! Its payload, header and a journal area of at most 64 KiB; a write journals what it changes,
+//! a larger journal goes to the side journal `<name>.journal-<id>` (kept at the largest such
+//! write, removed with the segment). Without room for it a write goes ahead unjournaled (a writer
+//! killed while storing then poisons the lock), or a `try_` write returns [`Error::NoSpace`].
 //!
 //! # Errors
 //!
@@ -562,7 +569,10 @@ mod shared_enum;
 mod shared_layout;
 mod text;
 mod type_code;
+mod value;
+mod values;
 mod wait;
+mod write;
 
 pub use array::Array;
 pub use atomic::{AtomicBool, AtomicChar, AtomicF32, AtomicF64};

@@ -36,7 +36,7 @@ use crate::cell::Region;
 use crate::header::Header;
 use crate::inspect::holder;
 use crate::inspect::{LockHolder, SegmentInfo};
-use crate::journal::each_primitive;
+use crate::journal::{self, each_primitive};
 use crate::lock;
 use crate::segment::Segment;
 use crate::wait;
@@ -213,16 +213,6 @@ fn writer_gone(h: &Header) -> bool {
     holder::holder(h).is_none_or(|holder| !holder.alive)
 }
 
-/// The journal record: (start, len) in the payload.
-fn record(h: &Header) -> (u64, u64) {
-    let len = h.journal_len.load(Relaxed);
-    let start = h.journal_start.load(Relaxed);
-    // Pairs with the writer's release store of `journal_len`: the journal's copies it covers are
-    // visible below.
-    fence(Acquire);
-    (start, len)
-}
-
 /// If the writer of the write window `odd` is gone: a copy of the payload with its unfinished
 /// update undone from the journal; `None` if it is not gone, or the window or the journal record
 /// changed while the copy was made (a read-write process rolled it back meanwhile, or a new write
@@ -232,7 +222,7 @@ fn rolled_back(seg: &Segment, odd: u64) -> Option<LocalCopy> {
     if !writer_gone(h) || seq(h) != odd {
         return None;
     }
-    let (start, len) = record(h);
+    let (place, len) = journal::record_of(seg);
     let payload_len = seg.payload_len();
     let elem = seg.element();
     let copy = LocalCopy::new(payload_len, elem.align as usize);
@@ -245,9 +235,9 @@ fn rolled_back(seg: &Segment, odd: u64) -> Option<LocalCopy> {
     let mut ok = true;
     let mut copy_cell = |from: Region<'_>, offset: u64, width| {
         // SAFETY: `width` is the width the segment's validated descriptor gives the primitive at
-        // `offset`, the width of every access to it in the payload (and in the journal's copies,
-        // laid out like it); the copy is this reader's own, accessed only here. Loads of the
-        // mapping are relaxed and at most 8 bytes wide (see the module's rule).
+        // `offset`, the width of every access to it in the payload; the copy is this reader's
+        // own, accessed only here. Loads of the mapping are relaxed and at most 8 bytes wide (see
+        // the module's rule).
         let cells = unsafe {
             (
                 from.cell(offset as usize, width),
@@ -265,43 +255,13 @@ fn rolled_back(seg: &Segment, odd: u64) -> Option<LocalCopy> {
             copy_cell(payload, offset, width)
         });
     }
-    let fits = start
-        .checked_add(len)
-        .is_some_and(|end| end <= payload_len as u64);
-    if len != 0 && fits && size > 0 {
-        // As `journal::undo`: every primitive of the range whose old and new values differ gets
-        // its old value, here in the copy.
-        let (old, new) = Region::journal(seg);
-        let range = start..start + len;
-        let mut k = start / size;
-        while k * size < range.end {
-            each_primitive(elem, k * size, &range, &mut |offset, width| {
-                // SAFETY: as in `copy_cell`: the descriptor's width at `offset`, in the journal's
-                // copies laid out like the payload and in this reader's copy.
-                let cells = unsafe {
-                    (
-                        old.cell(offset as usize, width),
-                        new.cell(offset as usize, width),
-                        mine.cell(offset as usize, width),
-                    )
-                };
-                match cells {
-                    (Some(o), Some(n), Some(dst)) => {
-                        let o = o.load();
-                        if o != n.load() {
-                            dst.store(o);
-                        }
-                    }
-                    _ => ok = false,
-                }
-            });
-            k += 1;
-        }
-    }
+    // As `journal::undo`, here in the copy (what it cannot roll back it leaves as it is, as a
+    // read-write reader would, which would also poison the lock).
+    journal::restore(seg, mine, place, len);
     // Orders every load above before the checks: a rollback by another process, or a new write,
     // that any of them saw shows below.
     fence(Acquire);
-    let same = seq(h) == odd && record(h) == (start, len) && writer_gone(h);
+    let same = seq(h) == odd && journal::record_of(seg) == (place, len) && writer_gone(h);
     (ok && same).then_some(copy)
 }
 

@@ -1,7 +1,8 @@
 //! The seqlock that makes `update` and `snapshot` consistent across processes.
 //!
 //! Writers hold the segment's lock, make the header's sequence counter odd, journal what they
-//! may change, store, clear the journal, and make the counter even again. Readers never write and
+//! change (piece by piece, each piece right before storing it), store, clear the journal, and
+//! make the counter even again. Readers never write and
 //! never lock in the common case: they read the counter, the fields (relaxed atomic loads), and
 //! the counter again, and retry if it was odd or changed.
 //!
@@ -11,59 +12,83 @@
 //! the counter even. A locker that finds the counter odd does the same. Nothing is left
 //! half-changed, so neither poisons the lock (see `lock.rs` for what does).
 
-use std::ops::Range;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::cell::Region;
 use crate::held;
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
 use crate::wait;
+use crate::Result;
 
-/// Ends a write: clears the journal and makes the counter even; if the write panicked, undoes it
-/// first and poisons the lock.
-struct EndWrite<'a> {
+/// A seqlock write in progress: the counter is odd, and the journal records what it stores.
+/// Dropping it ends the write: it clears the journal and makes the counter even; if the write
+/// panicked, it undoes it first and poisons the lock.
+pub(crate) struct Write<'a> {
     seg: &'a Segment,
     odd: u64,
+    /// Taken when the write ends.
+    log: Option<journal::Log<'a>>,
 }
 
-impl Drop for EndWrite<'_> {
+impl<'a> Write<'a> {
+    /// Begins a write whose journal entries take `need` bytes: makes room for them (see
+    /// [`journal::Log::prepare`]), then makes the counter odd. The caller holds the segment's
+    /// lock (so a dead writer's leftovers were already undone by `recover`).
+    ///
+    /// # Errors
+    /// If `required` and there is no room for the journal; then nothing has changed.
+    #[inline(always)]
+    pub(crate) fn begin(seg: &'a Segment, need: usize, required: bool) -> Result<Write<'a>> {
+        let log = journal::Log::prepare(seg, need, required)?;
+        let h = seg.header();
+        let odd = h.seq.load(Ordering::Relaxed) | 1;
+        h.seq.store(odd, Ordering::Relaxed);
+        // Orders the odd counter before every store of the write: a reader that sees any of
+        // them sees an odd or newer counter on its second read.
+        log.start();
+        Ok(Write {
+            seg,
+            odd,
+            log: Some(log),
+        })
+    }
+
+    /// Journals payload bytes `start..start + len` (see [`journal::Log::append`]); the write may
+    /// store them once this returns.
+    #[inline]
+    pub(crate) fn journal(
+        &mut self,
+        start: usize,
+        len: usize,
+        kind: journal::Kind,
+        fill: impl FnOnce(Region<'_>, Option<Region<'_>>),
+    ) {
+        if let Some(log) = self.log.as_mut() {
+            log.append(start, len, kind, fill);
+        }
+    }
+}
+
+impl Drop for Write<'_> {
+    #[inline]
     fn drop(&mut self) {
+        let log = self.log.take();
         if std::thread::panicking() {
+            // Let go of the side journal first: undoing maps it again.
+            drop(log);
             journal::undo(self.seg);
             lock::poison(self.seg.header());
-        } else {
-            journal::end(self.seg);
+        } else if let Some(log) = log {
+            log.end();
         }
         let h = self.seg.header();
         h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
         // After the counter is even: a waiter woken now sees the write in its snapshot.
         wait::changed(h);
     }
-}
-
-/// A seqlock write of payload bytes `range`: `journal` writes the old and new values into the
-/// journal's copies, then `store` stores the new values. The caller holds the segment's lock (so
-/// a dead writer's leftovers were already undone by `recover`).
-#[inline]
-pub(crate) fn write(
-    seg: &Segment,
-    range: Range<usize>,
-    journal: impl FnOnce(&journal::Copies),
-    store: impl FnOnce(),
-) {
-    let h = seg.header();
-    let odd = h.seq.load(Ordering::Relaxed) | 1;
-    h.seq.store(odd, Ordering::Relaxed);
-    let end = EndWrite { seg, odd };
-    journal::begin(seg, range, journal);
-    // Orders the odd counter and the journal before every store in `store`: a reader that sees
-    // any of them sees an odd or newer counter on its second read, and a process killed among
-    // them leaves a journal that covers them.
-    fence(Ordering::Release);
-    store();
-    drop(end);
 }
 
 /// Runs `f` (an update's closure, under the lock); if it panics, the lock is poisoned, as std's
@@ -82,7 +107,8 @@ pub(crate) fn poison_on_panic<R>(seg: &Segment, f: impl FnOnce() -> R) -> R {
 }
 
 /// If a writer died mid-write (the counter is odd while the caller holds the lock), undoes its
-/// stores and makes the counter even. Returns whether it did.
+/// stores and makes the counter even. Returns whether it did. A write that cannot be undone (it
+/// had no room for a journal) poisons the lock.
 pub(crate) fn recover(seg: &Segment) -> bool {
     let h = seg.header();
     let seq = h.seq.load(Ordering::Acquire);

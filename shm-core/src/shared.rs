@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use std::ptr::NonNull;
 
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
@@ -15,9 +15,11 @@ use crate::inspect::{LockHolder, SegmentInfo};
 use crate::lock;
 use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
-use crate::shared_layout::duplicate;
 use crate::wait;
-use crate::{Options, Primitive, Result, SharedLayout};
+use crate::write;
+use crate::{Options, Result, SharedLayout};
+
+mod journaled;
 
 /// Compile-time limits every type placed in a segment must meet.
 pub(crate) const fn check_type<T: SharedLayout>() {
@@ -258,9 +260,12 @@ impl<T: SharedLayout> Shared<T> {
     /// `update` proceeds whatever happened before it, and changes nothing about the poisoning:
     ///
     /// - If a previous `update` of any process was killed while storing (in its write window),
-    ///   `update` first rolls that half-done write back from the segment's undo journal (twice
-    ///   the payload's size, for this), so `f` sees the value from before it. Nothing is left
-    ///   half-changed, and the lock is not poisoned by it.
+    ///   `update` first rolls that half-done write back from the segment's undo journal, so `f`
+    ///   sees the value from before it. Nothing is left half-changed, and the lock is not
+    ///   poisoned by it. (The journal holds the old and new values of the fields an update
+    ///   stores: for a value larger than 32 KiB it may need the side journal, and without room
+    ///   for it the update goes ahead unjournaled; see
+    ///   [Big arrays](crate#big-arrays-what-a-segment-costs).)
     /// - If a holder of [`lock`](Self::lock)'s guard died, or an `update` died inside its closure,
     ///   there is nothing to roll back (a guard's stores are not journaled): what that holder
     ///   changed stays changed, and the lock is poisoned. `update` still proceeds — its own
@@ -300,7 +305,7 @@ impl<T: SharedLayout> Shared<T> {
     #[track_caller]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.update_locked(&guard, f)
+        write::infallible(self.update_under(&guard, f, false))
     }
 
     /// [`update`](Self::update) for a caller that holds the lock already, through `guard`: the
@@ -328,20 +333,7 @@ impl<T: SharedLayout> Shared<T> {
             "segment `{}`: update_locked() with the guard of another segment",
             self.name()
         );
-        let twin: &T::Atomic = guard;
-        // One load: a second one could see other fields changed by field atomics meanwhile,
-        // and `update` would then write those values back over later changes.
-        let old = T::load(twin, Relaxed);
-        let mut new = duplicate(&old);
-        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        let old = core::slice::from_ref(&old);
-        seqlock::write(
-            guard.segment(),
-            0..core::mem::size_of::<T::Atomic>(),
-            |copies| copies.record(old, core::slice::from_ref(&new)),
-            || T::store_changed(twin, &old[0], &new, Relaxed),
-        );
-        r
+        write::infallible(self.update_under(guard, f, false))
     }
 
     /// Blocks until `pred` holds for the value, and returns the [`snapshot`](Self::snapshot) it
@@ -583,40 +575,6 @@ impl<T: SharedLayout> Deref for Shared<T> {
 
     fn deref(&self) -> &T::Atomic {
         self.atomic()
-    }
-}
-
-/// Python's `Value.value`, for a handle of one primitive.
-impl<T: Primitive> Shared<T> {
-    /// The value, loaded with a sequentially consistent atomic load (Python's `v.value`).
-    ///
-    /// ```
-    /// # let name = format!("doc-value-get-{}", std::process::id());
-    /// let v = shm_core::Value::<i32>::create(&name, 7)?;
-    /// assert_eq!(v.get(), 7);
-    /// # Ok::<(), shm_core::Error>(())
-    /// ```
-    pub fn get(&self) -> T {
-        T::load(self.atomic(), SeqCst)
-    }
-
-    /// Stores `value` with a sequentially consistent atomic store (Python's `v.value = x`).
-    ///
-    /// One atomic store, not under the lock: like Python's `v.value += 1`, `v.set(v.get() + 1)`
-    /// loses increments that other processes make in between. Use `fetch_add` (through `Deref`),
-    /// or [`update`](Self::update), for a change that depends on the value. Like every field
-    /// atomic it wakes no waiter: call [`notify`](Self::notify) after it (a waiter that is not
-    /// woken sees it within 100 ms all the same).
-    ///
-    /// ```
-    /// # let name = format!("doc-value-set-{}", std::process::id());
-    /// let v = shm_core::Value::<bool>::create(&name, false)?;
-    /// v.set(true);
-    /// assert!(v.get());
-    /// # Ok::<(), shm_core::Error>(())
-    /// ```
-    pub fn set(&self, value: T) {
-        T::store(self.atomic(), &value, SeqCst)
     }
 }
 

@@ -31,6 +31,12 @@ use crate::{AtomicBool, AtomicChar, AtomicF32, AtomicF64, Layout, TypeCode};
 /// - `Self::Atomic` holds no pointer and needs no `Drop`;
 /// - [`LAYOUT`](SharedLayout::LAYOUT) describes `Self::Atomic` exactly: its size, alignment and,
 ///   for a struct, each field's name, offset and layout.
+///
+/// The trait has a hidden associated constant, `PLAIN_BYTES`, `false` unless overridden; only
+/// this crate's number types and arrays of them set it. An implementor that sets it `true`
+/// promises in addition what [`BulkCopy`](crate::BulkCopy) promises (no padding, every bit
+/// pattern a valid `Self`, the bytes of a value those `store` leaves in the twin) and that `Self`
+/// needs no `Drop`: `update` then copies and compares values as bytes.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "`{Self}` does not implement `SharedLayout`",
@@ -52,6 +58,10 @@ pub unsafe trait SharedLayout: Sized + 'static {
 
     /// Writes every field of `value` into `atomic` with `order`.
     fn store(atomic: &Self::Atomic, value: &Self, order: Ordering);
+
+    /// Whether values are plain bytes: see the trait's safety section. Not part of the API.
+    #[doc(hidden)]
+    const PLAIN_BYTES: bool = false;
 
     /// Writes the fields of `new` that differ from `old` into `atomic`, leaving the others alone
     /// (so an `update` does not overwrite concurrent field atomics on fields it did not change).
@@ -93,10 +103,15 @@ macro_rules! primitive {
         // SAFETY: the twin is a single atomic of the same width and alignment as the code (checked
         // below at compile time); any bit pattern is a valid atomic integer, and the float, bool
         // and char atomics of this crate wrap an atomic integer and accept any bits; no pointers,
-        // no `Drop`; `LAYOUT` is the primitive of this code.
+        // no `Drop`; `LAYOUT` is the primitive of this code. `PLAIN_BYTES` is set for numbers
+        // only: every bit pattern is a number, it has no padding, and its twin (a std atomic of
+        // the same width, or this crate's float atomic holding `to_bits()`) holds the same bytes.
         unsafe impl SharedLayout for $ty {
             type Atomic = $atomic;
             const LAYOUT: Layout = Layout::primitive(TypeCode::$code);
+            // A number's bytes are its twin's; a `bool` or `char` twin may hold bytes that are no
+            // value of the type.
+            const PLAIN_BYTES: bool = !matches!(TypeCode::$code, TypeCode::Bool | TypeCode::Char);
 
             #[inline]
             fn load(atomic: &$atomic, order: Ordering) -> $ty {
@@ -178,11 +193,13 @@ static_assertions::const_assert!(cfg!(target_has_atomic = "32"));
 static_assertions::const_assert!(cfg!(target_has_atomic = "64"));
 
 // SAFETY: `[T::Atomic; N]` is `N` twins of `T` without gaps (array layout), so each of the
-// conditions holds because it holds for `T`; `LAYOUT` is `N` times `T::LAYOUT` with the array's
+// conditions holds because it holds for `T` (`PLAIN_BYTES` included: `[T; N]` has no padding
+// between elements, and is `N` values of `T` in a row, as its twin is twins); `LAYOUT` is `N` times `T::LAYOUT` with the array's
 // size and `T`'s alignment, which is the array's.
 unsafe impl<T: SharedLayout, const N: usize> SharedLayout for [T; N] {
     type Atomic = [T::Atomic; N];
     const LAYOUT: Layout = Layout::array(&T::LAYOUT, N);
+    const PLAIN_BYTES: bool = T::PLAIN_BYTES;
 
     #[inline]
     fn load(atomic: &[T::Atomic; N], order: Ordering) -> [T; N] {

@@ -13,6 +13,7 @@
 
 pub mod chaos;
 mod child;
+pub mod kill;
 mod name;
 pub mod roles;
 pub mod types;

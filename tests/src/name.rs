@@ -82,6 +82,21 @@ impl TestName {
     }
 }
 
+impl TestName {
+    /// The names of the side journals of this segment in /dev/shm (`<name>.journal-<id>`:
+    /// docs/FORMAT.md, "The side journal").
+    pub fn side_journals(&self) -> Vec<String> {
+        let prefix = format!("{}.journal-", self.0);
+        std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    }
+}
+
 impl std::ops::Deref for TestName {
     type Target = str;
     fn deref(&self) -> &str {
@@ -90,7 +105,11 @@ impl std::ops::Deref for TestName {
 }
 
 impl Drop for TestName {
+    /// Removes the object, and any side journal of it (`<name>.journal-<id>`).
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.path());
+        for side in self.side_journals() {
+            let _ = std::fs::remove_file(PathBuf::from("/dev/shm").join(side));
+        }
     }
 }

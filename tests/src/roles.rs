@@ -10,6 +10,8 @@ use crate::types::{
     Balance, Everything, I16s, I32s, I64s, I8s, Round, Slot, State, U16s, U32s, U64s, U8s, Widths,
     Worker,
 };
+
+mod big;
 use shm_core::{Array, Options, Shared, Text, Value};
 
 fn num(s: &str) -> u64 {
@@ -33,45 +35,11 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-/// In a 1 MiB /dev/shm: a segment too large is `NoSpace` and leaves nothing; one that fits can
-/// be written in full without SIGBUS; the next that does not fit is `NoSpace` too.
-fn full_dev_shm(name: &str) {
-    let leftovers = || {
-        std::fs::read_dir("/dev/shm")
-            .map(|d| d.count())
-            .unwrap_or(usize::MAX)
-    };
-    if leftovers() != 0 {
-        fail("/dev/shm is not the fresh private tmpfs");
-    }
-    match Array::<u8>::create_zeroed(name, 2 << 20) {
-        Err(e @ shm_core::Error::NoSpace { .. }) => say(&format!("too-large {}", e)),
-        Err(e) => fail(&format!("2 MiB segment: expected NoSpace, got {e}")),
-        Ok(_) => fail("a 2 MiB segment was created in a 1 MiB /dev/shm"),
-    }
-    if leftovers() != 0 {
-        fail("the failed create left an object behind");
-    }
-    let fits = ok(Array::<u64>::create_zeroed(name, 40 << 10));
-    for (i, x) in fits.iter().enumerate() {
-        x.store(i as u64, Relaxed);
-    }
-    fits.update(|all| all.iter_mut().for_each(|x| *x += 1));
-    let sum: u64 = fits.snapshot().iter().sum();
-    say(&format!("written {sum}"));
-    match Array::<u64>::create_zeroed(&format!("{name}-2"), 40 << 10) {
-        Err(shm_core::Error::NoSpace { .. }) => say("second NoSpace"),
-        Err(e) => fail(&format!("second segment: expected NoSpace, got {e}")),
-        Ok(_) => say("second fits"),
-    }
-    drop(fits);
-    if leftovers() != 0 {
-        fail("segments left behind");
-    }
-}
-
 /// Plays the role `args[0]` with the arguments that follow.
 pub(crate) fn play(args: &[&str]) {
+    if big::play(args) {
+        return;
+    }
     match args {
         ["add-i32", name, n] => {
             let v = ok(Value::<i32>::open(name));
@@ -520,7 +488,6 @@ pub(crate) fn play(args: &[&str]) {
             Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
         },
         // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
-        ["full-dev-shm", name] => full_dev_shm(name),
         _ => fail(&format!("unknown role {args:?}")),
     }
 }

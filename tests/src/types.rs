@@ -154,3 +154,12 @@ pub struct Slot {
     pub sum: f64,
     pub last: u32,
 }
+
+/// An element of a big array: `v` is what whole-array updates set, `hits` what field atomics
+/// count meanwhile (an update never changes it).
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct Cell {
+    pub v: u64,
+    pub hits: u64,
+}

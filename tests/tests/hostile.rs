@@ -320,3 +320,40 @@ fn this_threads_id_planted_in_the_lock_word_does_not_panic_or_hang() {
     s.update(|v| v.count = 1);
     assert_eq!(s.snapshot().count, 1);
 }
+
+/// An object planted under a segment's side journal name (garbage, or open to everyone) is not
+/// used: a write that needs it goes ahead without a journal (whole for every reader, and nothing
+/// poisoned while its writer lives), `try_write_from` says why and stores nothing, and the
+/// object is left alone.
+#[test]
+fn a_planted_side_journal_is_refused_and_writes_go_on() {
+    const LEN: usize = 1 << 16; // 512 KiB: its journal does not fit in the 64 KiB area
+    for (tag, mode, kind) in [
+        ("garbage", 0o600, "Corrupt"),
+        ("open", 0o666, "PermissionDenied"),
+    ] {
+        let name = TestName::new(&format!("plantside-{tag}"));
+        let a = Array::<u64>::create_zeroed(&name, LEN).unwrap();
+        let id = {
+            let f = fs::File::open(name.path()).unwrap();
+            let mut b = [0u8; 8];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, 120).unwrap();
+            u64::from_ne_bytes(b)
+        };
+        let planted = TestName::adopt(format!("{}.journal-{id:016x}", &*name));
+        planted.plant(&[0xAB; 4096], mode);
+        let e = a.try_write_from(0, &vec![1; LEN]).unwrap_err();
+        assert_eq!(tests::error_kind(&e), kind, "{tag}: {e}");
+        assert!(e.to_string().contains(&*name), "{tag}: {e}");
+        assert!(
+            a.snapshot().iter().all(|x| *x == 0),
+            "{tag}: a refused write stored"
+        );
+        a.write_from(0, &vec![2; LEN]);
+        a.update(|v| v[0] = 3);
+        let v = a.snapshot();
+        assert!(v[0] == 3 && v[1..].iter().all(|x| *x == 2), "{tag}");
+        assert!(!a.is_poisoned(), "{tag}");
+        assert_eq!(fs::read(planted.path()).unwrap(), vec![0xAB; 4096], "{tag}");
+    }
+}

@@ -186,12 +186,37 @@ fn a_writer_killed_inside_the_update_closure_changes_nothing_and_poisons() {
 }
 
 /// The 8 bytes at `offset` of the object, as a `u64` (header fields: `seq` at 128,
-/// `journal_len` at 112, `journal_offset` at 96; see docs/FORMAT.md).
+/// `journal_len` at 112, `journal_offset` at 96, `journal_id` at 120; see docs/FORMAT.md).
 fn u64_at(name: &TestName, offset: u64) -> u64 {
     let f = std::fs::File::open(name.path()).unwrap();
     let mut b = [0u8; 8];
     f.read_exact_at(&mut b, offset).unwrap();
     u64::from_ne_bytes(b)
+}
+
+/// The first old value (8 bytes) of the first entry of the journal record of a write in
+/// progress, which journals payload bytes from 0 (docs/FORMAT.md, "The journal record": the
+/// entry's header is 32 bytes): in the journal area (`journal_where` 0, at `journal_offset`), or
+/// in the side journal's record area (1, after its 512-byte header).
+fn first_old_value(name: &TestName) -> i64 {
+    let f = std::fs::File::open(name.path()).unwrap();
+    let mut w = [0u8; 4];
+    f.read_exact_at(&mut w, 68).unwrap();
+    match u32::from_ne_bytes(w) {
+        0 => u64_at(name, u64_at(name, 96) + 32) as i64,
+        1 => {
+            let side = name.path().with_file_name(format!(
+                "{}.journal-{:016x}",
+                name.as_str(),
+                u64_at(name, 120)
+            ));
+            let f = std::fs::File::open(side).unwrap();
+            let mut b = [0u8; 8];
+            f.read_exact_at(&mut b, 512 + 32).unwrap();
+            i64::from_ne_bytes(b)
+        }
+        other => panic!("journal_where {other}"),
+    }
 }
 
 /// A writer killed while storing (the counter odd, the journal recorded) is rolled back by the
@@ -221,8 +246,9 @@ fn a_writer_killed_inside_the_write_window_is_rolled_back_and_poisons_nothing() 
             continue;
         }
         in_window += 1;
-        // The journal's copy of the old values (all equal: each update fills the array).
-        let old = u64_at(&name, u64_at(&name, 96)) as i64;
+        // The old values in the journal record's first entry (all equal: each update fills the
+        // array), in the segment's journal area or in its side journal.
+        let old = first_old_value(&name);
         assert!(
             !a.is_poisoned(),
             "round {rounds}: a write in progress is no poisoning"

@@ -158,3 +158,40 @@ fn open_or_create_recreates_a_name_removed_while_it_waited() {
     assert_eq!(value, 9);
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+/// A segment's side journal (made by a write too large for its journal area, here by another
+/// process) goes with the segment: when its creator drops it, and when `remove` removes it. A
+/// segment made again under the same name has another journal id, so it never shares the old
+/// one's side journal.
+#[test]
+fn side_journals_go_with_their_segment() {
+    use shm_core::Array;
+    let name = TestName::new("sidelife");
+    let a = Array::<u64>::create_zeroed(&name, 1 << 17).unwrap();
+    let mut w = Child::spawn(&["big-write-forever", &name]);
+    w.wait_for("started");
+    while name.side_journals().is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    w.kill9();
+    let first = name.side_journals();
+    assert_eq!(first.len(), 1, "{first:?}");
+    drop(a);
+    assert!(!name.exists() && name.side_journals().is_empty());
+
+    let a = Array::<u64>::create_with(&name, &[7; 1 << 17], &Options::new().keep(true)).unwrap();
+    a.write_from(0, &[8; 1 << 17]);
+    let second = name.side_journals();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(
+        first, second,
+        "a new segment took the old one's side journal"
+    );
+    drop(a);
+    assert!(
+        name.exists() && name.side_journals() == second,
+        "kept, with its side journal"
+    );
+    shm_core::remove(&name).unwrap();
+    assert!(!name.exists() && name.side_journals().is_empty());
+}

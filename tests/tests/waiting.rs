@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use shm_core::{Array, Value};
-use tests::{Child, TestName};
+use tests::{kill, Child, TestName};
 
 tests::child_roles!();
 
@@ -136,8 +136,9 @@ fn seq(name: &TestName) -> u64 {
 /// 50 writers killed in the middle of an update while four processes wait: the waiters never
 /// see a torn value, they themselves roll the dead writer's update back (this process does not
 /// read the segment until `seq` is even again), and they go on waiting until a later update
-/// satisfies them. A writer is killed at a random moment of its loop of updates; kills that land
-/// between two updates are done again, until 50 have landed inside a write window.
+/// satisfies them. A writer is killed at a random moment of its loop of updates (every other one
+/// at a random moment of a write window, however short a part of an update that is); kills that
+/// land between two updates are done again, until 50 have landed inside a write window.
 #[test]
 fn a_writer_killed_mid_update_while_four_processes_wait() {
     const IN_WINDOW: usize = 50;
@@ -146,20 +147,21 @@ fn a_writer_killed_mid_update_while_four_processes_wait() {
     const LEN: usize = 20_000;
     let name = TestName::new("wait-killed-writer");
     let a = Array::<i64>::create_zeroed(&name, LEN).unwrap();
+    // How long a write window lasts: every other kill lands at a random moment of one.
+    let window = kill::window_length("update-forever", &name);
+    let now = a.snapshot();
+    assert!(now.iter().all(|x| *x == now[0]), "torn");
+    a.clear_poison();
     let mut waiters: Vec<Child> = (0..WAITERS)
         .map(|_| Child::spawn(&["wait-rounds", &name]))
         .collect();
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = kill::Rng::new();
     let (mut round, mut in_window) = (0, 0);
     while in_window < IN_WINDOW && round < MAX_ROUNDS {
         round += 1;
         let mut writer = Child::spawn(&["update-forever", &name]);
         writer.wait_for("started");
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        std::thread::sleep(Duration::from_micros(rng % 20_000));
-        writer.kill9();
+        kill::kill_at_random(&mut writer, &name, round as u32, (20_000, window), &mut rng);
         // Odd: killed while storing (unless a waiter rolled it back already, which takes it a
         // millisecond: then this round counts as one between updates, which it need not be).
         if seq(&name) % 2 == 1 {

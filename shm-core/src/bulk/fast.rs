@@ -6,10 +6,10 @@
 //! 16-byte pieces and its ends cell by cell, as relaxed atomics of the primitives' width.
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
-pub(super) use x86_64::{available, copy, load, store};
+pub(super) use x86_64::{available, copy, copy_to_journal, load, store};
 
 #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-pub(super) use portable::{available, copy, load, store};
+pub(super) use portable::{available, copy, copy_to_journal, load, store};
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod x86_64 {
@@ -148,6 +148,40 @@ mod x86_64 {
         }
     }
 
+    /// [`copy`] into a journal area, which only the holder of the segment's lock accesses: the
+    /// middle with non-temporal stores, which do not read the lines they overwrite and leave
+    /// the caches to the payload, which the write stores next; nothing reads the journal again
+    /// unless the writer dies.
+    ///
+    /// # Safety
+    /// As for [`copy`]; and only the holder of the segment's lock accesses `to`.
+    ///
+    /// # Panics
+    /// As for [`copy`].
+    pub(in crate::bulk) unsafe fn copy_to_journal(from: Region<'_>, to: Region<'_>, unit: Width) {
+        assert_eq!(from.len(), to.len(), "bulk copy of another length");
+        assert!(
+            (from.as_ptr() as usize ^ to.as_ptr() as usize) & 15 == 0,
+            "16-byte copies between regions at different offsets modulo 16"
+        );
+        let (head, body, tail) = pieces(from, unit);
+        let (to_head, rest) = to.split_at(head.len());
+        let (to_body, to_tail) = rest.split_at(body.len());
+        if head.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { head.copy_to(to_head, unit) };
+        }
+        // SAFETY: as in `copy` for `from`; `to_body` is 16-byte aligned (at `from`'s offset
+        // modulo 16, asserted), and no access races with the stores into it: only the lock's
+        // holder, this thread, accesses it, and the `sfence` at the end orders them before any
+        // later store of this thread, such as the one that commits the journal entry.
+        unsafe { copy16_streaming(body.as_ptr(), to_body.as_ptr(), body.len() / 16) };
+        if tail.len() > 0 {
+            // SAFETY: the caller's, for the ends.
+            unsafe { tail.copy_to(to_tail, unit) };
+        }
+    }
+
     // Why the loops below are sound.
     //
     // Rust's memory model has no vector instructions; what counts is what an `asm!` block does
@@ -276,6 +310,16 @@ mod x86_64 {
         ""
     );
     copy16!(
+        /// Shared to a journal area, both 16-aligned, with non-temporal stores.
+        ///
+        /// # Safety
+        /// As for `copy16`; and nothing else accesses `dst` meanwhile.
+        copy16_streaming,
+        "movdqa",
+        "movntdq",
+        "sfence"
+    );
+    copy16!(
         /// Shared to shared, both 16-aligned.
         ///
         /// # Safety
@@ -315,6 +359,15 @@ mod portable {
     pub(in crate::bulk) unsafe fn store(private: &[u8], shared: Region<'_>, unit: Width) {
         // SAFETY: the caller's.
         unsafe { shared.store_from(private, unit) }
+    }
+
+    /// [`Region::copy_to`]; unused while `available()` is false.
+    ///
+    /// # Safety
+    /// As for `Region::copy_to`.
+    pub(in crate::bulk) unsafe fn copy_to_journal(from: Region<'_>, to: Region<'_>, unit: Width) {
+        // SAFETY: the caller's.
+        unsafe { from.copy_to(to, unit) }
     }
 
     /// [`Region::copy_to`]; unused while `available()` is false.

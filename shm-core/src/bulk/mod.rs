@@ -21,7 +21,7 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use crate::cell::Region;
+use crate::cell::{Region, Width};
 use crate::SharedLayout;
 
 mod fast;
@@ -84,7 +84,7 @@ bulk_copy!(i8, u8, i16, u16, i32, u32, i64, u64, f32, f64);
 unsafe impl<T: BulkCopy, const N: usize> BulkCopy for [T; N] {}
 
 /// `values` as the bytes they are made of.
-fn bytes<T: BulkCopy>(values: &[T]) -> &[u8] {
+pub(crate) fn bytes<T: BulkCopy>(values: &[T]) -> &[u8] {
     // SAFETY: `T` has no padding (`BulkCopy`'s contract), so each of the `size_of_val(values)`
     // bytes is initialised; the bytes are borrowed as long as `values`.
     unsafe { core::slice::from_raw_parts(values.as_ptr().cast(), size_of_val(values)) }
@@ -151,27 +151,85 @@ pub(crate) fn store<T: BulkCopy>(src: &[T], dst: &[T::Atomic]) {
     }
 }
 
-/// Copies the twins `from` into the twins `to` (both in a segment, not overlapping: the payload
-/// into an update's journal), as relaxed atomic loads and stores of every primitive.
+/// Relaxed atomic loads of the `unit`-wide cells that make up `src`, written to `dst` as they lie
+/// in memory: the fast path where there is one, else cell by cell.
+///
+/// # Safety
+/// As for [`Region::cell`]: every primitive in `src` is `unit` wide, or only the holder of the
+/// segment's lock accesses `src` (a journal area).
 ///
 /// # Panics
-/// If the lengths differ.
-pub(crate) fn copy<T: BulkCopy>(from: &[T::Atomic], to: &[T::Atomic]) {
-    same_lengths(from.len(), to.len());
-    let (src, dst) = (Region::of::<T>(from), Region::of::<T>(to));
-    match const { checked_shape::<T>() } {
-        // Both sides are atomic, so both need 16-byte alignment at the same places.
-        Shape::Uniform(unit)
-            if fast::available() && (src.as_ptr() as usize ^ dst.as_ptr() as usize) & 15 == 0 =>
-        {
-            // SAFETY: as in `load`, for both sides.
-            unsafe { fast::copy(src, dst, unit) }
-        }
-        _ => {
-            for (f, t) in from.iter().zip(to) {
-                T::store(t, &T::load(f, Relaxed), Relaxed);
-            }
-        }
+/// If the lengths differ, or `src` is not whole aligned cells of `unit`.
+pub(crate) unsafe fn load_cells(src: Region<'_>, dst: &mut [u8], unit: Width) {
+    if fast::available() {
+        // SAFETY: the caller's.
+        unsafe { fast::load(src, dst, unit) }
+    } else {
+        // SAFETY: the caller's.
+        unsafe { src.load_into(dst, unit) }
+    }
+}
+
+/// Relaxed atomic stores of the values `src` holds, as they lie in memory, into the `unit`-wide
+/// cells that make up `dst`.
+///
+/// # Safety
+/// As for [`load_cells`], for `dst`.
+///
+/// # Panics
+/// As for [`load_cells`].
+pub(crate) unsafe fn store_cells(src: &[u8], dst: Region<'_>, unit: Width) {
+    if fast::available() {
+        // SAFETY: the caller's.
+        unsafe { fast::store(src, dst, unit) }
+    } else {
+        // SAFETY: the caller's.
+        unsafe { dst.store_from(src, unit) }
+    }
+}
+
+/// Relaxed atomic loads of the `unit`-wide cells of `from`, stored into the cells of `to` at the
+/// same offsets.
+///
+/// # Safety
+/// As for [`load_cells`], for both regions.
+///
+/// # Panics
+/// If the lengths differ, or either is not whole aligned cells of `unit`.
+pub(crate) unsafe fn copy_cells(from: Region<'_>, to: Region<'_>, unit: Width) {
+    if fast::available() && (from.as_ptr() as usize ^ to.as_ptr() as usize) & 15 == 0 {
+        // SAFETY: the caller's; both at the same offset modulo 16 (checked).
+        unsafe { fast::copy(from, to, unit) }
+    } else {
+        // SAFETY: the caller's.
+        unsafe { from.copy_to(to, unit) }
+    }
+}
+
+/// [`copy_cells`] from the payload into a journal area, which only the holder of the segment's
+/// lock accesses: where there is a fast path, with stores that leave the caches to the payload.
+///
+/// # Safety
+/// As for [`copy_cells`]; and only the holder of the segment's lock accesses `to`.
+///
+/// # Panics
+/// As for [`copy_cells`].
+pub(crate) unsafe fn copy_to_journal(from: Region<'_>, to: Region<'_>, unit: Width) {
+    if fast::available() && (from.as_ptr() as usize ^ to.as_ptr() as usize) & 15 == 0 {
+        // SAFETY: the caller's; both at the same offset modulo 16 (checked).
+        unsafe { fast::copy_to_journal(from, to, unit) }
+    } else {
+        // SAFETY: the caller's.
+        unsafe { from.copy_to(to, unit) }
+    }
+}
+
+/// The width of every primitive of `T`, if `T` is numbers of one width without padding (what
+/// the fast copies can move in bulk).
+pub(crate) const fn uniform_width<T: SharedLayout>() -> Option<Width> {
+    match shape::shape(&T::LAYOUT) {
+        Shape::Uniform(w) => Some(w),
+        _ => None,
     }
 }
 

@@ -27,7 +27,7 @@ const fn merge(a: Shape, b: Shape) -> Shape {
     }
 }
 
-const fn shape(layout: &Layout) -> Shape {
+pub(super) const fn shape(layout: &Layout) -> Shape {
     match layout.kind {
         // A number that is no variant, bytes that are no UTF-8: not every bit pattern is a value.
         Kind::Primitive(TypeCode::Bool | TypeCode::Char)

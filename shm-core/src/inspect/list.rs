@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::header::{FLAG_KEEP, MAGIC};
+use crate::journal::side;
 use crate::process::ProcessId;
 use crate::segment::{validate_name, Access, Segment};
 use crate::{Error, Options, Result};
@@ -63,9 +64,19 @@ pub struct SegmentInfo {
     pub count: u64,
     /// Payload size in bytes: `count` times the element's size.
     pub payload_len: u64,
-    /// Size of the whole object in bytes: header, descriptor, payload and undo journal (two
-    /// copies of the payload's size), which is all it takes in `/dev/shm`.
+    /// Size of the segment's object in bytes: header, descriptor, payload and the segment's own
+    /// journal area.
     pub object_len: u64,
+    /// Size of the segment's own journal area in bytes: room for the record of an update of the
+    /// whole payload, up to 64 KiB.
+    pub journal_area_len: u64,
+    /// Size in bytes of the segment's side journal, the object `<name>.journal-<id>` that holds
+    /// the record of a write too large for the journal area; 0 if it has none. It keeps the size
+    /// of the largest such write.
+    pub side_journal_len: u64,
+    /// What the segment takes in `/dev/shm`: the bytes allocated to its object and to its side
+    /// journal (`st_blocks` × 512 of each).
+    pub footprint: u64,
     /// The layout fingerprint in the header.
     pub fingerprint: u64,
     /// Process id of the creator.
@@ -89,6 +100,9 @@ impl SegmentInfo {
     /// Reads what a freshly opened segment's header and `fstat` say.
     pub(crate) fn read(seg: &Segment, descriptor: &Descriptor) -> Result<SegmentInfo> {
         let st = seg.stat()?;
+        let side = fs::symlink_metadata(path_of(&side::name_of(seg.name(), seg.journal_id())))
+            .ok()
+            .filter(fs::Metadata::is_file);
         let h = seg.header();
         let flags = h.flags.load(Relaxed);
         let count = seg.count() as u64;
@@ -103,6 +117,10 @@ impl SegmentInfo {
             count,
             payload_len: count.saturating_mul(descriptor.size),
             object_len: seg.object_len() as u64,
+            journal_area_len: seg.journal_cap() as u64,
+            side_journal_len: side.as_ref().map_or(0, fs::Metadata::len),
+            footprint: allocated(st.st_blocks as u64)
+                .saturating_add(side.as_ref().map_or(0, |m| allocated(m.blocks()))),
             fingerprint: h.fingerprint.load(Relaxed),
             creator_pid: creator.pid,
             creator_alive: creator.is_alive(),
@@ -143,6 +161,28 @@ impl SegmentInfo {
     }
 }
 
+/// Bytes allocated to a file of `blocks` 512-byte blocks (`st_blocks`).
+fn allocated(blocks: u64) -> u64 {
+    blocks.saturating_mul(512)
+}
+
+/// A side journal: the object `<name>.journal-<id>` next to a segment that holds the record of a
+/// write too large for the segment's own journal area (see [`SegmentInfo::side_journal_len`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JournalInfo {
+    /// The name of the segment it belongs to, as its header says.
+    pub segment: String,
+    /// Whether that segment is gone: no segment of that name with this journal's id exists. An
+    /// orphan is left when a segment was removed by other means than this library (`rm`), or
+    /// written to after it was removed; [`stale`] lists it and `shm gc` removes it.
+    pub orphan: bool,
+    /// Its size in bytes.
+    pub len: u64,
+    /// The bytes allocated to it.
+    pub footprint: u64,
+}
+
 /// One object in `/dev/shm`, as [`list`] and [`examine`] find it.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -170,6 +210,9 @@ pub enum EntryKind {
     /// This user may not use it ([`Error::PermissionDenied`]): it belongs to another user, or is
     /// open to more users than any segment of this library is.
     Denied(Error),
+    /// A segment's side journal; it belongs with its segment, whose [`SegmentInfo::footprint`]
+    /// counts it, and goes away with it.
+    Journal(JournalInfo),
     /// Not made by this library (another program's shared memory, a Python `SharedMemory`, a
     /// directory ...); the text says why it is not taken for one.
     Foreign(String),
@@ -184,25 +227,32 @@ impl ListEntry {
         }
     }
 
-    /// Whether the object was made by this library, valid or not (what `shm ls` shows without
-    /// `--all`, and what `shm rm` agrees to remove).
+    /// Whether the object is a segment made by this library, valid or not, or an orphaned side
+    /// journal (what `shm ls` shows without `--all`; `shm rm` agrees to remove the segments).
     pub fn is_ours(&self) -> bool {
-        matches!(self.kind, EntryKind::Segment(_) | EntryKind::Broken(_))
+        match &self.kind {
+            EntryKind::Segment(_) | EntryKind::Broken(_) => true,
+            EntryKind::Journal(j) => j.orphan,
+            _ => false,
+        }
     }
 
     /// This entry as a stale segment, if it is one: a valid segment whose creator is dead and
     /// did not keep it ([`SegmentInfo::is_stale`]), or one whose creator died before making it
     /// ready ([`Error::CreatorDied`]).
+    /// An orphaned side journal ([`JournalInfo::orphan`]) is stale too.
     pub fn stale(&self) -> Option<Stale> {
-        let (creator_pid, ready) = match &self.kind {
-            EntryKind::Segment(info) if info.is_stale() => (info.creator_pid, true),
-            EntryKind::Broken(Error::CreatorDied { pid, .. }) => (*pid, false),
+        let (creator_pid, ready, journal_of) = match &self.kind {
+            EntryKind::Segment(info) if info.is_stale() => (info.creator_pid, true, None),
+            EntryKind::Broken(Error::CreatorDied { pid, .. }) => (*pid, false, None),
+            EntryKind::Journal(j) if j.orphan => (0, true, Some(j.segment.clone())),
             _ => return None,
         };
         Some(Stale {
             name: self.name.clone(),
             creator_pid,
             ready,
+            journal_of,
             id: self.id?,
         })
     }
@@ -219,6 +269,8 @@ pub struct Stale {
     /// `true` if the segment was made ready (its creator died later, without removing it);
     /// `false` if its creator died while creating it.
     pub ready: bool,
+    /// For an orphaned side journal, the segment it belonged to (then `creator_pid` is 0).
+    pub journal_of: Option<String>,
     id: FileId,
 }
 
@@ -299,6 +351,34 @@ fn file_type_name(m: &fs::Metadata) -> &'static str {
     }
 }
 
+/// The object `name`, if it is a side journal: named like one, a regular file, with a side
+/// journal's header whose id is the one in its name. Whether it is an orphan is read from its
+/// segment's header.
+fn side_journal(name: &str, meta: &fs::Metadata) -> Option<EntryKind> {
+    let id = side::id_in_name(name)?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let mut header = vec![0u8; side::HEADER_LEN];
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path_of(name))
+        .ok()?;
+    file.read_exact(&mut header).ok()?;
+    let owner = side::Owner::parse(&header).filter(|o| o.id == id)?;
+    let alive = validate_name(&owner.segment)
+        .ok()
+        .and_then(|path| side::id_of(&path))
+        == Some(id);
+    Some(EntryKind::Journal(JournalInfo {
+        segment: owner.segment,
+        orphan: !alive,
+        len: meta.len(),
+        footprint: allocated(meta.blocks()),
+    }))
+}
+
 /// What the object `name` in `/dev/shm` is. Never fails on what the object contains: a garbage
 /// object is [`EntryKind::Foreign`] or [`EntryKind::Broken`].
 ///
@@ -319,6 +399,9 @@ pub fn examine(name: &str) -> Result<ListEntry> {
         id,
     };
     let lstat_id = Some(FileId::of_metadata(&meta));
+    if let Some(kind) = side_journal(name, &meta) {
+        return Ok(entry(kind, lstat_id));
+    }
     if !meta.file_type().is_file() {
         let what = file_type_name(&meta);
         return Ok(entry(

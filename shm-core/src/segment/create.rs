@@ -10,6 +10,7 @@ use super::access::{check_mode, validate_name};
 use super::sys::{fchmod, fstat, ftruncate, identity, map, reserve, shm_open, shm_unlink, Mapping};
 use super::{Access, Segment, Shape, Spec};
 use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, FLAG_KEEP, MAGIC};
+use crate::journal;
 use crate::layout::{FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
 use crate::lock;
 use crate::process::ProcessId;
@@ -21,6 +22,7 @@ struct Sizes {
     payload_offset: usize,
     payload_len: usize,
     journal_offset: usize,
+    journal_cap: usize,
     total: usize,
 }
 
@@ -33,11 +35,13 @@ impl Sizes {
         let journal_offset = payload_offset
             .checked_add(payload_len)?
             .checked_next_multiple_of(align.max(header::PAYLOAD_ALIGN))?;
-        let total = journal_offset.checked_add(payload_len.checked_mul(2)?)?;
+        let journal_cap = journal::area_size(payload_len)?;
+        let total = journal_offset.checked_add(journal_cap)?;
         (total <= i64::MAX as usize).then_some(Sizes {
             payload_offset,
             payload_len,
             journal_offset,
+            journal_cap,
             total,
         })
     }
@@ -99,7 +103,7 @@ impl Segment {
         // From here on the object is ours: remove it again if anything below fails.
         let built = Self::build(name, &fd, spec, shape, opts, &descriptor, &sizes, init);
         match built {
-            Ok((map, identity)) => {
+            Ok((map, identity, journal_id)) => {
                 let base = map.as_ptr();
                 // SAFETY: both offsets are at most `sizes.total`, the mapping's length, and the
                 // mapping is non-null.
@@ -116,6 +120,9 @@ impl Segment {
                     payload,
                     payload_len: sizes.payload_len,
                     journal,
+                    journal_cap: sizes.journal_cap,
+                    journal_id,
+                    side: Default::default(),
                     element: spec.element.descriptor(),
                     shape,
                     identity,
@@ -142,11 +149,12 @@ impl Segment {
         descriptor: &[u8],
         sizes: &Sizes,
         init: &dyn Fn(NonNull<u8>),
-    ) -> Result<(Mapping, (u64, u64))> {
+    ) -> Result<(Mapping, (u64, u64), u64)> {
         let Sizes {
             payload_offset,
             payload_len,
             journal_offset,
+            journal_cap,
             total,
         } = *sizes;
         // shm_open's mode was masked by the umask: set exactly what was asked.
@@ -178,6 +186,9 @@ impl Segment {
         h.payload_len.store(payload_len as u64, Ordering::Relaxed);
         h.journal_offset
             .store(journal_offset as u64, Ordering::Relaxed);
+        h.journal_cap.store(journal_cap as u64, Ordering::Relaxed);
+        let journal_id = journal::side::new_id(&id);
+        h.journal_id.store(journal_id, Ordering::Relaxed);
         h.elem_count.store(shape.len() as u64, Ordering::Relaxed);
         h.elem_size
             .store(spec.element.size() as u64, Ordering::Relaxed);
@@ -202,6 +213,6 @@ impl Segment {
         let payload = unsafe { NonNull::new_unchecked(base.add(payload_offset)) };
         init(payload);
         mark_ready(h);
-        Ok((map, id))
+        Ok((map, id, journal_id))
     }
 }

@@ -17,7 +17,7 @@
 //! `create` and `open` make once the bounds are proven. Other modules make references into that
 //! memory and argue each from what `Segment` proved: the handles (`shared.rs`, `array.rs`: the
 //! atomic twin at the payload), `cell.rs` (the atomic of a width at an offset of the payload or
-//! of a journal copy: what the journal, the ends of the bulk copies and `inspect` read and write
+//! of the journal area: what the journal, the ends of the bulk copies and `inspect` read and write
 //! through), the bulk copies (`bulk/`: wide loads and stores over twins), and the lock
 //! (`lock.rs`, `inspect/holder.rs`: the mutex in the header).
 
@@ -27,6 +27,7 @@ use std::sync::atomic::Ordering;
 
 use crate::descriptor::Descriptor;
 use crate::header::Header;
+use crate::journal;
 use crate::process::ProcessId;
 use crate::{Error, Layout, Result};
 
@@ -161,9 +162,15 @@ pub(crate) struct Segment {
     map: Mapping,
     fd: OwnedFd,
     payload: NonNull<u8>,
-    /// Payload length in bytes; the journal holds two copies of as many bytes.
+    /// Payload length in bytes.
     payload_len: usize,
+    /// The segment's own journal area and its size.
     journal: NonNull<u8>,
+    journal_cap: usize,
+    /// Names the side journal (copied from the header at create or open).
+    journal_id: u64,
+    /// The side journal, once this handle has mapped it.
+    side: journal::side::Cache,
     /// The layout of one element, as validated (the journal's undo walks it).
     element: Descriptor,
     /// One value or an array, and how many elements, as validated.
@@ -200,15 +207,29 @@ impl Segment {
         self.payload
     }
 
-    /// Payload length in bytes (each journal copy has as many).
+    /// Payload length in bytes.
     pub(crate) fn payload_len(&self) -> usize {
         self.payload_len
     }
 
-    /// The undo journal: two copies of `payload_len()` bytes, each laid out like the payload (the
-    /// old values, then the new).
+    /// The segment's own journal area: `journal_cap()` bytes.
     pub(crate) fn journal(&self) -> NonNull<u8> {
         self.journal
+    }
+
+    /// Size of the segment's own journal area in bytes.
+    pub(crate) fn journal_cap(&self) -> usize {
+        self.journal_cap
+    }
+
+    /// The journal id: names the side journal.
+    pub(crate) fn journal_id(&self) -> u64 {
+        self.journal_id
+    }
+
+    /// The side journal as this handle has it mapped.
+    pub(crate) fn side_cache(&self) -> &journal::side::Cache {
+        &self.side
     }
 
     /// The layout of one element.
@@ -281,12 +302,14 @@ impl Drop for Segment {
         };
         if fstat(&self.name, &now).is_ok_and(|st| identity(&st) == self.identity) {
             let _ = shm_unlink(&path);
+            journal::side::remove(&self.name, self.journal_id);
         }
     }
 }
 
-/// Removes the segment `name`: processes that have it open keep their mapping, and the memory
-/// is freed when the last one closes it. New opens fail with [`Error::NotFound`].
+/// Removes the segment `name`, and its side journal if it has one: processes that have it open
+/// keep their mapping, and the memory is freed when the last one closes it. New opens fail with
+/// [`Error::NotFound`].
 ///
 /// ```
 /// # let name = format!("doc-remove-{}", std::process::id());
@@ -298,6 +321,7 @@ impl Drop for Segment {
 /// ```
 pub fn remove(name: &str) -> Result<()> {
     let path = validate_name(name)?;
+    let journal_id = journal::side::id_of(&path);
     shm_unlink(&path).map_err(|e| {
         let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES));
         let me = effective_uid();
@@ -312,5 +336,9 @@ pub fn remove(name: &str) -> Result<()> {
             },
             _ => Error::from_os(name, "shm_unlink", e),
         }
-    })
+    })?;
+    if let Some(id) = journal_id {
+        journal::side::remove(name, id);
+    }
+    Ok(())
 }

@@ -187,6 +187,9 @@ impl Segment {
                 payload: NonNull::dangling(),
                 payload_len: 0,
                 journal: NonNull::dangling(),
+                journal_cap: 0,
+                journal_id: 0,
+                side: Default::default(),
                 element: Descriptor::from_layout(&EMPTY),
                 shape: Shape::Array(0),
                 identity: identity(&st),
@@ -269,13 +272,16 @@ impl Segment {
         let version = h.version.load(Ordering::Relaxed);
         if version != FORMAT_VERSION {
             return Err(self.corrupt(format!(
-                "it is in segment format version {version}; this library reads version {FORMAT_VERSION}"
+                "it is in segment format version {version}, and this shm-core reads only version {FORMAT_VERSION}: it was made by {} shm-core (remove it and create it again, or use the shm-core that made it)",
+                if version < FORMAT_VERSION { "an older" } else { "a newer" }
             )));
         }
         let desc_len = h.descriptor_len.load(Ordering::Relaxed) as usize;
         let payload_offset = h.payload_offset.load(Ordering::Relaxed);
         let payload_len = h.payload_len.load(Ordering::Relaxed);
         let journal_offset = h.journal_offset.load(Ordering::Relaxed);
+        let journal_cap = h.journal_cap.load(Ordering::Relaxed);
+        let journal_id = h.journal_id.load(Ordering::Relaxed);
         let count = h.elem_count.load(Ordering::Relaxed);
         let elem_size = h.elem_size.load(Ordering::Relaxed);
         let flags = h.flags.load(Ordering::Relaxed);
@@ -289,14 +295,14 @@ impl Segment {
             || payload_offset
                 .checked_add(payload_len)
                 .is_none_or(|end| end > journal_offset)
-            || payload_len
-                .checked_mul(2)
-                .and_then(|j| journal_offset.checked_add(j))
-                != Some(size)
+            || journal_offset.checked_add(journal_cap) != Some(size)
         {
             return Err(self.corrupt(format!(
-                "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), journal at {journal_offset}, object {size} bytes"
+                "its header does not add up: descriptor {desc_len} bytes, payload {payload_len} bytes at offset {payload_offset} ({count} x {elem_size}), journal {journal_cap} bytes at {journal_offset}, object {size} bytes"
             )));
+        }
+        if journal_id == 0 {
+            return Err(self.corrupt("its journal id is 0"));
         }
         let Some(desc_bytes) = self.bytes(DESCRIPTOR_OFFSET, desc_len) else {
             return Err(self.corrupt("the descriptor runs past the end"));
@@ -343,8 +349,8 @@ impl Segment {
             )));
         }
         // SAFETY: the header check above proved `payload_offset + payload_len <= journal_offset`
-        // and `journal_offset + 2 * payload_len == size`, the mapping's length: both pointers are
-        // in bounds or one past the end.
+        // and `journal_offset + journal_cap == size`, the mapping's length: both pointers are in
+        // bounds or one past the end.
         let (payload, journal) = unsafe {
             let base = self.map.as_ptr();
             (
@@ -355,6 +361,8 @@ impl Segment {
         self.payload = NonNull::new(payload).ok_or_else(|| self.corrupt("null mapping"))?;
         self.journal = NonNull::new(journal).ok_or_else(|| self.corrupt("null mapping"))?;
         self.payload_len = payload_len as usize;
+        self.journal_cap = journal_cap as usize;
+        self.journal_id = journal_id;
         self.element = found;
         self.shape = shape;
         Ok(())

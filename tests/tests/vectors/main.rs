@@ -329,6 +329,8 @@ fn undo_cases_recover_as_the_vectors_say() {
                 payload,
                 fields.get(&bytes, "seq"),
                 fields.get(&bytes, "journal_len"),
+                fields.get(&bytes, "journal_where"),
+                fields.get(&bytes, "poison"),
             ))
         });
         let after = &case["after"];
@@ -336,11 +338,13 @@ fn undo_cases_recover_as_the_vectors_say() {
             str_of(after, "payload").to_owned(),
             int_of(&after["seq"]),
             int_of(&after["journal_len"]),
+            int_of(&after["journal_where"]),
+            int_of(&after["poison"]),
         );
         match got {
             Ok(got) if got == want => {}
             Ok(got) => failures.push(format!(
-                "`{id}`: recovered to {got:?} (payload, seq, journal_len), not {want:?}"
+                "`{id}`: recovered to {got:?} (payload, seq, journal_len, journal_where, poison), not {want:?}"
             )),
             Err(e) => failures.push(format!("`{id}`: recovery failed: {e}")),
         }

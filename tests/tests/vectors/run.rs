@@ -114,6 +114,26 @@ pub struct Regions {
     pub journal: usize,
 }
 
+/// The name of the side journal of segment `name` whose journal id is `id` (docs/FORMAT.md, "The
+/// side journal"; the names here are short, so never cut).
+pub fn side_name(name: &str, id: u64) -> String {
+    assert!(name.len() <= 230, "a test segment name is short");
+    format!("{name}.journal-{id:016x}")
+}
+
+/// A side journal's bytes for segment `name` with journal id `id`: its 512-byte header, then
+/// `record` at the start of its record area.
+pub fn side_bytes(name: &str, id: u64, record: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 512];
+    b[..8].copy_from_slice(b"SHMJRNL\0");
+    b[8..12].copy_from_slice(&shm_core::FORMAT_VERSION.to_le_bytes());
+    b[12..16].copy_from_slice(&(name.len() as u32).to_le_bytes());
+    b[16..24].copy_from_slice(&id.to_le_bytes());
+    b[32..32 + name.len()].copy_from_slice(name.as_bytes());
+    b.extend_from_slice(record);
+    b
+}
+
 impl Regions {
     pub fn of_base(base: &Value) -> Regions {
         let h = &base["header"];
@@ -129,8 +149,7 @@ impl Regions {
             "object" => 0,
             "descriptor" => 256,
             "payload" => self.payload,
-            "journal_old" => self.journal,
-            "journal_new" => self.journal + self.payload_len,
+            "journal" => self.journal,
             other => panic!("unknown region `{other}`"),
         }
     }
@@ -164,7 +183,9 @@ pub fn create_base(name: &str, base: &Value) -> Result<(), Error> {
 }
 
 /// Applies a vector's `patch` to the object at `path`: `chmod`, then `set` (header fields), then
-/// `write` (bytes at an offset in a region), then `truncate`.
+/// `write` (bytes at an offset in a region), then `truncate`; then `side`: a side journal made
+/// for the segment, its header naming the segment and its journal id (or the `id` given), and
+/// `hex` at the start of its record area.
 pub fn apply(path: &Path, patch: &Value, fields: &HeaderFields, regions: &Regions) {
     let Some(patch) = patch.as_object() else {
         assert!(patch.is_null(), "a patch is an object: {patch}");
@@ -172,7 +193,7 @@ pub fn apply(path: &Path, patch: &Value, fields: &HeaderFields, regions: &Region
     };
     for key in patch.keys() {
         assert!(
-            ["chmod", "set", "write", "truncate"].contains(&key.as_str()),
+            ["chmod", "set", "write", "truncate", "side"].contains(&key.as_str()),
             "unknown patch step `{key}`"
         );
     }
@@ -205,6 +226,18 @@ pub fn apply(path: &Path, patch: &Value, fields: &HeaderFields, regions: &Region
     file.write_all(&bytes).expect("write the object");
     if let Some(n) = patch.get("truncate") {
         file.set_len(int_of(n)).expect("truncate");
+    }
+    if let Some(side) = patch.get("side") {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a segment name");
+        let id = fields.get(&bytes, "journal_id");
+        let stamped = side.get("id").map_or(id, int_of);
+        let side_path = path.with_file_name(side_name(name, id));
+        let data = side_bytes(name, stamped, &unhex(str_of(side, "hex")));
+        fs::write(&side_path, data).expect("write the side journal");
+        fs::set_permissions(&side_path, fs::Permissions::from_mode(0o600)).expect("chmod");
     }
 }
 

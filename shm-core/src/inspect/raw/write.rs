@@ -10,7 +10,7 @@ use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::inspect::path::FieldPath;
 use crate::inspect::{value, Datum};
 use crate::layout::TEXT_LEN_SIZE;
-use crate::{guard, held, journal, lock, seqlock, Guard};
+use crate::{guard, held, journal, lock, write, Guard};
 
 /// What [`RawSegment::set`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,16 +99,16 @@ impl RawSegment {
                 new[at..at + bytes.len()].copy_from_slice(&bytes);
             }
         }
-        seqlock::write(
-            &self.seg,
-            lo..hi,
-            |copies| copies.record_bytes(&old, &new),
-            || {
-                for (offset, value) in stores {
-                    self.store(*offset, value);
-                }
-            },
-        );
+        // Stored piece by piece, each after its journal entry: in order of offset.
+        let mut order: Vec<&(u64, Datum)> = stores.iter().collect();
+        order.sort_by_key(|(offset, _)| *offset);
+        let mut next = order.into_iter().peekable();
+        let unit = self.seg.element().size.max(1) as usize;
+        write::bytes(&self.seg, lo, &old, &new, unit, |piece| {
+            while let Some((offset, value)) = next.next_if(|(o, _)| (*o as usize) < piece.end) {
+                self.store(*offset, value);
+            }
+        });
         Ok(())
     }
 
@@ -205,7 +205,6 @@ impl RawSegment {
             .ok_or_else(corrupt)?;
         // `read` just proved `offset + size` is within the payload, so it fits in a usize.
         let start = offset as usize;
-        let bytes = start..start + leaf.size as usize;
         let (guard, poisoned) = match timeout {
             None => match guard::lock(&self.seg, &()) {
                 Ok(g) => (g, false),
@@ -221,12 +220,9 @@ impl RawSegment {
             .as_ref()
             .and_then(|o| encode_leaf(leaf, &new, o.clone()));
         if let (Some(o), Some(n)) = (&old_bytes, &new_bytes) {
-            seqlock::write(
-                guard.segment(),
-                bytes,
-                |copies| copies.record_bytes(o, n),
-                || self.store_leaf(leaf, offset, n),
-            );
+            write::bytes(guard.segment(), start, o, n, o.len().max(1), |_| {
+                self.store_leaf(leaf, offset, n);
+            });
         }
         drop(guard);
         new_bytes.ok_or_else(corrupt)?;

@@ -63,15 +63,67 @@ impl<'a> Image<'a> {
     }
 }
 
-/// A dead writer's leftovers: `seq`, the record, the two journal copies and the payload.
-fn leftovers(seq: u64, start: usize, len: usize, old: &Image, new: &Image, payload: &Image) -> J {
+/// An entry of a journal record (docs/FORMAT.md, "The journal record") for payload bytes from
+/// `start`: its header, its old values and, for kind 2 (`new` given), its new values, each copy at
+/// an offset congruent to `start` modulo 16, the whole padded to a multiple of 16.
+fn entry_of_kind(kind: u64, start: usize, old: &[u8], new: Option<&[u8]>) -> Vec<u8> {
+    let skew = start % 16;
+    let mut e = Vec::new();
+    for word in [start as u64, old.len() as u64, kind, 0] {
+        e.extend_from_slice(&word.to_le_bytes());
+    }
+    for copy in std::iter::once(old).chain(new) {
+        e.resize(e.len() + skew, 0);
+        e.extend_from_slice(copy);
+        e.resize(e.len().next_multiple_of(16), 0);
+    }
+    e
+}
+
+/// A kind-2 entry: old and new values, restored where they differ.
+fn changed(start: usize, old: &[u8], new: &[u8]) -> Vec<u8> {
+    entry_of_kind(2, start, old, Some(new))
+}
+
+/// A kind-1 entry: old values, all restored.
+fn all(start: usize, old: &[u8]) -> Vec<u8> {
+    entry_of_kind(1, start, old, None)
+}
+
+/// A dead writer's leftovers: `seq`, where its record is and how much of it is committed, the
+/// record (in the journal area, or with `side` in a side journal, whose header may carry another
+/// id), and the payload.
+fn leftovers(seq: u64, place: u64, len: usize, record: &[u8], payload: &[u8]) -> J {
+    let mut patch = vec![
+        (
+            "set".to_owned(),
+            set(&[
+                ("seq", seq),
+                ("journal_where", place),
+                ("journal_len", len as u64),
+            ]),
+        ),
+        (
+            "write".to_owned(),
+            J::Arr(if place == 1 {
+                vec![put("payload", 0, payload)]
+            } else {
+                vec![put("payload", 0, payload), put("journal", 0, record)]
+            }),
+        ),
+    ];
+    if place == 1 {
+        patch.push(("side".to_owned(), obj! { "hex": hex(record) }));
+    }
+    J::Obj(patch)
+}
+
+/// Leftovers whose record is in a side journal stamped with another id than the segment's.
+fn in_anothers_side(seq: u64, len: usize, record: &[u8], payload: &[u8]) -> J {
     obj! {
-        "set": set(&[("seq", seq), ("journal_start", start as u64), ("journal_len", len as u64)]),
-        "write": vec![
-            put("payload", 0, &payload.bytes),
-            put("journal_old", 0, &old.bytes),
-            put("journal_new", 0, &new.bytes),
-        ],
+        "set": set(&[("seq", seq), ("journal_where", 1), ("journal_len", len as u64)]),
+        "write": vec![put("payload", 0, payload)],
+        "side": obj! { "hex": hex(record), "id": 12345u64 },
     }
 }
 
@@ -90,7 +142,6 @@ pub fn journal() -> J {
     let stats = Descriptor::from_layout(&Stats::LAYOUT);
     let every = Descriptor::from_layout(&Everything::LAYOUT);
     let padded = Descriptor::from_layout(&Padded::LAYOUT);
-    let i64d = Descriptor::from_layout(&i64::LAYOUT);
     let worker = Descriptor::from_layout(&Worker::LAYOUT);
 
     let s_old = Image::zeros(&stats, stats.size as usize)
@@ -104,13 +155,6 @@ pub fn journal() -> J {
         .with("errors", &2u32.to_le_bytes())
         .with("load", &0.75f64.to_le_bytes());
     let s_half = s_old.clone().with("requests", &11u64.to_le_bytes());
-
-    let arr = |v: [i64; 3]| {
-        Image::zeros(&i64d, 24)
-            .at(0, &v[0].to_le_bytes())
-            .at(8, &v[1].to_le_bytes())
-            .at(16, &v[2].to_le_bytes())
-    };
 
     let nan_a = f64::from_bits(0x7ff8_0000_0000_0001);
     let nan_b = f64::from_bits(0x7ff8_0000_0000_0002);
@@ -171,84 +215,217 @@ pub fn journal() -> J {
         .at(client + 4, b"b")
         .with("requests", &4u64.to_le_bytes());
 
-    let s_len = stats.size as usize;
     let hist_changed = s_half.clone().with("hist[3]", &9u32.to_le_bytes());
+    let whole = |old: &Image, new: &Image| changed(0, &old.bytes, &new.bytes);
+    let s_rec = whole(&s_old, &s_new);
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let i64s = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let two = changed(0, &i64s(&[10, -10]), &i64s(&[11, -11]));
+    let third = changed(16, &i64s(&[7]), &i64s(&[99]));
     // (id, why, base, patch)
-    let cases: Vec<(&str, &str, &str, J)> =
-        vec![
+    let cases: Vec<(&str, &str, &str, J)> = vec![
         (
             "killed after its first store",
             "requests stored, errors and load not yet: back to the old value",
             "Stats",
-            leftovers(1, 0, s_len, &s_old, &s_new, &s_half),
+            leftovers(1, 0, s_rec.len(), &s_rec, &s_half.bytes),
         ),
         (
             "killed after its last store",
             "every field stored, the record not yet cleared: back to the old value",
             "Stats",
-            leftovers(1, 0, s_len, &s_old, &s_new, &s_new),
+            leftovers(1, 0, s_rec.len(), &s_rec, &s_new.bytes),
         ),
         (
             "killed before its first store",
-            "the record written, nothing stored: the old value stays",
+            "the record committed, nothing stored: the old value stays",
             "Stats",
-            leftovers(1, 0, s_len, &s_old, &s_new, &s_old),
+            leftovers(1, 0, s_rec.len(), &s_rec, &s_old.bytes),
         ),
         (
             "a field the update left alone changed meanwhile",
-            "hist[3] is equal in both copies, so a field atomic's change to it is kept",
+            "hist[3] is equal in both copies of a kind-2 entry, so a field atomic's change to it \
+             is kept",
             "Stats",
-            leftovers(1, 0, s_len, &s_old, &s_new, &hist_changed),
+            leftovers(1, 0, s_rec.len(), &s_rec, &hist_changed.bytes),
         ),
         (
             "killed while writing the journal",
-            "seq odd, no record yet (journal_len 0): nothing to undo, whatever the copies hold",
+            "seq odd, no entry committed yet (journal_len 0): nothing to undo, whatever the \
+             journal area holds",
             "Stats",
-            leftovers(1, 0, 0, &s_new, &s_old, &s_old),
+            leftovers(1, 0, 0, &whole(&s_new, &s_old), &s_old.bytes),
         ),
         (
-            "a record beyond the payload",
-            "journal_start + journal_len > payload_len: ignored and cleared, the payload as it is",
+            "an entry beyond the payload",
+            "start + len > payload_len: not restored, and the lock is poisoned (the write could \
+             not be rolled back); the payload as it is",
             "Stats",
-            leftovers(1, 8, s_len, &s_old, &s_new, &s_half),
+            {
+                let rec = changed(8, &s_old.bytes, &s_new.bytes);
+                leftovers(1, 0, rec.len(), &rec, &s_half.bytes)
+            },
         ),
         (
             "seq at its largest",
             "an odd seq of 2^64 - 1 wraps to 0",
             "Stats",
-            leftovers(u64::MAX, 0, s_len, &s_old, &s_new, &s_half),
+            leftovers(u64::MAX, 0, s_rec.len(), &s_rec, &s_half.bytes),
         ),
         (
             "one element of an array",
             "element 1 journaled; element 0, outside the record, changed meanwhile: kept",
             "i64x3",
-            leftovers(5, 8, 8, &arr([0, -10, 0]), &arr([0, -11, 0]), &arr([12, -11, 7])),
+            {
+                let rec = changed(8, &i64s(&[-10]), &i64s(&[-11]));
+                leftovers(5, 0, rec.len(), &rec, &i64s(&[12, -11, 7]))
+            },
         ),
         (
-            "copies that differ outside the record",
-            "only the elements the record covers (0 and 1) are restored",
+            "an entry past journal_len",
+            "the second entry is not committed (the writer had not stored its run), so it is \
+             not restored: element 2 keeps what a field atomic did",
             "i64x3",
-            leftovers(5, 0, 16, &arr([10, -10, 7]), &arr([11, -11, 8]), &arr([11, -11, 99])),
+            leftovers(
+                5,
+                0,
+                two.len(),
+                &cat(&[&two, &third]),
+                &i64s(&[11, -11, 99]),
+            ),
+        ),
+        (
+            "two entries, the second partly stored",
+            "kind 1: elements 0 and 1, then element 2: every committed run restored",
+            "i64x3",
+            {
+                let rec = cat(&[&all(0, &i64s(&[10, -10])), &all(16, &i64s(&[7]))]);
+                leftovers(3, 0, rec.len(), &rec, &i64s(&[11, -11, 8]))
+            },
+        ),
+        (
+            "kind 1 restores every primitive",
+            "a kind-1 run was all stored by the write: element 1, equal to its old value, and \
+             element 2, changed since, both get their old values back",
+            "i64x3",
+            {
+                let rec = all(0, &i64s(&[10, -10, 7]));
+                leftovers(3, 0, rec.len(), &rec, &i64s(&[11, -10, 8]))
+            },
+        ),
+        (
+            "the same bytes journaled twice",
+            "entries are restored last first: the first entry's old value, the oldest, wins",
+            "i64x3",
+            {
+                let rec = cat(&[&all(8, &i64s(&[-10])), &all(8, &i64s(&[-20]))]);
+                leftovers(3, 0, rec.len(), &rec, &i64s(&[0, -30, 0]))
+            },
+        ),
+        (
+            "an entry of an unknown kind",
+            "kind 3: the record cannot be read on; the entries before it are restored, and the \
+             lock is poisoned",
+            "i64x3",
+            {
+                let rec = cat(&[&two, &entry_of_kind(3, 16, &i64s(&[7]), None)]);
+                leftovers(3, 0, rec.len(), &rec, &i64s(&[11, -11, 8]))
+            },
+        ),
+        (
+            "a record cut short",
+            "journal_len ends inside the second entry: the first is restored, the lock poisoned",
+            "i64x3",
+            leftovers(
+                3,
+                0,
+                two.len() + 40,
+                &cat(&[&two, &third]),
+                &i64s(&[11, -11, 99]),
+            ),
         ),
         (
             "every width and kind",
             "i8, u16, bool, char, a 2-D array element, a nested field; f32 0.0 and -0.0 differ \
              in bits, so restored; f64 has the same NaN in both copies, so its other NaN is kept",
             "Everything",
-            leftovers(1, 0, every.size as usize, &e_old, &e_new, &e_payload),
+            {
+                let rec = whole(&e_old, &e_new);
+                leftovers(1, 0, rec.len(), &rec, &e_payload.bytes)
+            },
         ),
         (
             "padding",
             "bytes that belong to no field are never written by undo",
             "Padded",
-            leftovers(1, 0, padded.size as usize, &p_old, &p_new, &p_payload),
+            {
+                let rec = whole(&p_old, &p_new);
+                leftovers(1, 0, rec.len(), &rec, &p_payload.bytes)
+            },
         ),
         (
             "an enum and a text",
             "the enum is restored as a u8; the text byte by byte (its length was not stored yet, \
              its first byte was), \"alpha\" again; requests, equal in both copies, keeps 4",
             "Worker",
-            leftovers(1, 0, worker.size as usize, &w_old, &w_new, &w_payload),
+            {
+                let rec = whole(&w_old, &w_new);
+                leftovers(1, 0, rec.len(), &rec, &w_payload.bytes)
+            },
+        ),
+        (
+            "a record in the side journal",
+            "journal_where 1: the record is read from the side journal's record area; both \
+             entries are committed, so element 2 is restored too",
+            "i64x3",
+            {
+                let rec = cat(&[&two, &third]);
+                leftovers(7, 1, rec.len(), &rec, &i64s(&[11, -11, 99]))
+            },
+        ),
+        (
+            "a side journal that is not there",
+            "journal_where 1, no side journal: nothing can be restored; the lock is poisoned",
+            "i64x3",
+            obj! {
+                "set": set(&[("seq", 7), ("journal_where", 1), ("journal_len", two.len() as u64)]),
+                "write": vec![put("payload", 0, &i64s(&[11, -10, 7]))],
+            },
+        ),
+        (
+            "another segment's side journal",
+            "its header's id is not this segment's journal_id: not used; the lock is poisoned",
+            "i64x3",
+            in_anothers_side(7, two.len(), &two, &i64s(&[11, -10, 7])),
+        ),
+        (
+            "a side journal shorter than its record",
+            "journal_len beyond the side journal's end: nothing restored, the lock poisoned",
+            "i64x3",
+            obj! {
+                "set": set(&[("seq", 7), ("journal_where", 1), ("journal_len", two.len() as u64 + 16)]),
+                "write": vec![put("payload", 0, &i64s(&[11, -10, 7]))],
+                "side": obj! { "hex": hex(&two) },
+            },
+        ),
+        (
+            "a write without a record",
+            "journal_where 2: the writer had no room for a record; what it stored stays, and the \
+             lock is poisoned",
+            "i64x3",
+            obj! {
+                "set": set(&[("seq", 9), ("journal_where", 2)]),
+                "write": vec![put("payload", 0, &i64s(&[11, -10, 7]))],
+            },
+        ),
+        (
+            "an unknown journal_where",
+            "7: not a place a record can be; the lock is poisoned",
+            "i64x3",
+            obj! {
+                "set": set(&[("seq", 9), ("journal_where", 7), ("journal_len", two.len() as u64)]),
+                "write": vec![put("payload", 0, &i64s(&[11, -10, 7])), put("journal", 0, &two)],
+            },
         ),
     ];
     let json_bases: Vec<J> = bases.iter().map(|(_, b)| b.json.clone()).collect();
@@ -265,6 +442,8 @@ pub fn journal() -> J {
                     "payload": hex(&bytes[at.payload..at.payload + at.payload_len]),
                     "seq": fields.get(&bytes, "seq"),
                     "journal_len": fields.get(&bytes, "journal_len"),
+                    "journal_where": fields.get(&bytes, "journal_where"),
+                    "poison": fields.get(&bytes, "poison"),
                 }
             });
             obj! { "id": id, "why": why, "base": base, "patch": patch, "after": after }

@@ -22,13 +22,15 @@ pub const HEADER_FIELDS: &[(&str, usize, usize)] = &[
     ("elem_count", 48, 8),
     ("elem_size", 56, 8),
     ("creator_pid", 64, 4),
+    ("journal_where", 68, 4),
     ("creator_start", 72, 8),
     ("created_at", 80, 8),
     ("poison", 88, 4),
     ("repair", 92, 4),
     ("journal_offset", 96, 8),
-    ("journal_start", 104, 8),
+    ("journal_cap", 104, 8),
     ("journal_len", 112, 8),
+    ("journal_id", 120, 8),
     ("seq", 128, 8),
     ("changes", 136, 4),
     ("waiters0", 140, 4),
@@ -36,7 +38,7 @@ pub const HEADER_FIELDS: &[(&str, usize, usize)] = &[
 ];
 
 /// The fields of a freshly created segment the vectors pin down (not the creator's pid, start
-/// time and creation time, nor the lock's bytes).
+/// time and creation time, the random journal id, nor the lock's bytes).
 const BASE_FIELDS: &[&str] = &[
     "version",
     "state",
@@ -49,8 +51,9 @@ const BASE_FIELDS: &[&str] = &[
     "elem_size",
     "poison",
     "repair",
+    "journal_where",
     "journal_offset",
-    "journal_start",
+    "journal_cap",
     "journal_len",
     "seq",
     "changes",
@@ -198,21 +201,19 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
 
 fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
     let u = &b["u64"];
-    let (po, jo, size) = (
+    let (po, jo, cap, size) = (
         u.get("payload_offset"),
         u.get("journal_offset"),
+        u.get("journal_cap"),
         u.size as u64,
     );
     let fp = u.get("fingerprint");
     let flags = u.get("flags");
     let no_lock = || put("object", 192 + 16, &[0; 4]);
     let magic = |bytes: &[u8; 8]| put("object", 0, bytes);
-    // A single u64 claiming two elements, with a header that adds up.
-    let two = set(&[
-        ("elem_count", 2),
-        ("payload_len", 16),
-        ("journal_offset", size - 32),
-    ]);
+    // A single u64 claiming two elements, with a header that adds up (the journal area starts
+    // 128 bytes after the payload).
+    let two = set(&[("elem_count", 2), ("payload_len", 16)]);
     // Another descriptor in the base, with its fingerprint.
     let descriptor = |d: &[u8]| {
         obj! {
@@ -324,11 +325,19 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             "step 2: the state before the version",
             "u64",
         )
-        .patch(obj! { "set": set(&[("state", 7), ("version", 4)]) })
+        .patch(obj! { "set": set(&[("state", 7), ("version", 5)]) })
         .refused("unknown init state 7"),
-        case("version 4", "step 2: a later version", "u64")
-            .patch(obj! { "set": set(&[("version", 4)]) })
-            .refused("format version 4"),
+        case("version 5", "step 2: a later version", "u64")
+            .patch(obj! { "set": set(&[("version", 5)]) })
+            .refused("format version 5"),
+        case(
+            "version 3",
+            "step 2: the version before the bounded journal (its journal was two copies of the \
+             payload): refused, naming both versions",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("version", 3)]) })
+        .refused("format version 3, and this shm-core reads only version 4"),
         case(
             "version 2",
             "step 2: the version before the waiting words, whose writers announce nothing: a \
@@ -381,17 +390,33 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             "step 3: 2^61 x 8 wraps to 0, the payload length: a wrapping product would pass",
             "u64",
         )
-        .patch(obj! {
-            "set": set(&[("elem_count", 1 << 61), ("payload_len", 0), ("journal_offset", size)]),
-        })
+        .patch(obj! { "set": set(&[("elem_count", 1 << 61), ("payload_len", 0)]) })
         .refused("does not add up"),
         case(
             "journal overlaps the payload",
             "step 3: journal_offset < payload end",
             "u64",
         )
-        .patch(obj! { "set": set(&[("journal_offset", po + 4)]), "truncate": po + 4 + 16 })
+        .patch(obj! { "set": set(&[("journal_offset", po + 4)]), "truncate": po + 4 + cap })
         .refused("does not add up"),
+        case(
+            "journal area one byte longer",
+            "step 3: the object's size is the journal area's end",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("journal_cap", cap + 1)]) })
+        .refused("does not add up"),
+        case(
+            "no journal area",
+            "step 3: any journal_cap adds up if the object ends with it (every record then goes \
+             to the side journal)",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("journal_cap", 0)]), "truncate": jo })
+        .open(single("u64")),
+        case("journal id 0", "step 3", "u64")
+            .patch(obj! { "set": set(&[("journal_id", 0)]) })
+            .refused("journal id is 0"),
         case(
             "object one byte longer",
             "step 3: the object's size is the journal's end",
@@ -561,7 +586,6 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
                 ("fingerprint", Descriptor::fingerprint_of(&empty)),
                 ("elem_size", 0),
                 ("payload_len", 0),
-                ("journal_offset", size),
             ]),
             "write": vec![put("descriptor", 0, &empty)],
         })
@@ -571,10 +595,10 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             .open(single("u64")),
         case(
             "write in progress",
-            "odd seq, journal record: for readers and lockers",
+            "odd seq, journal record: for readers and lockers, not for open",
             "u64",
         )
-        .patch(obj! { "set": set(&[("seq", 3), ("journal_len", 8)]) })
+        .patch(obj! { "set": set(&[("seq", 3), ("journal_len", 48), ("journal_where", 1)]) })
         .open(single("u64")),
         case(
             "unknown flag bits",

@@ -15,13 +15,21 @@ pub fn waiting() -> J {
     let check = |path: &str, op: &str, value: &str| {
         obj! { "check": vec![J::from(path), J::from(op), J::from(value)] }
     };
-    // A writer killed in its write window: seq odd, the journal recording 7 -> 8, 8 stored.
+    // A writer killed in its write window: seq odd, the journal recording 7 -> 8 (one entry of
+    // kind 2 for payload bytes 0..4, docs/FORMAT.md "The journal record"), 8 stored.
+    let mut entry = Vec::new();
+    for word in [0u64, 4, 2, 0] {
+        entry.extend_from_slice(&word.to_le_bytes());
+    }
+    entry.extend_from_slice(&7u32.to_le_bytes());
+    entry.resize(48, 0);
+    entry.extend_from_slice(&8u32.to_le_bytes());
+    entry.resize(64, 0);
     let dead_writer = obj! {
-        "set": set(&[("seq", 3), ("journal_start", 0), ("journal_len", 4)]),
+        "set": set(&[("seq", 3), ("journal_where", 0), ("journal_len", entry.len() as u64)]),
         "write": vec![
             put("payload", 0, &8u32.to_le_bytes()),
-            put("journal_old", 0, &7u32.to_le_bytes()),
-            put("journal_new", 0, &8u32.to_le_bytes()),
+            put("journal", 0, &entry),
         ],
     };
     // (id, why, base, patch, steps)

@@ -1,0 +1,49 @@
+//! `Shared::try_update`, and the update under a held lock that `update`, `update_locked` and it
+//! share: journaled, and without the journal only when there is no room for it and the caller
+//! allows that.
+
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::Shared;
+use crate::shared_layout::duplicate;
+use crate::{seqlock, write, Guard, Result, SharedLayout};
+
+impl<T: SharedLayout> Shared<T> {
+    /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
+    /// for it (only a value larger than 32 KiB can need the side journal, see
+    /// [`update`](Self::update)), it stores nothing and returns
+    /// [`Error::NoSpace`](crate::Error::NoSpace) (or why the side journal cannot be used). `f`
+    /// has run by then; its result is dropped.
+    ///
+    /// # Panics
+    /// As [`update`](Self::update).
+    #[track_caller]
+    pub fn try_update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
+        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.update_under(&guard, f, true)
+    }
+
+    /// The update under the lock `guard` holds.
+    pub(super) fn update_under<R>(
+        &self,
+        guard: &Guard<'_, T::Atomic>,
+        f: impl FnOnce(&mut T) -> R,
+        required: bool,
+    ) -> Result<R> {
+        let twin: &T::Atomic = guard;
+        // One load: a second one could see other fields changed by field atomics meanwhile,
+        // and `update` would then write those values back over later changes.
+        let old = T::load(twin, Relaxed);
+        let mut new = duplicate(&old);
+        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
+        write::update(
+            guard.segment(),
+            core::slice::from_ref(twin),
+            0,
+            core::slice::from_ref(&old),
+            core::slice::from_ref(&new),
+            required,
+        )?;
+        Ok(r)
+    }
+}
