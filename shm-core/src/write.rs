@@ -61,6 +61,10 @@ pub(crate) fn infallible<R>(r: Result<R>) -> R {
 ///
 /// # Panics
 /// If the three slices differ in length.
+///
+/// Always inlined, as a dispatch the compiler resolves: a `Shared::update` of a small value
+/// compiles to [`single`] alone, in the caller, and the comparing paths stay out of line.
+#[inline(always)]
 pub(crate) fn update<T: SharedLayout>(
     seg: &Segment,
     twins: &[T::Atomic],
@@ -86,6 +90,7 @@ pub(crate) fn update<T: SharedLayout>(
 }
 
 /// One small value: one entry of old and new values, from twins on the stack.
+#[inline]
 fn single<T: SharedLayout>(
     seg: &Segment,
     twin: &T::Atomic,
@@ -104,7 +109,7 @@ fn single<T: SharedLayout>(
         }
     });
     T::store_changed(twin, old, new, Relaxed);
-    drop(w);
+    w.end();
     Ok(())
 }
 
@@ -160,6 +165,7 @@ unsafe fn plain_bytes<T: SharedLayout>(values: &[T]) -> &[u8] {
 }
 
 /// Numbers: compared and journaled cell by cell (`unit` wide), stored in bulk.
+#[inline(never)]
 fn plain<T: SharedLayout>(
     seg: &Segment,
     twins: &[T::Atomic],
@@ -203,12 +209,13 @@ fn plain<T: SharedLayout>(
             }
         }
     }
-    drop(w);
+    w.end();
     Ok(())
 }
 
 /// Other types: compared element by element through their twins' bytes; runs of changed elements
 /// journaled with old and new values, stored with `store_changed`.
+#[inline(never)]
 fn by_element<T: SharedLayout>(
     seg: &Segment,
     twins: &[T::Atomic],
@@ -236,7 +243,7 @@ fn by_element<T: SharedLayout>(
             }
         }
     }
-    drop(w);
+    w.end();
     Ok(())
 }
 
@@ -398,7 +405,7 @@ pub(crate) fn write_from<T: BulkCopy>(
             }
         }
     }
-    drop(w);
+    w.end();
     Ok(())
 }
 
@@ -435,7 +442,7 @@ pub(crate) fn bytes(
         });
         store(ps..ps + pl);
     }
-    drop(w);
+    w.end();
 }
 
 #[cfg(test)]
