@@ -12,7 +12,8 @@
 //! - `fetch_add, one field`: every process adds 1 to the same `u64` field, `fetch_add(1, Relaxed)`;
 //! - `fetch_add, own slot`: each adds 1 to its own field, 128 bytes from the next (no false
 //!   sharing);
-//! - `update`: `update(|c| c.n += 1)` on one struct: the segment's lock, journal and seqlock;
+//! - `update`: `update(|n| *n += 1)` on a `Value<u64>` of its own: the segment's lock, journal
+//!   and seqlock around the same increment as the next line's;
 //! - `process-shared mutex`: the hand-written counterpart of `update`, a default process-shared
 //!   pthread mutex in a bare `shared_memory` mapping around a plain increment;
 //! - `snapshot, 1 writer`: P processes take `snapshot()`s of a 64-byte struct while one more
@@ -36,7 +37,7 @@ use perf::measure::Spread;
 use perf::raw::Error;
 use perf::svg::{plot, Series};
 use shared_memory::{Shmem, ShmemConf};
-use shm_core::{Array, Shared, SharedLayout};
+use shm_core::{Array, Shared, SharedLayout, Value};
 
 /// The struct of `update` and `snapshot`: 64 bytes, every field the same value after a whole
 /// update.
@@ -194,25 +195,27 @@ impl RawLocked {
     }
 }
 
-fn names(prefix: &str) -> [String; 5] {
+fn names(prefix: &str) -> [String; 6] {
     [
         format!("{prefix}-ctl"),
         format!("{prefix}-counters"),
         format!("{prefix}-slots"),
         format!("{prefix}-block"),
         format!("/{prefix}-raw"),
+        format!("{prefix}-value"),
     ]
 }
 
 /// What a worker does. `index` is `usize::MAX` for the snapshot mode's writer.
 fn worker(mode: Mode, prefix: &str, index: usize, ops: u64) -> Result<(), Error> {
-    let [ctl, counters, slots, block, raw] = names(prefix);
+    let [ctl, counters, slots, block, raw, value] = names(prefix);
     let ctl = Array::<u64>::open(&ctl)?;
     let procs = (ctl.len() - FINISH) / 2;
     let counters = Shared::<Counters>::open(&counters)?;
     let slots = Array::<Slot>::open(&slots)?;
     let block = Shared::<Block>::open(&block)?;
     let raw = RawLocked::open(&raw)?;
+    let value = Value::<u64>::open(&value)?;
     let writer = index == usize::MAX;
     let finish = if writer {
         None
@@ -241,7 +244,7 @@ fn worker(mode: Mode, prefix: &str, index: usize, ops: u64) -> Result<(), Error>
         }
         Mode::Update => {
             for _ in 0..ops {
-                counters.update(|c| c.shared += 1);
+                value.update(|n| *n += 1);
             }
         }
         Mode::Mutex => {
@@ -298,7 +301,7 @@ struct Figures {
 /// One run of `mode` with `procs` workers.
 fn run(mode: Mode, procs: usize, ops: u64) -> Result<Figures, Error> {
     let prefix = format!("shm-scaling-{}", std::process::id());
-    let [ctl_n, counters_n, slots_n, block_n, raw_n] = names(&prefix);
+    let [ctl_n, counters_n, slots_n, block_n, raw_n, value_n] = names(&prefix);
     let ctl = Array::<u64>::create_zeroed(&ctl_n, FINISH + 2 * procs)?;
     let counters = Shared::<Counters>::create(
         &counters_n,
@@ -310,6 +313,7 @@ fn run(mode: Mode, procs: usize, ops: u64) -> Result<Figures, Error> {
     let slots = Array::<Slot>::create_zeroed(&slots_n, procs)?;
     let _block = Shared::<Block>::create(&block_n, Block { f: [0; 8] })?;
     let raw = RawLocked::create(&raw_n)?;
+    let value = Value::<u64>::create(&value_n, 0)?;
 
     let me = std::env::current_exe()?;
     let spawn = |index: usize| {
@@ -359,7 +363,8 @@ fn run(mode: Mode, procs: usize, ops: u64) -> Result<Figures, Error> {
         .unwrap_or(start);
     let total = procs as u64 * ops;
     let counted = match mode {
-        Mode::FetchAdd | Mode::Update => counters.shared.load(Ordering::Relaxed),
+        Mode::FetchAdd => counters.shared.load(Ordering::Relaxed),
+        Mode::Update => value.get(),
         Mode::Slots => slots.iter().map(|s| s.n.load(Ordering::Relaxed)).sum(),
         Mode::Mutex => raw.counter().load(Ordering::Relaxed),
         Mode::Snapshot => total,
