@@ -553,6 +553,10 @@ fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<T
         (Kind::Robust, "a robust mutex"),
     ]
     .map(|(k, what)| (BareMutex::new(k), what));
+    // The write alone: `update_locked` under a guard held for the whole group, on a segment of
+    // its own (the `update` case takes the other one's lock).
+    let held = Shared::<T>::create(&name(&format!("{tag}-held")), T::default())?;
+    let guard = held.lock().map_err(|_| "a new segment's lock is poisoned")?;
     let mut g = Group::new(format!("update of {label}"));
     let mut k = 0u64;
     g.case(format!("{label}: update()"), move |n| {
@@ -561,6 +565,16 @@ fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<T
             s.update(|v| *v = T::with(opaque(k)));
         }
     });
+    let (mut k, held, guard) = (0u64, &held, &guard);
+    g.case(
+        format!("{label}: update_locked() (the write alone)"),
+        move |n| {
+            for _ in 0..n {
+                k += 1;
+                held.update_locked(guard, |v| *v = T::with(opaque(k)));
+            }
+        },
+    );
     let mut k = 0u64;
     g.case(format!("{label}: relaxed stores"), move |n| {
         for _ in 0..n {
