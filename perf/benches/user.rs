@@ -556,7 +556,9 @@ fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<T
     // The write alone: `update_locked` under a guard held for the whole group, on a segment of
     // its own (the `update` case takes the other one's lock).
     let held = Shared::<T>::create(&name(&format!("{tag}-held")), T::default())?;
-    let guard = held.lock().map_err(|_| "a new segment's lock is poisoned")?;
+    let guard = held
+        .lock()
+        .map_err(|_| "a new segment's lock is poisoned")?;
     let mut g = Group::new(format!("update of {label}"));
     let mut k = 0u64;
     g.case(format!("{label}: update()"), move |n| {

@@ -100,6 +100,8 @@ impl Write<'_> {
         self.ended = true;
     }
 
+    /// The end of a write dropped without [`end`](Write::end) (see `Drop`): undone if its thread
+    /// is panicking, else ended as `end` would.
     #[cold]
     #[inline(never)]
     fn end_dropped(&mut self) {
@@ -453,9 +455,12 @@ mod model {
 mod tests {
     use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::TryLockError;
+
     use super::{read, MAX_RACES};
     use crate::lock::{self, Wait};
-    use crate::Array;
+    use crate::{Array, Layout, Shared, SharedLayout, TypeCode};
 
     /// Makes the counter move on, as a whole write by another thread would, if the lock is free
     /// to this thread; returns whether it did (it is not when the read runs under the lock).
@@ -489,6 +494,47 @@ mod tests {
         let h = a.segment().header();
         assert!(lock::lock(h, Wait::Try).is_ok(), "the read kept the lock");
         lock::unlock(h);
+    }
+
+    /// A value whose `store_changed` stores the new value and then panics if it is 666: a write
+    /// that panics inside its window, after a store.
+    struct Bomb(u64);
+
+    // SAFETY: the twin is one `AtomicU64`, described by the `u64` layout; `Bomb` is a `u64`.
+    unsafe impl SharedLayout for Bomb {
+        type Atomic = AtomicU64;
+        const LAYOUT: Layout = Layout::primitive(TypeCode::U64);
+
+        fn load(atomic: &AtomicU64, order: Ordering) -> Self {
+            Bomb(atomic.load(order))
+        }
+
+        fn store(atomic: &AtomicU64, value: &Self, order: Ordering) {
+            atomic.store(value.0, order)
+        }
+
+        fn store_changed(atomic: &AtomicU64, _old: &Self, new: &Self, order: Ordering) {
+            atomic.store(new.0, order);
+            assert_ne!(new.0, 666, "a store that panics after storing");
+        }
+    }
+
+    /// A write that panics inside its window (the counter odd, a store done) is undone from its
+    /// journal as the panic goes on, the counter is even again, and the lock is poisoned and free.
+    #[test]
+    fn a_write_that_panics_after_a_store_is_undone_and_poisons() {
+        let name = format!("shmt-seqlock-bomb-{}", std::process::id());
+        let s = Shared::<Bomb>::create(&name, Bomb(7)).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.update(|v| v.0 = 666)));
+        assert!(r.is_err(), "the store did not panic");
+        assert_eq!(
+            s.segment().header().seq.load(Relaxed) % 2,
+            0,
+            "counter left odd"
+        );
+        assert_eq!(s.snapshot().0, 7, "the half-done write was not undone");
+        assert!(s.is_poisoned());
+        assert!(matches!(s.try_lock(), Err(TryLockError::Poisoned(_))));
     }
 
     /// A read under the lock that panics releases the lock as the panic goes on.
