@@ -1152,7 +1152,8 @@ impl SegmentBase {
     /// Whatever the timeout, it is the same lock, re-entrant within a thread.
     ///
     /// ``lock.poisoned`` says whether the segment was poisoned when it was acquired; an
-    /// exception leaving the ``with`` block poisons it (see ``Lock``).
+    /// exception leaving the ``with`` block poisons it (see ``Lock``). A handle attached read
+    /// only has no lock to take (locking writes the lock word): ``ReadOnlyError``.
     #[pyo3(signature = (timeout = None))]
     fn get_lock(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<Lock>> {
         self.refuse_write(py, "get_lock() (locking writes the lock word)")?;
@@ -1181,7 +1182,7 @@ impl SegmentBase {
     ///
     /// It takes the lock for a moment (re-entrant: call it inside ``with get_lock()``), so that
     /// a holder's death nobody has noticed yet is dealt with first and cleared too; ``timeout``
-    /// bounds that wait, as for ``update()``.
+    /// bounds that wait, as for ``update()``. ``ReadOnlyError`` on a handle attached read only.
     #[pyo3(signature = (*, timeout = None))]
     fn clear_poison(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         self.refuse_write(py, "clear_poison()")?;
@@ -1301,7 +1302,8 @@ impl SegmentBase {
     /// A consistent copy of the whole value: a dict for a struct, a (nested) list for an array,
     /// a scalar for a primitive; no ``update`` of any process is half-seen. A seqlock read, as
     /// Rust's ``snapshot()``: it never waits for a lock holder, only (briefly) for a write in
-    /// progress; a write whose writer died is rolled back first. ``timeout`` is accepted for
+    /// progress; a write whose writer died is rolled back first (by a handle attached read
+    /// only, in a copy of its own: the segment stays as it is). ``timeout`` is accepted for
     /// compatibility: the wait it bounded no longer happens.
     #[pyo3(signature = (timeout = None))]
     fn snapshot<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
@@ -1406,7 +1408,8 @@ impl SegmentBase {
     /// Wakes every process waiting in ``wait_until()`` on this segment (Python's or Rust's) to
     /// check its condition again: call it after changing fields by storing them
     /// (``seg["x"] = 1``, ``v.value = 1``), which wakes nobody. ``update()`` wakes them itself.
-    /// Costs no system call when nobody waits.
+    /// Costs no system call when nobody waits. ``ReadOnlyError`` on a handle attached read
+    /// only (notifying writes the header).
     fn notify(&self, py: Python<'_>) -> PyResult<()> {
         self.refuse_write(py, "notify() (it writes the segment's header)")?;
         self.slot.handle()?.notify();
@@ -1441,7 +1444,7 @@ impl SegmentBase {
     /// or reader, in any language, rolls the update back, which poisons nothing. Works inside
     /// ``with get_lock()``; inside ``fn``, taking or releasing this segment's lock again
     /// (``get_lock()``, ``update()``, ``clear_poison()``) raises ``RuntimeError``, as it would
-    /// wait for itself.
+    /// wait for itself. ``ReadOnlyError`` on a handle attached read only.
     #[pyo3(signature = (r#fn = None, /, *, timeout = None, **fields))]
     fn update<'py>(
         &self,
