@@ -182,6 +182,15 @@ pub fn lock_timeout(
     )
 }
 
+/// `ReadOnlyError`: the handle of segment `name` is attached read only, and `what` would write
+/// to it.
+pub fn read_only(py: Python<'_>, name: &str, what: &str) -> PyErr {
+    let message = format!(
+        "segment `{name}` is attached read-only: {what} would write to it (open it read-write to write)"
+    );
+    shm_error(py, "ReadOnlyError", name, message, None, &[])
+}
+
 /// The exception for a field that could not be read or written.
 pub fn field_to_py(py: Python<'_>, e: FieldError) -> PyErr {
     let message = e.to_string();
@@ -195,6 +204,9 @@ pub fn field_to_py(py: Python<'_>, e: FieldError) -> PyErr {
             shm_error(py, "Corrupt", &segment, message, None, &[("reason", r)])
         }
         FieldError::NoSuchField { .. } => pyo3::exceptions::PyKeyError::new_err(message),
+        FieldError::ReadOnly { segment } => {
+            shm_error(py, "ReadOnlyError", &segment, message, None, &[])
+        }
         _ => pyo3::exceptions::PyValueError::new_err(message),
     }
 }

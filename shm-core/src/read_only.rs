@@ -482,6 +482,19 @@ impl<T: SharedLayout> ReadOnlyArray<T> {
         self.len() == 0
     }
 
+    /// The first of the [`len`](Self::len) elements in the read-only mapping, which stays
+    /// mapped while `self` lives: for a binding that lends the elements to its language as
+    /// read-only memory (Python's buffer protocol). Reading through it is plain memory: not
+    /// atomic, not consistent with any `update` (use [`snapshot`](Self::snapshot)), and in Rust
+    /// only relaxed atomic loads of the twin are allowed on it (see the module's rule). Any
+    /// store through it faults: the mapping is `PROT_READ`.
+    pub fn as_ptr(&self) -> *const T::Atomic {
+        Region::payload(&self.seg)
+            .as_ptr()
+            .cast::<T::Atomic>()
+            .cast_const()
+    }
+
     /// The segment's name, as given.
     pub fn name(&self) -> &str {
         self.seg.name()
