@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::lock::{self, Failed, Wait};
 use crate::segment::Segment;
-use crate::seqlock;
+use crate::{held, seqlock};
 
 /// The segment's lock, held; released when dropped. Derefs to the atomic twin (for `Shared`) or
 /// the slice of twins (for `Array`).
@@ -18,8 +18,8 @@ use crate::seqlock;
 ///
 /// Holding the guard excludes other lockers, including `update` in any process; it does not stop
 /// field atomics, and changes made through the guard are not seen atomically by `snapshot` (use
-/// `update` for that). It cannot be sent to another thread: a pthread mutex is released by the
-/// thread that took it.
+/// `update` for that). It cannot be sent to another thread: the lock word names the thread that
+/// holds it, and only that thread releases it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct Guard<'a, A: ?Sized> {
     seg: &'a Segment,
@@ -43,11 +43,12 @@ impl<A: ?Sized> Deref for Guard<'_, A> {
 }
 
 impl<A: ?Sized> Drop for Guard<'_, A> {
+    #[inline]
     fn drop(&mut self) {
         if !self.panicking && std::thread::panicking() {
             lock::poison(self.seg.header());
         }
-        seqlock::note_released(self.seg);
+        held::note_released(self.seg);
         lock::unlock(self.seg.header());
     }
 }
@@ -67,13 +68,14 @@ impl<'a, A: ?Sized> Guard<'a, A> {
     }
 }
 
+#[inline]
 fn acquire<'a, A: ?Sized>(
     seg: &'a Segment,
     data: &'a A,
     wait: Wait,
 ) -> Result<LockResult<Guard<'a, A>>, Failed> {
-    lock::lock(seg.header(), wait)?;
-    seqlock::note_held(seg);
+    lock::lock(seg.header(), wait, || held::by_this_thread(seg))?;
+    held::note_held(seg);
     // A writer that died mid-update left the counter odd: undo its stores before anyone looks.
     // That repairs it; a death that nothing could repair was made a poisoning by `lock::lock`.
     seqlock::recover(seg);
@@ -99,35 +101,32 @@ fn relock_panic(name: &str) -> ! {
 /// first, by taking the lock if it is free, so that it does not poison the lock again afterwards.
 pub(crate) fn clear_poison(seg: &Segment) {
     let h = seg.header();
-    if seqlock::held_by_this_thread(seg) {
+    if held::by_this_thread(seg) {
         // Any death before was taken in when this thread locked.
         lock::clear(h);
         return;
     }
-    match lock::lock(h, Wait::Try) {
+    match lock::lock(h, Wait::Try, || false) {
         Ok(()) => {
             seqlock::recover(seg);
             lock::clear(h);
             lock::unlock(h);
         }
-        // Held by a live owner, which took in any earlier death when it locked (or a lock word
-        // being repaired, whose repair poisons anew: that is news after this call).
+        // Held by a live owner, which took in any earlier death when it locked.
         Err(_) => lock::clear(h),
     }
 }
 
 /// Blocks until the lock is held.
+#[inline]
 #[track_caller]
 pub(crate) fn lock<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> LockResult<Guard<'a, A>> {
     loop {
         match acquire(seg, data, Wait::Forever) {
             Ok(r) => return r,
-            Err(Failed::Deadlock) if seqlock::held_by_this_thread(seg) => relock_panic(seg.name()),
-            // pthread says this thread holds it, but it does not: a peer wrote our thread id.
-            Err(Failed::Deadlock) => lock::disown(seg.header()),
-            // A lock word that cannot be repaired right now (another process holds the repair
-            // turn): wait for it as for a holder.
-            Err(Failed::Busy | Failed::Unusable) => std::thread::sleep(Duration::from_millis(1)),
+            Err(Failed::Deadlock) => relock_panic(seg.name()),
+            // A blocking lock is never busy; should that change, wait as for a holder.
+            Err(Failed::Busy) => std::thread::sleep(Duration::from_millis(1)),
         }
     }
 }

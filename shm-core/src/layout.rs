@@ -7,7 +7,7 @@
 use crate::TypeCode;
 
 /// Version of the segment format, the header and the descriptor encoding together.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Deepest nesting of arrays and structs a descriptor may have.
 pub const MAX_DEPTH: usize = 32;

@@ -247,11 +247,18 @@
 //! # Lock
 //!
 //! [`Shared::lock`] takes the segment's lock — Python's `get_lock()` — and returns a [`Guard`]
-//! that derefs to the twin. The lock is a robust, process-shared mutex in the segment: if its
-//! holder dies (even by SIGKILL), the others are not blocked, and the lock is *poisoned*, as
-//! std's `Mutex` is by a panic: every `lock()` returns `Err(PoisonError)`, which still carries
-//! the guard, until [`Shared::clear_poison`], and [`Shared::is_poisoned`] says so. `update` takes
-//! the same lock; field operations do not.
+//! that derefs to the twin. The lock is one word in the segment that names the thread holding
+//! it (its thread id and start time: no pointers), on a shared futex. If its holder dies (even by
+//! SIGKILL), the next locker finds that out within milliseconds and takes the lock over, and the
+//! lock is *poisoned*, as std's `Mutex` is by a panic: every `lock()` returns
+//! `Err(PoisonError)`, which still carries the guard, until [`Shared::clear_poison`], and
+//! [`Shared::is_poisoned`] says so. `update` takes the same lock; field operations do not.
+//!
+//! A segment shared between processes in different pid namespaces (containers sharing
+//! `/dev/shm`) is the exception: a thread id there means something else, so no process takes a
+//! holder for dead, and a dead holder's lock stays held. [`try_lock_for`](Shared::try_lock_for)
+//! bounds the wait, and [`inspect::LockHolder::checked`] says whether a holder's life could be
+//! checked.
 //!
 //! ```
 //! use shm_core::Value;
@@ -428,9 +435,9 @@
 //! Another process can write anything into a segment. Every access is atomic, so there is no
 //! data race; `bool` and `char` atomics check the bytes they read; and [`Shared::open`] checks the
 //! object (owner, mode, size) and the header (magic, version, descriptor, fingerprint) before it
-//! trusts any of it. No bytes another process writes make this crate panic. Write access is
-//! trust all the same: see `SECURITY.md` (the pthread mutex in the header keeps pointers that
-//! `pthread_mutex_unlock` follows).
+//! trusts any of it. No bytes another process writes make this crate panic, and none are
+//! followed as pointers: the lock is words checked before use. Write access is trust all the
+//! same (a writer can change the data, or hold the lock): see `SECURITY.md`.
 //!
 //! # Platform
 //!
@@ -448,13 +455,16 @@ mod atomic;
 mod bulk;
 mod descriptor;
 mod error;
+mod futex;
 mod guard;
 mod header;
+mod held;
 pub mod inspect;
 mod journal;
 mod layout;
 mod lock;
 mod options;
+mod owner;
 mod process;
 mod segment;
 mod seqlock;

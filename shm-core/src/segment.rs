@@ -439,8 +439,8 @@ enum Readiness {
 impl Segment {
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least `size_of::<Header>()` bytes (checked before mapping),
-        // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic or
-        // the lock cell, for which any bytes are valid; it lives as long as `self`.
+        // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic
+        // integer (the lock area's too), for which any bytes are valid; it lives as long as `self`.
         unsafe { &*(self.map.as_ptr() as *const Header) }
     }
 
@@ -597,7 +597,7 @@ impl Segment {
         for (slot, b) in desc.iter().zip(descriptor) {
             slot.store(*b, Ordering::Relaxed);
         }
-        lock::init(name, &h.lock)?;
+        lock::init(&h.lock);
         if let Some(hook) = opts.before_ready {
             hook();
         }
@@ -804,9 +804,8 @@ impl Segment {
                 found.size
             )));
         }
-        if !lock::looks_initialised(&h.lock) {
-            return Err(self.corrupt("its lock is not an initialised robust process-shared mutex"));
-        }
+        // A process from other namespaces than the creator's marks the lock before it uses it.
+        lock::attach(&h.lock);
         let is_array = flags & FLAG_ARRAY != 0;
         if !is_array && count != 1 {
             return Err(Error::LayoutMismatch {
@@ -997,8 +996,8 @@ mod tests {
     use super::*;
 
     fn zeroed_header() -> Box<Header> {
-        // SAFETY: every field of `Header` is an atomic integer or the lock's byte cell, for which
-        // all zeros is a valid value (it is what a fresh, ftruncated object holds).
+        // SAFETY: every field of `Header` is an atomic integer (the lock area's too), for
+        // which all zeros is a valid value (it is what a fresh, ftruncated object holds).
         unsafe { Box::new(std::mem::zeroed()) }
     }
 

@@ -11,47 +11,14 @@
 //! the counter even. A locker that finds the counter odd does the same. Nothing is left
 //! half-changed, so neither poisons the lock (see `lock.rs` for what does).
 
-use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::held;
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
-
-thread_local! {
-    /// Segments whose lock this thread holds: a second `lock()` of one of them is a bug of the
-    /// caller (reported by a panic), and a reader holding the lock knows no writer is at work.
-    static HELD: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The segment's identity: the object's device and inode, the same for every handle and mapping
-/// of it in this process.
-fn key(seg: &Segment) -> (u64, u64) {
-    seg.identity()
-}
-
-/// Records that this thread holds `seg`'s lock.
-pub(crate) fn note_held(seg: &Segment) {
-    HELD.with(|held| held.borrow_mut().push(key(seg)));
-}
-
-/// Records that this thread released `seg`'s lock.
-pub(crate) fn note_released(seg: &Segment) {
-    let k = key(seg);
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if let Some(i) = held.iter().rposition(|&a| a == k) {
-            held.swap_remove(i);
-        }
-    });
-}
-
-pub(crate) fn held_by_this_thread(seg: &Segment) -> bool {
-    let k = key(seg);
-    HELD.with(|held| held.borrow().contains(&k))
-}
 
 /// Ends a write: clears the journal and makes the counter even; if the write panicked, undoes it
 /// first and poisons the lock.
@@ -61,6 +28,7 @@ struct EndWrite<'a> {
 }
 
 impl Drop for EndWrite<'_> {
+    #[inline]
     fn drop(&mut self) {
         if std::thread::panicking() {
             journal::undo(self.seg);
@@ -115,14 +83,18 @@ pub(crate) fn poison_on_panic<R>(seg: &Segment, f: impl FnOnce() -> R) -> R {
 
 /// If a writer died mid-write (the counter is odd while the caller holds the lock), undoes its
 /// stores and makes the counter even. Returns whether it did.
+#[inline]
 pub(crate) fn recover(seg: &Segment) -> bool {
-    let h = seg.header();
-    let seq = h.seq.load(Ordering::Acquire);
-    if seq & 1 == 0 {
-        return false;
-    }
+    let seq = seg.header().seq.load(Ordering::Acquire);
+    seq & 1 != 0 && undo_dead_write(seg, seq)
+}
+
+#[cold]
+fn undo_dead_write(seg: &Segment, seq: u64) -> bool {
     journal::undo(seg);
-    h.seq.store(seq.wrapping_add(1), Ordering::Release);
+    seg.header()
+        .seq
+        .store(seq.wrapping_add(1), Ordering::Release);
     true
 }
 
@@ -156,7 +128,7 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
         // A write is in progress, or its writer died.
         let since = *odd_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= Duration::from_millis(1) {
-            if held_by_this_thread(seg) {
+            if held::by_this_thread(seg) {
                 // No writer can be at work while this thread holds the lock: the one that left
                 // the counter odd is gone.
                 recover(seg);
@@ -172,18 +144,18 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
 /// Lost races after which a reader reads under the lock.
 const MAX_RACES: u32 = 64;
 
-/// Runs `read` holding the segment's lock; `None` if the lock cannot be had now (a peer repairing
-/// it), in which case the caller goes on trying without it.
+/// Runs `read` holding the segment's lock; `None` if the lock cannot be had, in which case the
+/// caller goes on trying without it.
 #[cold]
 fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
     let h = seg.header();
-    if held_by_this_thread(seg) {
+    if held::by_this_thread(seg) {
         // This thread holds the lock already: no writer is at work.
         return Some(read());
     }
     // A dead holder found here poisons the lock as for any locker (`lock::lock`); a dead
     // writer's update is rolled back, which needs no news.
-    lock::lock(h, Wait::Forever).ok()?;
+    lock::lock(h, Wait::Forever, || false).ok()?;
     recover(seg);
     let r = read();
     lock::unlock(h);
@@ -204,7 +176,7 @@ fn backoff(spins: &mut u32) {
 /// If no writer holds the lock while the counter is odd, the writer died: undo its write.
 fn recover_dead_writer(seg: &Segment) {
     let h = seg.header();
-    if lock::lock(h, Wait::Try).is_err() {
+    if lock::lock(h, Wait::Try, || false).is_err() {
         // Busy: a live writer is at work; keep waiting.
         return;
     }

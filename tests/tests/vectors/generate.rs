@@ -14,6 +14,7 @@
 mod json;
 mod descriptors;
 mod journal;
+mod locks;
 mod segments;
 
 use shm_core::{Descriptor, SharedLayout, FORMAT_VERSION};
@@ -65,4 +66,5 @@ fn regenerate() {
     write("descriptors.json", &descriptors::descriptors());
     write("segments.json", &segments::segments());
     write("journal.json", &journal::journal());
+    write("locks.json", &locks::locks());
 }
