@@ -47,6 +47,7 @@ impl Copies {
     /// # Panics
     /// If `n` twins do not fit in the range or the copies are not aligned for them (a caller
     /// that journals another range than it stores).
+    #[inline]
     pub(crate) fn twins<T: SharedLayout>(&self, n: usize) -> (&[T::Atomic], &[T::Atomic]) {
         let size = std::mem::size_of::<T::Atomic>();
         let align = std::mem::align_of::<T::Atomic>();
@@ -91,6 +92,7 @@ impl Copies {
     }
 
     /// Writes `old` and `new` into the copies.
+    #[inline]
     pub(crate) fn record<T: SharedLayout>(&self, old: &[T], new: &[T]) {
         let (o, n) = self.twins::<T>(old.len().max(new.len()));
         for (twin, v) in o.iter().zip(old) {
@@ -104,6 +106,7 @@ impl Copies {
 
 /// Journals an update of the payload bytes in `range`: `fill` writes the old and new values into
 /// the copies, then the range is recorded. The caller holds the segment's lock.
+#[inline]
 pub(crate) fn begin(seg: &Segment, range: Range<usize>, fill: impl FnOnce(&Copies)) {
     assert!(
         range.start <= range.end && range.end <= seg.payload_len(),
@@ -129,6 +132,7 @@ pub(crate) fn begin(seg: &Segment, range: Range<usize>, fill: impl FnOnce(&Copie
 }
 
 /// Clears the record after the update's stores.
+#[inline]
 pub(crate) fn end(seg: &Segment) {
     seg.header().journal_len.store(0, Ordering::Release);
 }
