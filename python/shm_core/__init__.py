@@ -61,8 +61,9 @@ And what each call says while the segment is poisoned:
 - ``snapshot()``, field reads, ``.value``: unaffected; they never report poisoning.
 - ``seg.poisoned``: True, until ``seg.clear_poison()``.
 
-Platform: Linux with glibc, 64-bit little-endian; consistency relies on x86-64's memory order
-(see the ``_segment`` module's notes).
+Platform: Linux with glibc, 64-bit little-endian, and ``libatomic`` for the lock word's
+compare-and-swap; consistency relies on x86-64's memory order (see the ``_segment`` module's
+notes).
 """
 
 from ._errors import (

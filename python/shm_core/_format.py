@@ -1,4 +1,4 @@
-"""The segment format (docs/FORMAT.md, version 1): header offsets, type codes, the layout
+"""The segment format (docs/FORMAT.md, version 2): header offsets, type codes, the layout
 descriptor and its fingerprint. Pure data: nothing here touches shared memory."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import struct
 import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"SHMCORE\0"
 HEADER_SIZE = 256
 MAX_DESCRIPTOR_LEN = 64 * 1024
@@ -31,12 +31,14 @@ OFF_CREATOR_PID = 64
 OFF_CREATOR_START = 72
 OFF_CREATED_AT = 80
 OFF_POISON = 88
-OFF_REPAIR = 92
 OFF_JOURNAL_OFFSET = 96
 OFF_JOURNAL_START = 104
 OFF_JOURNAL_LEN = 112
 OFF_SEQ = 128
 OFF_LOCK = 192
+OFF_LOCK_PIDNS = 200
+OFF_LOCK_TIMENS = 204
+OFF_LOCK_FOREIGN = 208
 LOCK_SIZE = 64
 
 STATE_INITIALIZING = 0

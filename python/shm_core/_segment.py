@@ -42,7 +42,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from . import _pthread as pt
+from . import _lock as lw
 from ._errors import (
     AlreadyExists,
     Corrupt,
@@ -62,7 +62,6 @@ from ._format import (
     FORMAT_VERSION,
     HEADER_SIZE,
     INT_RANGES,
-    LOCK_SIZE,
     MAGIC_WORD,
     MAX_DESCRIPTOR_LEN,
     OFF_CREATED_AT,
@@ -77,6 +76,9 @@ from ._format import (
     OFF_JOURNAL_OFFSET,
     OFF_JOURNAL_START,
     OFF_LOCK,
+    OFF_LOCK_FOREIGN,
+    OFF_LOCK_PIDNS,
+    OFF_LOCK_TIMENS,
     OFF_MAGIC,
     OFF_PAYLOAD_LEN,
     OFF_PAYLOAD_OFFSET,
@@ -179,17 +181,7 @@ def _os_error(name: str, op: str, e: OSError) -> ShmError:
 
 def _stat_of(pid: int) -> Optional[Tuple[str, int]]:
     """The state letter and start time (clock ticks since boot) of ``pid``, from /proc."""
-    try:
-        with io.open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may contain ") ": parse from the last one.
-    fields = text[text.rfind(")") + 1 :].split()
-    try:
-        return fields[0][:1], int(fields[19])  # fields 3 (state) and 22 (starttime)
-    except (IndexError, ValueError):
-        return None
+    return lw.stat_of(pid)
 
 
 def _alive(pid: int, start: int) -> bool:
@@ -258,7 +250,7 @@ class _Map:
             self.views[fmt] = raw[: size - size % n].cast(fmt)
         self.q = self.views["Q"]
         self.u32 = self.views["I"]
-        self._lockbuf = (ctypes.c_char * LOCK_SIZE).from_buffer(self.mm, OFF_LOCK)
+        self._lockbuf = (ctypes.c_char * 8).from_buffer(self.mm, OFF_LOCK)
         self.lock_addr = ctypes.addressof(self._lockbuf)
         self.closed = False
 
@@ -742,41 +734,19 @@ def _make_view(seg: "Segment", desc: Descriptor, off: int, path: str) -> _View:
 
 # --- the lock -------------------------------------------------------------------------------
 
-#: The kernel's robust-futex ABI (linux/futex.h): the first 4 bytes of the lock hold the owner's
-#: thread id in these bits, and ``_FUTEX_OWNER_DIED`` once the owner died holding it.
-_FUTEX_TID_MASK = 0x3FFF_FFFF
-_FUTEX_OWNER_DIED = 0x4000_0000
+#: The segments whose lock each thread holds (by device and inode, as Rust's list): a lock
+#: word naming this thread is this thread's only if it is listed here; else a peer wrote it.
+_held = threading.local()
 
 
-def _thread_exists(tid: int) -> bool:
-    try:
-        os.kill(tid, 0)  # signal 0 sends nothing: only checks that the thread exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+def _held_set() -> set:
+    h = getattr(_held, "set", None)
+    if h is None:
+        h = _held.set = set()
+    return h
 
 
-def _owner_died(word: int) -> bool:
-    """Whether a lock word says its holder died: the kernel marked it so, or it names a thread
-    that no longer exists (as Rust's ``is_poisoned`` reads it)."""
-    if word & _FUTEX_OWNER_DIED:
-        return True
-    tid = word & _FUTEX_TID_MASK
-    return tid != 0 and not _thread_exists(tid)
-
-
-def _tgid_of(tid: int) -> Optional[int]:
-    """The process (thread group) of thread ``tid``, from /proc."""
-    try:
-        with io.open(f"/proc/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+os.register_at_fork(after_in_child=lambda: _held.__dict__.clear())
 
 
 def _check_timeout(timeout: Optional[float]) -> None:
@@ -785,8 +755,8 @@ def _check_timeout(timeout: Optional[float]) -> None:
 
 
 class Lock:
-    """The segment's lock (``get_lock()``): a robust, process-shared pthread mutex in the header,
-    the same one Rust's ``lock()`` and ``update()`` take.
+    """The segment's lock (``get_lock()``): the lock word in the header (it names the thread
+    holding it), the same one Rust's ``lock()`` and ``update()`` take.
 
     Used as ``with seg.get_lock() as lock: ...``. Like ``multiprocessing``'s lock it is
     re-entrant within a thread (``update()`` inside ``with get_lock()`` works).
@@ -923,6 +893,7 @@ class Segment:
         self._payload = payload_offset
         self._payload_len = desc.size * count
         self._journal = journal_offset
+        self._dev_ino = dev_ino
         self._lock = Lock(self)
         self._finalizer = weakref.finalize(
             self, _release, m, path if owner and not keep else None, dev_ino
@@ -1158,10 +1129,20 @@ class Segment:
         of an update's stores does not poison: that update is rolled back. Stays True until
         :meth:`clear_poison`; see the package documentation, "Poisoning: who is told what"."""
         m = self._check_open()
-        word = m.u32_at(OFF_LOCK)
-        seq = m.u64_at(OFF_SEQ)
-        if not seq & 1 and _owner_died(word):
+        if m.u32_at(OFF_POISON) != 0:
             return True
+        for _ in range(4):
+            seq = m.u64_at(OFF_SEQ)
+            if seq & 1:
+                break
+            word = lw.load(m.lock_addr)
+            dead = (
+                word & lw.TID_MASK != 0
+                and lw.judge(word, *self._lock_area()) == lw.DEAD
+                and lw.load(m.lock_addr) == word
+            )
+            if m.u64_at(OFF_SEQ) == seq:
+                return dead or m.u32_at(OFF_POISON) != 0
         return m.u32_at(OFF_POISON) != 0
 
     def clear_poison(self, *, timeout: Optional[float] = None) -> None:
@@ -1184,7 +1165,7 @@ class Segment:
         finally:
             lock.release()
 
-    # -- the seqlock and the mutex (docs/FORMAT.md, "Consistency protocol") -----------------
+    # -- the seqlock and the lock (docs/FORMAT.md, "The lock", "Consistency protocol") -------
 
     def _range_of(self, stores: List[Store]) -> Tuple[int, Descriptor]:
         """The payload range an update journals: the whole value, or, in an array segment, the
@@ -1342,16 +1323,18 @@ class Segment:
         if self._lock.held():
             self._recover_locked()  # rolled back: repaired, not poisoned
             return
-        try:
-            got = self._lock_raw(False, None)
-        except Corrupt:
-            return  # an unusable lock word: keep waiting for a Rust locker to repair it
-        if got is not None:
+        if self._lock_raw(False, None) is not None:
             self._unlock_raw()
 
+    def _lock_area(self) -> Tuple[int, int, int]:
+        """``lock_foreign``, ``lock_pidns`` and ``lock_timens``: whether the owners the lock word
+        names may be judged here."""
+        m = self._m
+        return m.u32_at(OFF_LOCK_FOREIGN), m.u32_at(OFF_LOCK_PIDNS), m.u32_at(OFF_LOCK_TIMENS)
+
     def _lock_raw(self, blocking: bool, timeout: Optional[float]) -> Optional[bool]:
-        """Takes the mutex; returns whether the segment is poisoned (once a dead holder is dealt
-        with), or ``None`` if the lock stayed held.
+        """Takes the lock word; returns whether the segment is poisoned (once a dead holder is
+        dealt with), or ``None`` if the lock stayed held.
 
         Every locker (a reader taking it for a moment included) deals with a dead holder the same
         way: a writer that died in the middle of its stores is rolled back from the journal and
@@ -1359,67 +1342,50 @@ class Segment:
         unjournaled stores half done, so the segment is poisoned until ``clear_poison()``.
         """
         m = self._check_open()
-        addr = m.lock_addr
         deadline = None if timeout is None else time.monotonic() + timeout
-        unusable_since: Optional[float] = None
-        while True:
-            if not blocking:
-                rc = pt.trylock(addr)
-            else:
-                # Slices of at most 100 ms, so Ctrl-C (handled between calls) can interrupt.
-                left = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
-                rc = pt.timedlock(addr, left)
-            if rc == 0 or rc == pt.EOWNERDEAD:
-                if rc == pt.EOWNERDEAD:
-                    pt.consistent(addr)  # acquired from a dead holder
-                # A writer that died mid-update left the counter odd: undo it before anyone looks.
-                rolled_back = self._recover_locked()
-                if rc == pt.EOWNERDEAD and not rolled_back:
-                    m.set_u32(OFF_POISON, 1)  # sticky: only clear_poison() stores 0
-                return m.u32_at(OFF_POISON) != 0
-            if rc in (errno.EBUSY, errno.ETIMEDOUT):
-                if not blocking or (deadline is not None and time.monotonic() >= deadline):
-                    return None
-                continue
-            if rc == errno.EDEADLK:
-                raise RuntimeError(
-                    f"segment `{self.name}`: this thread already holds its lock (through another handle)"
-                )
-            if rc in (errno.EINVAL, pt.ENOTRECOVERABLE):
-                # The lock word is unusable. Repairing it takes a compare-and-swap on `repair`,
-                # which Python does not have: a Rust locker repairs it. Wait for that a while.
-                now = time.monotonic()
-                unusable_since = unusable_since or now
-                if now - unusable_since > 1.0 or not blocking:
-                    raise Corrupt(
-                        self.name,
-                        f"its lock is unusable ({os.strerror(rc)}); the next Rust lock() repairs it",
-                    )
-                time.sleep(0.001)
-                continue
-            raise Io(self.name, "pthread_mutex_lock", OSError(rc, os.strerror(rc)))
+        key = self._dev_ino
+        got = lw.lock(m.lock_addr, self._lock_area, blocking, deadline, lambda: key in _held_set())
+        if got == lw.BUSY:
+            return None
+        if got == lw.HELD_HERE:
+            raise RuntimeError(
+                f"segment `{self.name}`: this thread already holds its lock (through another handle)"
+            )
+        _held_set().add(key)
+        # A holder that died outside a write window may have left unjournaled stores half done.
+        if got == lw.TOOK_OVER and not m.u64_at(OFF_SEQ) & 1:
+            m.set_u32(OFF_POISON, 1)  # sticky: only clear_poison() stores 0
+        # A writer that died mid-update left the counter odd: undo it before anyone looks.
+        self._recover_locked()
+        return m.u32_at(OFF_POISON) != 0
 
     def _lock_timeout(self, what: str, waited: float) -> Timeout:
         """The :class:`Timeout` for a wait on the lock, saying who holds it."""
-        tid = self._m.u32_at(OFF_LOCK) & _FUTEX_TID_MASK
+        word = lw.load(self._m.lock_addr)
+        tid = word & lw.TID_MASK
         if tid == 0:
             return Timeout(self.name, what, waited)
-        if not _thread_exists(tid):
+        life = lw.judge(word, *self._lock_area())
+        if life == lw.UNKNOWN:
             return Timeout(
                 self.name, what, waited, None,
-                f"its holder, thread {tid}, no longer exists (a Rust locker marks such a lock's"
-                " holder dead)",
+                f"thread {tid} holds it, and whether it lives cannot be told (the segment is"
+                " shared across pid namespaces, or /proc does not show it)",
             )
-        pid = _tgid_of(tid)
+        if life == lw.DEAD:
+            return Timeout(
+                self.name, what, waited, None,
+                f"its holder, thread {tid}, no longer exists (the next locker takes it over)",
+            )
+        pid = lw.tgid_of(tid)
         if pid is None:
             return Timeout(self.name, what, waited, None, f"thread {tid} holds it")
         who = f"pid {pid}" if pid == tid else f"pid {pid} (thread {tid})"
         return Timeout(self.name, what, waited, pid, f"{who} holds it and is alive")
 
     def _unlock_raw(self) -> None:
-        rc = pt.unlock(self._m.lock_addr)
-        if rc:
-            raise RuntimeError(f"segment `{self.name}`: unlock failed: {os.strerror(rc)}")
+        _held_set().discard(self._dev_ino)
+        lw.unlock(self._m.lock_addr)
 
 
 class Value(Segment):
@@ -1620,9 +1586,11 @@ def _create_into(
         bv = m.views["B"]
         for i, b in enumerate(encoded):
             bv[HEADER_SIZE + i] = b
-        rc = pt.init(m.lock_addr)
-        if rc:
-            raise Io(name, "pthread_mutex_init", OSError(rc, os.strerror(rc)))
+        env = lw.env()
+        m.set_u64(OFF_LOCK, 0)
+        m.set_u32(OFF_LOCK_PIDNS, env[0] if env else 0)
+        m.set_u32(OFF_LOCK_TIMENS, env[1] if env else 0)
+        m.set_u32(OFF_LOCK_FOREIGN, 0 if env else 1)
         # 4. The initial payload (the object is all zeros until now).
         for fmt, i, raw in stores:
             m.views[fmt][i] = raw
@@ -1769,8 +1737,12 @@ def _validate(
         raise Corrupt(name, "its fingerprint does not match its descriptor")
     if found.size != elem_size:
         raise Corrupt(name, f"its elements are {elem_size} bytes but its descriptor says {found.size}")
-    if bytes(m.views["B"][OFF_LOCK + 16 : OFF_LOCK + 20].tolist()) != pt.TEMPLATE_KIND:
-        raise Corrupt(name, "its lock is not an initialised robust process-shared mutex")
+    # Attach to the lock: a process in other namespaces than the creator's (or that cannot check
+    # owners) marks it foreign before it ever locks, so nobody takes an owner for dead.
+    env = lw.env()
+    if env is None or env != (m.u32_at(OFF_LOCK_PIDNS), m.u32_at(OFF_LOCK_TIMENS)):
+        if m.u32_at(OFF_LOCK_FOREIGN) == 0:
+            m.set_u32(OFF_LOCK_FOREIGN, 1)
     if expect is not None and fp != expect.fingerprint:
         detail = found.first_difference(expect) or (
             f"the segment holds {found}, this program expects {expect}"

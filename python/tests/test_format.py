@@ -86,7 +86,8 @@ class FingerprintTest(ShmTestCase):
     def test_the_fingerprint_is_fnv1a_over_the_documented_prefix(self):
         desc = D.primitive("d").encode()
         h = 0xCBF29CE484222325
-        for b in b"shm-core layout" + b"\x01\x00\x00\x00" + b"l" + b"\x08" + desc:
+        version = struct.pack("<I", shm_core.FORMAT_VERSION)
+        for b in b"shm-core layout" + version + b"l" + b"\x08" + desc:
             h = ((h ^ b) * 0x100000001B3) % (1 << 64)
         self.assertEqual(shm_core.fingerprint(desc), h)
 
