@@ -161,8 +161,17 @@ def me() -> int:
         st = stat_of(tid) if env() is not None else None
         tag = (st[1] & 0xFFFF_FFFF) if st else 0
         name = (tid & TID_MASK) | tag << 32
+        if env() is not None and st is None:
+            return name  # /proc would not say now: not checkable; look again next time
         _local.name = name
+        _local.checkable = env() is not None
     return name
+
+
+def checkable() -> bool:
+    """Whether others can check this thread's name against /proc: if not, a lock it takes must
+    be marked foreign first, or others would take it for a dead owner."""
+    return getattr(_local, "checkable", False)
 
 
 def _thread_exists(tid: int) -> bool:
@@ -221,6 +230,7 @@ TOOK, TOOK_OVER, BUSY, HELD_HERE = "took", "took over", "busy", "held here"
 def lock(
     addr: int,
     area: Callable[[], Tuple[int, int, int]],
+    mark_foreign: Callable[[], None],
     blocking: bool,
     deadline: Optional[float],
     held_here: Callable[[], bool],
@@ -229,8 +239,12 @@ def lock(
     peer that wrote this thread's name while it holds nothing), ``BUSY`` (not blocking, or the
     deadline passed), or ``HELD_HERE`` (the word names this thread and ``held_here()`` says it
     holds the lock). ``area()`` reads ``(lock_foreign, lock_pidns, lock_timens)`` after the
-    word. A blocking wait sleeps in slices of at most 100 ms, so Ctrl-C can interrupt it."""
+    word; ``mark_foreign()`` marks the lock foreign, done first when others could not check this
+    thread's name. A blocking wait sleeps in slices of at most 100 ms, so Ctrl-C can interrupt
+    it."""
     name = me()
+    if not checkable():
+        mark_foreign()
     slept = False
     next_check: Optional[float] = None
     tries = 0

@@ -1332,6 +1332,11 @@ class Segment:
         m = self._m
         return m.u32_at(OFF_LOCK_FOREIGN), m.u32_at(OFF_LOCK_PIDNS), m.u32_at(OFF_LOCK_TIMENS)
 
+    def _mark_foreign(self) -> None:
+        """Marks the lock foreign, for good: nobody takes an owner for dead any more."""
+        if self._m.u32_at(OFF_LOCK_FOREIGN) == 0:
+            self._m.set_u32(OFF_LOCK_FOREIGN, 1)
+
     def _lock_raw(self, blocking: bool, timeout: Optional[float]) -> Optional[bool]:
         """Takes the lock word; returns whether the segment is poisoned (once a dead holder is
         dealt with), or ``None`` if the lock stayed held.
@@ -1344,7 +1349,10 @@ class Segment:
         m = self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         key = self._dev_ino
-        got = lw.lock(m.lock_addr, self._lock_area, blocking, deadline, lambda: key in _held_set())
+        got = lw.lock(
+            m.lock_addr, self._lock_area, self._mark_foreign, blocking, deadline,
+            lambda: key in _held_set(),
+        )
         if got == lw.BUSY:
             return None
         if got == lw.HELD_HERE:

@@ -52,8 +52,15 @@ pub(crate) fn attach(area: &LockArea) {
         area.pidns.load(Ordering::Relaxed) == env.pidns
             && area.timens.load(Ordering::Relaxed) == env.timens
     });
-    if !same && area.foreign.load(Ordering::Relaxed) == 0 {
-        // SeqCst, and before this process's first compare-and-swap of the word (AcqRel): a
+    if !same {
+        mark_foreign(area);
+    }
+}
+
+/// Marks the lock foreign (for good): from now on no process takes an owner for dead.
+fn mark_foreign(area: &LockArea) {
+    if area.foreign.load(Ordering::Relaxed) == 0 {
+        // SeqCst, and before this process's next compare-and-swap of the word (AcqRel): a
         // locker that reads a word this process wrote sees the mark too.
         area.foreign.store(1, Ordering::SeqCst);
     }
@@ -99,7 +106,10 @@ pub(crate) fn lock(h: &Header, wait: Wait, held_here: impl Fn() -> bool) -> Resu
 #[cold]
 fn lock_contended(h: &Header, wait: Wait, held_here: impl Fn() -> bool) -> Result<(), Failed> {
     let me = owner::me();
-    if owner::diverged() {
+    if !owner::checkable() {
+        // Others could not check this thread's name: they must never judge it.
+        mark_foreign(&h.lock);
+    } else if owner::diverged() {
         // Handles inherited across a fork into other namespaces were attached in the parent's.
         attach(&h.lock);
     }

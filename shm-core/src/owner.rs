@@ -51,6 +51,8 @@ thread_local! {
     static FAST: Cell<u64> = const { Cell::new(0) };
     /// This thread's lock word value; 0 until computed.
     static ME: Cell<u64> = const { Cell::new(0) };
+    /// Whether `ME`'s tag is this thread's start time as other processes will read it.
+    static CHECKABLE: Cell<bool> = const { Cell::new(false) };
     /// The last owner this thread found alive by reading `/proc`, and when.
     static SEEN_ALIVE: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
 }
@@ -77,13 +79,26 @@ pub(crate) fn me() -> u64 {
     // process that checks this thread reads the same number.
     let start = env
         .and_then(|_| stat_of(tid))
-        .map_or(0, |(_, start)| start as u32);
-    let me = (u64::from(tid) & TID_MASK) | u64::from(start) << 32;
+        .map(|(_, start)| start as u32);
+    let me = (u64::from(tid) & TID_MASK) | u64::from(start.unwrap_or(0)) << 32;
+    if env.is_some() && start.is_none() {
+        // /proc would not say now (out of file descriptors, say): a name with a wrong tag
+        // would look dead to others. Use it only for locks marked foreign, and look again next
+        // time.
+        return me;
+    }
     ME.with(|m| m.set(me));
+    CHECKABLE.with(|c| c.set(env.is_some()));
     if !diverged() {
         FAST.with(|f| f.set(me));
     }
     me
+}
+
+/// Whether others can check this thread's name (from [`me`]) against `/proc`: if not, a lock it
+/// takes must be marked foreign first, or others would take it for a dead owner.
+pub(crate) fn checkable() -> bool {
+    CHECKABLE.with(Cell::get)
 }
 
 /// What a locker can tell about the owner a lock word names.
@@ -259,6 +274,7 @@ extern "C" fn after_fork() {
     crate::held::forget_all();
     FAST.with(|f| f.set(0));
     ME.with(|m| m.set(0));
+    CHECKABLE.with(|c| c.set(false));
     SEEN_ALIVE.with(|s| s.set(None));
     let state = ENV_STATE.swap(ENV_UNKNOWN, Ordering::Relaxed);
     if state != ENV_UNKNOWN {
