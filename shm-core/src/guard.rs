@@ -68,7 +68,9 @@ impl<'a, A: ?Sized> Guard<'a, A> {
     }
 }
 
-#[inline]
+// Always inlined, with `lock` and the handles' `lock`: `update` then takes and releases the
+// lock without a call, which is what keeps it within 1.5x of stores in a bare mutex.
+#[inline(always)]
 fn acquire<'a, A: ?Sized>(
     seg: &'a Segment,
     data: &'a A,
@@ -92,6 +94,7 @@ fn acquire<'a, A: ?Sized>(
     })
 }
 
+#[cold]
 #[track_caller]
 fn relock_panic(name: &str) -> ! {
     panic!("segment `{name}`: this thread already holds its lock (a Guard is alive, or lock() or update() was called inside update())")
@@ -118,16 +121,13 @@ pub(crate) fn clear_poison(seg: &Segment) {
 }
 
 /// Blocks until the lock is held.
-#[inline]
+#[inline(always)]
 #[track_caller]
 pub(crate) fn lock<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> LockResult<Guard<'a, A>> {
-    loop {
-        match acquire(seg, data, Wait::Forever) {
-            Ok(r) => return r,
-            Err(Failed::Deadlock) => relock_panic(seg.name()),
-            // A blocking lock is never busy; should that change, wait as for a holder.
-            Err(Failed::Busy) => std::thread::sleep(Duration::from_millis(1)),
-        }
+    match acquire(seg, data, Wait::Forever) {
+        Ok(r) => r,
+        // A lock without a deadline is never busy: it fails only when this thread holds it.
+        Err(Failed::Deadlock | Failed::Busy) => relock_panic(seg.name()),
     }
 }
 

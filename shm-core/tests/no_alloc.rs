@@ -1,5 +1,5 @@
 //! `snapshot`, `update`, `lock` and the bulk copies of an uncontended segment allocate nothing
-//! (after a thread's first lock, which sizes its list of held locks once).
+//! (after a thread's first lock, which reads the thread's start time from /proc once).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -54,7 +54,7 @@ fn the_uncontended_paths_do_not_allocate() {
     let s = Shared::<Block>::create(&format!("no-alloc-s-{pid}"), Block::default()).unwrap();
     let a = Array::<u32>::create_zeroed(&format!("no-alloc-a-{pid}"), 1000).unwrap();
     let mut buf = vec![7u32; 1000];
-    // Warm up: the first lock of a thread sizes its list of held locks.
+    // Warm up: the first lock of a thread reads its start time (its name in the lock word).
     s.update(|b| b.f[0] += 1);
     drop(a.lock());
 
