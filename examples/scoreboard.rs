@@ -8,13 +8,18 @@
 //! ```
 //!
 //! The monitor creates an `Array<Slot>` with one slot per worker and starts the workers (copies
-//! of this binary). Each worker records every job in its own slot with `update_range`, so the
-//! slot's counters change together (`jobs == ok + failed` always holds in a snapshot), and bumps
-//! a heartbeat with a plain `fetch_add`. `Slot` is `#[repr(C, align(64))]`: each worker writes its
-//! own cache line, so workers do not slow each other down by false sharing.
+//! of this binary). Like Apache's scoreboard, each slot says what its worker is doing — a
+//! `WorkerState` enum (`shm watch` shows `Busy`, not a number) and the request it is serving, a
+//! `Text<12>` — beside counters. Each worker starts every job with one `update_range` (state
+//! `Busy` and the request together: a snapshot never sees a busy worker without its request)
+//! and records it with another, so the slot's counters change together (`jobs == ok + failed`
+//! always holds in a snapshot), and bumps a heartbeat with a plain `fetch_add`. `Slot` is
+//! `#[repr(C, align(64))]`: each worker writes its own cache line, so workers do not slow each
+//! other down by false sharing.
 //!
 //! At the end the monitor sets every slot's `stop` flag, waits for the workers, and checks that
-//! each slot counted exactly the jobs its worker reports. Exit status 1 if any check failed.
+//! each slot counted exactly the jobs its worker reports and says `Done`. Exit status 1 if any
+//! check failed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -22,7 +27,22 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use shm_core::inspect;
-use shm_core::{Array, Error, SharedLayout};
+use shm_core::{Array, Error, SharedLayout, Text};
+
+/// What a worker is doing: one byte in its slot, shown by name by `shm inspect` and `shm watch`.
+#[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+#[repr(u8)]
+pub enum WorkerState {
+    /// Not started yet (and what any number that is no variant reads as).
+    #[default]
+    Starting,
+    /// Serving `request`.
+    Busy,
+    /// Between requests.
+    Idle,
+    /// Finished: told to stop, or its monitor died.
+    Done,
+}
 
 /// One worker's line of the scoreboard: 64 bytes, alone on its cache line.
 #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
@@ -32,8 +52,8 @@ pub struct Slot {
     pub pid: u32,
     /// Set by the monitor: finish the current job and exit.
     pub stop: bool,
-    /// Set by the worker when it has finished.
-    pub done: bool,
+    /// What the worker is doing.
+    pub state: WorkerState,
     /// Jobs finished: always `ok + failed` in a snapshot.
     pub jobs: u64,
     pub ok: u64,
@@ -42,6 +62,8 @@ pub struct Slot {
     pub busy_us: u64,
     /// Bumped once per job with a lone `fetch_add`, outside any update.
     pub heartbeats: u64,
+    /// The request being served (or the last one), e.g. `GET /item/42`: at most 12 bytes.
+    pub request: Text<12>,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
@@ -113,10 +135,16 @@ fn worker(name: &str, slot: usize) -> Result<u64, Box<dyn std::error::Error>> {
     // Stop when told, or if the monitor died (this process was handed to another parent).
     while !mine.stop.load(Relaxed) && std::os::unix::process::parent_id() == parent {
         let work = Duration::from_micros(200 + rng.next() % 1800);
+        let request = Text::truncated(&format!("GET /item/{}", rng.next() % 1000));
+        board.update_range(slot..=slot, |s| {
+            s[0].state = WorkerState::Busy;
+            s[0].request = request;
+        });
         std::thread::sleep(work);
         let failed = rng.next().is_multiple_of(10);
         board.update_range(slot..=slot, |s| {
             let s = &mut s[0];
+            s.state = WorkerState::Idle;
             s.jobs += 1;
             if failed {
                 s.failed += 1;
@@ -128,7 +156,7 @@ fn worker(name: &str, slot: usize) -> Result<u64, Box<dyn std::error::Error>> {
         mine.heartbeats.fetch_add(1, Relaxed);
         finished += 1;
     }
-    mine.done.store(true, Relaxed);
+    mine.state.store(WorkerState::Done, Relaxed);
     Ok(finished)
 }
 
@@ -183,9 +211,16 @@ fn monitor(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let mut last_at = start;
     while start.elapsed() < run_for {
         std::thread::sleep(Duration::from_millis(500).min(run_for - start.elapsed().min(run_for)));
-        // One consistent copy of every slot: no update is half-seen.
+        // One consistent copy of every slot: no update is half-seen, so the counters add up and
+        // a busy worker has its request.
         let snap = board.snapshot();
-        let bad = snap.iter().filter(|s| s.jobs != s.ok + s.failed).count();
+        let bad = snap
+            .iter()
+            .filter(|s| {
+                s.jobs != s.ok + s.failed
+                    || (s.state == WorkerState::Busy && !s.request.starts_with("GET /item/"))
+            })
+            .count();
         violations += bad as u64;
         let jobs: u64 = snap.iter().map(|s| s.jobs).sum();
         let failed: u64 = snap.iter().map(|s| s.failed).sum();
@@ -193,8 +228,9 @@ fn monitor(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         let rate = (jobs - last_jobs) as f64 / now.duration_since(last_at).as_secs_f64();
         (last_jobs, last_at) = (jobs, now);
         let per_slot: Vec<u64> = snap.iter().map(|s| s.jobs).collect();
+        let busy = snap.iter().filter(|s| s.state == WorkerState::Busy).count();
         println!(
-            "t={:>5.1}s  jobs {jobs:>6} ({rate:>6.0}/s)  failed {failed:>5}  per slot {per_slot:?}  {}",
+            "t={:>5.1}s  jobs {jobs:>6} ({rate:>6.0}/s)  failed {failed:>5}  busy {busy}  per slot {per_slot:?}  {}",
             start.elapsed().as_secs_f64(),
             if bad == 0 {
                 "consistent".to_owned()
@@ -206,19 +242,23 @@ fn monitor(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
 
     let reported = stop_all(&board, &mut children);
     let snap = board.snapshot();
-    println!("\nslot    pid   jobs     ok  failed  busy   heartbeats  worker says");
+    println!(
+        "\nslot    pid  state   jobs     ok  failed  busy   heartbeats  last request  worker says"
+    );
     let mut all_ok = violations == 0;
     for (i, (s, said)) in snap.iter().zip(&reported).enumerate() {
         let busy = s.busy_us as f64 / 1e4 / args.seconds;
-        let right = *said == Some(s.jobs) && s.heartbeats == s.jobs && s.done;
+        let right = *said == Some(s.jobs) && s.heartbeats == s.jobs && s.state == WorkerState::Done;
         all_ok &= right && s.jobs == s.ok + s.failed;
         println!(
-            "{i:>4} {:>6} {:>6} {:>6} {:>7} {busy:>4.0}%  {:>11}  {}",
+            "{i:>4} {:>6}  {:<5} {:>6} {:>6} {:>7} {busy:>4.0}%  {:>11}  {:<12}  {}",
             s.pid,
+            format!("{:?}", s.state),
             s.jobs,
             s.ok,
             s.failed,
             s.heartbeats,
+            s.request,
             match said {
                 Some(n) if right => format!("{n} (matches)"),
                 Some(n) => format!("{n} (MISMATCH)"),

@@ -39,6 +39,9 @@ fuzz_target!(|data: &[u8]| {
     let opts = Options::new().wait(Duration::ZERO);
     if let Some(s) = check(Shared::<Probe>::open_with(&name, &opts)) {
         s.count.fetch_add(1, Relaxed);
+        // Whatever number and bytes are there read as a variant and a valid text.
+        let _ = (s.state.load(Relaxed), s.state.try_load(Relaxed));
+        let _ = s.note.load(Relaxed).as_str().len();
         let _ = s.try_lock_for(Duration::from_millis(1));
     }
     if let Some(a) = check(Array::<u32>::open_with(&name, &opts)) {

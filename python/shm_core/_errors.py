@@ -1,13 +1,16 @@
 """The exceptions: one per kind of failure, all subclasses of :class:`ShmError`.
 
-They mirror the variants of Rust's ``shm_core::Error``; each message names the segment, and each
-exception carries the name in ``.name``. Where a built-in exception means the same thing, the
-class derives from it too, so ``except FileNotFoundError`` catches :class:`NotFound`.
+They are the variants of Rust's ``shm_core::Error``, with Rust's messages; each names the
+segment, and each exception carries the name in ``.name``. Where a built-in exception means the
+same thing, the class derives from it too, so ``except FileNotFoundError`` catches
+:class:`NotFound`; those carry ``errno``, ``strerror`` and ``filename`` (``/dev/shm/<name>``) as
+an ``OSError`` does.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+from typing import Any, Dict, Optional
 
 
 class ShmError(Exception):
@@ -111,6 +114,9 @@ class Timeout(ShmError, TimeoutError):
     longer than allowed. ``.waited`` is how long it waited (seconds); ``.pid``, when the wait was
     for the lock and its holder could be told, is the process that held it (else None)."""
 
+    waited: float = 0.0
+    pid: Optional[int] = None
+
     def __init__(
         self, name: str, what: str, waited: float, pid: Optional[int] = None, why: str = ""
     ) -> None:
@@ -127,3 +133,27 @@ class Io(ShmError, OSError):
     def __init__(self, name: str, op: str, error: BaseException) -> None:
         super().__init__(name, f"segment `{name}`: {op} failed: {error}")
         self.op = op
+
+
+class DescriptorError(ValueError):
+    """Descriptor bytes that are not a well-formed, consistent descriptor."""
+
+    def __init__(self, at: int, reason: str) -> None:
+        super().__init__(f"descriptor byte {at}: {reason}")
+        self.at = at
+        self.reason = reason
+
+
+def _make(kind: str, name: str, message: str, errno: Optional[int], attrs: Dict[str, Any]) -> ShmError:
+    """The exception ``kind`` with Rust's ``message`` (called by the native module)."""
+    cls = globals()[kind]
+    e = cls.__new__(cls)
+    e.args = (message,)
+    e.name = name
+    if isinstance(e, OSError) and errno is not None:
+        e.errno = errno
+        e.strerror = os.strerror(errno)
+        e.filename = f"/dev/shm/{name}"
+    for k, v in attrs.items():
+        setattr(e, k, v)
+    return e

@@ -7,6 +7,9 @@ Environment:
   without it, ``target/debug/py-peer`` of this workspace, which must exist.
 - ``SHM_PY_PREFIX``: prefix of every segment name the tests make (the Rust harness checks that
   none is left in /dev/shm); default ``pyt``.
+- ``SHM_PY_PATH``: the directory holding the ``shm_core`` package with its built extension (the
+  Rust harness builds it there); without it, an installed ``shm_core``, or ``python/`` after an
+  in-place build (``maturin develop``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,54 @@ from typing import List, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_DIR = os.path.dirname(HERE)
 REPO = os.path.dirname(PYTHON_DIR)
-if PYTHON_DIR not in sys.path:
-    sys.path.insert(0, PYTHON_DIR)
+PACKAGE_PATH = os.environ.get("SHM_PY_PATH", "")
+if PACKAGE_PATH:
+    sys.path.insert(0, PACKAGE_PATH)
+else:
+    try:
+        import shm_core  # noqa: F401  (installed)
+    except ImportError:
+        sys.path.insert(0, PYTHON_DIR)
 
 import shm_core  # noqa: E402
+
+#: Where child Python processes find the same package.
+PACKAGE_PATH = os.path.dirname(os.path.dirname(os.path.abspath(shm_core.__file__)))
+
+#: Header offsets of docs/FORMAT.md, for tests that plant or inspect raw segment bytes.
+OFF_VERSION = 8
+OFF_STATE = 12
+OFF_FINGERPRINT = 16
+OFF_DESCRIPTOR_LEN = 24
+OFF_PAYLOAD_OFFSET = 32
+OFF_ELEM_COUNT = 48
+OFF_CREATOR_PID = 64
+OFF_POISON = 88
+OFF_JOURNAL_OFFSET = 96
+OFF_JOURNAL_LEN = 112
+OFF_SEQ = 128
+OFF_LOCK = 192
+
+
+def header_u64(name: str, offset: int) -> int:
+    """The header word at ``offset`` of segment ``name``, read from its file (as another process
+    would see it)."""
+    fd = os.open(shm_path(name), os.O_RDONLY)
+    try:
+        return int.from_bytes(os.pread(fd, 8, offset), "little")
+    finally:
+        os.close(fd)
+
+
+def poke(name: str, payload_index: int, data: bytes) -> None:
+    """Writes ``data`` at byte ``payload_index`` of the payload of segment ``name``, as a foreign
+    process could."""
+    fd = os.open(shm_path(name), os.O_RDWR)
+    try:
+        base = int.from_bytes(os.pread(fd, 8, OFF_PAYLOAD_OFFSET), "little")
+        os.pwrite(fd, data, base + payload_index)
+    finally:
+        os.close(fd)
 
 PREFIX = os.environ.get("SHM_PY_PREFIX", "pyt")
 _counter = itertools.count()
@@ -142,7 +189,7 @@ class Child:
 def python_child(script: str) -> Child:
     """``python -c script`` with this package importable."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = PACKAGE_PATH + os.pathsep + env.get("PYTHONPATH", "")
     return Child([sys.executable, "-c", script], env=env)
 
 
@@ -160,9 +207,9 @@ class ShmTestCase(unittest.TestCase):
             c.close()
         for h in self._handles:
             try:
-                if h._lock.held():
-                    h._lock._depth = 1
-                    h._lock.release()
+                lock = h.get_lock()
+                while lock.held():
+                    lock.release()
                 h.close()
             except Exception:
                 pass

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import unittest
 
-from _support import PYTHON_DIR, ShmTestCase, shm_path
+from _support import PACKAGE_PATH, ShmTestCase, poke, shm_path
 
 import shm_core
 from shm_core import Descriptor as D
@@ -69,10 +69,10 @@ class ValueArrayTest(ShmTestCase):
         with self.assertRaises(ValueError):
             a[0] = "\ud800"  # a surrogate is no char
         # Bytes another process wrote that are no char or bool read as U+FFFD and True.
-        a._views()["I"][a._payload // 4] = 0xD800
+        poke(a.name, 0, (0xD800).to_bytes(4, "little"))
         self.assertEqual(a[0], "\ufffd")
         b = self.keep(shm_core.Array("?", [True, False], name=self.name("bools")))
-        b._views()["B"][b._payload] = 2
+        poke(b.name, 0, b"\x02")
         self.assertEqual(b.snapshot(), [True, False])
 
 
@@ -166,7 +166,7 @@ class LifetimeTest(ShmTestCase):
         self.assertFalse(os.path.exists(shm_path(name)))
         name = self.name("exit")
         code = f"import shm_core; v = shm_core.Array('i', [1, 2], name={name!r}); print(v.name)"
-        env = dict(os.environ, PYTHONPATH=PYTHON_DIR)
+        env = dict(os.environ, PYTHONPATH=PACKAGE_PATH)
         subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
         self.assertFalse(os.path.exists(shm_path(name)))
 

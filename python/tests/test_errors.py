@@ -10,10 +10,10 @@ import struct
 import subprocess
 import unittest
 
+import _support as F
 from _support import ShmTestCase, shm_path
 
 import shm_core
-from shm_core import _format as F
 
 
 class HostileTest(ShmTestCase):
@@ -72,7 +72,10 @@ class HostileTest(ShmTestCase):
     def test_inconsistent_headers(self):
         image = self.good_image()
         cases = {
-            "version": (F.OFF_VERSION, "I", F.FORMAT_VERSION + 1, f"version {F.FORMAT_VERSION + 1}"),
+            "version": (
+                F.OFF_VERSION, "I", shm_core.FORMAT_VERSION + 1,
+                f"version {shm_core.FORMAT_VERSION + 1}",
+            ),
             "state": (F.OFF_STATE, "I", 7, "init state 7"),
             "desclen": (F.OFF_DESCRIPTOR_LEN, "I", 1 << 20, "does not add up"),
             "count": (F.OFF_ELEM_COUNT, "Q", 2, "does not add up"),
@@ -116,10 +119,16 @@ class HostileTest(ShmTestCase):
     def test_another_users_segment(self):
         name = self.plant("foreign", self.good_image())
         os.chown(shm_path(name), 65534, 65534)
-        self.check(name, shm_core.PermissionDenied, "owned by uid 65534")
-        # Accepted only when group access is asked for and the group is ours.
+        self.check(name, shm_core.PermissionDenied, "belongs to uid 65534 (group 65534, mode 0o600)")
+        self.check(name, shm_core.PermissionDenied, "not in its group 65534", mode=0o660)
+        # Accepted only when group access is asked for, the group is ours, and its mode gives the
+        # group read and write access; each refusal names the cause that holds.
         os.chown(shm_path(name), 65534, os.getegid())
-        self.check(name, shm_core.PermissionDenied, "owned by uid 65534")
+        self.check(name, shm_core.PermissionDenied, "did not ask for group access")
+        self.check(
+            name, shm_core.PermissionDenied, "does not give its group read and write", mode=0o660
+        )
+        os.chmod(shm_path(name), 0o660)
         self.keep(shm_core.Value.open(name, "d", mode=0o660)).close()
 
     def test_too_open_or_not_a_regular_file(self):

@@ -1,8 +1,11 @@
-"""The conformance vectors of docs/vectors checked against this module, as Rust's
-tests/tests/vectors checks them against shm-core: the same files, one test per vector.
+"""The conformance vectors of docs/vectors checked against this package, as Rust's
+tests/tests/vectors checks them against shm-core: the same files, one test per vector. The
+package is the bindings of shm-core, so this checks Rust's code again, through the way Python
+reaches it (``shm_core.open``, ``Value.open``, ``Array.open``, ``create``, ``Descriptor``), and
+the bytes it leaves in /dev/shm.
 
-A vector this implementation disagrees with is listed in ``DIFFERS`` with what differs: its test
-is expected to fail (``unittest.expectedFailure``) until the two implementations agree again.
+A vector this package disagrees with is listed in ``DIFFERS`` with what differs: its test is
+expected to fail (``unittest.expectedFailure``) until the two agree again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from _support import REPO, ShmTestCase
 
 import shm_core
 from shm_core import CODES, Descriptor, DescriptorError, fingerprint
-from shm_core import _lock as _lw
 
 VECTORS = os.path.join(REPO, "docs", "vectors")
 
@@ -34,24 +36,8 @@ SEGMENTS = _load("segments.json")
 JOURNAL = _load("journal.json")
 LOCKS = _load("locks.json")
 
-#: Vectors this module disagrees with ("file/id"), and how.
-DIFFERS: Dict[str, str] = {
-    # docs/FORMAT.md "Opening" checks a single value's count (step 6) before comparing with the
-    # expected fingerprint (step 7); `_validate` compares the fingerprint first, so a single u64
-    # claiming 2 elements, opened as i32, is LayoutMismatch "segment holds u64, this program
-    # expects i32" here and "... says it has 2 elements" in Rust (same kind, another reason).
-    "segments/two elements in a single value, another type expected": "step 7 before step 6",
-    # FORMAT.md checks the shape (single value or array, step 7) before the alignment of the
-    # payload and journal offsets (step 8); `Value.open` and `Array.open` check the shape after
-    # `_validate` has checked the alignment, so these are Corrupt ("not aligned") here and
-    # LayoutMismatch ("holds an array of 4 u32" / "holds a single u64") in Rust.
-    "segments/an array as a single value, misaligned": "step 8 before step 7",
-    "segments/a single value as an array, misaligned": "step 8 before step 7",
-    # Step 3 requires elem_size >= 1; `_validate` has no such check, so a segment whose
-    # descriptor is a zero-sized struct (size 0, which parses) with elem_size 0 and a header that
-    # otherwise adds up opens here, where Rust refuses it as Corrupt ("its elements have size 0").
-    "segments/zero-sized element": "no elem_size >= 1 check",
-}
+#: Vectors this package disagrees with ("file/id"), and how. None: every check is Rust's.
+DIFFERS: Dict[str, str] = {}
 
 _LAYOUT_BY_ID = {layout["id"]: layout for layout in LAYOUTS["layouts"]}
 _LETTER_OF_RUST = {code.rust: code.letter for code in CODES.values()}
@@ -66,11 +52,17 @@ def _int(v: Any) -> int:
 
 
 def _build(tree: Any) -> Descriptor:
-    """The descriptor of a vector's ``type`` tree, laid out by this module (as ``#[repr(C)]``)."""
+    """The descriptor of a vector's ``type`` tree, laid out by ``Descriptor.struct`` (as
+    ``#[repr(C)]``)."""
     if isinstance(tree, str):
         return Descriptor.primitive(_LETTER_OF_RUST[tree])
     if "array" in tree:
         return Descriptor.array(_build(tree["array"]), tree["len"])
+    if "text" in tree:
+        return Descriptor.text(tree["text"])
+    if "enum" in tree:
+        variants = [(v["name"], v["value"]) for v in tree["variants"]]
+        return Descriptor.enum(tree["enum"], tree["repr"], variants, default=tree["default"])
     fields = [(f["name"], _build(f["type"])) for f in tree["fields"]]
     return Descriptor.struct(tree["struct"], fields, align=tree.get("align", 1))
 
@@ -123,7 +115,7 @@ def _apply(path: str, patch: Dict[str, Any], regions: Dict[str, int]) -> None:
 
 
 def _open(name: str, how: Dict[str, Any]) -> shm_core.Segment:
-    """Opens as a vector's ``open`` says. ``single`` of a struct: this module has no typed open
+    """Opens as a vector's ``open`` says. ``single`` of a struct: this package has no typed open
     of one struct value, so ``open(name, expect=...)``, which accepts either shape."""
     wait = how.get("wait_ms", 100) / 1000
     if how["as"] == "any":
@@ -147,8 +139,8 @@ def _attach(cls: type, method: str, key: str, test: Callable[..., None]) -> None
 
 class LayoutVectors(unittest.TestCase):
     """Each layout: the descriptor bytes parse and encode back, their fingerprint, size and
-    alignment, and this module's own ``#[repr(C)]`` placement of the type tree gives the same
-    bytes."""
+    alignment, and ``Descriptor.struct``'s ``#[repr(C)]`` placement of the type tree gives the
+    same bytes."""
 
     def test_format_version(self) -> None:
         self.assertEqual(LAYOUTS["format_version"], shm_core.FORMAT_VERSION)
@@ -203,7 +195,7 @@ for _c in DESCRIPTORS["cases"]:
 
 
 class SegmentVectors(ShmTestCase):
-    """Each base as created by this module (header fields, size, descriptor), and each crafted
+    """Each base as created by this package (header fields, size, descriptor), and each crafted
     segment's outcome at open: its shape, or the error's kind and reason."""
 
 
@@ -361,19 +353,14 @@ class LockVectors(ShmTestCase):
 
 def _lock_test(case: Dict[str, Any]) -> Callable[[LockVectors], None]:
     def test(self: LockVectors) -> None:
+        # Python has no lock holder to ask for: the vector's `holder` is Rust's (and the `shm`
+        # tool's) to check; the rest is checked here.
         word = self.owners.word(case["word"])
         sets = dict(case["set"], lock=f"{word:#018x}")
         name, _ = _crafted(self, LOCKS, dict(case, patch={"set": sets}))
         seg = shm_core.open(name)
         try:
             poisoned = seg.poisoned
-            w = _lw.load(seg._m.lock_addr)
-            if w & _lw.TID_MASK == 0:
-                holder = "none"
-            else:
-                holder = {_lw.ALIVE: "alive", _lw.DEAD: "dead", _lw.UNKNOWN: "unchecked"}[
-                    _lw.judge(w, *seg._lock_area())
-                ]
             lock = seg.get_lock()
             if lock.acquire(blocking=False):
                 try_lock = "poisoned" if lock.poisoned else "acquired"
@@ -395,8 +382,7 @@ def _lock_test(case: Dict[str, Any]) -> Callable[[LockVectors], None]:
         if want_after["lock"] != "as written":
             want_after["lock"] = f"{_int(want_after['lock']):#018x}"
         self.assertEqual(
-            (poisoned, holder, try_lock, after),
-            (case["is_poisoned"], case["holder"], case["try_lock"], want_after),
+            (poisoned, try_lock, after), (case["is_poisoned"], case["try_lock"], want_after)
         )
 
     return test

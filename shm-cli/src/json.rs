@@ -118,9 +118,17 @@ fn float(finite: bool, text: String) -> Json {
     }
 }
 
-/// A value: numbers, booleans, one-character strings, arrays, and objects in field order.
+/// A value: numbers, booleans, one-character strings, an enum's variant name (or, for a number
+/// that is no variant, the number), text as a string, arrays, and objects in field order.
 pub fn datum(d: &Datum) -> Json {
     match d {
+        Datum::Enum {
+            variant,
+            known: true,
+            ..
+        } => Json::str(variant.clone()),
+        Datum::Enum { value, .. } => Json::num(value),
+        Datum::Text(s) => Json::str(s.clone()),
         Datum::F32(v) => float(v.is_finite(), format!("{v:?}")),
         Datum::F64(v) => float(v.is_finite(), format!("{v:?}")),
         Datum::Bool(b) => Json::Bool(*b),
@@ -136,8 +144,10 @@ pub fn datum(d: &Datum) -> Json {
     }
 }
 
-/// A layout: `kind` is `primitive` (with `code`), `array` (with `len` and `elem`) or `struct`
-/// (with `fields`: name, offset, type).
+/// A layout: `kind` is `primitive` (with `code`), `array` (with `len` and `elem`), `struct`
+/// (with `fields`: name, offset, type), `enum` (with `code`, the repr's, `variants`: name and
+/// value, and `default`, the name a number that is no variant reads as) or `text` (with
+/// `capacity` in bytes).
 pub fn descriptor(d: &Descriptor) -> Json {
     let mut pairs = vec![
         ("type".to_owned(), Json::str(d.to_string())),
@@ -153,6 +163,34 @@ pub fn descriptor(d: &Descriptor) -> Json {
             pairs.push(("kind".to_owned(), Json::str("array")));
             pairs.push(("len".to_owned(), Json::num(len)));
             pairs.push(("elem".to_owned(), descriptor(elem)));
+        }
+        DescriptorKind::Enum {
+            repr,
+            variants,
+            default,
+        } => {
+            pairs.push(("kind".to_owned(), Json::str("enum")));
+            pairs.push(("code".to_owned(), Json::str(repr.as_char().to_string())));
+            pairs.push((
+                "variants".to_owned(),
+                Json::Arr(
+                    variants
+                        .iter()
+                        .map(|v| {
+                            Json::obj([
+                                ("name", Json::str(v.name.clone())),
+                                ("value", Json::num(v.value)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ));
+            let default = variants.get(*default).map(|v| v.name.clone());
+            pairs.push(("default".to_owned(), default.map_or(Json::Null, Json::Str)));
+        }
+        DescriptorKind::Text { capacity } => {
+            pairs.push(("kind".to_owned(), Json::str("text")));
+            pairs.push(("capacity".to_owned(), Json::num(capacity)));
         }
         DescriptorKind::Struct { fields } => {
             pairs.push(("kind".to_owned(), Json::str("struct")));

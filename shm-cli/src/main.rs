@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod clean;
+mod export;
 mod json;
 mod ls;
 mod out;
@@ -78,7 +79,8 @@ enum Command {
         name: String,
         /// The field: `load`, `hist[3]`, `inner.x`, `[2].count`, or `.` for a single value.
         field: String,
-        /// The value: `42`, `-1`, `0x2a`, `0.5`, `1e-9`, `inf`, `true`, `x`.
+        /// The value: `42`, `-1`, `0x2a`, `0.5`, `1e-9`, `inf`, `true`, `x`; an enum's variant
+        /// by name (`Busy`); text as it is (`10.0.0.7`), at most the field's capacity in bytes.
         #[arg(allow_hyphen_values = true)]
         value: String,
         /// How long to wait for the segment's lock: `200ms`, `5s`, `1m`.
@@ -106,6 +108,23 @@ enum Command {
         #[arg(long, value_name = "PREFIX", value_parser = clean::parse_prefix)]
         prefix: Option<String>,
     },
+    /// Serve segments as Prometheus metrics: `GET /metrics` on ADDR answers in the Prometheus
+    /// text format, or OpenMetrics if the scraper asks for it. Runs until killed.
+    Export {
+        /// Address to listen on: `127.0.0.1:9095`, `[::1]:9095`, `0.0.0.0:9095`. Port 0 picks a
+        /// free port; the address is printed on stdout.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The segments to export (default: every shm-core segment).
+        #[arg(conflicts_with = "prefix")]
+        names: Vec<String>,
+        /// Export every object whose name starts with this.
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+        /// Skip (and count as an error) a segment that would give more samples than this.
+        #[arg(long, value_name = "N", default_value_t = export::DEFAULT_MAX_SAMPLES)]
+        max_samples: u64,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -126,6 +145,19 @@ fn run(cli: Cli) -> Result<(), String> {
         } => set::run(&name, &field, &value, timeout),
         Command::Rm { names, force } => clean::rm(&names, force),
         Command::Gc { dry_run, prefix } => clean::gc(dry_run, prefix.as_deref()),
+        Command::Export {
+            listen,
+            names,
+            prefix,
+            max_samples,
+        } => {
+            let selection = match prefix {
+                Some(p) => export::Selection::Prefix(p),
+                None if names.is_empty() => export::Selection::All,
+                None => export::Selection::Names(names),
+            };
+            export::run(&listen, selection, max_samples)
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::units;
 pub const DEFAULT_LIMIT: usize = 1000;
 
 pub fn run(name: &str, as_json: bool, limit: usize) -> Result<(), String> {
-    let raw = RawSegment::open(name).map_err(|e| e.to_string())?;
+    let raw = RawSegment::open_readonly(name).map_err(|e| e.to_string())?;
     let info = raw.info().map_err(|e| e.to_string())?;
     let values = Values::read(&raw, limit)?;
     let poisoned = raw.is_poisoned();
@@ -145,12 +145,14 @@ fn lock_line(poisoned: bool) -> &'static str {
 }
 
 /// The type code of the primitives an array holds (`I` for `[[u32; 2]; 3]`), if they are
-/// primitives.
+/// primitives; an enum's is its repr's.
 fn leaf_code(d: &Descriptor) -> String {
     match &d.kind {
-        DescriptorKind::Primitive(code) => code.as_char().to_string(),
+        DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
+            code.as_char().to_string()
+        }
         DescriptorKind::Array { elem, .. } => leaf_code(elem),
-        DescriptorKind::Struct { .. } => String::new(),
+        DescriptorKind::Struct { .. } | DescriptorKind::Text { .. } => String::new(),
     }
 }
 

@@ -18,7 +18,7 @@ struct Sample {
 }
 
 pub fn run(name: &str, interval: Duration, count: Option<u64>, limit: usize) -> Result<(), String> {
-    let raw = RawSegment::open(name).map_err(|e| e.to_string())?;
+    let raw = RawSegment::open_readonly(name).map_err(|e| e.to_string())?;
     // On a terminal, redraw in place; into a pipe or a file, one block per refresh.
     let tty = std::io::stdout().is_terminal();
     let mut prev: Option<Sample> = None;

@@ -3,16 +3,17 @@
 //! or 2 for a usage error).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{chown, symlink, OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{chown, symlink};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use shm_core::{Array, Options, Shared, SharedLayout, Value};
+use shm_core::{Array, Options, Shared, SharedLayout, Text, Value};
+use tests::{requires_root, Child, TestName, NOBODY};
+
+tests::child_roles!();
 
 // ---------------------------------------------------------------------------------------------
 // Types the tests share with the `shm` command only through the segments' descriptors.
@@ -53,6 +54,25 @@ struct Everything {
     slots: [Slot; 2],
 }
 
+/// A worker's state, by name in the segment's descriptor.
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(u8)]
+enum State {
+    #[default]
+    Idle,
+    Busy,
+    Stopping = 9,
+}
+
+/// A scoreboard slot: an enum and a text beside a counter.
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Worker {
+    state: State,
+    client: Text<16>,
+    requests: u64,
+}
+
 fn sample() -> Everything {
     Everything {
         i8_: -8,
@@ -89,48 +109,6 @@ fn sample() -> Everything {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A segment name unique to this process and call; whatever is under it in /dev/shm is removed
-/// when it is dropped, whether the test passed or not.
-struct Name(String);
-
-impl Name {
-    fn new(tag: &str) -> Name {
-        Name(prefixed(&prefix(tag)))
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/dev/shm").join(&self.0)
-    }
-
-    fn exists(&self) -> bool {
-        self.path().symlink_metadata().is_ok()
-    }
-}
-
-/// `shmcli-<tag>-<pid>-`: a prefix no other test or process uses.
-fn prefix(tag: &str) -> String {
-    format!("shmcli-{tag}-{}-", std::process::id())
-}
-
-fn prefixed(prefix: &str) -> String {
-    format!("{prefix}{}", COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-impl std::ops::Deref for Name {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(self.path());
-    }
-}
 
 struct Run {
     code: i32,
@@ -193,195 +171,9 @@ fn ls_entry(name: &str) -> Option<Json> {
         .cloned()
 }
 
-/// Makes an object under `name` in /dev/shm by hand, as another program or a hostile peer would.
-fn plant(name: &Name, bytes: &[u8], mode: u32) {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(name.path())
-        .unwrap();
-    f.write_all(bytes).unwrap();
-    fs::set_permissions(name.path(), fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Whether this process may chown (for another user's segment). Not root: the test fails and
-/// says why, unless `SHM_SKIP_ROOT_TESTS` asks to skip that part on purpose.
+/// Whether this test may make another user's segment (with chown): true as root.
 fn can_chown() -> bool {
-    // SAFETY: geteuid cannot fail and takes no arguments.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
-        "this test makes another user's segment with chown and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip that part on purpose"
-    );
-    eprintln!("another user's segment not tried: not root and SHM_SKIP_ROOT_TESTS is set");
-    false
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: this test binary run again with ROLE set and only `child_process_role`
-// selected.
-
-const ROLE: &str = "SHM_CLI_TEST_ROLE";
-const ROLE_NAME: &str = "SHM_CLI_TEST_NAME";
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// Not a test of its own: the body of the child processes the other tests start. Without
-/// `SHM_CLI_TEST_ROLE` it does nothing.
-#[test]
-fn child_process_role() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let name = std::env::var(ROLE_NAME).expect("name");
-    match role.as_str() {
-        // Create (not kept) and wait to be killed: the segment outlives its creator.
-        "create-and-hang" => {
-            let _v = Value::<u64>::create(&name, 7).unwrap();
-            say("ready");
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-        // Take the lock of a `Value<u64>` and wait to be killed holding it.
-        "lock-and-hang" => {
-            let v = Value::<u64>::open(&name).unwrap();
-            let _guard = v.lock().unwrap_or_else(|p| p.into_inner());
-            say("locked");
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-        // Create, asking to keep it, and exit normally.
-        "create-kept-and-exit" => {
-            let v = Value::<u64>::create_with(&name, 9, &Options::new().keep(true)).unwrap();
-            drop(v);
-        }
-        // Create (not kept), take the lock on a thread other than the main one, and hold it
-        // until killed.
-        "hold-lock-on-a-thread" => {
-            let v = Value::<u64>::create(&name, 7).unwrap();
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    let _guard = v.lock().unwrap();
-                    // SAFETY: gettid takes no arguments and cannot fail.
-                    say(&format!("locked {}", unsafe { libc::gettid() }));
-                    std::thread::sleep(Duration::from_secs(3600));
-                });
-            });
-        }
-        // Stop for good while creating, before the segment is ready.
-        "hang-in-init" => {
-            fn hang() {
-                say("initializing");
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-            let _ = Value::<u64>::create_with(&name, 1, &Options::new().before_ready(hang));
-        }
-        other => panic!("unknown role {other}"),
-    }
-}
-
-/// A child process playing a role; killed (if still running) and reaped when dropped, so a
-/// failing test leaves no process behind.
-struct Role {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Role {
-    fn spawn(role: &str, name: &str) -> Role {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_process_role",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(ROLE, role)
-            .env(ROLE_NAME, name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Role { child, lines }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits (at most a minute) for a line of the child's output that ends with `text` (the
-    /// test harness prints the test's name before it on the same line).
-    fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.trim_end().ends_with(text) => return,
-                Ok(_) => {}
-                Err(e) => panic!("child never said {text:?}: {e}"),
-            }
-        }
-    }
-
-    /// Waits (at most a minute) for a line of the child's output that ends with `word VALUE`;
-    /// returns `VALUE`.
-    fn wait_for_value(&self, word: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let key = format!("{word} ");
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some((_, value)) = line.trim_end().rsplit_once(&key) {
-                        return value.to_owned();
-                    }
-                }
-                Err(e) => panic!("child never said {word:?}: {e}"),
-            }
-        }
-    }
-
-    /// SIGKILL, then reap: the creator is gone without running any destructor.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Waits (at most a minute) for the child to exit by itself; whether it succeeded.
-    fn finish(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("child did not exit");
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    requires_root("makes another user's segment with chown")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,7 +181,11 @@ impl Drop for Role {
 
 #[test]
 fn ls_lists_our_segments_with_type_size_creator_and_kept() {
-    let (s, a, v) = (Name::new("ls-s"), Name::new("ls-a"), Name::new("ls-v"));
+    let (s, a, v) = (
+        TestName::new("ls-s"),
+        TestName::new("ls-a"),
+        TestName::new("ls-v"),
+    );
     let _s = Shared::<Everything>::create(&s, sample()).unwrap();
     let _a = Array::<Slot>::create_zeroed(&a, 5).unwrap();
     let _v = Value::<i32>::create_with(&v, 3, &Options::new().keep(true)).unwrap();
@@ -478,7 +274,7 @@ fn ls_lists_our_segments_with_type_size_creator_and_kept() {
 
 #[test]
 fn inspect_shows_layout_and_values_and_json_round_trips() {
-    let name = Name::new("inspect");
+    let name = TestName::new("inspect");
     let seg = Shared::<Everything>::create(&name, sample()).unwrap();
 
     let text = ok(&["inspect", &name]);
@@ -631,7 +427,7 @@ fn inspect_shows_layout_and_values_and_json_round_trips() {
 
 #[test]
 fn inspect_an_array_segment_shows_the_element_layout_and_a_table() {
-    let name = Name::new("inspect-arr");
+    let name = TestName::new("inspect-arr");
     let slots: Vec<Slot> = (0..5)
         .map(|i| Slot {
             count: i,
@@ -670,12 +466,12 @@ fn inspect_an_array_segment_shows_the_element_layout_and_a_table() {
     assert_eq!(j["value"].as_array().unwrap().len(), 5);
 
     // A Value and an Array of primitives.
-    let v = Name::new("inspect-v");
+    let v = TestName::new("inspect-v");
     let _v = Value::<f32>::create(&v, -2.5).unwrap();
     let text = ok(&["inspect", &v]);
     assert!(text.contains("0       .      f32   f     -2.5"), "{text}");
     assert_eq!(json(&ok(&["inspect", &v, "--json"]))["value"], -2.5);
-    let m = Name::new("inspect-m");
+    let m = TestName::new("inspect-m");
     let _m = Array::<[i8; 2]>::create(&m, &[[1, -1], [2, -2]]).unwrap();
     let j = json(&ok(&["inspect", &m, "--json"]));
     assert_eq!(j["value"], serde_json::json!([[1, -1], [2, -2]]));
@@ -687,7 +483,7 @@ fn inspect_an_array_segment_shows_the_element_layout_and_a_table() {
 
 #[test]
 fn set_writes_every_type_code_and_paths_into_arrays_and_nested_structs() {
-    let name = Name::new("set");
+    let name = TestName::new("set");
     let seg = Shared::<Everything>::create(&name, Everything::default()).unwrap();
     for (field, value) in [
         ("i8_", "-128"),
@@ -738,11 +534,11 @@ fn set_writes_every_type_code_and_paths_into_arrays_and_nested_structs() {
     );
 
     // Paths into an array segment start with the element's index; `.` is a single value.
-    let arr = Name::new("set-arr");
+    let arr = TestName::new("set-arr");
     let a = Array::<Slot>::create_zeroed(&arr, 3).unwrap();
     ok(&["set", &arr, "[2].last", "4000000000"]);
     assert_eq!(a[2].last.load(Relaxed), 4_000_000_000);
-    let v = Name::new("set-v");
+    let v = TestName::new("set-v");
     let val = Value::<i64>::create(&v, 0).unwrap();
     ok(&["set", &v, ".", "-3"]);
     assert_eq!(val.load(Relaxed), -3);
@@ -764,12 +560,12 @@ fn set_writes_every_type_code_and_paths_into_arrays_and_nested_structs() {
 
 #[test]
 fn inspect_reports_a_poisoned_lock_and_set_leaves_it_poisoned() {
-    let name = Name::new("poisoned");
+    let name = TestName::new("poisoned");
     let v = Value::<u64>::create(&name, 1).unwrap();
     assert!(ok(&["inspect", &name]).contains("\nlock     not poisoned\n"));
     assert_eq!(json(&ok(&["inspect", &name, "--json"]))["poisoned"], false);
 
-    let mut holder = Role::spawn("lock-and-hang", &name);
+    let mut holder = Child::spawn(&["lock-and-hang", &name]);
     holder.wait_for("locked");
     holder.kill9();
     // Reported before anyone has locked, as the program itself sees it.
@@ -801,7 +597,7 @@ fn inspect_reports_a_poisoned_lock_and_set_leaves_it_poisoned() {
 
 #[test]
 fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
-    let name = Name::new("refuse");
+    let name = TestName::new("refuse");
     let seg = Shared::<Everything>::create(&name, sample()).unwrap();
     let before = seg.snapshot();
     for (field, value, why) in [
@@ -858,7 +654,7 @@ fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
         );
     }
     // An array segment's elements are reached by index first.
-    let arr = Name::new("refuse-arr");
+    let arr = TestName::new("refuse-arr");
     let a = Array::<Slot>::create_zeroed(&arr, 2).unwrap();
     let line = refused(&["set", &arr, "count", "1"]);
     assert!(
@@ -872,21 +668,21 @@ fn set_refuses_bad_values_fields_and_paths_and_changes_nothing() {
     );
     assert_eq!(a.snapshot(), vec![Slot::default(); 2]);
     // No such segment, or not a segment at all.
-    let missing = Name::new("refuse-missing");
+    let missing = TestName::new("refuse-missing");
     assert!(refused(&["set", &missing, "x", "1"]).contains("does not exist"));
-    let garbage = Name::new("refuse-garbage");
-    plant(&garbage, &[0xAB; 4096], 0o600);
+    let garbage = TestName::new("refuse-garbage");
+    garbage.plant(&[0xAB; 4096], 0o600);
     assert!(refused(&["set", &garbage, "x", "1"]).contains("is not a valid segment"));
     assert_eq!(fs::read(garbage.path()).unwrap(), vec![0xAB; 4096]);
 }
 
 #[test]
 fn set_suggests_real_paths_of_the_segments_type() {
-    let s = Name::new("hint-s");
+    let s = TestName::new("hint-s");
     let _s = Shared::<Everything>::create(&s, sample()).unwrap();
-    let a = Name::new("hint-a");
+    let a = TestName::new("hint-a");
     let _a = Array::<Slot>::create_zeroed(&a, 2).unwrap();
-    let v = Name::new("hint-v");
+    let v = TestName::new("hint-v");
     let val = Value::<u64>::create(&v, 3).unwrap();
     let (s, a, v) = (&*s, &*a, &*v);
     for (name, path, line) in [
@@ -1044,8 +840,8 @@ fn waited_secs(line: &str) -> f64 {
 
 #[test]
 fn set_gives_up_on_a_lock_a_live_process_holds_and_says_who_holds_it() {
-    let name = Name::new("set-held");
-    let child = Role::spawn("hold-lock-on-a-thread", &name);
+    let name = TestName::new("set-held");
+    let child = Child::spawn(&["hold-lock-on-a-thread", &name]);
     let tid = child.wait_for_value("locked");
     let holder = format!("held by pid {}, thread {tid} (alive)", child.pid());
     let gave_up = |line: &str| {
@@ -1103,8 +899,8 @@ fn set_gives_up_on_a_lock_a_live_process_holds_and_says_who_holds_it() {
 
 #[test]
 fn set_goes_on_when_the_holder_dies_while_it_waits() {
-    let name = Name::new("set-holder-dies");
-    let mut child = Role::spawn("hold-lock-on-a-thread", &name);
+    let name = TestName::new("set-holder-dies");
+    let mut child = Child::spawn(&["hold-lock-on-a-thread", &name]);
     child.wait_for_value("locked");
     let mut set = Command::new(env!("CARGO_BIN_EXE_shm"))
         .args(["set", &name, ".", "5", "--timeout", "1m"])
@@ -1146,7 +942,7 @@ fn set_goes_on_when_the_holder_dies_while_it_waits() {
 
 #[test]
 fn watch_prints_a_block_per_refresh_with_rates_and_stops_after_count() {
-    let name = Name::new("watch");
+    let name = TestName::new("watch");
     let seg = Shared::<Everything>::create(&name, sample()).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -1195,7 +991,7 @@ fn watch_prints_a_block_per_refresh_with_rates_and_stops_after_count() {
 
 #[test]
 fn watch_an_array_of_structs_is_a_table_and_ends_when_the_segment_is_removed() {
-    let name = Name::new("watch-arr");
+    let name = TestName::new("watch-arr");
     let a = Array::<Slot>::create_zeroed(&name, 2).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_shm"))
         .args(["watch", &name, "--interval", "50ms"])
@@ -1229,7 +1025,7 @@ fn watch_an_array_of_structs_is_a_table_and_ends_when_the_segment_is_removed() {
 
 #[test]
 fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
-    let (a, b) = (Name::new("rm-a"), Name::new("rm-b"));
+    let (a, b) = (TestName::new("rm-a"), TestName::new("rm-b"));
     // `a`'s creator, this process, is alive: only --force removes it (next test).
     let _a = Value::<u8>::create(&a, 1).unwrap();
     drop(Value::<u8>::create_with(&b, 1, &Options::new().keep(true)).unwrap());
@@ -1240,15 +1036,15 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
     assert!(!a.exists() && !b.exists());
 
     // A corrupt segment (our magic, garbage after it) is ours to remove.
-    let corrupt = Name::new("rm-corrupt");
+    let corrupt = TestName::new("rm-corrupt");
     let mut bytes = b"SHMCORE\0".to_vec();
     bytes.resize(4096, 0xEE);
-    plant(&corrupt, &bytes, 0o600);
+    corrupt.plant(&bytes, 0o600);
     assert_eq!(ok(&["rm", &corrupt]), format!("removed {}\n", &*corrupt));
 
     // Another program's object is not.
-    let foreign = Name::new("rm-foreign");
-    plant(&foreign, b"some other program's shared memory", 0o600);
+    let foreign = TestName::new("rm-foreign");
+    foreign.plant(b"some other program's shared memory", 0o600);
     let line = refused(&["rm", &foreign]);
     assert!(
         line.contains("it is not an shm-core segment") && line.contains("rm /dev/shm/"),
@@ -1259,10 +1055,10 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
     // Missing; invalid; and several names, one bad: the others are still removed, one line per
     // failure, status 1. (`c`'s creator is this process: alive, hence --force, which removes no
     // foreign object.)
-    let missing = Name::new("rm-missing");
+    let missing = TestName::new("rm-missing");
     assert!(refused(&["rm", &missing]).contains("does not exist"));
     assert!(refused(&["rm", "a/b"]).contains("invalid segment name"));
-    let c = Name::new("rm-c");
+    let c = TestName::new("rm-c");
     drop(Value::<u8>::create_with(&c, 1, &Options::new().keep(true)).unwrap());
     let r = shm(&["rm", "--force", &missing, &c, &foreign]);
     assert_eq!(r.code, 1);
@@ -1274,7 +1070,7 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
     if !can_chown() {
         return;
     }
-    let theirs = Name::new("rm-theirs");
+    let theirs = TestName::new("rm-theirs");
     drop(Value::<u8>::create_with(&theirs, 1, &Options::new().keep(true)).unwrap());
     chown(theirs.path(), Some(54321), Some(54321)).unwrap();
     let line = refused(&["rm", &theirs]);
@@ -1287,10 +1083,10 @@ fn rm_removes_our_segments_and_refuses_what_is_not_ours() {
 
 #[test]
 fn rm_refuses_a_segment_whose_creator_is_alive_unless_forced() {
-    let (live, dead) = (Name::new("rm-live"), Name::new("rm-dead"));
-    let creator = Role::spawn("create-and-hang", &live);
-    creator.wait_for("ready");
-    assert!(Role::spawn("create-kept-and-exit", &dead).finish());
+    let (live, dead) = (TestName::new("rm-live"), TestName::new("rm-dead"));
+    let creator = Child::spawn(&["create-then-hang", &live]);
+    creator.wait_for("created");
+    Child::run(&["create-kept", &dead, "exit"]);
     // One line for the live one, naming its creator; the other is removed.
     let r = shm(&["rm", &live, &dead]);
     assert_eq!(r.code, 1);
@@ -1311,8 +1107,8 @@ fn rm_refuses_a_segment_whose_creator_is_alive_unless_forced() {
     assert!(!live.exists());
 
     // One still being created by a live process: the same.
-    let young = Name::new("rm-young");
-    let creating = Role::spawn("hang-in-init", &young);
+    let young = TestName::new("rm-young");
+    let creating = Child::spawn(&["hang-in-init", &young]);
     creating.wait_for("initializing");
     assert_eq!(
         refused(&["rm", &young]),
@@ -1334,22 +1130,22 @@ fn rm_refuses_a_segment_whose_creator_is_alive_unless_forced() {
 
 #[test]
 fn gc_removes_segments_of_dead_creators_and_nothing_else() {
-    let p = prefix("gc");
-    let killed = Name(prefixed(&p));
-    let died_in_init = Name(prefixed(&p));
-    let kept = Name(prefixed(&p));
-    let live = Name(prefixed(&p));
+    let p = TestName::prefix("gc");
+    let killed = TestName::under(&p);
+    let died_in_init = TestName::under(&p);
+    let kept = TestName::under(&p);
+    let live = TestName::under(&p);
 
     // A creator killed with SIGKILL: its segment stays, its header names a dead process.
-    let mut c = Role::spawn("create-and-hang", &killed);
-    c.wait_for("ready");
+    let mut c = Child::spawn(&["create-then-hang", &killed]);
+    c.wait_for("created");
     c.kill9();
     // A creator killed while creating: the segment was never made ready.
-    let mut c = Role::spawn("hang-in-init", &died_in_init);
+    let mut c = Child::spawn(&["hang-in-init", &died_in_init]);
     c.wait_for("initializing");
     c.kill9();
     // A creator that asked to keep its segment, and exited.
-    assert!(Role::spawn("create-kept-and-exit", &kept).finish());
+    Child::run(&["create-kept", &kept, "exit"]);
     // And a live creator: this process.
     let _live = Value::<u64>::create(&live, 1).unwrap();
     for n in [&killed, &died_in_init, &kept, &live] {
@@ -1438,9 +1234,9 @@ fn gc_removes_segments_of_dead_creators_and_nothing_else() {
 
 #[test]
 fn gc_refuses_an_empty_prefix() {
-    let stale = Name::new("gc-empty");
-    let mut c = Role::spawn("create-and-hang", &stale);
-    c.wait_for("ready");
+    let stale = TestName::new("gc-empty");
+    let mut c = Child::spawn(&["create-then-hang", &stale]);
+    c.wait_for("created");
     c.kill9();
     assert_eq!(ls_entry(&stale).unwrap()["stale"], true);
     // What `--prefix "$UNSET"` gives: a usage error, never every stale segment.
@@ -1466,9 +1262,9 @@ fn gc_refuses_an_empty_prefix() {
 #[test]
 fn the_library_finds_and_removes_stale_segments_and_spares_a_recycled_name() {
     use shm_core::inspect;
-    let name = Name::new("stale-lib");
-    let mut c = Role::spawn("create-and-hang", &name);
-    c.wait_for("ready");
+    let name = TestName::new("stale-lib");
+    let mut c = Child::spawn(&["create-then-hang", &name]);
+    c.wait_for("created");
     c.kill9();
     let stale = inspect::stale()
         .unwrap()
@@ -1490,21 +1286,21 @@ fn the_library_finds_and_removes_stale_segments_and_spares_a_recycled_name() {
 
 #[test]
 fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
-    let garbage = Name::new("junk");
-    plant(&garbage, &[0x5A; 1000], 0o600);
-    let zeros = Name::new("zeros");
-    plant(&zeros, &[0; 4096], 0o600);
-    let empty = Name::new("empty");
-    plant(&empty, &[], 0o600);
-    let tiny = Name::new("tiny");
-    plant(&tiny, b"SHM", 0o600);
-    let corrupt = Name::new("corrupt");
+    let garbage = TestName::new("junk");
+    garbage.plant(&[0x5A; 1000], 0o600);
+    let zeros = TestName::new("zeros");
+    zeros.plant(&[0; 4096], 0o600);
+    let empty = TestName::new("empty");
+    empty.plant(&[], 0o600);
+    let tiny = TestName::new("tiny");
+    tiny.plant(b"SHM", 0o600);
+    let corrupt = TestName::new("corrupt");
     let mut bytes = b"SHMCORE\0".to_vec();
     bytes.resize(300, 0xFF);
-    plant(&corrupt, &bytes, 0o600);
-    let link = Name::new("link");
+    corrupt.plant(&bytes, 0o600);
+    let link = TestName::new("link");
     symlink("/etc/passwd", link.path()).unwrap();
-    let good = Name::new("good");
+    let good = TestName::new("good");
     let _good = Value::<u16>::create(&good, 1).unwrap();
 
     // Without --all: only our segments, the corrupt one flagged.
@@ -1558,7 +1354,7 @@ fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
     if !can_chown() {
         return;
     }
-    let theirs = Name::new("theirs");
+    let theirs = TestName::new("theirs");
     drop(Value::<u8>::create_with(&theirs, 1, &Options::new().keep(true)).unwrap());
     chown(theirs.path(), Some(54321), Some(54321)).unwrap();
     assert!(!ok(&["ls"]).lines().any(|l| l.starts_with(&*theirs)));
@@ -1568,11 +1364,52 @@ fn garbage_and_other_users_objects_never_break_ls_or_inspect() {
     let me = unsafe { libc::geteuid() };
     assert_eq!(
         e["reason"],
-        format!("not this user's: it belongs to uid 54321 (group 54321, mode 0o600), not to this user (uid {me}): this user is not in its group 54321; its mode 0o600 does not give its group read and write access"),
+        format!("not this user's: it belongs to uid 54321 (group 54321, mode 0o600), not to this user (uid {me}): this user is not in its group 54321; its mode 0o600 does not give its group read access"),
     );
     assert!(refused(&["inspect", &theirs]).contains("permission denied"));
     assert!(refused(&["set", &theirs, ".", "2"]).contains("permission denied"));
     assert!(!ok(&["gc", "--dry-run"]).contains(&*theirs));
+}
+
+/// The read commands attach read-only: a member of a segment's group that may only read it (mode
+/// 0o640) lists, inspects and watches it; `set` is refused, saying a read-only attach is possible.
+#[test]
+fn the_read_commands_work_for_a_user_who_may_only_read() {
+    use std::os::unix::process::CommandExt;
+    if !can_chown() {
+        return;
+    }
+    const GROUP: u32 = 4244;
+    let name = TestName::new("readonly");
+    let _v = Value::<u32>::create_with(&name, 77, &Options::new().mode(0o640)).unwrap();
+    chown(name.path(), None, Some(GROUP)).unwrap();
+    let as_reader = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_shm"))
+            .args(args)
+            .uid(NOBODY)
+            .gid(GROUP)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run shm as another user");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = as_reader(&["inspect", &name]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("77"), "{out}");
+    let (code, out, err) = as_reader(&["ls", "--all"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().any(|l| l.starts_with(&*name)), "{out}");
+    let (code, out, err) = as_reader(&["watch", &name, "--count", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("77"), "{out}");
+    let (code, _, err) = as_reader(&["set", &name, ".", "5"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("attach read-only"), "{err}");
+    assert_eq!(_v.get(), 77);
 }
 
 #[test]
@@ -1585,7 +1422,7 @@ fn a_layout_of_huge_arrays_of_nothing_is_refused_at_once() {
         flag: u8,
         void: [[[u8; 0]; 1 << 10]; 1 << 8],
     }
-    let name = Name::new("huge");
+    let name = TestName::new("huge");
     let value = Nothing {
         flag: 1,
         void: [[[]; 1 << 10]; 1 << 8],
@@ -1633,7 +1470,7 @@ fn usage_errors_exit_2_and_help_exits_0() {
     }
     assert!(ok(&["--version"]).starts_with("shm "));
     // A value that starts with `-` is a value, not an option.
-    let v = Name::new("neg");
+    let v = TestName::new("neg");
     let val = Value::<i32>::create(&v, 0).unwrap();
     ok(&["set", &v, ".", "-7"]);
     assert_eq!(val.load(Relaxed), -7);
@@ -1641,7 +1478,7 @@ fn usage_errors_exit_2_and_help_exits_0() {
 
 #[test]
 fn errors_exit_1_with_one_line_naming_the_segment() {
-    let missing = Name::new("nope");
+    let missing = TestName::new("nope");
     for args in [
         vec!["inspect", &missing],
         vec!["inspect", &missing, "--json"],
@@ -1659,7 +1496,153 @@ fn errors_exit_1_with_one_line_naming_the_segment() {
     let line = refused(&["inspect", "a/b"]);
     assert!(line.contains("invalid segment name \"a/b\""), "{line}");
     // Another layout is no error for a tool: it reads whatever the descriptor says.
-    let name = Name::new("any");
+    let name = TestName::new("any");
     let _v = Value::<char>::create(&name, 'x').unwrap();
     assert!(ok(&["inspect", &name]).contains("'x'"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enums and texts.
+
+#[test]
+fn inspect_watch_and_json_show_variant_names_and_text() {
+    let name = TestName::new("enum-text");
+    let seg = Shared::<Worker>::create(
+        &name,
+        Worker {
+            state: State::Busy,
+            client: Text::try_from("10.0.0.7").unwrap(),
+            requests: 3,
+        },
+    )
+    .unwrap();
+
+    let text = ok(&["inspect", &name]);
+    let row = |text: &str, field: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(field))
+            .unwrap_or_else(|| panic!("no row {field} in\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row(&text, "state"), ["0", "state", "State", "B", "Busy"]);
+    assert_eq!(
+        row(&text, "client"),
+        ["4", "client", "Text<16>", "\"10.0.0.7\""]
+    );
+
+    let j = json(&ok(&["inspect", &name, "--json"]));
+    assert_eq!(j["value"]["state"], "Busy");
+    assert_eq!(j["value"]["client"], "10.0.0.7");
+    let fields = j["layout"]["fields"].as_array().unwrap();
+    let state = &fields[0]["layout"];
+    assert_eq!(
+        (&state["kind"], &state["code"], &state["default"]),
+        (&Json::from("enum"), &Json::from("B"), &Json::from("Idle"))
+    );
+    assert_eq!(
+        state["variants"],
+        serde_json::json!([
+            {"name": "Idle", "value": 0},
+            {"name": "Busy", "value": 1},
+            {"name": "Stopping", "value": 9}
+        ])
+    );
+    let client = &fields[1]["layout"];
+    assert_eq!(
+        (&client["kind"], &client["capacity"]),
+        (&Json::from("text"), &Json::from(16))
+    );
+
+    let out = ok(&["watch", &name, "--interval", "10ms", "--count", "1"]);
+    assert_eq!(
+        row(&out, "Busy").first().map(String::as_str),
+        Some("state"),
+        "{out}"
+    );
+    assert!(out.contains("client    \"10.0.0.7\""), "{out}");
+
+    // Another process plants a number that is no variant and bytes that are not UTF-8: the
+    // typed program reads the default variant and the valid prefix, and so does the tool,
+    // which also says what the number is.
+    name.plant_in_payload(0, &[7]);
+    name.plant_in_payload(4, &[9, 0, 0, 0, b'1', b'0', b'.', 0xff, b'7']);
+    let now = seg.snapshot();
+    assert_eq!((now.state, now.client.as_str()), (State::Idle, "10."));
+    assert_eq!(seg.state.try_load(Relaxed), Err(7));
+    let text = ok(&["inspect", &name]);
+    assert!(text.contains("7 (no variant; reads as Idle)"), "{text}");
+    assert_eq!(row(&text, "client")[3], "\"10.\"");
+    let j = json(&ok(&["inspect", &name, "--json"]));
+    assert_eq!(
+        (&j["value"]["state"], &j["value"]["client"]),
+        (&Json::from(7), &Json::from("10."))
+    );
+}
+
+#[test]
+fn set_writes_variants_by_name_and_text_and_refuses_what_does_not_fit() {
+    let name = TestName::new("set-enum-text");
+    let seg = Shared::<Worker>::create(&name, Worker::default()).unwrap();
+    assert_eq!(
+        ok(&["set", &name, "state", "Stopping"]),
+        format!("{}: state = Stopping (was Idle)\n", &*name)
+    );
+    assert_eq!(
+        ok(&["set", &name, "client", "10.0.0.7"]),
+        format!("{}: client = \"10.0.0.7\" (was \"\")\n", &*name)
+    );
+    // Exactly the capacity, multi-byte characters counted in bytes; then shorter again, which
+    // leaves no byte of the longer text behind.
+    ok(&["set", &name, "client", "ünïcødé 1234"]);
+    assert_eq!(seg.client.load(Relaxed), "ünïcødé 1234");
+    ok(&["set", &name, "client", " x"]);
+    let s = seg.snapshot();
+    assert_eq!(
+        (s.state, s.client.as_str(), s.requests),
+        (State::Stopping, " x", 0)
+    );
+    assert_eq!(seg.client.load(Relaxed).as_str(), " x");
+
+    let before = seg.snapshot();
+    for (field, value, why) in [
+        (
+            "state",
+            "stopping",
+            "cannot write \"stopping\" to `state`: `State` has no such variant; its variants are Idle, Busy, Stopping",
+        ),
+        ("state", "9", "`State` has no such variant"),
+        (
+            "client",
+            "10.0.0.7 and then some",
+            "cannot write a text of 22 bytes to `client`, which holds at most 16 bytes of UTF-8",
+        ),
+        ("client.x", "1", "`client` is a text of at most 16 bytes, which has no fields"),
+        ("state[0]", "1", "`state` is a `State` enum, not an array"),
+    ] {
+        let line = refused(&["set", &name, field, value]);
+        assert!(line.contains(why), "{field} = {value}: {line}");
+        assert!(line.contains(&*name), "does not name the segment: {line}");
+        assert_eq!(seg.snapshot(), before, "{field} = {value} changed something");
+    }
+
+    // A single enum and a single text, and an array of enums.
+    let v = TestName::new("set-enum-v");
+    let state = Shared::<State>::create(&v, State::Busy).unwrap();
+    ok(&["set", &v, ".", "Idle"]);
+    assert_eq!(state.load(Relaxed), State::Idle);
+    let t = TestName::new("set-text-v");
+    let line = Shared::<Text<4>>::create(&t, Text::default()).unwrap();
+    ok(&["set", &t, ".", "GET"]);
+    assert_eq!(line.load(Relaxed), "GET");
+    assert!(refused(&["set", &t, ".", "POST /"]).contains("holds at most 4 bytes"));
+    let a = TestName::new("set-enum-a");
+    let states = Array::<State>::create_zeroed(&a, 3).unwrap();
+    ok(&["set", &a, "[2]", "Stopping"]);
+    assert_eq!(
+        states.snapshot(),
+        [State::Idle, State::Idle, State::Stopping]
+    );
+    assert!(ok(&["inspect", &a]).contains("2  Stopping"));
 }

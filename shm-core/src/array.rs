@@ -11,8 +11,10 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::guard::{self, Guard};
+use crate::inspect::holder;
+use crate::inspect::{LockHolder, SegmentInfo};
 use crate::lock;
-use crate::segment::{Segment, Spec};
+use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared::check_type;
 use crate::shared_layout::duplicate;
@@ -20,7 +22,7 @@ use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
 
 /// The indices a range bound selects in a slice of `len`, checked like slice indexing.
 #[track_caller]
-fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
+pub(crate) fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.checked_add(1).expect("range start overflows usize"),
@@ -68,15 +70,13 @@ impl<T: SharedLayout> Array<T> {
     /// Evaluated at compile time for every `T` an `Array` is used with.
     const CHECK: () = check_type::<T>();
 
-    const fn spec(count: Option<usize>) -> Spec {
+    const SPEC: Spec<'static> = {
         let () = Self::CHECK;
         Spec {
-            layout: &T::LAYOUT,
+            element: Element::Static(&T::LAYOUT),
             fingerprint: T::FINGERPRINT,
-            count,
-            array: true,
         }
-    }
+    };
 
     fn init(payload: NonNull<u8>, values: &[T]) {
         let twins = payload.cast::<T::Atomic>();
@@ -96,8 +96,8 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(name: &str, init: &[T], opts: &Options) -> Result<Self> {
-        let spec = Self::spec(Some(init.len()));
-        let seg = Segment::create(name, &spec, opts, &|p| Self::init(p, init))?;
+        let shape = Shape::Array(init.len());
+        let seg = Segment::create(name, &Self::SPEC, shape, opts, &|p| Self::init(p, init))?;
         Ok(Array {
             seg,
             _type: PhantomData,
@@ -112,7 +112,7 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`create_zeroed`](Self::create_zeroed) with options.
     pub fn create_zeroed_with(name: &str, len: usize, opts: &Options) -> Result<Self> {
-        let seg = Segment::create(name, &Self::spec(Some(len)), opts, &|_| {})?;
+        let seg = Segment::create(name, &Self::SPEC, Shape::Array(len), opts, &|_| {})?;
         Ok(Array {
             seg,
             _type: PhantomData,
@@ -126,11 +126,23 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
-        let seg = Segment::open(name, &Self::spec(None), opts)?;
+        let seg = Segment::open(name, &Self::SPEC, Expect::AnyArray, opts)?;
         Ok(Array {
             seg,
             _type: PhantomData,
         })
+    }
+
+    /// Attaches the array `name` read only: see [`ReadOnlyArray`](crate::ReadOnlyArray) and
+    /// [`Shared::open_readonly`](crate::Shared::open_readonly), whose checks it makes.
+    pub fn open_readonly(name: &str) -> Result<crate::ReadOnlyArray<T>> {
+        Self::open_readonly_with(name, &Options::new())
+    }
+
+    /// [`open_readonly`](Self::open_readonly) with options.
+    pub fn open_readonly_with(name: &str, opts: &Options) -> Result<crate::ReadOnlyArray<T>> {
+        let seg = Segment::open_readonly(name, &Self::SPEC, Expect::AnyArray, opts)?;
+        Ok(crate::ReadOnlyArray::new(seg))
     }
 
     /// Opens `name`, or creates it holding a copy of `init`. An existing array must have
@@ -141,8 +153,9 @@ impl<T: SharedLayout> Array<T> {
 
     /// [`open_or_create`](Self::open_or_create) with options.
     pub fn open_or_create_with(name: &str, init: &[T], opts: &Options) -> Result<Self> {
-        let spec = Self::spec(Some(init.len()));
-        let seg = Segment::open_or_create(name, &spec, opts, &|p| Self::init(p, init))?;
+        let shape = Shape::Array(init.len());
+        let seg =
+            Segment::open_or_create(name, &Self::SPEC, shape, opts, &|p| Self::init(p, init))?;
         Ok(Array {
             seg,
             _type: PhantomData,
@@ -215,8 +228,24 @@ impl<T: SharedLayout> Array<T> {
         range: impl RangeBounds<usize>,
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
-        let range = bounds(range, self.len());
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.update_range_locked(&guard, range, f)
+    }
+
+    /// [`update_range`](Self::update_range) for a caller that holds the lock already, through
+    /// `guard` (see [`Shared::update_locked`](crate::Shared::update_locked)).
+    ///
+    /// # Panics
+    /// If `range` is out of bounds, as slice indexing does; if `guard` is the lock of another
+    /// segment.
+    pub fn update_range_locked<R>(
+        &self,
+        guard: &Guard<'_, [T::Atomic]>,
+        range: impl RangeBounds<usize>,
+        f: impl FnOnce(&mut [T]) -> R,
+    ) -> R {
+        self.check_guard(guard);
+        let range = bounds(range, self.len());
         let size = core::mem::size_of::<T::Atomic>();
         let bytes = range.start * size..range.end * size;
         let twins = &guard[range];
@@ -259,6 +288,20 @@ impl<T: SharedLayout> Array<T> {
         guard::try_lock(&self.seg, self.atomics(), Some(timeout))
     }
 
+    fn check_guard(&self, guard: &Guard<'_, [T::Atomic]>) {
+        assert!(
+            core::ptr::eq(guard.segment(), &self.seg),
+            "segment `{}`: called with the guard of another segment",
+            self.name()
+        );
+    }
+
+    /// What the header and the object say now: creator and whether it lives, kept, mode ...
+    /// (what `shm ls` shows of the segment).
+    pub fn info(&self) -> Result<SegmentInfo> {
+        SegmentInfo::read(&self.seg, self.seg.element())
+    }
+
     /// Whether the lock is poisoned (a holder died or panicked and nothing was repaired), until
     /// [`clear_poison`](Self::clear_poison); see [`Shared::is_poisoned`](crate::Shared::is_poisoned).
     pub fn is_poisoned(&self) -> bool {
@@ -275,6 +318,12 @@ impl<T: SharedLayout> Array<T> {
     /// [`Shared::creator_alive`](crate::Shared::creator_alive).
     pub fn creator_alive(&self) -> bool {
         self.seg.recorded_creator().is_alive()
+    }
+
+    /// Who holds the segment's lock now, or `None`; see
+    /// [`Shared::lock_holder`](crate::Shared::lock_holder).
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        holder::holder(self.seg.header())
     }
 
     /// The segment behind this handle.
@@ -358,8 +407,18 @@ impl<T: BulkCopy> Array<T> {
     /// holds the lock.
     #[track_caller]
     pub fn write_from(&self, start: usize, values: &[T]) {
-        let range = self.bulk_range(start, values.len());
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.write_from_locked(&guard, start, values);
+    }
+
+    /// [`write_from`](Self::write_from) for a caller that holds the lock already, through
+    /// `guard` (see [`Shared::update_locked`](crate::Shared::update_locked)).
+    ///
+    /// # Panics
+    /// If `start + values.len()` is past the end; if `guard` is the lock of another segment.
+    pub fn write_from_locked(&self, guard: &Guard<'_, [T::Atomic]>, start: usize, values: &[T]) {
+        self.check_guard(guard);
+        let range = self.bulk_range(start, values.len());
         let size = core::mem::size_of::<T::Atomic>();
         let bytes = range.start * size..range.end * size;
         let twins = &guard[range];

@@ -66,6 +66,30 @@ impl<'a, A: ?Sized> Guard<'a, A> {
     pub(crate) fn segment(&self) -> &'a Segment {
         self.seg
     }
+
+    /// Poisons the lock that `guard` holds, as a panic while it is alive does: for code whose
+    /// work under the lock fails in a way other than a panic (a language binding whose callback
+    /// raised an exception, say), so that every later locker is told, until `clear_poison`.
+    ///
+    /// An associated function (`Guard::poison(&guard)`), so that it cannot hide a method of the
+    /// value the guard derefs to.
+    ///
+    /// ```
+    /// use shm_core::{Guard, Value};
+    ///
+    /// # let name = format!("doc-guard-poison-{}", std::process::id());
+    /// let v = Value::<u32>::create(&name, 0)?;
+    /// let guard = v.lock().unwrap();
+    /// Guard::poison(&guard);
+    /// drop(guard);
+    /// assert!(v.is_poisoned() && v.lock().is_err());
+    /// v.clear_poison();
+    /// assert!(v.lock().is_ok());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn poison(guard: &Self) {
+        lock::poison(guard.seg.header());
+    }
 }
 
 // Always inlined, with `lock` and the handles' `lock`: `update` then takes and releases the

@@ -46,7 +46,7 @@
 //! ```
 
 mod datum;
-mod holder;
+pub(crate) mod holder;
 mod list;
 mod path;
 mod raw;

@@ -9,39 +9,27 @@
 //! may have changed meanwhile with their own atomics — are left alone.
 
 use std::ops::Range;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 
+use crate::cell::{Region, Width};
+use crate::layout::TEXT_LEN_SIZE;
 use crate::segment::Segment;
 use crate::{Descriptor, DescriptorKind, SharedLayout};
 
-/// Copies the values of `from` into `to`, element by element with the twins' own atomics.
+/// Where an update writes the old and the new values of its range: the range's bytes in each of
+/// the journal's copies (laid out like the payload, so aligned as the payload's range is).
 ///
-/// # Panics
-/// If the slices differ in length.
-pub(crate) fn copy_twins<T: SharedLayout>(from: &[T::Atomic], to: &[T::Atomic]) {
-    assert_eq!(
-        from.len(),
-        to.len(),
-        "copy between slices of different lengths"
-    );
-    for (f, t) in from.iter().zip(to) {
-        T::store(t, &T::load(f, Ordering::Relaxed), Ordering::Relaxed);
-    }
-}
-
-/// Where an update writes the old and the new values of its range: each pointer is at the
-/// range's start in its journal copy, with the range's length and the payload's alignment there.
-pub(crate) struct Copies {
+/// Only the holder of the segment's lock accesses the journal (the writer filling it, or a
+/// process undoing a dead writer's update), so no access to it races with another: its bytes
+/// may be written with one width and read with another.
+pub(crate) struct Copies<'a> {
     /// The old values.
-    pub old: NonNull<u8>,
+    old: Region<'a>,
     /// The new values.
-    pub new: NonNull<u8>,
-    /// Bytes in the range.
-    pub len: usize,
+    new: Region<'a>,
 }
 
-impl Copies {
+impl Copies<'_> {
     /// The two copies as `n` twins of `T` each: (old, new).
     ///
     /// # Panics
@@ -49,23 +37,12 @@ impl Copies {
     /// that journals another range than it stores).
     #[inline]
     pub(crate) fn twins<T: SharedLayout>(&self, n: usize) -> (&[T::Atomic], &[T::Atomic]) {
-        let size = std::mem::size_of::<T::Atomic>();
-        let align = std::mem::align_of::<T::Atomic>();
-        assert!(
-            n.checked_mul(size).is_some_and(|b| b <= self.len)
-                && self.old.as_ptr() as usize % align == 0
-                && self.new.as_ptr() as usize % align == 0,
-            "journal copies do not fit the values"
-        );
-        // SAFETY: each copy has `len >= n * size` bytes inside the mapping (asserted; `begin`
-        // made them from a range of the payload, and the journal copies have its length), is
-        // aligned for `T::Atomic` (asserted), any bytes are a valid `T::Atomic`, all access is
-        // atomic, and they live as long as the segment, which outlives `self`.
-        unsafe {
-            (
-                std::slice::from_raw_parts(self.old.as_ptr() as *const T::Atomic, n),
-                std::slice::from_raw_parts(self.new.as_ptr() as *const T::Atomic, n),
-            )
+        // SAFETY: only the lock's holder accesses the journal (see `Copies`), so nothing races
+        // with the twins' accesses, whatever their widths.
+        let copies = unsafe { (self.old.twins::<T>(n), self.new.twins::<T>(n)) };
+        match copies {
+            (Some(old), Some(new)) => (old, new),
+            _ => panic!("journal copies do not fit the values"),
         }
     }
 
@@ -76,18 +53,12 @@ impl Copies {
     /// If they are longer than the range.
     pub(crate) fn record_bytes(&self, old: &[u8], new: &[u8]) {
         assert!(
-            old.len() <= self.len && new.len() <= self.len,
+            old.len() <= self.old.len() && new.len() <= self.new.len(),
             "journal bytes do not fit"
         );
-        for (base, bytes) in [(self.old, old), (self.new, new)] {
-            // SAFETY: the copy has `len >= bytes.len()` bytes inside the mapping (asserted), which
-            // only atomics access; `AtomicU8` has alignment 1 and accepts any byte.
-            let cells = unsafe {
-                std::slice::from_raw_parts(base.as_ptr() as *const AtomicU8, bytes.len())
-            };
-            for (cell, b) in cells.iter().zip(bytes) {
-                cell.store(*b, Ordering::Relaxed);
-            }
+        for (copy, bytes) in [(self.old, old), (self.new, new)] {
+            // SAFETY: as in `twins`; bytes are stored one by one.
+            unsafe { copy.slice(0..bytes.len()).store_from(bytes, Width::One) };
         }
     }
 
@@ -115,15 +86,10 @@ pub(crate) fn begin(seg: &Segment, range: Range<usize>, fill: impl FnOnce(&Copie
     if range.is_empty() {
         return;
     }
-    // SAFETY: the journal holds two copies of `payload_len()` bytes and `range` is inside the
-    // payload (asserted), so both offsets are inside the journal.
-    let copies = unsafe {
-        let base = seg.journal().as_ptr();
-        Copies {
-            old: NonNull::new_unchecked(base.add(range.start)),
-            new: NonNull::new_unchecked(base.add(seg.payload_len() + range.start)),
-            len: range.len(),
-        }
+    let (old, new) = Region::journal(seg);
+    let copies = Copies {
+        old: old.slice(range.clone()),
+        new: new.slice(range.clone()),
     };
     fill(&copies);
     let h = seg.header();
@@ -168,13 +134,35 @@ pub(crate) fn undo(seg: &Segment) -> bool {
     fits
 }
 
-/// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies in `range`.
-fn each_primitive(d: &Descriptor, base: u64, range: &Range<u64>, f: &mut dyn FnMut(u64, usize)) {
+/// Calls `f(offset, width)` for every primitive of `d`, placed at `base`, that lies in `range`:
+/// every cell one atomic access of its width reads or writes (an enum's number; a text's length
+/// word, then each of its bytes).
+pub(crate) fn each_primitive(
+    d: &Descriptor,
+    base: u64,
+    range: &Range<u64>,
+    f: &mut dyn FnMut(u64, Width),
+) {
     if base >= range.end || base.saturating_add(d.size) <= range.start {
         return;
     }
     match &d.kind {
-        DescriptorKind::Primitive(code) => f(base, code.size()),
+        DescriptorKind::Primitive(code) | DescriptorKind::Enum { repr: code, .. } => {
+            f(base, Width::of(*code))
+        }
+        DescriptorKind::Text { capacity } => {
+            // The length word, then each byte (as `AtomicText` accesses them).
+            if base >= range.start && base + TEXT_LEN_SIZE as u64 <= range.end {
+                f(base, Width::Four);
+            }
+            let first = (base + TEXT_LEN_SIZE as u64).max(range.start);
+            let end = (base + TEXT_LEN_SIZE as u64)
+                .saturating_add(*capacity)
+                .min(range.end);
+            for offset in first..end {
+                f(offset, Width::One);
+            }
+        }
         DescriptorKind::Array { elem, len } => {
             if elem.size == 0 {
                 return;
@@ -193,47 +181,28 @@ fn each_primitive(d: &Descriptor, base: u64, range: &Range<u64>, f: &mut dyn FnM
     }
 }
 
-/// Restores the primitive of `width` bytes at payload `offset` from the old journal copy, if
-/// the old and new copies differ there.
-fn restore(seg: &Segment, offset: usize, width: usize) {
-    macro_rules! restore_as {
-        ($atomic:ty) => {{
-            let n = seg.payload_len();
-            let in_bounds = offset.checked_add(width).is_some_and(|end| end <= n);
-            let (p, j) = (seg.payload().as_ptr(), seg.journal().as_ptr());
-            // Aligned by construction (payload and journal offsets are multiples of the element's
-            // alignment, and a validated descriptor aligns every field); checked all the same.
-            let aligned = [
-                p as usize + offset,
-                j as usize + offset,
-                j as usize + n + offset,
-            ]
-            .iter()
-            .all(|a| a % width == 0);
-            if in_bounds && aligned {
-                // SAFETY: `offset + width <= payload_len` (checked), so the cell lies inside the
-                // payload and inside each journal copy, which have the payload's length; it is
-                // aligned for the atomic of its width (checked); any bits are a valid atomic
-                // integer; all access to the mapping is atomic; it lives as long as `seg`.
-                let (cell, old, new) = unsafe {
-                    (
-                        &*(p.add(offset) as *const $atomic),
-                        &*(j.add(offset) as *const $atomic),
-                        &*(j.add(n + offset) as *const $atomic),
-                    )
-                };
-                let old = old.load(Ordering::Relaxed);
-                if old != new.load(Ordering::Relaxed) {
-                    cell.store(old, Ordering::Relaxed);
-                }
-            }
-        }};
-    }
-    match width {
-        1 => restore_as!(AtomicU8),
-        2 => restore_as!(AtomicU16),
-        4 => restore_as!(AtomicU32),
-        _ => restore_as!(AtomicU64),
+/// Restores the primitive of `width` at payload `offset` from the old journal copy, if the old
+/// and new copies differ there. The caller holds the segment's lock.
+fn restore(seg: &Segment, offset: usize, width: Width) {
+    let payload = Region::payload(seg);
+    let (old, new) = Region::journal(seg);
+    // SAFETY: `width` is the width the segment's element descriptor gives the primitive at
+    // `offset` (`undo` walks the descriptor), the width of every access to it in the payload;
+    // only the lock's holder, the caller, accesses the journal's copies.
+    let cells = unsafe {
+        (
+            payload.cell(offset, width),
+            old.cell(offset, width),
+            new.cell(offset, width),
+        )
+    };
+    // Inside and aligned by construction (payload and journal offsets are multiples of the
+    // element's alignment, and a validated descriptor aligns every field); checked all the same.
+    if let (Some(cell), Some(old), Some(new)) = cells {
+        let old = old.load();
+        if old != new.load() {
+            cell.store(old);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::TypeCode;
 
 /// Version of the segment format, the header and the descriptor encoding together.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Deepest nesting of arrays and structs a descriptor may have.
 pub const MAX_DEPTH: usize = 32;
@@ -24,6 +24,16 @@ pub(crate) const TAG_PRIMITIVE: u8 = b'P';
 pub(crate) const TAG_ARRAY: u8 = b'A';
 /// Tag byte of a struct node.
 pub(crate) const TAG_STRUCT: u8 = b'S';
+/// Tag byte of an enum node.
+pub(crate) const TAG_ENUM: u8 = b'E';
+/// Tag byte of a text node.
+pub(crate) const TAG_TEXT: u8 = b'T';
+
+/// Width of a text's length word, in bytes: a `u32` before the text's bytes.
+pub const TEXT_LEN_SIZE: usize = 4;
+
+/// Largest capacity, in bytes, of a text: what its `u32` length word can count.
+pub const MAX_TEXT_CAPACITY: usize = u32::MAX as usize;
 
 /// How a type is laid out in a segment: name, size, alignment and shape.
 ///
@@ -31,7 +41,7 @@ pub(crate) const TAG_STRUCT: u8 = b'S';
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
     /// The type's name: the Rust name of a primitive (`"f64"`), the bare identifier of a derived
-    /// struct (or its `#[shm(name = "...")]`), and `""` for an array.
+    /// struct or enum (or its `#[shm(name = "...")]`), and `""` for an array or a text.
     pub name: &'static str,
     /// Size in bytes.
     pub size: usize,
@@ -58,6 +68,31 @@ pub enum Kind {
         /// The fields.
         fields: &'static [Field],
     },
+    /// A fieldless enum with an integer `#[repr]`: one number of the repr's width, each variant
+    /// a value of it. A number that is no variant reads as the variant `default`.
+    Enum {
+        /// The `#[repr]`: an integer code (`i8` to `u64`).
+        repr: TypeCode,
+        /// The variants, in declaration order.
+        variants: &'static [Variant],
+        /// Index in `variants` of the `#[default]` variant.
+        default: usize,
+    },
+    /// UTF-8 text of at most `capacity` bytes, in place: a `u32` length, then `capacity`
+    /// bytes (see [`Text`](crate::Text)).
+    Text {
+        /// The most bytes the text can hold.
+        capacity: usize,
+    },
+}
+
+/// One variant of an enum [`Layout`].
+#[derive(Debug, Clone, Copy)]
+pub struct Variant {
+    /// The variant's name.
+    pub name: &'static str,
+    /// Its discriminant, a value of the enum's repr.
+    pub value: i128,
 }
 
 /// One field of a struct [`Layout`].
@@ -92,6 +127,38 @@ impl Layout {
         }
     }
 
+    /// The layout of a fieldless enum with the integer repr `repr`, its `variants` in
+    /// declaration order and `variants[default]` the `#[default]` one: what
+    /// `#[derive(SharedLayout)]` writes for an enum.
+    pub const fn enumeration(
+        name: &'static str,
+        repr: TypeCode,
+        variants: &'static [Variant],
+        default: usize,
+    ) -> Layout {
+        Layout {
+            name,
+            size: repr.size(),
+            align: repr.size(),
+            kind: Kind::Enum {
+                repr,
+                variants,
+                default,
+            },
+        }
+    }
+
+    /// The layout of text of at most `capacity` bytes: a `u32` length, then the bytes, the
+    /// size rounded up to a multiple of 4 (the length's alignment).
+    pub const fn text(capacity: usize) -> Layout {
+        Layout {
+            name: "",
+            size: (TEXT_LEN_SIZE + capacity).next_multiple_of(TEXT_LEN_SIZE),
+            align: TEXT_LEN_SIZE,
+            kind: Kind::Text { capacity },
+        }
+    }
+
     /// The 64-bit fingerprint of this layout: FNV-1a over the format version, the byte order,
     /// the pointer width and the encoded descriptor. Equal fingerprints mean equal layouts.
     pub const fn fingerprint(&self) -> u64 {
@@ -103,10 +170,11 @@ impl Layout {
         encode(self, &mut [], 0, FINGERPRINT_SEED, 0).0
     }
 
-    /// Deepest nesting of arrays and structs below this layout (0 for a primitive).
+    /// Deepest nesting of arrays and structs below this layout (0 for a primitive, an enum or a
+    /// text).
     pub const fn depth(&self) -> usize {
         match self.kind {
-            Kind::Primitive(_) => 0,
+            Kind::Primitive(_) | Kind::Enum { .. } | Kind::Text { .. } => 0,
             Kind::Array { elem, .. } => 1 + elem.depth(),
             Kind::Struct { fields } => {
                 let mut deepest = 0;
@@ -180,7 +248,7 @@ const fn put(buf: &mut [u8], pos: usize, h: u64, bytes: &[u8]) -> (usize, u64) {
 const fn put_name(buf: &mut [u8], pos: usize, h: u64, name: &str) -> (usize, u64) {
     assert!(
         name.len() <= MAX_NAME_LEN,
-        "a type or field name in a shared layout is longer than 255 bytes"
+        "a type, field or variant name in a shared layout is longer than 255 bytes"
     );
     let (pos, h) = put(buf, pos, h, &[name.len() as u8]);
     put(buf, pos, h, name.as_bytes())
@@ -201,6 +269,8 @@ const fn encode(l: &Layout, buf: &mut [u8], pos: usize, h: u64, depth: usize) ->
         Kind::Primitive(_) => TAG_PRIMITIVE,
         Kind::Array { .. } => TAG_ARRAY,
         Kind::Struct { .. } => TAG_STRUCT,
+        Kind::Enum { .. } => TAG_ENUM,
+        Kind::Text { .. } => TAG_TEXT,
     };
     let (pos, h) = put(buf, pos, h, &[tag]);
     let (pos, h) = put_u64(buf, pos, h, l.size);
@@ -223,6 +293,43 @@ const fn encode(l: &Layout, buf: &mut [u8], pos: usize, h: u64, depth: usize) ->
                 i += 1;
             }
             (pos, h)
+        }
+        Kind::Enum {
+            repr,
+            variants,
+            default,
+        } => {
+            assert!(
+                repr.is_integer(),
+                "an enum in a shared layout has an integer repr"
+            );
+            assert!(
+                default < variants.len() && variants.len() <= u32::MAX as usize,
+                "an enum in a shared layout has its default among its variants"
+            );
+            let (pos, h) = put(buf, pos, h, &[repr.as_char() as u8]);
+            let (pos, h) = put(buf, pos, h, &(default as u32).to_le_bytes());
+            let (mut pos, mut h) = put(buf, pos, h, &(variants.len() as u32).to_le_bytes());
+            let mut i = 0;
+            while i < variants.len() {
+                let v = &variants[i];
+                assert!(
+                    repr.holds(v.value),
+                    "an enum variant's value is out of its repr's range"
+                );
+                (pos, h) = put_name(buf, pos, h, v.name);
+                // Two's complement, 64 bits: sign-extended for a signed repr.
+                (pos, h) = put(buf, pos, h, &(v.value as u64).to_le_bytes());
+                i += 1;
+            }
+            (pos, h)
+        }
+        Kind::Text { capacity } => {
+            assert!(
+                capacity <= MAX_TEXT_CAPACITY,
+                "a text in a shared layout holds at most u32::MAX bytes"
+            );
+            put_u64(buf, pos, h, capacity)
         }
     }
 }
@@ -249,6 +356,72 @@ mod tests {
         let row4 = Layout::array(&I32, 4);
         assert_ne!(ROW.fingerprint(), row4.fingerprint());
         assert_ne!(F64.fingerprint(), I32.fingerprint());
+    }
+
+    #[test]
+    fn enum_and_text_encodings_are_as_documented() {
+        // docs/FORMAT.md's examples.
+        static STATE: Layout = Layout {
+            name: "State",
+            size: 1,
+            align: 1,
+            kind: Kind::Enum {
+                repr: TypeCode::U8,
+                variants: &[
+                    Variant {
+                        name: "Idle",
+                        value: 0,
+                    },
+                    Variant {
+                        name: "Busy",
+                        value: 1,
+                    },
+                ],
+                default: 0,
+            },
+        };
+        let mut want = vec![b'E'];
+        want.extend_from_slice(&1u64.to_le_bytes());
+        want.extend_from_slice(&1u64.to_le_bytes());
+        want.extend_from_slice(b"\x05State");
+        want.push(b'B');
+        want.extend_from_slice(&0u32.to_le_bytes());
+        want.extend_from_slice(&2u32.to_le_bytes());
+        want.extend_from_slice(b"\x04Idle");
+        want.extend_from_slice(&0u64.to_le_bytes());
+        want.extend_from_slice(b"\x04Busy");
+        want.extend_from_slice(&1u64.to_le_bytes());
+        assert_eq!(STATE.encode(), want);
+
+        let text = Layout::text(5);
+        assert_eq!((text.size, text.align), (12, 4));
+        let mut want = vec![b'T'];
+        want.extend_from_slice(&12u64.to_le_bytes());
+        want.extend_from_slice(&4u64.to_le_bytes());
+        want.push(0);
+        want.extend_from_slice(&5u64.to_le_bytes());
+        assert_eq!(text.encode(), want);
+        assert_ne!(text.fingerprint(), Layout::text(6).fingerprint());
+    }
+
+    #[test]
+    fn a_signed_enum_value_is_sign_extended() {
+        static SIGNED: Layout = Layout {
+            name: "S",
+            size: 1,
+            align: 1,
+            kind: Kind::Enum {
+                repr: TypeCode::I8,
+                variants: &[Variant {
+                    name: "M",
+                    value: -1,
+                }],
+                default: 0,
+            },
+        };
+        assert!(SIGNED
+            .encode()
+            .ends_with(&[b'M', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
     }
 
     #[test]

@@ -49,9 +49,10 @@
 //! A type that lives in a segment derives [`SharedLayout`]. It must be `#[repr(C)]` (so every
 //! process agrees on where each field is), and each field must itself be shareable: a primitive
 //! `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool char`, an array `[T; N]` of shareable `T` (to any
-//! depth), or another derived struct. The derive writes the *atomic twin* — `AtomicStats` for
-//! `Stats`, same fields in the same places, each primitive replaced by its atomic — and proves at
-//! compile time that both have the same size, alignment and field offsets.
+//! depth), a derived fieldless enum, a [`Text<N>`](Text), or another derived struct. The derive
+//! writes the *atomic twin* — `AtomicStats` for `Stats`, same fields in the same places, each
+//! primitive replaced by its atomic — and proves at compile time that both have the same size,
+//! alignment and field offsets.
 //!
 //! ```
 //! use shm_core::SharedLayout;
@@ -79,9 +80,53 @@
 //! assert_eq!(<Track as SharedLayout>::LAYOUT.size, std::mem::size_of::<AtomicTrack>());
 //! ```
 //!
+//! A worker's state and its client, as Apache's scoreboard keeps them: a fieldless enum with an
+//! integer `#[repr]` and a `#[default]` variant is one number in the segment, whose twin
+//! [`AtomicEnum`] loads, stores, swaps and compare-exchanges variants; a [`Text<N>`](Text) is
+//! UTF-8 text of at most `N` bytes held in place. Another process may write any number or bytes
+//! there: a number that is no variant reads as the `#[default]` one ([`AtomicEnum::try_load`]
+//! gives the number), and bytes that are not UTF-8 as their longest valid prefix. `shm inspect`
+//! shows them by name and as text.
+//!
+//! ```
+//! use shm_core::{Shared, SharedLayout, Text};
+//! use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+//!
+//! #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+//! #[repr(u8)]
+//! pub enum State {
+//!     #[default]
+//!     Idle,
+//!     Busy,
+//!     Stopping,
+//! }
+//!
+//! #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+//! #[repr(C)]
+//! pub struct Worker {
+//!     pub state: State,
+//!     pub client: Text<64>,
+//!     pub requests: u64,
+//! }
+//!
+//! # let name = format!("doc-tour-enum-{}", std::process::id());
+//! let w = Shared::<Worker>::create(&name, Worker::default())?;
+//! // Claim the worker: only one process can turn Idle into Busy.
+//! assert_eq!(w.state.compare_exchange(State::Idle, State::Busy, AcqRel, Acquire), Ok(State::Idle));
+//! w.update(|w| {
+//!     w.client = Text::try_from("10.0.0.7").expect("fits in 64 bytes");
+//!     w.requests += 1;
+//! });
+//! let now = w.snapshot(); // the whole text, never half of another one
+//! assert_eq!((now.state, now.client.as_str()), (State::Busy, "10.0.0.7"));
+//! assert!(Text::<4>::try_from("10.0.0.7").is_err()); // too long: an error, not a cut
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+//!
 //! What cannot be shared is refused at compile time, with a note on what to write instead:
 //! nothing that points into one process's memory (`String`, `Vec`, `Box`, references), nothing
-//! of platform-dependent width (`usize`), no struct without `#[repr(C)]`.
+//! of platform-dependent width (`usize`), no struct without `#[repr(C)]`, no enum with fields or
+//! without an integer `#[repr]` and a `#[default]` variant.
 //!
 //! ```compile_fail
 //! #[derive(shm_core::SharedLayout)]
@@ -290,6 +335,7 @@
 //! | in [`snapshot`](Shared::snapshot) or a field operation | nothing half-done: a reader stores nothing, a field operation is one atomic step that happened or not | nobody; nothing to tell |
 //! | a panic in `update`'s closure | the value as before the update: nothing is stored | the panic goes on in the panicking thread; the lock is **poisoned**, as std's `Mutex` is |
 //! | a panic while a `Guard` is alive | whatever was stored under the guard | the lock is **poisoned** when the guard is dropped by the unwinding |
+//! | a failure that is not a panic, reported with [`Guard::poison`] (Python: an exception raised by `update()`'s function or leaving `with get_lock()`) | whatever was stored under the guard | the lock is **poisoned**, as by a panic |
 //!
 //! A poisoned lock says: a holder died or panicked, and what it may have half-changed was not
 //! repaired. The poisoning is sticky, in every process, until someone clears it:
@@ -416,7 +462,8 @@
 //!                                     creator alive or dead, kept, age
 //! shm inspect NAME [--json]           layout (fields, type codes, offsets) and a consistent snapshot
 //! shm watch NAME [--interval 500ms]   values refreshed in place, with rates of integer fields
-//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`) under the lock,
+//! shm set NAME FIELD VALUE            write one field (`load`, `hist[3]`, `inner.x`; an enum's
+//!                                     variant by name, a text as it is) under the lock,
 //!     [--timeout 5s]                  waiting for it at most 5s and saying who holds it
 //! shm rm NAME... [--force]            remove segments (one whose creator lives only with --force)
 //! shm gc [--dry-run] [--prefix P]     remove segments whose creator died without removing them
@@ -425,19 +472,21 @@
 //! # What can be shared
 //!
 //! Types implementing [`SharedLayout`]: the primitives `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool
-//! char` (each with a Python [`TypeCode`]), arrays `[T; N]` of shareable types to any depth, and
-//! `#[repr(C)]` structs that `#[derive(SharedLayout)]`. Each has an atomic twin that the segment
-//! holds: std's integer atomics, and this crate's [`AtomicF32`], [`AtomicF64`], [`AtomicBool`]
-//! and [`AtomicChar`].
+//! char` (each with a Python [`TypeCode`]), [`Text<N>`](Text), arrays `[T; N]` of shareable types
+//! to any depth, and `#[repr(C)]` structs and fieldless enums (an integer `#[repr]`, a
+//! `#[default]` variant) that `#[derive(SharedLayout)]`. Each has an atomic twin that the segment
+//! holds: std's integer atomics, and this crate's [`AtomicF32`], [`AtomicF64`], [`AtomicBool`],
+//! [`AtomicChar`], [`AtomicEnum`] and [`AtomicText`].
 //!
 //! # Safety of shared bytes
 //!
 //! Another process can write anything into a segment. Every access is atomic, so there is no
-//! data race; `bool` and `char` atomics check the bytes they read; and [`Shared::open`] checks the
-//! object (owner, mode, size) and the header (magic, version, descriptor, fingerprint) before it
-//! trusts any of it. No bytes another process writes make this crate panic, and none are
-//! followed as pointers: the lock is words checked before use. Write access is trust all the
-//! same (a writer can change the data, or hold the lock): see `SECURITY.md`.
+//! data race; `bool`, `char`, enum and text atomics check the bytes they read; and
+//! [`Shared::open`] checks the object (owner, mode, size) and the header (magic, version,
+//! descriptor, fingerprint) before it trusts any of it. No bytes another process writes make this
+//! crate panic, and none are followed as pointers: the lock is words checked before use. Write
+//! access is trust all the same (a writer can change the data, or hold the lock): see
+//! `SECURITY.md`.
 //!
 //! # Platform
 //!
@@ -453,6 +502,7 @@
 mod array;
 mod atomic;
 mod bulk;
+mod cell;
 mod descriptor;
 mod error;
 mod futex;
@@ -466,23 +516,29 @@ mod lock;
 mod options;
 mod owner;
 mod process;
+mod read_only;
 mod segment;
 mod seqlock;
 mod shared;
+mod shared_enum;
 mod shared_layout;
+mod text;
 mod type_code;
 
 pub use array::Array;
 pub use atomic::{AtomicBool, AtomicChar, AtomicF32, AtomicF64};
 pub use bulk::BulkCopy;
-pub use descriptor::{Descriptor, DescriptorField, DescriptorKind, ParseError};
+pub use descriptor::{Descriptor, DescriptorField, DescriptorKind, DescriptorVariant, ParseError};
 pub use error::{Error, Result};
 pub use guard::Guard;
-pub use layout::{Field, Kind, Layout, FORMAT_VERSION};
+pub use layout::{Field, Kind, Layout, Variant, FORMAT_VERSION};
 pub use options::Options;
+pub use read_only::{ReadOnly, ReadOnlyArray};
 pub use segment::{remove, MAX_NAME_LEN};
 pub use shared::{Shared, Value};
+pub use shared_enum::{AtomicEnum, EnumRepr, SharedEnum};
 pub use shared_layout::{Primitive, SharedLayout};
+pub use text::{AtomicText, Text, TextTooLong};
 pub use type_code::TypeCode;
 
 #[cfg(feature = "derive")]

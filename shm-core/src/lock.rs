@@ -15,7 +15,7 @@
 //! died inside its write window is not a poisoning: the next locker or reader rolls its update
 //! back from the journal, which repairs it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::futex;
@@ -267,7 +267,18 @@ pub(crate) fn clear(h: &Header) {
 /// writer's update).
 #[inline]
 pub(crate) fn poisoned(h: &Header) -> bool {
-    h.poison.load(Ordering::Acquire) != 0
+    // A relaxed load and an acquire fence (the same ordering as an acquire load): the only
+    // atomic loads Rust allows on a read-only mapping, which `is_poisoned` also serves.
+    let p = h.poison.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    p != 0
+}
+
+/// A relaxed load of `word` and an acquire fence: an acquire load, as a read-only mapping allows.
+fn load_acquire(word: &AtomicU64) -> u64 {
+    let w = word.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    w
 }
 
 /// Whether the lock is poisoned, as `is_poisoned()` reports it to users: the poison word is set,
@@ -276,7 +287,8 @@ pub(crate) fn poisoned(h: &Header) -> bool {
 /// write window (`seq` odd) is not one: the next reader or locker rolls it back. An owner that
 /// cannot be checked (a foreign lock) is taken to live.
 ///
-/// Takes no lock and changes nothing.
+/// Takes no lock and changes nothing: it makes only relaxed loads of at most 8 bytes (ordered by
+/// fences), so it also serves a read-only mapping (see `read_only.rs` for Rust's rule).
 pub(crate) fn is_poisoned(h: &Header) -> bool {
     if poisoned(h) {
         return true;
@@ -285,12 +297,12 @@ pub(crate) fn is_poisoned(h: &Header) -> bool {
     // shows as a change (a locker takes the word over before it makes `seq` even). A few tries;
     // a segment that keeps changing has a live writer at work.
     for _ in 0..4 {
-        let before = h.seq.load(Ordering::Acquire);
+        let before = load_acquire(&h.seq);
         if before & 1 != 0 {
             break;
         }
         let dead = owner_died(h);
-        if h.seq.load(Ordering::Acquire) == before {
+        if load_acquire(&h.seq) == before {
             return dead || poisoned(h);
         }
     }
@@ -301,10 +313,8 @@ pub(crate) fn is_poisoned(h: &Header) -> bool {
 /// owner that released the lock and then exited is not taken for a dead holder.
 fn owner_died(h: &Header) -> bool {
     let word = &h.lock.word;
-    let w = word.load(Ordering::Acquire);
-    owner::tid_of(w) != 0
-        && owner::judge(&h.lock, w) == Liveness::Dead
-        && word.load(Ordering::Acquire) == w
+    let w = load_acquire(word);
+    owner::tid_of(w) != 0 && owner::judge(&h.lock, w) == Liveness::Dead && load_acquire(word) == w
 }
 
 #[cfg(test)]

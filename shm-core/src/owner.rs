@@ -162,12 +162,15 @@ fn thread_exists(tid: u32) -> bool {
 }
 
 /// Whether this process may judge the owners of the lock in `area`: it knows its namespaces,
-/// they are the creator's, and no process from elsewhere has attached.
+/// they are the creator's, and no process from elsewhere has attached. Only relaxed loads and a
+/// fence, as a read-only mapping allows.
 fn can_judge(area: &LockArea) -> bool {
     let Some(env) = env() else {
         return false;
     };
-    area.foreign.load(Ordering::Acquire) == 0
+    let foreign = area.foreign.load(Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Acquire);
+    foreign == 0
         && area.pidns.load(Ordering::Relaxed) == env.pidns
         && area.timens.load(Ordering::Relaxed) == env.timens
 }

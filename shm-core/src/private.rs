@@ -7,7 +7,9 @@
 pub use core;
 pub use static_assertions;
 
-use crate::{Kind, Layout, SharedLayout};
+use core::sync::atomic::Ordering;
+
+use crate::{AtomicEnum, Kind, Layout, SharedEnum, SharedLayout};
 
 /// The all-zero twin of `T`: the twin's `Default`.
 #[inline]
@@ -65,7 +67,7 @@ const LOCK_FREE_BY_LOG2_SIZE: [bool; 4] = [
 /// Whether every primitive in `layout` has a lock-free atomic on this target.
 pub const fn lock_free(layout: &Layout) -> bool {
     match layout.kind {
-        Kind::Primitive(code) => {
+        Kind::Primitive(code) | Kind::Enum { repr: code, .. } => {
             let size = code.size();
             let log2 = size.trailing_zeros() as usize;
             size.is_power_of_two()
@@ -73,6 +75,8 @@ pub const fn lock_free(layout: &Layout) -> bool {
                 && LOCK_FREE_BY_LOG2_SIZE[log2]
         }
         Kind::Array { elem, .. } => lock_free(elem),
+        // A `u32` length and bytes.
+        Kind::Text { .. } => LOCK_FREE_BY_LOG2_SIZE[0] && LOCK_FREE_BY_LOG2_SIZE[2],
         Kind::Struct { fields } => {
             let mut i = 0;
             while i < fields.len() {
@@ -83,5 +87,30 @@ pub const fn lock_free(layout: &Layout) -> bool {
             }
             true
         }
+    }
+}
+
+/// `SharedLayout::load` of a derived enum.
+#[inline]
+pub fn enum_load<E: SharedEnum>(atomic: &AtomicEnum<E>, order: Ordering) -> E {
+    atomic.load(order)
+}
+
+/// `SharedLayout::store` of a derived enum.
+#[inline]
+pub fn enum_store<E: SharedEnum>(atomic: &AtomicEnum<E>, value: &E, order: Ordering) {
+    atomic.store_ref(value, order)
+}
+
+/// `SharedLayout::store_changed` of a derived enum: stores `new` if it is another variant.
+#[inline]
+pub fn enum_store_changed<E: SharedEnum>(
+    atomic: &AtomicEnum<E>,
+    old: &E,
+    new: &E,
+    order: Ordering,
+) {
+    if old.to_repr() != new.to_repr() {
+        atomic.store_ref(new, order)
     }
 }

@@ -10,8 +10,10 @@ use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use crate::guard::{self, Guard};
+use crate::inspect::holder;
+use crate::inspect::{LockHolder, SegmentInfo};
 use crate::lock;
-use crate::segment::{Segment, Spec};
+use crate::segment::{Element, Expect, Segment, Shape, Spec};
 use crate::seqlock;
 use crate::shared_layout::duplicate;
 use crate::{Options, Primitive, Result, SharedLayout};
@@ -105,13 +107,11 @@ pub struct Shared<T: SharedLayout> {
 pub type Value<T> = Shared<T>;
 
 impl<T: SharedLayout> Shared<T> {
-    const SPEC: Spec = {
+    const SPEC: Spec<'static> = {
         check_type::<T>();
         Spec {
-            layout: &T::LAYOUT,
+            element: Element::Static(&T::LAYOUT),
             fingerprint: T::FINGERPRINT,
-            count: Some(1),
-            array: false,
         }
     };
 
@@ -125,7 +125,7 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
-        let seg = Segment::create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        let seg = Segment::create(name, &Self::SPEC, Shape::One, opts, &|p| init_one(p, &init))?;
         Ok(Shared {
             seg,
             _type: PhantomData,
@@ -142,11 +142,30 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
-        let seg = Segment::open(name, &Self::SPEC, opts)?;
+        let seg = Segment::open(name, &Self::SPEC, Expect::Exactly(Shape::One), opts)?;
         Ok(Shared {
             seg,
             _type: PhantomData,
         })
+    }
+
+    /// Attaches the segment `name` read only, as an observer: the object is opened `O_RDONLY` and
+    /// mapped `PROT_READ`, so the operating system stops every store. The checks of
+    /// [`open`](Self::open) apply (type, owner, mode, layout), except that read permission
+    /// suffices: a user in the group of a segment created with `Options::new().mode(0o640)`
+    /// attaches read-only with `Options::new().mode(0o640)`, where a read-write `open` is
+    /// refused (with a message that says a read-only attach is possible). See [`ReadOnly`] for
+    /// what an observer can do.
+    ///
+    /// [`ReadOnly`]: crate::ReadOnly
+    pub fn open_readonly(name: &str) -> Result<crate::ReadOnly<T>> {
+        Self::open_readonly_with(name, &Options::new())
+    }
+
+    /// [`open_readonly`](Self::open_readonly) with options.
+    pub fn open_readonly_with(name: &str, opts: &Options) -> Result<crate::ReadOnly<T>> {
+        let seg = Segment::open_readonly(name, &Self::SPEC, Expect::Exactly(Shape::One), opts)?;
+        Ok(crate::ReadOnly::new(seg))
     }
 
     /// Opens `name`, or creates it holding `init` if it does not exist. When several processes
@@ -158,7 +177,8 @@ impl<T: SharedLayout> Shared<T> {
 
     /// [`open_or_create`](Self::open_or_create) with options.
     pub fn open_or_create_with(name: &str, init: T, opts: &Options) -> Result<Self> {
-        let seg = Segment::open_or_create(name, &Self::SPEC, opts, &|p| init_one(p, &init))?;
+        let seg =
+            Segment::open_or_create(name, &Self::SPEC, Shape::One, opts, &|p| init_one(p, &init))?;
         Ok(Shared {
             seg,
             _type: PhantomData,
@@ -168,6 +188,12 @@ impl<T: SharedLayout> Shared<T> {
     /// The segment's name, as given.
     pub fn name(&self) -> &str {
         self.seg.name()
+    }
+
+    /// What the header and the object say now: creator and whether it lives, kept, mode ...
+    /// (what `shm ls` shows of the segment).
+    pub fn info(&self) -> Result<SegmentInfo> {
+        SegmentInfo::read(&self.seg, self.seg.element())
     }
 
     /// Whether this handle created the segment (and so removes it when dropped, unless kept).
@@ -269,7 +295,35 @@ impl<T: SharedLayout> Shared<T> {
     #[track_caller]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let twin: &T::Atomic = &guard;
+        self.update_locked(&guard, f)
+    }
+
+    /// [`update`](Self::update) for a caller that holds the lock already, through `guard`: the
+    /// same seqlock write, without taking the lock again. For code that takes the lock, reads,
+    /// decides, and then changes several fields as one (a language binding whose lock object
+    /// outlives one call, say).
+    ///
+    /// ```
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-update-locked-{}", std::process::id());
+    /// let v = Value::<u64>::create(&name, 1)?;
+    /// let guard = v.lock().unwrap();
+    /// v.update_locked(&guard, |x| *x += 1);
+    /// drop(guard);
+    /// assert_eq!(v.snapshot(), 2);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `guard` is the lock of another segment.
+    pub fn update_locked<R>(&self, guard: &Guard<'_, T::Atomic>, f: impl FnOnce(&mut T) -> R) -> R {
+        assert!(
+            core::ptr::eq(guard.segment(), &self.seg),
+            "segment `{}`: update_locked() with the guard of another segment",
+            self.name()
+        );
+        let twin: &T::Atomic = guard;
         // One load: a second one could see other fields changed by field atomics meanwhile,
         // and `update` would then write those values back over later changes.
         let old = T::load(twin, Relaxed);
@@ -371,6 +425,29 @@ impl<T: SharedLayout> Shared<T> {
     /// ```
     pub fn creator_alive(&self) -> bool {
         self.seg.recorded_creator().is_alive()
+    }
+
+    /// Who holds the segment's lock now, as its lock word says (the process, the thread, and
+    /// whether it still runs), or `None` if nobody does: what to tell a user whose wait for the
+    /// lock ([`try_lock_for`](Self::try_lock_for)) ran out. By the time it returns the holder
+    /// may have released the lock. The same as
+    /// [`RawSegment::lock_holder`](crate::inspect::RawSegment::lock_holder).
+    ///
+    /// ```
+    /// use shm_core::Value;
+    ///
+    /// # let name = format!("doc-shared-lock-holder-{}", std::process::id());
+    /// let v = Value::<u64>::create(&name, 0)?;
+    /// assert_eq!(v.lock_holder(), None);
+    /// let guard = v.lock().unwrap();
+    /// let holder = v.lock_holder().expect("held");
+    /// assert_eq!((holder.pid, holder.alive), (std::process::id(), true));
+    /// drop(guard);
+    /// assert_eq!(v.lock_holder(), None);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        holder::holder(self.seg.header())
     }
 
     /// The atomic twin in the segment (what `*shared` gives).

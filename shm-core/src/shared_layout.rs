@@ -14,10 +14,11 @@ use crate::{AtomicBool, AtomicChar, AtomicF32, AtomicF64, Layout, TypeCode};
 /// field concurrently; [`load`](SharedLayout::load) and [`store`](SharedLayout::store) copy between
 /// the twin and a plain value field by field.
 ///
-/// Implemented for `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool char`, for `[T; N]` of any
-/// `SharedLayout` `T` (so `[[f32; 4]; 4]` works), and by `#[derive(SharedLayout)]` for
-/// `#[repr(C)]` structs whose fields are all `SharedLayout`. Implement it by hand only if the
-/// derive cannot express your type.
+/// Implemented for `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool char`, for [`Text<N>`](crate::Text),
+/// for `[T; N]` of any `SharedLayout` `T` (so `[[f32; 4]; 4]` works), and by
+/// `#[derive(SharedLayout)]` for `#[repr(C)]` structs whose fields are all `SharedLayout` and for
+/// fieldless enums with an integer `#[repr]` (see [`SharedEnum`](crate::SharedEnum)). Implement
+/// it by hand only if the derive cannot express your type.
 ///
 /// # Safety
 ///
@@ -33,7 +34,7 @@ use crate::{AtomicBool, AtomicChar, AtomicF32, AtomicF64, Layout, TypeCode};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "`{Self}` does not implement `SharedLayout`",
-    note = "a shared segment holds only `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool char`, arrays `[T; N]` of these, and `#[repr(C)]` structs that `#[derive(SharedLayout)]`",
+    note = "a shared segment holds only `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 bool char`, `shm_core::Text<N>`, arrays `[T; N]` of these, and `#[repr(C)]` structs and fieldless `#[repr(u8)]` enums that `#[derive(SharedLayout)]`",
     note = "nothing that points into one process's memory (`String`, `Vec`, `Box`, references, `Option`) can be shared; `usize`/`isize` have no fixed width (use `u64`/`i64`); std atomics and `Mutex` belong to one process (write the plain type: every field is atomic in the segment)"
 )]
 pub unsafe trait SharedLayout: Sized + 'static {

@@ -142,6 +142,34 @@ impl TypeCode {
         }
     }
 
+    /// Whether this is an integer code (`i8` to `u64`): one an enum's `#[repr]` may be.
+    pub const fn is_integer(self) -> bool {
+        self.int_range().is_some()
+    }
+
+    /// The smallest and largest value of an integer code; `None` for the others.
+    pub(crate) const fn int_range(self) -> Option<(i128, i128)> {
+        Some(match self {
+            TypeCode::I8 => (i8::MIN as i128, i8::MAX as i128),
+            TypeCode::U8 => (0, u8::MAX as i128),
+            TypeCode::I16 => (i16::MIN as i128, i16::MAX as i128),
+            TypeCode::U16 => (0, u16::MAX as i128),
+            TypeCode::I32 => (i32::MIN as i128, i32::MAX as i128),
+            TypeCode::U32 => (0, u32::MAX as i128),
+            TypeCode::I64 => (i64::MIN as i128, i64::MAX as i128),
+            TypeCode::U64 => (0, u64::MAX as i128),
+            _ => return None,
+        })
+    }
+
+    /// Whether `value` is a value of this integer code.
+    pub(crate) const fn holds(self, value: i128) -> bool {
+        match self.int_range() {
+            Some((min, max)) => min <= value && value <= max,
+            None => false,
+        }
+    }
+
     /// The code for a canonical letter stored as a byte in a segment descriptor.
     pub(crate) fn from_byte(b: u8) -> Option<TypeCode> {
         match b {

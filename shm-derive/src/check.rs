@@ -9,7 +9,7 @@ use quote::{quote, ToTokens};
 use syn::{GenericParam, PathArguments, Type};
 
 use crate::errors::Errors;
-use crate::parse::{Data, Input, ReprKind, Style};
+use crate::parse::{Data, Enum, Input, ReprKind, Style};
 
 /// Longest type or field name a layout descriptor can hold, in bytes (`shm_core`'s
 /// `MAX_NAME_LEN`: the encoding stores the length in one byte).
@@ -50,16 +50,11 @@ pub(crate) fn check(input: &Input, errors: &mut Errors) {
                 }
             }
         }
-        Data::Enum(token) => errors.at(
-            token,
-            format!(
-                "`#[derive(SharedLayout)]` is for structs, and `{ident}` is an enum: which variant is live and its payload cannot be one set of atomics; write a `#[repr(C)]` struct with the variant as a `u8` or `u32` field and a field per payload"
-            ),
-        ),
+        Data::Enum(e) => check_enum(input, e, errors),
         Data::Union(token) => errors.at(
             token,
             format!(
-                "`#[derive(SharedLayout)]` is for structs, and `{ident}` is a union: its fields overlap, so no field can be its own atomic; write a `#[repr(C)]` struct, or store the bits in a `u32`/`u64` field and convert"
+                "`#[derive(SharedLayout)]` is for structs and fieldless enums, and `{ident}` is a union: its fields overlap, so no field can be its own atomic; write a `#[repr(C)]` struct, or store the bits in a `u32`/`u64` field and convert"
             ),
         ),
     }
@@ -105,6 +100,115 @@ fn check_repr(input: &Input, errors: &mut Errors) {
             ident,
             format!(
                 "`#[derive(SharedLayout)]` needs `#[repr(C)]` on `{ident}`: {why}; write `#[repr(C)]` above the struct"
+            ),
+        ),
+    }
+}
+
+/// The integer `#[repr]`s a shared enum may have: each has a lock-free atomic of fixed width.
+pub(crate) const ENUM_REPRS: [&str; 8] = ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64"];
+
+/// How to write a repr, after "write ": the enum's own integer if it has an accepted one.
+fn write_repr(input: &Input) -> String {
+    match input.repr.int().map(ToString::to_string) {
+        Some(i) if ENUM_REPRS.contains(&i.as_str()) => format!("`#[repr({i})]`"),
+        _ => "`#[repr(u8)]` (or `u16`, `u32`, `u64`, `i8` ... `i64`)".to_owned(),
+    }
+}
+
+fn check_enum(input: &Input, e: &Enum, errors: &mut Errors) {
+    let ident = &input.ident;
+    check_enum_repr(input, errors);
+    if e.variants.is_empty() {
+        errors.at(
+            ident,
+            format!(
+                "`{ident}` has no variants: a shared enum is a number that names one of its variants, so it needs at least one, marked `#[default]`"
+            ),
+        );
+        return;
+    }
+    for v in &e.variants {
+        if let Some(fields) = &v.fields {
+            let name = &v.ident;
+            errors.at(
+                fields,
+                format!(
+                    "variant `{name}` carries data: a shared enum is one number that says which variant is live, with no room for data; make `{name}` a unit variant and put its data in fields of a `#[repr(C)]` struct beside the enum"
+                ),
+            );
+        }
+        if v.name.len() > MAX_NAME_LEN {
+            errors.at(
+                &v.ident,
+                format!(
+                    "this variant's name is {} bytes long; a shared layout stores names of at most {MAX_NAME_LEN} bytes: shorten it",
+                    v.name.len()
+                ),
+            );
+        }
+    }
+    let mut defaults = e.variants.iter().filter_map(|v| v.default.as_ref());
+    if defaults.next().is_none() {
+        errors.at(
+            ident,
+            format!(
+                "`{ident}` needs a `#[default]` variant: another process can store any number in a segment, and a number that is no variant reads as the default one; mark one variant `#[default]` (the attribute `#[derive(Default)]` reads)"
+            ),
+        );
+    }
+    for extra in defaults {
+        errors.at(
+            extra,
+            "`#[default]` is on more than one variant: keep it on one, the variant that a number that is no variant reads as",
+        );
+    }
+}
+
+/// A shared enum needs exactly one integer `#[repr]` of fixed width, and nothing else.
+fn check_enum_repr(input: &Input, errors: &mut Errors) {
+    let ident = &input.ident;
+    let write = write_repr(input);
+    let mut refused = false;
+    let mut accepted = 0;
+    for hint in &input.repr.hints {
+        let problem = match &hint.kind {
+            ReprKind::Int(i) if ENUM_REPRS.contains(&i.to_string().as_str()) => {
+                accepted += 1;
+                if accepted == 1 {
+                    continue;
+                }
+                "a second integer type: an enum's number has one width".to_owned()
+            }
+            ReprKind::Int(i) if i == "usize" || i == "isize" => format!(
+                "`repr({i})` is as wide as a pointer, which differs between processes (a 32-bit and a 64-bit build can share a segment)"
+            ),
+            ReprKind::Int(i) => format!("`repr({i})` has no lock-free atomic on common targets"),
+            ReprKind::C => "`repr(C)` gives an enum the width of a C `int`, which is not the same on every platform".to_owned(),
+            ReprKind::Align(_) => "`align(N)` does not apply to a shared enum: its number is stored at its own width and alignment".to_owned(),
+            ReprKind::Packed => "`packed` is for structs".to_owned(),
+            ReprKind::Transparent => "`repr(transparent)` does not give an enum a fixed width".to_owned(),
+            ReprKind::Rust => "`repr(Rust)` lets the compiler choose the enum's width, so another build could choose another".to_owned(),
+            ReprKind::Other => continue,
+        };
+        refused = true;
+        errors.at(&hint.tokens, format!("{problem}: write {write}"));
+    }
+    if accepted > 0 || refused {
+        return;
+    }
+    let why = "without one the compiler chooses the width of the number that says which variant is live, so another build could choose another";
+    match input.repr.attrs.first() {
+        Some(attr) => errors.at(
+            attr,
+            format!(
+                "`#[derive(SharedLayout)]` needs an integer type in this `#[repr]` of the enum `{ident}`: {why}; write {write}"
+            ),
+        ),
+        None => errors.at(
+            ident,
+            format!(
+                "`#[derive(SharedLayout)]` needs an integer `#[repr]` on the enum `{ident}`: {why}; write {write} above the enum"
             ),
         ),
     }
@@ -158,7 +262,7 @@ fn check_type(ty: &Type, errors: &mut Errors) {
         Type::Array(array) => return check_type(&array.elem, errors),
         Type::Paren(inner) => return check_type(&inner.elem, errors),
         Type::Group(inner) => return check_type(&inner.elem, errors),
-        Type::Reference(_) => "a reference is an address in one process's memory, meaningless in another: store the value itself (for text, a byte array such as `[u8; 64]`)".to_owned(),
+        Type::Reference(_) => "a reference is an address in one process's memory, meaningless in another: store the value itself (for text, `shm_core::Text<64>`: UTF-8 of at most 64 bytes, in place)".to_owned(),
         Type::Ptr(_) => "a raw pointer is an address in one process's memory, and each process maps the segment elsewhere: store an index or an offset as `u64`".to_owned(),
         Type::BareFn(_) => "a function pointer is an address in one process's memory, meaningless in another: store a number that says which function, e.g. a `u32`".to_owned(),
         Type::Slice(_) => "a slice has no fixed length: write an array `[T; N]`".to_owned(),
@@ -222,9 +326,9 @@ fn known_path(path: &syn::Path) -> Option<String> {
                 "`{name}` has no lock-free atomic on common targets: split it into `[{half}; 2]` or two `{half}` fields"
             )
         }
-        "str" if bare || from_std => "`str` has no fixed length: write a byte array such as `[u8; 64]` (and a length field if the text is shorter)".to_owned(),
+        "str" if bare || from_std => "`str` has no fixed length: write `shm_core::Text<64>`, UTF-8 text of at most 64 bytes held in place".to_owned(),
         "String" | "OsString" | "PathBuf" | "CString" if bare || from_std => format!(
-            "`{shown}` points into one process's heap, meaningless in another: write a byte array such as `[u8; 64]` (and a length field if the text is shorter)"
+            "`{shown}` points into one process's heap, meaningless in another: write `shm_core::Text<64>`, UTF-8 text of at most 64 bytes held in place"
         ),
         "Vec" | "VecDeque" if generic || from_std => format!(
             "`{shown}` points into one process's heap, meaningless in another: write a fixed-size array `[T; N]` (for a run whose length is chosen at run time, use `shm_core::Array<T>`)"

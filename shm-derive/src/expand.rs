@@ -1,7 +1,8 @@
-//! What an input expands to. One that passed every check: the atomic twin, `impl SharedLayout`,
-//! `Default` and `Debug` for the twin, the compile-time proofs that the twin matches the struct,
-//! and a check that its descriptor fits the format, each from a function of its own. One that
-//! did not: its errors and a stand-in (`fallback`).
+//! What an input expands to. A struct that passed every check: the atomic twin, `impl
+//! SharedLayout`, `Default` and `Debug` for the twin, the compile-time proofs that the twin
+//! matches the struct, and a check that its descriptor fits the format, each from a function of
+//! its own. An enum that passed: see `expand_enum`. One that did not: its errors and a stand-in
+//! (`fallback`).
 //!
 //! A field type that is not `SharedLayout` must be reported once, at the field's type, with the
 //! trait's `on_unimplemented` message, rather than once for every item that uses the twin. So the
@@ -21,8 +22,8 @@ use syn::{Ident, Type};
 
 use crate::check::check;
 use crate::errors::Errors;
-use crate::fallback;
 use crate::parse::{Data, Field, Input, Struct, Style};
+use crate::{expand_enum, fallback};
 
 /// What `#[derive(SharedLayout)]` on `input` expands to: the expansion below if every check
 /// passed, else every error and a stand-in (`fallback`).
@@ -32,10 +33,9 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
     check(&model, &mut errors);
     match (errors.finish(), &model.data) {
         (Ok(()), Data::Struct(s)) => expand(&model, s),
+        (Ok(()), Data::Enum(e)) => expand_enum::expand(&model, e),
         (Err(all), _) => fallback::expand(&model, all),
-        (Ok(()), Data::Enum(_) | Data::Union(_)) => {
-            unreachable!("`check` refuses every enum and union")
-        }
+        (Ok(()), Data::Union(_)) => unreachable!("`check` refuses every union"),
     }
 }
 
@@ -146,7 +146,7 @@ impl<'a> Cx<'a> {
 /// Names of the generated code's own locals and items. Locals are hygienic at the mixed site,
 /// but a parameter's name would still be read as a pattern naming the user's `const` of that
 /// name, so the names are also prefixed.
-fn local(name: &str) -> Ident {
+pub(crate) fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 

@@ -13,11 +13,13 @@ use syn::{parse_macro_input, DeriveInput};
 mod check;
 mod errors;
 mod expand;
+mod expand_enum;
 mod fallback;
 mod parse;
 
-/// Lets a `#[repr(C)]` struct live in a shared-memory segment: generates its *atomic twin* and
-/// implements `SharedLayout`, with compile-time proofs that the two are laid out alike.
+/// Lets a `#[repr(C)]` struct, or a fieldless enum with an integer `#[repr]`, live in a
+/// shared-memory segment: generates its *atomic twin* and implements `SharedLayout`, with
+/// compile-time proofs that the two are laid out alike.
 ///
 /// ```
 /// use shm_core::SharedLayout;
@@ -58,6 +60,7 @@ mod parse;
 ///   arrays of them to any depth (`[[f32; 4]; 4]`), and other derived structs, so structs nest.
 /// - Any visibility, of the struct and of each field: the twin `Atomic<Name>` has the struct's,
 ///   and each of its fields the field's (and the field's doc comments).
+/// - Fields of type `shm_core::Text<N>`: UTF-8 text of at most `N` bytes, in place.
 /// - Tuple structs: the twin is a tuple struct too (`struct Pair(u8, f64)` gives
 ///   `struct AtomicPair(AtomicU8, AtomicF64)`), and the descriptor names the fields `"0"`,
 ///   `"1"`, ... Naming the fields later changes the layout: a process built with the names does
@@ -65,6 +68,44 @@ mod parse;
 ///
 /// The twin implements `Default` (every atomic zero: `0`, `0.0`, `false`, `'\0'`) and `Debug`
 /// (each field loaded with `Relaxed`, e.g. `AtomicPair(1, 0.5)`), whatever the struct has.
+///
+/// # Enums
+///
+/// A fieldless enum with an integer `#[repr]` (`u8 u16 u32 u64 i8 i16 i32 i64`; explicit
+/// discriminants, negative ones included, as the compiler allows them) and one `#[default]`
+/// variant is one number in the segment, and can be a field, an array element, a
+/// `Shared<State>` or an `Array<State>`:
+///
+/// ```
+/// use shm_core::{SharedEnum, SharedLayout};
+/// use std::sync::atomic::Ordering::Relaxed;
+///
+/// #[derive(SharedLayout, Clone, Copy, Debug, PartialEq, Default)]
+/// #[repr(u8)]
+/// pub enum State {
+///     #[default]
+///     Idle,
+///     Busy,
+///     Stopping = 10,
+/// }
+///
+/// // The twin `AtomicState` is `shm_core::AtomicEnum<State>`: std's atomic API, in `State`s.
+/// let state = AtomicState::new(State::Idle);
+/// assert_eq!(state.swap(State::Busy, Relaxed), State::Idle);
+///
+/// // Another process may store a number that is no variant: it reads as the `#[default]` one.
+/// state.store(State::Stopping, Relaxed);
+/// assert_eq!(State::LAYOUT.size, 1);
+/// assert_eq!(state.try_load(Relaxed), Ok(State::Stopping));
+/// assert_eq!(State::from_repr(3), None);
+/// ```
+///
+/// The `#[default]` variant is required: another process (or another language) may write any
+/// number, and `load`, `snapshot` and the rest read one that is no variant as the default
+/// variant (`try_load` gives the number), as a `bool` reads any non-zero byte as `true`. The
+/// attribute is the one `#[derive(Default)]` reads; it works without that derive too. The
+/// descriptor records every variant's name and value and which is the default, so a process
+/// whose enum has other variants (or values) gets a `LayoutMismatch` naming the variant.
 ///
 /// # Options
 ///
@@ -86,14 +127,16 @@ mod parse;
 /// | --- | --- | --- |
 /// | no `#[repr(C)]`, or `repr(Rust)` | the compiler may reorder fields, so two builds could disagree | `#[repr(C)]` |
 /// | `repr(packed)`, `repr(packed(N))` | fields at unaligned offsets; an atomic must be aligned | `#[repr(C)]` |
-/// | `repr(transparent)`, `repr(u8)`... | no C field order / meaningful for enums only | `#[repr(C)]` |
-/// | an enum | which variant is live and its payload cannot be one set of atomics | a struct with the variant in a `u8` field |
+/// | on a struct: `repr(transparent)`, `repr(u8)`... | no C field order / meaningful for enums only | `#[repr(C)]` |
+/// | an enum variant with fields | which variant is live and its payload cannot be one set of atomics | a unit variant, and the data in a struct beside the enum |
+/// | an enum without an integer `#[repr]`, or with `repr(C)`, `repr(usize)`, `repr(u128)`, `align(N)` | a width the compiler chooses, or one that differs between platforms or has no lock-free atomic | `#[repr(u8)]` (`u16`, `u32`, `u64`, `i8` ... `i64`) |
+/// | an enum without a `#[default]` variant, or without variants | a number that is no variant must read as some variant | `#[default]` on one variant |
 /// | a union | its fields overlap, so no field can be its own atomic | a struct, or the bits in a `u32`/`u64` |
 /// | type, lifetime or const parameters, a `where` clause | a segment's layout is one fixed set of bytes | one struct per concrete type |
 /// | no fields, a unit struct, only zero-length arrays | nothing to share; a segment needs a byte | a field |
 /// | a `usize` or `isize` field | as wide as a pointer, which differs between processes | `u64` / `i64` |
 /// | a `u128` or `i128` field | no lock-free 128-bit atomic | `[u64; 2]` |
-/// | `String`, `str`, `Vec`, `Box`, `Rc`, `Arc`, maps, references, raw or fn pointers | an address in one process's memory | a byte array `[u8; N]`, an array `[T; N]`, the value, an index |
+/// | `String`, `str`, `Vec`, `Box`, `Rc`, `Arc`, maps, references, raw or fn pointers | an address in one process's memory | `shm_core::Text<N>`, an array `[T; N]`, the value, an index |
 /// | `Option<T>` | no atomic form | the value and a `bool` field |
 /// | a tuple, a slice, `()` | no fixed order, length or size | an array `[T; N]` or a derived struct |
 /// | `AtomicU64` or another atomic, `Mutex`, `RwLock`, `Cell`... | every field is already atomic in the twin; std's locks are private to a process | the plain type (`u64`); `Shared::update`/`Shared::lock` for the segment's lock |
@@ -192,6 +235,14 @@ mod parse;
 /// };
 /// ```
 ///
+/// For an enum `State` with `#[repr(u8)]` it generates `type AtomicState =
+/// shm_core::AtomicEnum<State>` (with the enum's visibility), `impl SharedEnum for State` (the
+/// repr, the default variant, and a `match` from each variant to `Self::Variant as u8` and
+/// back), and `impl SharedLayout for State` whose `LAYOUT` is a `Kind::Enum` listing each
+/// variant's name and value (`Self::Variant as u8 as i128`, so any constant discriminant
+/// works) and the default's index. Nothing about an enum needs a proof: its twin is the repr's
+/// atomic.
+///
 /// A failed proof is an error at the struct's name or at the field it names. The size,
 /// alignment and offset proofs can fail only on a target where an atomic is more aligned than
 /// its plain type (`AtomicU64` on 32-bit x86), or with a hand-written `SharedLayout` whose twin
@@ -204,7 +255,7 @@ mod parse;
 /// `where for<'__shm> T: SharedLayout` for each field type `T` that is not a primitive (for an
 /// array, its element type). It always holds when the build succeeds; it shows in the docs of
 /// a struct with nested fields and means nothing more.
-#[proc_macro_derive(SharedLayout, attributes(shm))]
+#[proc_macro_derive(SharedLayout, attributes(shm, default))]
 pub fn derive_shared_layout(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive(&input).into()

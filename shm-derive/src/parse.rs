@@ -1,6 +1,6 @@
 //! Reads a `syn::DeriveInput` into the small model the checks and the expansion work on: the
-//! struct's shape and fields, its `#[repr]` (every hint with its tokens, so an error can point at
-//! it) and its `#[shm(...)]` options. Malformed attributes are recorded as errors here; whether a
+//! struct's shape and fields or the enum's variants, its `#[repr]` (every hint with its tokens,
+//! so an error can point at it) and its `#[shm(...)]` options. Malformed attributes are recorded as errors here; whether a
 //! well-formed input may be shared is decided in `check`.
 
 use proc_macro2::{Group, Span, TokenStream};
@@ -24,8 +24,7 @@ pub(crate) struct Input {
 /// What kind of item the derive is on.
 pub(crate) enum Data {
     Struct(Struct),
-    /// An enum, with its `enum` token.
-    Enum(syn::token::Enum),
+    Enum(Enum),
     /// A union, with its `union` token.
     Union(syn::token::Union),
 }
@@ -36,6 +35,22 @@ pub(crate) struct Struct {
     pub fields: Vec<Field>,
     /// The tokens of the field list (`{ ... }`, `( ... )`, or nothing for a unit struct).
     pub body: TokenStream,
+}
+
+/// An enum's variants.
+pub(crate) struct Enum {
+    pub variants: Vec<Variant>,
+}
+
+/// One variant of an enum.
+pub(crate) struct Variant {
+    pub ident: Ident,
+    /// The name in the layout descriptor: the identifier without `r#`.
+    pub name: String,
+    /// Its fields, if it has any (a shared enum's variants have none).
+    pub fields: Option<syn::Fields>,
+    /// Its `#[default]` attribute, if it has one.
+    pub default: Option<Attribute>,
 }
 
 /// How a struct's fields are written.
@@ -83,8 +98,9 @@ pub(crate) enum ReprKind {
     Packed,
     Transparent,
     Rust,
-    /// `u8`, `i32`, ...: a discriminant type, which means nothing for a struct.
-    Int(String),
+    /// `u8`, `i32`, ...: a discriminant type, which means nothing for a struct and is what an
+    /// enum needs.
+    Int(Ident),
     /// Anything else, left to the compiler.
     Other,
 }
@@ -93,6 +109,14 @@ impl Repr {
     /// Whether `#[repr(C)]` is present.
     pub(crate) fn has_c(&self) -> bool {
         self.hints.iter().any(|h| matches!(h.kind, ReprKind::C))
+    }
+
+    /// The first integer hint (`u8` of `#[repr(u8)]`), if any.
+    pub(crate) fn int(&self) -> Option<&Ident> {
+        self.hints.iter().find_map(|h| match &h.kind {
+            ReprKind::Int(int) => Some(int),
+            _ => None,
+        })
     }
 
     /// The `align(N)` hints.
@@ -118,7 +142,7 @@ impl Input {
     pub(crate) fn from_syn(input: &syn::DeriveInput, errors: &mut Errors) -> Input {
         let data = match &input.data {
             syn::Data::Struct(s) => Data::Struct(read_struct(s, errors)),
-            syn::Data::Enum(e) => Data::Enum(e.enum_token),
+            syn::Data::Enum(e) => Data::Enum(read_enum(e, errors)),
             syn::Data::Union(u) => Data::Union(u.union_token),
         };
         Input {
@@ -209,6 +233,38 @@ fn read_struct(s: &syn::DataStruct, errors: &mut Errors) -> Struct {
     }
 }
 
+fn read_enum(e: &syn::DataEnum, errors: &mut Errors) -> Enum {
+    let variants = e
+        .variants
+        .iter()
+        .map(|v| {
+            for attr in v.attrs.iter().filter(|a| a.path().is_ident("shm")) {
+                errors.at(
+                    attr,
+                    "`#[shm(...)]` goes on the enum, not on a variant: there are no variant options",
+                );
+            }
+            let mut defaults = v.attrs.iter().filter(|a| a.path().is_ident("default"));
+            let default = defaults.next().cloned();
+            for extra in defaults {
+                errors.at(extra, "`#[default]` is given twice: keep one");
+            }
+            if let Some(attr) = &default {
+                if !matches!(attr.meta, syn::Meta::Path(_)) {
+                    errors.at(attr, "`#[default]` takes no arguments: write `#[default]`");
+                }
+            }
+            Variant {
+                ident: v.ident.clone(),
+                name: v.ident.unraw().to_string(),
+                fields: (!matches!(v.fields, syn::Fields::Unit)).then(|| v.fields.clone()),
+                default,
+            }
+        })
+        .collect();
+    Enum { variants }
+}
+
 fn read_repr(attrs: &[Attribute], errors: &mut Errors) -> Repr {
     let mut repr = Repr::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("repr")) {
@@ -236,7 +292,10 @@ fn read_repr(attrs: &[Attribute], errors: &mut Errors) -> Repr {
                 "transparent" => ReprKind::Transparent,
                 "Rust" => ReprKind::Rust,
                 "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64"
-                | "i128" | "isize" => ReprKind::Int(word),
+                | "i128" | "isize" => match path.get_ident() {
+                    Some(ident) => ReprKind::Int(ident.clone()),
+                    None => ReprKind::Other,
+                },
                 _ => ReprKind::Other,
             };
             repr.hints.push(ReprHint { kind, tokens });

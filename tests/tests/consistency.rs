@@ -4,7 +4,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Array, Shared};
 use tests::types::Balance;
-use tests::{spawn_child, TestName};
+use tests::{Child, TestName};
+
+tests::child_roles!();
 
 const WRITERS: u64 = 4;
 const READERS: u64 = 4;
@@ -22,20 +24,17 @@ fn four_writers_four_readers_no_torn_snapshot_exact_totals() {
         SNAPSHOTS.to_string(),
     );
     let readers: Vec<_> = (0..READERS)
-        .map(|_| spawn_child(&["balance-reader", &name, &writers, &snaps]))
+        .map(|_| Child::spawn(&["balance-reader", &name, &writers, &snaps]))
         .collect();
     let writer_procs: Vec<_> = (0..WRITERS)
-        .map(|_| spawn_child(&["balance-writer", &name, &updates]))
+        .map(|_| Child::spawn(&["balance-writer", &name, &updates]))
         .collect();
     for w in writer_procs {
-        let out = w.wait_with_output().unwrap();
-        assert!(out.status.success(), "writer failed: {}", out.status);
+        w.finish();
     }
     let (mut taken, mut torn) = (0u64, 0u64);
     for r in readers {
-        let out = r.wait_with_output().unwrap();
-        assert!(out.status.success(), "reader failed: {}", out.status);
-        let line = String::from_utf8(out.stdout).unwrap();
+        let line = r.finish();
         let nums: Vec<u64> = line
             .split_whitespace()
             .map(|x| x.parse().unwrap())

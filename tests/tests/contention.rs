@@ -1,24 +1,28 @@
 //! Exact totals when several processes add to the same segment at once.
 
-use std::process::Child;
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Array, Value};
-use tests::{spawn_child, TestName};
+use tests::{Child, TestName};
+
+tests::child_roles!();
 
 const PROCS: usize = 4;
 const ADDS: u64 = 100_000;
 
 fn join_all(children: Vec<Child>) {
-    for mut c in children {
-        let status = c.wait().expect("wait for child");
-        assert!(status.success(), "a child failed: {status}");
+    for c in children {
+        c.finish();
     }
 }
 
 fn run(role: &str, name: &str) {
     let n = ADDS.to_string();
-    join_all((0..PROCS).map(|_| spawn_child(&[role, name, &n])).collect());
+    join_all(
+        (0..PROCS)
+            .map(|_| Child::spawn(&[role, name, &n]))
+            .collect(),
+    );
 }
 
 #[test]
@@ -54,8 +58,8 @@ fn each_process_adds_to_its_own_array_slot_and_to_a_shared_one() {
     let mut children = Vec::new();
     for slot in 0..PROCS {
         let s = slot.to_string();
-        children.push(spawn_child(&["add-slot", &name, &s, &n]));
-        children.push(spawn_child(&["add-slot", &name, &PROCS.to_string(), &n]));
+        children.push(Child::spawn(&["add-slot", &name, &s, &n]));
+        children.push(Child::spawn(&["add-slot", &name, &PROCS.to_string(), &n]));
     }
     join_all(children);
     for slot in 0..PROCS {

@@ -270,3 +270,74 @@ fn the_computed_twin_layout_follows_repr_c() {
         &<Body as SharedLayout>::LAYOUT
     ));
 }
+
+#[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+#[repr(i16)]
+pub enum Level {
+    Low = -300,
+    #[default]
+    Zero,
+    High = 300,
+}
+
+#[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C)]
+pub struct Status {
+    pub flag: bool,
+    pub level: Level,
+    pub note: shm_core::Text<5>,
+    pub levels: [Level; 2],
+}
+
+#[test]
+fn enums_and_texts_are_described_and_placed_like_their_twins() {
+    let level = <Level as SharedLayout>::LAYOUT;
+    assert_eq!((level.name, level.size, level.align), ("Level", 2, 2));
+    let Kind::Enum {
+        repr,
+        variants,
+        default,
+    } = level.kind
+    else {
+        panic!("{level:?}")
+    };
+    assert_eq!(repr, TypeCode::I16);
+    let v: Vec<(&str, i128)> = variants.iter().map(|v| (v.name, v.value)).collect();
+    // An implicit discriminant follows the previous one.
+    assert_eq!(v, [("Low", -300), ("Zero", -299), ("High", 300)]);
+    assert_eq!(variants[default].name, "Zero");
+    assert_eq!(size_of::<AtomicLevel>(), 2);
+
+    let status = <Status as SharedLayout>::LAYOUT;
+    let f = fields(&status);
+    assert_eq!(
+        f.iter().map(|f| (f.name, f.offset)).collect::<Vec<_>>(),
+        [
+            ("flag", offset_of!(AtomicStatus, flag)),
+            ("level", offset_of!(AtomicStatus, level)),
+            ("note", offset_of!(AtomicStatus, note)),
+            ("levels", offset_of!(AtomicStatus, levels)),
+        ]
+    );
+    assert_eq!((f[1].offset, f[2].offset, f[3].offset), (2, 4, 16));
+    assert!(matches!(f[2].layout.kind, Kind::Text { capacity: 5 }));
+    assert_eq!((f[2].layout.size, f[2].layout.align), (12, 4));
+    assert_eq!(status.size, size_of::<AtomicStatus>());
+    assert_eq!(status.align, align_of::<AtomicStatus>());
+
+    // Load and store through the twin.
+    let twin = AtomicStatus::default();
+    let value = Status {
+        flag: true,
+        level: Level::High,
+        note: "héllo".get(..5).unwrap().try_into().unwrap(),
+        levels: [Level::Low, Level::Zero],
+    };
+    Status::store(&twin, &value, Relaxed);
+    assert_eq!(Status::load(&twin, Relaxed), value);
+    assert_eq!(twin.level.load_raw(Relaxed), 300);
+    assert_eq!(
+        format!("{twin:?}"),
+        "AtomicStatus { flag: true, level: High, note: \"héll\", levels: [Low, Zero] }"
+    );
+}

@@ -2,18 +2,19 @@
 //! array of cache-line-aligned slots, with exact totals under contention; and layout mismatches
 //! between two versions of a struct, each named.
 
-use std::process::Child;
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Array, Error, Shared};
 use tests::types::{Everything, Inner, Slot};
-use tests::{spawn_child, TestName};
+use tests::{Child, TestName};
+
+tests::child_roles!();
 
 const PROCS: u64 = 4;
 
 fn join_all(children: Vec<Child>) {
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "a child failed");
+    for c in children {
+        c.finish();
     }
 }
 
@@ -30,7 +31,7 @@ fn every_field_type_adds_up_exactly_across_processes() {
     let n = N.to_string();
     join_all(
         (0..PROCS)
-            .map(|_| spawn_child(&["everything", &name, &n]))
+            .map(|_| Child::spawn(&["everything", &name, &n]))
             .collect(),
     );
     let total = PROCS * N;
@@ -76,7 +77,7 @@ fn aligned_slots_in_an_array_each_count_exactly() {
     let n = N.to_string();
     join_all(
         (0..PROCS)
-            .map(|i| spawn_child(&["slot", &name, &i.to_string(), &n]))
+            .map(|i| Child::spawn(&["slot", &name, &i.to_string(), &n]))
             .collect(),
     );
     let v = a.snapshot();

@@ -1,24 +1,13 @@
 //! Every error a user can meet when creating or opening a segment, provoked on purpose.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{chown, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{chown, PermissionsExt};
 use std::time::{Duration, Instant};
 
 use shm_core::{Array, Error, Options, Value};
-use tests::{is_root, kill9, spawn_child, wait_for_line, TestName};
+use tests::{requires_root, Child, TestName};
 
-/// Makes an object under `name` in /dev/shm by hand, as a careless or hostile peer would.
-fn plant(name: &TestName, bytes: &[u8], mode: u32) {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(name.path())
-        .unwrap();
-    f.write_all(bytes).unwrap();
-    fs::set_permissions(name.path(), fs::Permissions::from_mode(mode)).unwrap();
-}
+tests::child_roles!();
 
 fn assert_names_segment(e: &Error, name: &str) {
     assert!(
@@ -142,7 +131,7 @@ fn array_length_and_element_type_are_checked() {
 #[test]
 fn an_object_truncated_below_a_header_is_corrupt() {
     let name = TestName::new("short");
-    plant(&name, &[0u8; 100], 0o600);
+    name.plant(&[0u8; 100], 0o600);
     let e = Value::<i32>::open(&name).unwrap_err();
     let Error::Corrupt { reason, .. } = &e else {
         panic!("{e:?}")
@@ -180,7 +169,7 @@ fn an_object_of_random_bytes_is_corrupt() {
             x as u8
         })
         .collect();
-    plant(&name, &bytes, 0o600);
+    name.plant(&bytes, 0o600);
     let e = Value::<i32>::open(&name).unwrap_err();
     let Error::Corrupt { reason, .. } = &e else {
         panic!("{e:?}")
@@ -211,7 +200,7 @@ fn a_segment_open_to_everyone_is_refused() {
 #[test]
 fn a_planted_world_writable_object_is_refused_by_create_and_open() {
     let name = TestName::new("planted");
-    plant(&name, &[0u8; 4096], 0o666);
+    name.plant(&[0u8; 4096], 0o666);
     assert!(matches!(
         Value::<i32>::create(&name, 0),
         Err(Error::AlreadyExists { .. })
@@ -243,8 +232,7 @@ fn a_symlink_under_the_name_is_refused() {
 
 #[test]
 fn a_segment_owned_by_another_user_is_refused() {
-    if !is_root() {
-        eprintln!("needs root to chown: not run");
+    if !requires_root("makes another user's segment with chown") {
         return;
     }
     let name = TestName::new("foreign");
@@ -301,14 +289,14 @@ fn bad_modes_are_refused() {
 #[test]
 fn a_creator_killed_before_ready_is_reported_not_waited_for() {
     let name = TestName::new("diedinit");
-    let mut child = spawn_child(&["create-and-hang", &name]);
-    wait_for_line(&mut child, "initializing");
+    let mut child = Child::spawn(&["hang-in-init", &name]);
+    child.wait_for("initializing");
     // While it lives, an opener waits (here: up to 200 ms) and then gives up.
     let e = Value::<i32>::open_with(&name, &Options::new().wait(Duration::from_millis(200)))
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
-    let pid = child.id();
-    kill9(&mut child);
+    let pid = child.pid();
+    child.kill9();
     let start = Instant::now();
     let long_wait = Options::new().wait(Duration::from_secs(30));
     let e = Value::<i32>::open_or_create_with(&name, 0, &long_wait).unwrap_err();
@@ -334,7 +322,7 @@ fn a_creator_killed_before_ready_is_reported_not_waited_for() {
 #[test]
 fn an_empty_object_nobody_finishes_times_out() {
     let name = TestName::new("empty");
-    plant(&name, &[], 0o600);
+    name.plant(&[], 0o600);
     let start = Instant::now();
     let e = Value::<i32>::open_with(&name, &Options::new().wait(Duration::from_millis(150)))
         .unwrap_err();

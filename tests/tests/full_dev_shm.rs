@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use tests::{child_bin, is_root};
+use tests::{command, is_root};
+
+tests::child_roles!();
 
 #[test]
 fn a_full_dev_shm_is_no_space_at_create_never_sigbus_later() {
@@ -14,12 +16,19 @@ fn a_full_dev_shm_is_no_space_at_create_never_sigbus_later() {
         eprintln!("skipped: no root or no unshare, and SHM_SKIP_NAMESPACE_TESTS is set");
         return;
     }
+    // The child, started by the shell once the small /dev/shm is mounted.
+    let child = command(&["full-dev-shm", "shmt-full"]);
+    let exec: Vec<String> = std::iter::once(child.get_program())
+        .chain(child.get_args())
+        .map(|a| format!("'{}'", a.to_str().expect("UTF-8")))
+        .collect();
     let script = format!(
-        "mount --make-rprivate / && mount -t tmpfs -o size=1m shmtest /dev/shm && exec '{}' full-dev-shm shmt-full",
-        child_bin().display()
+        "mount --make-rprivate / && mount -t tmpfs -o size=1m shmtest /dev/shm && exec {}",
+        exec.join(" ")
     );
     let out = Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
+        .envs(child.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

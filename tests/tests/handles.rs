@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Array, Shared, SharedLayout, Value};
-use tests::{kill9, run_child, spawn_child, wait_for_line, TestName};
+use tests::{Child, TestName};
+
+tests::child_roles!();
 
 #[test]
 fn value_get_and_set_are_pythons_value_across_processes() {
@@ -12,8 +14,8 @@ fn value_get_and_set_are_pythons_value_across_processes() {
     assert_eq!(v.get(), 3);
     v.set(-41);
     // Another process reads what `set` stored, and its increments are what `get` loads.
-    assert_eq!(run_child(&["read-i32", &name]).trim(), "-41");
-    run_child(&["add-i32", &name, "1000"]);
+    assert_eq!(Child::run(&["read-i32", &name]).trim(), "-41");
+    Child::run(&["add-i32", &name, "1000"]);
     assert_eq!(v.get(), 959);
     assert_eq!(v.load(Relaxed), 959);
 
@@ -40,11 +42,11 @@ fn value_get_and_set_are_pythons_value_across_processes() {
 fn creator_alive_turns_false_when_the_creator_exits_or_is_killed() {
     // Killed: a worker's view of its parent.
     let name = TestName::new("creatorkilled");
-    let mut creator = spawn_child(&["create-kept", &name, "hang"]);
-    wait_for_line(&mut creator, "created");
+    let mut creator = Child::spawn(&["create-kept", &name, "hang"]);
+    creator.wait_for("created");
     let v = Value::<i32>::open(&name).unwrap();
     assert!(v.creator_alive());
-    kill9(&mut creator);
+    creator.kill9();
     assert!(!v.creator_alive());
     // The segment itself lives on (kept), and a new opener sees the same.
     assert_eq!(v.get(), 5);
@@ -52,7 +54,10 @@ fn creator_alive_turns_false_when_the_creator_exits_or_is_killed() {
 
     // Exited normally, after keeping the segment.
     let name = TestName::new("creatorexited");
-    assert_eq!(run_child(&["create-kept", &name, "exit"]).trim(), "created");
+    assert_eq!(
+        Child::run(&["create-kept", &name, "exit"]).trim(),
+        "created"
+    );
     let v = Value::<i32>::open(&name).unwrap();
     assert!(!v.creator_alive());
     let a = TestName::new("creatorself");

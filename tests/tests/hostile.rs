@@ -4,11 +4,12 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use shm_core::{Array, Descriptor, Error, Options, Shared};
-use tests::types::{Everything, Slot};
+use shm_core::inspect::RawSegment;
+use shm_core::{Array, Descriptor, Error, Options, Shared, Text};
+use tests::types::{Everything, Slot, State, Worker};
 use tests::TestName;
 
 /// xorshift64*: reproducible randomness without a dependency.
@@ -127,17 +128,6 @@ fn mutate(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
     b
 }
 
-fn plant(name: &TestName, bytes: &[u8]) {
-    let _ = fs::remove_file(name.path());
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(name.path())
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
-
 #[derive(Default, Debug)]
 struct Outcomes {
     ok: usize,
@@ -180,7 +170,8 @@ fn run(valid: &[u8], seed: u64, open: impl Fn(&str) -> Option<shm_core::Result<(
     let mut outcomes = Outcomes::default();
     for _ in 0..ROUNDS {
         let bytes = mutate(&mut rng, valid);
-        plant(&name, &bytes);
+        let _ = fs::remove_file(name.path());
+        name.plant(&bytes, 0o600);
         let start = Instant::now();
         if let Some(r) = open(&name) {
             outcomes.count(&r, &bytes);
@@ -242,6 +233,37 @@ fn mutated_array_segments_open_or_fail_cleanly() {
         Some(r.map(|_| ()))
     });
     o.check("array");
+}
+
+#[test]
+fn mutated_segments_of_enums_and_texts_open_or_fail_cleanly() {
+    let base = TestName::new("baseworker");
+    let a = Array::<Worker>::create_zeroed(&base, 2).unwrap();
+    a.update(|v| {
+        v[0].state = State::Busy;
+        v[1].client = Text::try_from("10.0.0.7").unwrap();
+    });
+    let valid = fs::read(base.path()).unwrap();
+    let o = run(&valid, 0x5EED_0003, |name| {
+        let seq_even = fs::read(format!("/dev/shm/{name}"))
+            .map(|b| b.len() >= 136 && get(&b, 128, 8).is_multiple_of(2))
+            .unwrap_or(false);
+        // Without the type, as the `shm` command reads it: the enum and text nodes come from the
+        // mutated descriptor, the numbers and bytes from the mutated payload.
+        if let Ok(raw) = RawSegment::open_with(name, &no_wait()) {
+            if seq_even {
+                let _ = raw.snapshot().map(|d| d.to_string());
+            }
+        }
+        let r = Array::<Worker>::open_with(name, &no_wait());
+        if let Ok(a) = &r {
+            for w in a.iter() {
+                let _ = (w.state.load(Relaxed), w.client.load(Relaxed).as_str().len());
+            }
+        }
+        Some(r.map(|_| ()))
+    });
+    o.check("enums and texts");
 }
 
 /// Writes `word` as the segment's lock word (at byte 192), as a peer could.

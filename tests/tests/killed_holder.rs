@@ -4,13 +4,14 @@
 //! a writer killed while storing is rolled back, which poisons nothing.
 
 use std::os::unix::fs::FileExt;
-use std::process::Stdio;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use shm_core::{Array, Value};
-use tests::{child_bin, kill9, run_child, spawn_child, wait_for_line, TestName};
+use tests::{Child, TestName};
+
+tests::child_roles!();
 
 const ROUNDS: usize = 50;
 
@@ -19,15 +20,15 @@ fn a_holder_killed_with_sigkill_poisons_until_cleared_and_blocks_nobody() {
     let name = TestName::new("killlock");
     let v = Value::<u64>::create(&name, 0).unwrap();
     for round in 0..ROUNDS {
-        let mut holder = spawn_child(&["lock-and-hang", &name]);
-        wait_for_line(&mut holder, "locked");
+        let mut holder = Child::spawn(&["lock-and-hang", &name]);
+        holder.wait_for("locked");
         // While it lives, the lock is held, and not poisoned.
         assert!(
             matches!(v.try_lock(), Err(TryLockError::WouldBlock)),
             "round {round}"
         );
         assert!(!v.is_poisoned(), "round {round}");
-        kill9(&mut holder);
+        holder.kill9();
         // Reported at once, before anyone has locked.
         assert!(
             v.is_poisoned(),
@@ -49,7 +50,7 @@ fn a_holder_killed_with_sigkill_poisons_until_cleared_and_blocks_nobody() {
         drop(guard);
         // Sticky: another process is told too, and so is this one again.
         assert_eq!(
-            run_child(&["lock-once", &name]).trim(),
+            Child::run(&["lock-once", &name]).trim(),
             "poisoned",
             "round {round}"
         );
@@ -59,7 +60,7 @@ fn a_holder_killed_with_sigkill_poisons_until_cleared_and_blocks_nobody() {
         v.clear_poison();
         assert!(!v.is_poisoned(), "round {round}");
         assert_eq!(
-            run_child(&["lock-once", &name]).trim(),
+            Child::run(&["lock-once", &name]).trim(),
             "clean",
             "round {round}"
         );
@@ -74,12 +75,12 @@ fn a_holder_killed_with_sigkill_poisons_until_cleared_and_blocks_nobody() {
 fn an_update_after_a_killed_holder_leaves_the_lock_poisoned_until_clear_poison() {
     let name = TestName::new("killupd");
     let v = Value::<u64>::create(&name, 10).unwrap();
-    let mut holder = spawn_child(&["lock-and-hang", &name]);
-    wait_for_line(&mut holder, "locked");
-    kill9(&mut holder);
+    let mut holder = Child::spawn(&["lock-and-hang", &name]);
+    holder.wait_for("locked");
+    holder.kill9();
     assert!(v.is_poisoned());
     // Another process updates: it proceeds, and sees the lock still poisoned after its update.
-    assert_eq!(run_child(&["update-once", &name]).trim(), "poisoned");
+    assert_eq!(Child::run(&["update-once", &name]).trim(), "poisoned");
     assert_eq!(v.load(Relaxed), 11);
     // And so does this one: told, again and again.
     assert!(v.is_poisoned());
@@ -91,7 +92,7 @@ fn an_update_after_a_killed_holder_leaves_the_lock_poisoned_until_clear_poison()
     v.clear_poison();
     assert!(v.lock().is_ok());
     assert!(!v.is_poisoned());
-    assert_eq!(run_child(&["update-once", &name]).trim(), "clean");
+    assert_eq!(Child::run(&["update-once", &name]).trim(), "clean");
     assert_eq!(v.load(Relaxed), 13);
 }
 
@@ -99,36 +100,36 @@ fn an_update_after_a_killed_holder_leaves_the_lock_poisoned_until_clear_poison()
 fn an_array_holder_killed_mid_change_is_not_rolled_back_and_stays_poisoned() {
     let name = TestName::new("killarrlock");
     let a = Array::<i64>::create(&name, &[1, 2, 3]).unwrap();
-    let mut holder = spawn_child(&["lock-array-and-hang", &name]);
-    wait_for_line(&mut holder, "locked");
-    kill9(&mut holder);
+    let mut holder = Child::spawn(&["lock-array-and-hang", &name]);
+    holder.wait_for("locked");
+    holder.kill9();
     // Stores under a guard are not journaled: the half-change stays, and that is what the
     // poisoning says.
     assert!(a.is_poisoned());
     assert_eq!(a.snapshot(), [99, 2, 3]);
-    assert_eq!(run_child(&["update-array-once", &name]).trim(), "poisoned");
+    assert_eq!(Child::run(&["update-array-once", &name]).trim(), "poisoned");
     assert_eq!(a.snapshot(), [100, 3, 4]);
     assert!(a.is_poisoned());
     assert!(a.lock().is_err());
     a.clear_poison();
     assert!(!a.is_poisoned());
     assert!(a.lock().is_ok());
-    assert_eq!(run_child(&["update-array-once", &name]).trim(), "clean");
+    assert_eq!(Child::run(&["update-array-once", &name]).trim(), "clean");
 }
 
 #[test]
 fn try_lock_for_waits_and_gives_up() {
     let name = TestName::new("trylockfor");
     let v = Value::<u64>::create(&name, 0).unwrap();
-    let mut holder = spawn_child(&["lock-and-hang", &name]);
-    wait_for_line(&mut holder, "locked");
+    let mut holder = Child::spawn(&["lock-and-hang", &name]);
+    holder.wait_for("locked");
     let start = Instant::now();
     assert!(matches!(
         v.try_lock_for(Duration::from_millis(100)),
         Err(TryLockError::WouldBlock)
     ));
     assert!(start.elapsed() >= Duration::from_millis(100));
-    kill9(&mut holder);
+    holder.kill9();
     match v.try_lock_for(Duration::from_secs(5)) {
         Err(TryLockError::Poisoned(_)) => {}
         other => panic!("expected poisoned, got {:?}", other.map(|_| ())),
@@ -145,15 +146,10 @@ fn a_writer_killed_inside_the_update_closure_changes_nothing_and_poisons() {
     let name = TestName::new("killupdate");
     let a = Array::<i64>::create(&name, &[0, 0, 0]).unwrap();
     for round in 0..ROUNDS {
-        let mut writer = std::process::Command::new(child_bin())
-            .args(["update-and-hang", &name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for_line(&mut writer, "in-update");
+        let mut writer = Child::spawn(&["update-and-hang", &name]);
+        writer.wait_for("in-update");
         assert!(!a.is_poisoned(), "round {round}");
-        kill9(&mut writer);
+        writer.kill9();
         assert!(
             a.is_poisoned(),
             "round {round}: the dead writer is not reported"
@@ -161,7 +157,7 @@ fn a_writer_killed_inside_the_update_closure_changes_nothing_and_poisons() {
 
         // Readers in other processes return the value from before the dead update, whole.
         let start = Instant::now();
-        let seen = run_child(&["snapshot", &name]);
+        let seen = Child::run(&["snapshot", &name]);
         assert!(start.elapsed() < Duration::from_secs(5), "round {round}");
         let before = vec![round as i64, -(round as i64), round as i64];
         let v: Vec<i64> = seen
@@ -210,13 +206,13 @@ fn a_writer_killed_inside_the_write_window_is_rolled_back_and_poisons_nothing() 
     let (mut rounds, mut in_window) = (0, 0);
     while in_window < 3 && rounds < 300 {
         rounds += 1;
-        let mut writer = spawn_child(&["update-forever", &name]);
-        wait_for_line(&mut writer, "started");
+        let mut writer = Child::spawn(&["update-forever", &name]);
+        writer.wait_for("started");
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         std::thread::sleep(Duration::from_micros(rng % 20_000));
-        kill9(&mut writer);
+        writer.kill9();
         let (seq, journal_len) = (u64_at(&name, 128), u64_at(&name, 112));
         if seq % 2 == 0 || journal_len == 0 {
             // Killed elsewhere: between updates (nothing to tell), or in the closure or after
@@ -233,7 +229,7 @@ fn a_writer_killed_inside_the_write_window_is_rolled_back_and_poisons_nothing() 
         );
         // Another process's reader rolls it back, and so does this one's: exactly the value
         // from before the killed update, in every element.
-        let v = run_child(&["snapshot", &name]);
+        let v = Child::run(&["snapshot", &name]);
         let seen: Vec<i64> = v.split_whitespace().map(|x| x.parse().unwrap()).collect();
         assert_eq!(seen, [old; 3], "round {rounds}");
         assert!(

@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Error, Options, Value};
-use tests::{kill9, run_child, spawn_child, wait_for_line, TestName};
+use tests::{Child, TestName};
+
+tests::child_roles!();
 
 #[test]
 fn an_opener_that_exits_or_is_killed_leaves_the_segment_to_its_creator() {
@@ -11,16 +13,16 @@ fn an_opener_that_exits_or_is_killed_leaves_the_segment_to_its_creator() {
     let v = Value::<i32>::create(&name, 41).unwrap();
     v.fetch_add(1, Relaxed);
     // A clean exit...
-    assert_eq!(run_child(&["read-i32", &name]).trim(), "42");
+    assert_eq!(Child::run(&["read-i32", &name]).trim(), "42");
     assert!(name.exists());
     // ... and a SIGKILL.
-    let mut child = spawn_child(&["open-and-hang", &name]);
-    wait_for_line(&mut child, "opened");
-    kill9(&mut child);
+    let mut child = Child::spawn(&["open-and-hang", &name]);
+    child.wait_for("opened");
+    child.kill9();
     assert!(name.exists());
     // The creator and new openers still use it.
     v.fetch_add(1, Relaxed);
-    assert_eq!(run_child(&["read-i32", &name]).trim(), "43");
+    assert_eq!(Child::run(&["read-i32", &name]).trim(), "43");
     assert!(v.is_owner());
     drop(v);
     assert!(!name.exists(), "the creator's drop removes the segment");
@@ -75,13 +77,11 @@ fn racing_open_or_create_has_exactly_one_creator() {
     for round in 0..5 {
         let name = TestName::new("race");
         let children: Vec<_> = (0..8)
-            .map(|_| spawn_child(&["open-or-create", &name]))
+            .map(|_| Child::spawn(&["open-or-create", &name]))
             .collect();
         let mut owners = 0;
         for c in children {
-            let out = c.wait_with_output().unwrap();
-            assert!(out.status.success(), "round {round}: {}", out.status);
-            let line = String::from_utf8(out.stdout).unwrap();
+            let line = c.finish();
             let (owner, value) = line.trim().split_once(' ').unwrap();
             assert_eq!(
                 value, "42",
@@ -138,8 +138,8 @@ fn a_second_handle_in_the_same_thread_cannot_take_a_held_lock() {
 fn open_or_create_recreates_a_name_removed_while_it_waited() {
     use std::time::{Duration, Instant};
     let name = TestName::new("removedwait");
-    let mut creator = spawn_child(&["create-and-hang", &name]);
-    wait_for_line(&mut creator, "initializing");
+    let mut creator = Child::spawn(&["hang-in-init", &name]);
+    creator.wait_for("initializing");
     let waiter = {
         let name = name.to_string();
         std::thread::spawn(move || {
@@ -153,7 +153,7 @@ fn open_or_create_recreates_a_name_removed_while_it_waited() {
     // The creator gives up and cleans up while the waiter waits for it.
     shm_core::remove(&name).unwrap();
     let (owner, value, took) = waiter.join().unwrap();
-    kill9(&mut creator);
+    creator.kill9();
     assert!(owner, "the waiter should have created the segment anew");
     assert_eq!(value, 9);
     assert!(took < Duration::from_secs(5), "{took:?}");

@@ -3,48 +3,18 @@
 //! and exactly the causes that hold. Needs root (as CI runs) to change uid.
 
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use shm_core::{Error, Options, Value};
-use tests::{child_bin, is_root, TestName};
+use tests::{requires_root, run_as, TestName, NOBODY};
 
-const NOBODY: u32 = 65534;
+tests::child_roles!();
+
 const GROUP: u32 = 4242;
 
-/// Runs `shm-child try-open NAME MODE` as uid `NOBODY` with primary group `gid` (and no other
+/// Runs the role `try-open NAME MODE` as uid `NOBODY` with primary group `gid` (and no other
 /// group): `ok VALUE`, or `err KIND: MESSAGE`.
 fn open_as_other_user(name: &str, mode: &str, gid: u32) -> String {
-    as_other_user(&["try-open", name, mode], gid)
-}
-
-/// Runs `shm-child ARGS...` as uid `NOBODY` with primary group `gid`; its one line of output.
-fn as_other_user(args: &[&str], gid: u32) -> String {
-    let out = Command::new(child_bin())
-        .args(args)
-        .uid(NOBODY)
-        .gid(gid)
-        .output()
-        .expect("start the child as another user (is the build directory readable by others?)");
-    assert!(
-        out.status.success(),
-        "child as uid {NOBODY} failed: {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn require_root() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SHM_SKIP_ROOT_TESTS").is_some(),
-        "this test changes uid and needs root; set SHM_SKIP_ROOT_TESTS=1 to skip it on purpose"
-    );
-    eprintln!("skipped: not root and SHM_SKIP_ROOT_TESTS is set");
-    false
+    run_as(NOBODY, gid, &["try-open", name, mode])
 }
 
 /// The message of a refusal to open another user's `name`, owned by this (root) process.
@@ -57,7 +27,7 @@ fn refused(name: &TestName, gid: u32, mode: u32, causes: &str) -> String {
 
 #[test]
 fn another_user_cannot_open_a_default_segment() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("otheruser");
@@ -84,17 +54,18 @@ fn another_user_cannot_open_a_default_segment() {
             &format!("this user is not in its group {gid}; its mode 0o600 does not give its group read and write access")
         )
     );
-    // What `shm ls --all` shows for it (a tool asks for any access): the same causes.
+    // What `shm ls --all` shows for it (a tool asks for any access, and lists read-only): the
+    // same causes, for read access.
     assert_eq!(
-        as_other_user(&["try-examine", &name], NOBODY),
+        run_as(NOBODY, NOBODY, &["try-examine", &name]),
         format!(
-            "denied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}): this user is not in its group {gid}; its mode 0o600 does not give its group read and write access",
+            "denied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}): this user is not in its group {gid}; its mode 0o600 does not give its group read access",
             &*name
         )
     );
     // And `shm rm`: another user's object in the sticky /dev/shm.
     assert_eq!(
-        as_other_user(&["try-remove", &name], NOBODY),
+        run_as(NOBODY, NOBODY, &["try-remove", &name]),
         format!(
             "err PermissionDenied: segment `{}`: permission denied: it belongs to uid 0 (group {gid}, mode 0o600), not to this user (uid {NOBODY}); in /dev/shm (a sticky directory) only its owner or root may remove it",
             &*name
@@ -105,7 +76,7 @@ fn another_user_cannot_open_a_default_segment() {
 
 #[test]
 fn each_reason_a_group_member_is_refused_is_named() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     // Not in the segment's group, although group access was asked on both sides.
@@ -148,7 +119,7 @@ fn each_reason_a_group_member_is_refused_is_named() {
 
 #[test]
 fn a_group_member_can_open_when_group_access_was_asked() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("groupok");
@@ -161,7 +132,7 @@ fn a_group_member_can_open_when_group_access_was_asked() {
 
 #[test]
 fn a_name_squatted_by_another_user_is_refused_by_create_and_open() {
-    if !require_root() {
+    if !requires_root("changes uid") {
         return;
     }
     let name = TestName::new("squat");

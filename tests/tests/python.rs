@@ -1,5 +1,10 @@
-//! Runs the Python module's test suite (`python/tests`, unittest) against this workspace's Rust:
+//! Runs the Python package's test suite (`python/tests`, unittest) against this workspace's Rust:
 //! the tests drive the `py-peer` binary to create, read and change segments from Rust.
+//!
+//! The package is Rust (the `shm-core-python` crate, `shm_core._native`) plus Python files: this
+//! test builds the extension with cargo, as the workspace member it is, and lays the package out
+//! in the target directory (the Python files linked, the extension copied in as
+//! `_native.abi3.so`), so nothing needs installing first.
 //!
 //! Needs `python3` (3.9 or later; `SHM_PYTHON` names another interpreter). Without one the test
 //! fails, unless `SHM_SKIP_PYTHON=1` says to skip the Python suite, which it then reports.
@@ -30,6 +35,59 @@ fn leftovers(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Builds the extension with the cargo running this test, in this test's profile, and lays out
+/// the package `shm_core` under the target directory. Returns the directory to put on the path.
+fn build_package(root: &Path, python: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(&cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "shm-core-python",
+        "--message-format=json-render-diagnostics",
+    ])
+    .current_dir(root)
+    // The interpreter the suite runs with is the one PyO3 builds for.
+    .env("PYO3_PYTHON", python)
+    .stderr(Stdio::inherit());
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{cargo} build -p shm-core-python`: {e}"));
+    assert!(
+        out.status.success(),
+        "`cargo build -p shm-core-python` failed; its messages are above"
+    );
+    // The cdylib's path, from cargo's artifact messages.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let library = stdout
+        .lines()
+        .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("\"_native\""))
+        .flat_map(|l| l.split('"'))
+        .find(|s| s.ends_with("lib_native.so"))
+        .map(PathBuf::from)
+        .expect("cargo reported no lib_native.so for shm-core-python");
+    let package = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-package");
+    let dir = package.join("shm_core");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the package directory");
+    for entry in std::fs::read_dir(root.join("python/shm_core")).expect("python/shm_core") {
+        let path = entry.expect("a directory entry").path();
+        let keep = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("py" | "pyi" | "typed")
+        );
+        if keep {
+            let file = path.file_name().expect("a file name");
+            std::os::unix::fs::symlink(&path, dir.join(file)).expect("link a package file");
+        }
+    }
+    std::fs::copy(&library, dir.join("_native.abi3.so")).expect("copy the extension");
+    package
+}
+
 #[test]
 fn python_module_suite() {
     if std::env::var("SHM_SKIP_PYTHON").as_deref() == Ok("1") {
@@ -58,13 +116,15 @@ fn python_module_suite() {
     }
 
     let root = repo_root();
+    let package = build_package(&root, &python);
     let prefix = format!("pyt{}", std::process::id());
     let mut child = Command::new(&python)
         .args(["-m", "unittest", "discover", "-v", "-s", "python/tests"])
         .current_dir(&root)
         .env("SHM_PY_PEER", env!("CARGO_BIN_EXE_py-peer"))
         .env("SHM_PY_PREFIX", &prefix)
-        .env("PYTHONPATH", root.join("python"))
+        .env("SHM_PY_PATH", &package)
+        .env("PYTHONPATH", &package)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use shm_core::{Array, Value};
-use tests::{spawn_child, TestName};
+use tests::{Child, TestName};
+
+tests::child_roles!();
 
 const RACERS: usize = 16;
 const ROUNDS: usize = 500;
@@ -16,11 +18,10 @@ fn sixteen_processes_five_hundred_rounds_one_creator_each() {
     let owners = Array::<u64>::create_zeroed(&format!("{}-owners", &*control), ROUNDS).unwrap();
     let (rounds, racers) = (ROUNDS.to_string(), RACERS.to_string());
     let children: Vec<_> = (0..RACERS)
-        .map(|_| spawn_child(&["race", &name, &control, &rounds, &racers]))
+        .map(|_| Child::spawn(&["race", &name, &control, &rounds, &racers]))
         .collect();
     for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "a racer failed: {}", out.status);
+        c.finish();
     }
     let per_round: Vec<u64> = owners.iter().map(|o| o.load(Relaxed)).collect();
     for (round, n) in per_round.iter().enumerate() {

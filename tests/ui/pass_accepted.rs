@@ -82,6 +82,74 @@ pub struct Scene {
     pub others: [geometry::Box; 2],
 }
 
+// Fieldless enums of every integer repr, with explicit and negative discriminants.
+#[derive(SharedLayout, Clone, Copy, Debug, PartialEq, Default)]
+#[repr(u8)]
+pub enum State {
+    #[default]
+    Idle,
+    Busy,
+    Stopping = 9,
+}
+
+#[derive(SharedLayout)]
+#[repr(i8)]
+pub enum Signed {
+    Low = -128,
+    #[default]
+    Zero = 0,
+    High = 127,
+}
+
+#[derive(SharedLayout)]
+#[repr(u16)]
+pub enum Wide16 {
+    #[default]
+    A = 0xffff,
+}
+
+#[derive(SharedLayout)]
+#[repr(i32)]
+pub enum Wide32 {
+    #[default]
+    A = i32::MIN,
+}
+
+#[derive(SharedLayout)]
+#[repr(u64)]
+pub enum Wide64 {
+    A,
+    #[default]
+    B = u64::MAX,
+}
+
+// Neither `Copy` nor `Default`: `#[default]` is the derive's own attribute too.
+#[derive(SharedLayout)]
+#[repr(u32)]
+#[shm(name = "Mode")]
+enum r#Renamed2 {
+    #[default]
+    r#type = 1 << 20,
+    Other,
+}
+
+#[derive(SharedLayout)]
+#[repr(i64)]
+pub enum Tiny {
+    #[default]
+    Only,
+}
+
+#[derive(SharedLayout)]
+#[repr(C)]
+pub struct Worker {
+    pub state: State,
+    pub history: [State; 4],
+    pub client: shm_core::Text<64>,
+    pub lines: [shm_core::Text<3>; 2],
+    pub empty: shm_core::Text<0>,
+}
+
 mod private {
     #[derive(shm_core::SharedLayout)]
     #[repr(C)]
@@ -117,4 +185,11 @@ fn main() {
     assert_eq!(std::mem::align_of::<AtomicSlotTwoAttrs>(), 64);
     assert_eq!(<Renamed as SharedLayout>::LAYOUT.name, "StableName");
     assert_eq!(<Raw as SharedLayout>::LAYOUT.name, "Raw");
+    let state: AtomicState = Default::default();
+    state.store(State::Stopping, std::sync::atomic::Ordering::Relaxed);
+    let _: Result<State, u8> = state.try_load(std::sync::atomic::Ordering::Relaxed);
+    let _ = AtomicWorker::default().client.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(<Renamed2 as SharedLayout>::LAYOUT.name, "Mode");
+    let _: AtomicRenamed2 = shm_core::AtomicEnum::new(Renamed2::Other);
+    let _ = (Signed::Low, Signed::High, Wide64::A, Renamed2::r#type);
 }

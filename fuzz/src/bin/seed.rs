@@ -2,8 +2,8 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use shm_core::{Array, Shared};
-use shm_fuzz::Probe;
+use shm_core::{Array, Shared, Text};
+use shm_fuzz::{Probe, ProbeState};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
@@ -14,7 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("shm-fuzz-seed-s-{pid}");
     let s = Shared::<Probe>::create(&name, Probe::default())?;
     s.count.store(3, Relaxed);
-    s.update(|p| p.grid[1][2] = 9);
+    s.update(|p| {
+        p.grid[1][2] = 9;
+        p.state = ProbeState::Stopping;
+        p.note = Text::truncated("seed");
+    });
     let bytes = std::fs::read(format!("/dev/shm/{name}"))?;
     std::fs::write(dir.join("open_segment/probe"), &bytes)?;
     let desc_len = u32::from_ne_bytes(bytes[24..28].try_into()?) as usize;

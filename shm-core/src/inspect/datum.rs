@@ -2,16 +2,20 @@
 
 use std::fmt;
 
+use crate::cell::Width;
 use crate::TypeCode;
 
 /// A value read from a segment by [`RawSegment`](super::RawSegment), shaped by the segment's
 /// descriptor: one variant per type code, arrays and structs as trees.
 ///
 /// Every primitive is read with one relaxed atomic load of its width, so whatever another process
-/// wrote, a `Datum` is a valid value: a `bool` byte other than 0 reads as `true`, and a `char`
-/// word that is not a Unicode scalar value reads as U+FFFD, as the typed atomics do.
+/// wrote, a `Datum` is a valid value: a `bool` byte other than 0 reads as `true`, a `char`
+/// word that is not a Unicode scalar value reads as U+FFFD, an enum's number that is no variant
+/// reads as its default variant (and says so), and text is read as [`Text`](crate::Text) reads
+/// it, as the typed atomics do.
 ///
-/// `Display` writes it compactly: `17`, `0.7`, `true`, `'x'`, `[1, 2, 3]`, `{x: 1, y: [0, 0]}`.
+/// `Display` writes it compactly: `17`, `0.7`, `true`, `'x'`, `Busy`, `"10.0.0.7"`,
+/// `[1, 2, 3]`, `{x: 1, y: [0, 0]}`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Datum {
@@ -39,6 +43,19 @@ pub enum Datum {
     Bool(bool),
     /// `u`
     Char(char),
+    /// A fieldless enum's value.
+    Enum {
+        /// The name of the variant: for a number that is no variant, the default variant's,
+        /// which is what a typed `load` reads.
+        variant: String,
+        /// The number stored.
+        value: i128,
+        /// Whether `value` is a variant's. `false`: another process stored a number that is no
+        /// variant.
+        known: bool,
+    },
+    /// Text (a `Text<N>`), as [`Text::as_str`](crate::Text::as_str) reads it.
+    Text(String),
     /// The elements of an array, in order.
     Array(Vec<Datum>),
     /// The fields of a struct, in declaration order, with their names.
@@ -46,7 +63,7 @@ pub enum Datum {
 }
 
 impl Datum {
-    /// The type code of a primitive; `None` for an array or a struct.
+    /// The type code of a primitive; `None` for an enum, a text, an array or a struct.
     pub fn code(&self) -> Option<TypeCode> {
         Some(match self {
             Datum::I8(_) => TypeCode::I8,
@@ -61,7 +78,9 @@ impl Datum {
             Datum::F64(_) => TypeCode::F64,
             Datum::Bool(_) => TypeCode::Bool,
             Datum::Char(_) => TypeCode::Char,
-            Datum::Array(_) | Datum::Struct(_) => return None,
+            Datum::Enum { .. } | Datum::Text(_) | Datum::Array(_) | Datum::Struct(_) => {
+                return None
+            }
         })
     }
 
@@ -110,6 +129,51 @@ impl Datum {
             _ => None,
         }
     }
+
+    /// The primitive of type `code` whose bytes, read as an integer of its width, are `bits`
+    /// (zero-extended): what a relaxed load of its [`Cell`](crate::cell::Cell) reads. As the
+    /// typed atomics read them, any non-zero `bool` byte is `true` and a `char` word that is no
+    /// Unicode scalar value is U+FFFD.
+    pub(crate) fn from_bits(code: TypeCode, bits: u64) -> Datum {
+        // The casts keep the low bytes: the primitive's own.
+        match code {
+            TypeCode::I8 => Datum::I8(bits as i8),
+            TypeCode::U8 => Datum::U8(bits as u8),
+            TypeCode::I16 => Datum::I16(bits as i16),
+            TypeCode::U16 => Datum::U16(bits as u16),
+            TypeCode::I32 => Datum::I32(bits as i32),
+            TypeCode::U32 => Datum::U32(bits as u32),
+            TypeCode::I64 => Datum::I64(bits as i64),
+            TypeCode::U64 => Datum::U64(bits),
+            TypeCode::F32 => Datum::F32(f32::from_bits(bits as u32)),
+            TypeCode::F64 => Datum::F64(f64::from_bits(bits)),
+            TypeCode::Bool => Datum::Bool(bits != 0),
+            TypeCode::Char => Datum::Char(char::from_u32(bits as u32).unwrap_or('\u{FFFD}')),
+        }
+    }
+
+    /// A primitive's width, and its bytes as an integer of that width (zero-extended): what a
+    /// relaxed store of its [`Cell`](crate::cell::Cell) stores. `None` for an array or a struct.
+    pub(crate) fn to_bits(&self) -> Option<(Width, u64)> {
+        let bits = match *self {
+            Datum::I8(v) => u64::from(v as u8),
+            Datum::U8(v) => u64::from(v),
+            Datum::I16(v) => u64::from(v as u16),
+            Datum::U16(v) => u64::from(v),
+            Datum::I32(v) => u64::from(v as u32),
+            Datum::U32(v) => u64::from(v),
+            Datum::I64(v) => v as u64,
+            Datum::U64(v) => v,
+            Datum::F32(v) => u64::from(v.to_bits()),
+            Datum::F64(v) => v.to_bits(),
+            Datum::Bool(v) => u64::from(v),
+            Datum::Char(v) => u64::from(u32::from(v)),
+            Datum::Enum { .. } | Datum::Text(_) | Datum::Array(_) | Datum::Struct(_) => {
+                return None
+            }
+        };
+        Some((Width::of(self.code()?), bits))
+    }
 }
 
 impl fmt::Display for Datum {
@@ -129,6 +193,15 @@ impl fmt::Display for Datum {
             Datum::F64(v) => write!(f, "{v:?}"),
             Datum::Bool(v) => write!(f, "{v}"),
             Datum::Char(v) => write!(f, "{v:?}"),
+            Datum::Enum {
+                variant,
+                known: true,
+                ..
+            } => f.write_str(variant),
+            Datum::Enum { variant, value, .. } => {
+                write!(f, "{value} (no variant; reads as {variant})")
+            }
+            Datum::Text(v) => write!(f, "{v:?}"),
             Datum::Array(items) => {
                 f.write_str("[")?;
                 for (i, item) in items.iter().enumerate() {
@@ -168,13 +241,68 @@ mod tests {
             ("load".into(), Datum::F64(1.0)),
             ("c".into(), Datum::Char('é')),
             ("ok".into(), Datum::Bool(true)),
+            (
+                "state".into(),
+                Datum::Enum {
+                    variant: "Busy".into(),
+                    value: 1,
+                    known: true,
+                },
+            ),
+            ("client".into(), Datum::Text("10.0.0.7 \"x\"".into())),
         ]);
         assert_eq!(
             d.to_string(),
-            "{x: 3, y: [-1, 2], load: 1.0, c: 'é', ok: true}"
+            r#"{x: 3, y: [-1, 2], load: 1.0, c: 'é', ok: true, state: Busy, client: "10.0.0.7 \"x\""}"#
         );
+        let unknown = Datum::Enum {
+            variant: "Idle".into(),
+            value: -7,
+            known: false,
+        };
+        assert_eq!(unknown.to_string(), "-7 (no variant; reads as Idle)");
+        assert_eq!((unknown.code(), unknown.as_integer()), (None, None));
         assert_eq!(Datum::F32(0.1).to_string(), "0.1");
         assert_eq!(Datum::F64(f64::NAN).to_string(), "NaN");
+    }
+
+    #[test]
+    fn every_primitive_round_trips_through_its_bits() {
+        let values = [
+            Datum::I8(-2),
+            Datum::U8(200),
+            Datum::I16(-300),
+            Datum::U16(60_000),
+            Datum::I32(-70_000),
+            Datum::U32(4_000_000_000),
+            Datum::I64(i64::MIN),
+            Datum::U64(u64::MAX),
+            Datum::F32(-0.5),
+            Datum::F64(f64::from_bits(0x7ff8_dead_beef_0001)),
+            Datum::Bool(true),
+            Datum::Char('\u{1F600}'),
+        ];
+        for v in values {
+            let (width, bits) = v.to_bits().unwrap();
+            let code = v.code().unwrap();
+            assert_eq!(width.bytes(), code.size(), "{v:?}");
+            // Zero-extended: nothing above the primitive's width.
+            assert!(
+                width == Width::Eight || bits >> (8 * width.bytes()) == 0,
+                "{v:?}"
+            );
+            let back = Datum::from_bits(code, bits);
+            assert_eq!(back.to_bits(), Some((width, bits)), "{v:?}");
+            // The NaN is not equal to itself; its bits were compared above.
+            assert!(back == v || v.as_float().is_some_and(f64::is_nan), "{v:?}");
+        }
+        assert_eq!(Datum::Array(vec![]).to_bits(), None);
+        // What another process may leave: read as the typed atomics read it.
+        assert_eq!(Datum::from_bits(TypeCode::Bool, 5), Datum::Bool(true));
+        assert_eq!(
+            Datum::from_bits(TypeCode::Char, 0xD800),
+            Datum::Char('\u{FFFD}')
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl fmt::Display for LockHolder {
 
 /// The holder the lock word of `h` names now, or `None` if it names none (the lock is free).
 pub(crate) fn holder(h: &Header) -> Option<LockHolder> {
-    let w = h.lock.word.load(Ordering::Acquire);
+    // Relaxed and a fence, not an acquire load: the same ordering, and allowed on a read-only
+    // mapping (see `read_only.rs`).
+    let w = h.lock.word.load(Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Acquire);
     let tid = owner::tid_of(w);
     if tid == 0 {
         return None;

@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::descriptor::{Descriptor, DescriptorKind};
-use crate::header::{FLAG_ARRAY, FLAG_KEEP, MAGIC};
+use crate::header::{FLAG_KEEP, MAGIC};
 use crate::process::ProcessId;
-use crate::segment::{validate_name, Segment};
+use crate::segment::{validate_name, Access, Segment};
 use crate::{Error, Options, Result};
 
 /// Where POSIX shared-memory objects live on Linux: `shm_open("/name")` is `/dev/shm/name`.
@@ -99,9 +99,7 @@ impl SegmentInfo {
         Ok(SegmentInfo {
             name: seg.name().to_owned(),
             descriptor: descriptor.clone(),
-            // The header's count was checked against the payload at open; a single value has
-            // exactly one element whatever the flags say.
-            is_array: flags & FLAG_ARRAY != 0 || count != 1,
+            is_array: seg.shape().is_array(),
             count,
             payload_len: count.saturating_mul(descriptor.size),
             object_len: seg.object_len() as u64,
@@ -328,7 +326,8 @@ pub fn examine(name: &str) -> Result<ListEntry> {
             lstat_id,
         ));
     }
-    match Segment::open_any(name, &tool_options(Duration::ZERO)) {
+    // Read only: listing writes nothing, and a segment this user may only read is listed too.
+    match Segment::open_any(name, &tool_options(Duration::ZERO), Access::ReadOnly) {
         Ok((seg, descriptor)) => Ok(match SegmentInfo::read(&seg, &descriptor) {
             Ok(info) => {
                 let id = Some(info.id);

@@ -130,7 +130,10 @@ impl Search {
         }
         self.budget -= 1;
         match &d.kind {
-            DescriptorKind::Primitive(_) => {
+            // A value one `set` writes: a primitive, an enum, a text.
+            DescriptorKind::Primitive(_)
+            | DescriptorKind::Enum { .. }
+            | DescriptorKind::Text { .. } => {
                 if self.found.len() == self.max {
                     self.more = true;
                     return false;

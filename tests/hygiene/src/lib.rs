@@ -67,6 +67,33 @@ pub struct Slot {
     pub count: u64,
 }
 
+/// A fieldless enum, with variants named like the prelude's.
+#[derive(::renamed_shm::SharedLayout, Debug, PartialEq)]
+#[shm(crate = "::renamed_shm")]
+#[repr(i16)]
+pub enum Answer {
+    /// none.
+    #[default]
+    None = -1,
+    /// some.
+    Some = 7,
+    /// ok.
+    Ok,
+}
+
+/// An enum and a text among the fields.
+#[derive(::renamed_shm::SharedLayout)]
+#[shm(crate = "::renamed_shm")]
+#[repr(C)]
+pub struct Worker {
+    /// state.
+    pub state: Answer,
+    /// states.
+    pub history: [Answer; 2],
+    /// client.
+    pub client: ::renamed_shm::Text<15>,
+}
+
 /// Items named like what the expansion uses, which it must not pick up.
 pub mod shadowing {
     #![allow(non_upper_case_globals, dead_code, unused_macros)]
@@ -79,7 +106,14 @@ pub mod shadowing {
     struct Field;
     struct Kind;
     struct Ordering;
+    struct Variant;
+    struct AtomicEnum;
+    struct Option;
+    const raw: u8 = 0;
+    #[allow(non_camel_case_types)]
+    struct i128;
     trait SharedLayout {}
+    trait SharedEnum {}
     mod core {}
     macro_rules! assert {
         ($($t:tt)*) => {
@@ -97,10 +131,23 @@ pub mod shadowing {
         /// order.
         pub order: [super::Point; 2],
     }
+
+    /// An enum derived among them.
+    #[derive(::renamed_shm::SharedLayout)]
+    #[shm(crate = "::renamed_shm")]
+    #[repr(u8)]
+    pub enum ShadowedEnum {
+        /// value.
+        #[default]
+        Value,
+        /// order.
+        Order,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use ::std::convert::TryFrom;
     use ::std::default::Default;
     use ::std::iter::Iterator;
     use ::std::mem::{align_of, offset_of, size_of};
@@ -156,5 +203,27 @@ mod tests {
         let back = <Pair as SharedLayout>::load(&twin, Relaxed);
         assert_eq!((back.0, back.1), (7, u64::MAX));
         assert_eq!(format!("{twin:?}"), "AtomicPair(7, 18446744073709551615)");
+    }
+
+    #[test]
+    fn enums_and_texts_go_through_the_twin() {
+        let twin = AtomicWorker::default();
+        twin.state.store(Answer::Some, Relaxed);
+        twin.history[1].store(Answer::Ok, Relaxed);
+        twin.client
+            .store(::renamed_shm::Text::try_from("worker").unwrap(), Relaxed);
+        let back = <Worker as SharedLayout>::load(&twin, Relaxed);
+        assert_eq!(back.state, Answer::Some);
+        // All zeros is no variant of `Answer`: it reads as the default.
+        assert_eq!(back.history, [Answer::None, Answer::Ok]);
+        assert_eq!(back.client, "worker");
+        assert_eq!(
+            format!("{twin:?}"),
+            "AtomicWorker { state: Some, history: [0 (no variant; reads as None), Ok], client: \"worker\" }"
+        );
+        match <Answer as SharedLayout>::LAYOUT.kind {
+            Kind::Enum { variants, .. } => assert_eq!(variants[0].value, -1),
+            _ => ::std::panic!("not an enum"),
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
-use shm_core::{Array, Shared, SharedLayout, Value};
+use shm_core::{Array, Shared, SharedLayout, Text, Value};
 
 /// Every primitive, nested arrays and nested structs (one of them an array of structs).
 #[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
@@ -105,6 +105,66 @@ pub struct Words {
 const W: [u64; 2] = [0x0000_0000_FFFF_FFFF, 0xFFFF_FFFF_0000_0000];
 const X: [f64; 2] = [1.0, -2.5e-300];
 const H: [u32; 2] = [0x0000_FFFF, 0xFFFF_0000];
+
+/// A worker's state: Python reads and writes it by variant name.
+#[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+#[repr(u8)]
+pub enum WorkState {
+    #[default]
+    Idle,
+    Busy,
+    Stopping = 9,
+}
+
+/// Negative values, two bytes.
+#[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+#[repr(i16)]
+pub enum Level {
+    Low = -300,
+    #[default]
+    Zero = 0,
+    High = 300,
+}
+
+/// A scoreboard slot: enums and a text.
+#[derive(SharedLayout, Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C)]
+pub struct Board {
+    pub state: WorkState,
+    pub client: Text<16>,
+    pub level: Level,
+}
+
+/// The board `create-board` makes: three slots, the first set.
+fn board_example() -> [Board; 3] {
+    let mut b = [Board::default(); 3];
+    b[0] = Board {
+        state: WorkState::Busy,
+        client: Text::try_from("10.0.0.7").unwrap_or_default(),
+        level: Level::Low,
+    };
+    b
+}
+
+/// `[i].field=value` lines for a board: states by name and number (`Busy/1`, or `Idle/7` for a
+/// number that is no variant), texts as the hex of their UTF-8.
+fn dump_board(board: &Array<Board>) {
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    for (i, slot) in board.snapshot().iter().enumerate() {
+        say(&format!(
+            "[{i}].state={:?}/{}",
+            slot.state,
+            board[i].state.load_raw(Relaxed)
+        ));
+        say(&format!("[{i}].client={}", hex(slot.client.as_str())));
+        say(&format!(
+            "[{i}].level={:?}/{}",
+            slot.level,
+            board[i].level.load_raw(Relaxed)
+        ));
+    }
+    say("end");
+}
 
 fn mixed_example() -> Mixed {
     Mixed {
@@ -245,6 +305,26 @@ fn main() {
         }
         // Create a `Mixed` holding `mixed_example()`; on each stdin line, print its snapshot
         // (then `end`); remove it when stdin closes.
+        // An `Array<Board>` of `board_example()`; each line on stdin asks for a dump.
+        ["create-board", name] => {
+            let b = ok(Array::<Board>::create(name, &board_example()));
+            say("ready");
+            while wait_stdin().is_some() {
+                dump_board(&b);
+            }
+        }
+        // Dump an `Array<Board>` Python created.
+        ["dump-board", name] => {
+            dump_board(&ok(Array::<Board>::open(name)));
+        }
+        // A single `WorkState` and a single `Text<8>`: print them, then set them.
+        ["state-and-text", state, text] => {
+            let s = ok(Shared::<WorkState>::open(state));
+            let t = ok(Shared::<Text<8>>::open(text));
+            say(&format!("{:?} {:?}", s.load(Relaxed), t.load(Relaxed)));
+            s.store(WorkState::Stopping, Relaxed);
+            t.update(|t| *t = Text::try_from("from rs").unwrap_or_default());
+        }
         ["create-mixed", name] => {
             let s = ok(Shared::<Mixed>::create(name, mixed_example()));
             say("ready");

@@ -33,10 +33,26 @@ fn list<'a>(file: &'a Value, key: &str) -> &'a Vec<Value> {
 }
 
 /// A descriptor as the vectors' `type` trees write it: a primitive's Rust name,
-/// `{"array": T, "len": N}`, or `{"struct": NAME, "fields": [{"name", "type"}...]}` with
-/// `"align": N` when `#[repr(align(N))]` raises the alignment above its fields'.
+/// `{"array": T, "len": N}`, `{"struct": NAME, "fields": [{"name", "type"}...]}` with
+/// `"align": N` when `#[repr(align(N))]` raises the alignment above its fields',
+/// `{"enum": NAME, "repr": R, "variants": [{"name", "value"}...], "default": NAME}`, or
+/// `{"text": N}`.
 pub fn type_tree(d: &Descriptor) -> Value {
     match &d.kind {
+        DescriptorKind::Enum {
+            repr,
+            variants,
+            default,
+        } => serde_json::json!({
+            "enum": d.name,
+            "repr": repr.to_string(),
+            "variants": variants
+                .iter()
+                .map(|v| serde_json::json!({ "name": v.name, "value": i64::try_from(v.value).map_or_else(|_| Value::from(v.value as u64), Value::from) }))
+                .collect::<Vec<_>>(),
+            "default": variants[*default].name,
+        }),
+        DescriptorKind::Text { capacity } => serde_json::json!({ "text": capacity }),
         DescriptorKind::Primitive(code) => Value::from(code.to_string()),
         DescriptorKind::Array { elem, len } => {
             serde_json::json!({ "array": type_tree(elem), "len": len })

@@ -1,6 +1,6 @@
 //! The Rust types whose layouts `docs/vectors/layouts.json` pins down, by id.
 
-use shm_core::SharedLayout;
+use shm_core::{SharedLayout, Text};
 
 /// Two floats.
 #[derive(SharedLayout, Debug, Default, Clone, Copy)]
@@ -88,6 +88,47 @@ pub struct Everything {
     pub inner: Inner,
 }
 
+/// A `u8` enum with a gap in its values, the default not first.
+#[derive(SharedLayout, Debug, Default, Clone, Copy)]
+#[repr(u8)]
+pub enum State {
+    Idle,
+    #[default]
+    Busy,
+    Stopping = 7,
+}
+
+/// Negative values: each is sign-extended in the descriptor.
+#[derive(SharedLayout, Debug, Default, Clone, Copy)]
+#[repr(i16)]
+pub enum Level {
+    Low = -300,
+    #[default]
+    Zero = 0,
+    High = 300,
+}
+
+/// The largest `u64`: a value no `i64` holds.
+#[derive(SharedLayout, Debug, Default, Clone, Copy)]
+#[repr(u64)]
+#[shm(name = "Mark")]
+pub enum Wide {
+    #[default]
+    Nothing,
+    All = u64::MAX,
+}
+
+/// A scoreboard slot: an enum, a text, an array of texts, beside a counter.
+#[derive(SharedLayout, Debug, Default, Clone, Copy)]
+#[repr(C)]
+pub struct Worker {
+    pub state: State,
+    pub client: Text<15>,
+    pub requests: u64,
+    pub level: Level,
+    pub lines: [Text<2>; 2],
+}
+
 /// Something done with one type, chosen at run time by its id.
 pub trait Visit {
     type Out;
@@ -133,4 +174,10 @@ vector_types! {
     "Renamed" => Renamed,
     "Slot" => Slot,
     "Everything" => Everything,
+    "State" => State,
+    "Level" => Level,
+    "Wide" => Wide,
+    "Text<5>" => Text<5>,
+    "Text<0>" => Text<0>,
+    "Worker" => Worker,
 }

@@ -54,6 +54,27 @@ pub fn st(size: u64, align: u64, name: &[u8], fields: &[(&[u8], u64, Vec<u8>)]) 
     st_count(size, align, name, fields.len() as u32, fields)
 }
 
+/// An enum node: repr code, default index, and `(name, value)` variants (`count` of them said).
+fn en(size: u64, code: u8, default: u32, count: u32, variants: &[(&[u8], u64)]) -> Vec<u8> {
+    let mut b = node(b'E', size, size, b"E");
+    b.push(code);
+    b.extend(default.to_le_bytes());
+    b.extend(count.to_le_bytes());
+    for (name, value) in variants {
+        b.push(name.len() as u8);
+        b.extend(*name);
+        b.extend(value.to_le_bytes());
+    }
+    b
+}
+
+/// A text node of `capacity` claiming `size` and `align`.
+fn text(size: u64, align: u64, capacity: u64) -> Vec<u8> {
+    let mut b = node(b'T', size, align, b"");
+    b.extend(capacity.to_le_bytes());
+    b
+}
+
 fn nested(depth: usize) -> Vec<u8> {
     let mut b = Vec::new();
     for _ in 0..depth {
@@ -250,6 +271,117 @@ pub fn descriptors() -> J {
             "a u8 and one more byte",
             trailing,
             "1 bytes after the end",
+        ),
+        refuse(
+            "enum without variants",
+            "a u8 enum of 0 variants",
+            en(1, b'B', 0, 0, &[]),
+            "an enum has no variants",
+        ),
+        refuse(
+            "enum default past its variants",
+            "default 2 of 2 variants",
+            en(1, b'B', 2, 2, &[(b"A", 0), (b"B", 1)]),
+            "the default variant 2 is not one of the 2 variants",
+        ),
+        refuse(
+            "enum variant count that cannot fit",
+            "4294967295 variants in no bytes",
+            en(1, b'B', 0, u32::MAX, &[]),
+            "4294967295 variants cannot fit",
+        ),
+        refuse(
+            "enum of a float code",
+            "repr 'd': an enum's number is an integer",
+            en(8, b'd', 0, 1, &[(b"A", 0)]),
+            "an enum's repr must be an integer type code, not 0x64",
+        ),
+        refuse(
+            "enum of the bool code",
+            "repr '?'",
+            en(1, b'?', 0, 1, &[(b"A", 0)]),
+            "an enum's repr must be an integer type code, not 0x3f",
+        ),
+        refuse(
+            "enum of the wrong size",
+            "a u8 enum claiming 2 bytes",
+            en(2, b'B', 0, 1, &[(b"A", 0)]),
+            "an enum of repr u8 must have size and alignment 1, not 2 and 2",
+        ),
+        refuse(
+            "enum value out of range",
+            "256 in a u8 enum",
+            en(1, b'B', 0, 1, &[(b"A", 256)]),
+            "variant `A` has the value 0x100, which is no u8",
+        ),
+        refuse(
+            "enum negative value not sign-extended",
+            "-1 of an i8 written as 0xff: it must be 0xffffffffffffffff",
+            en(1, b'b', 0, 1, &[(b"A", 0xff)]),
+            "variant `A` has the value 0xff, which is no i8",
+        ),
+        refuse(
+            "enum variant names twice",
+            "two variants named A",
+            en(1, b'B', 0, 2, &[(b"A", 0), (b"A", 1)]),
+            "variant `A` appears twice",
+        ),
+        refuse(
+            "enum values twice",
+            "two variants of value 3",
+            en(1, b'B', 0, 2, &[(b"A", 3), (b"B", 3)]),
+            "variants `A` and `B` have the same value 3",
+        ),
+        refuse(
+            "enum variant name not UTF-8",
+            "name byte 0xff",
+            en(1, b'B', 0, 1, &[(b"\xff", 0)]),
+            "a name is not UTF-8",
+        ),
+        refuse(
+            "truncated enum",
+            "State cut inside its last variant's value",
+            cut(p::<types::State>(), 3),
+            "the descriptor ends",
+        ),
+        refuse(
+            "text of the wrong size",
+            "Text<5> claiming 8 bytes: 4 + 5 rounds up to 12",
+            text(8, 4, 5),
+            "a text of capacity 5 must have size 12 and alignment 4, not 8 and 4",
+        ),
+        refuse(
+            "text of the wrong alignment",
+            "Text<4> claiming alignment 8",
+            text(8, 8, 4),
+            "a text of capacity 4 must have size 8 and alignment 4, not 8 and 8",
+        ),
+        refuse(
+            "text capacity past u32",
+            "2^32 bytes: more than its u32 length counts",
+            text(1 << 33, 4, 1 << 32),
+            "a text of capacity 4294967296 is longer than its u32 length can count",
+        ),
+        refuse(
+            "truncated text",
+            "Text<5> without the last byte of its capacity",
+            cut(p::<shm_core::Text<5>>(), 1),
+            "the descriptor ends",
+        ),
+        accept(
+            "enum of one variant of the largest u64",
+            "a u64 enum's value 2^64 - 1, which as an i64 would be -1",
+            en(8, b'Q', 0, 1, &[(b"Max", u64::MAX)]),
+        ),
+        accept(
+            "enum of the smallest i64",
+            "-2^63, sign-extended to itself",
+            en(8, b'q', 0, 1, &[(b"Min", i64::MIN as u64)]),
+        ),
+        accept(
+            "text of the largest capacity",
+            "2^32 - 1 bytes: size 2^32 + 4",
+            text((1 << 32) + 4, 4, u32::MAX.into()),
         ),
         accept(
             "nested 32 deep",

@@ -5,7 +5,7 @@ use shm_core::{Descriptor, DescriptorKind, SharedLayout};
 use super::json::J;
 use super::segments::{header_fields, put, set, Base};
 use crate::run::{self, hex, HeaderFields, Regions};
-use crate::types::{Everything, Padded, Stats};
+use crate::types::{Everything, Padded, Stats, Worker};
 
 /// The payload offset of `path` (`a`, `a.b`, `a[2]`, `grid[1][2]`) in `d`.
 fn offset(d: &Descriptor, path: &str) -> usize {
@@ -85,11 +85,13 @@ pub fn journal() -> J {
             Base::new("Everything", "Everything", false, 1),
         ),
         ("Padded", Base::new("Padded", "Padded", false, 1)),
+        ("Worker", Base::new("Worker", "Worker", false, 1)),
     ];
     let stats = Descriptor::from_layout(&Stats::LAYOUT);
     let every = Descriptor::from_layout(&Everything::LAYOUT);
     let padded = Descriptor::from_layout(&Padded::LAYOUT);
     let i64d = Descriptor::from_layout(&i64::LAYOUT);
+    let worker = Descriptor::from_layout(&Worker::LAYOUT);
 
     let s_old = Image::zeros(&stats, stats.size as usize)
         .with("requests", &10u64.to_le_bytes())
@@ -142,6 +144,32 @@ pub fn journal() -> J {
         .with("big", &6u64.to_le_bytes())
         .with("small", &7u16.to_le_bytes());
     let p_payload = p_new.clone().at(1, &[0xaa; 7]).at(18, &[0xaa; 6]);
+
+    // A text is its length word and one cell per byte; an enum one cell of its repr.
+    let client = offset(&worker, "client");
+    let text = |s: &str| {
+        let mut b = (s.len() as u32).to_le_bytes().to_vec();
+        b.extend(s.as_bytes());
+        b.resize(4 + 15, 0);
+        b
+    };
+    let w_old = Image::zeros(&worker, worker.size as usize)
+        .with("state", &[0])
+        .with("client", &text("alpha"))
+        .with("requests", &3u64.to_le_bytes())
+        .with("level", &(-300i16).to_le_bytes());
+    let w_new = w_old
+        .clone()
+        .with("state", &[7])
+        .with("client", &text("be"))
+        .with("level", &300i16.to_le_bytes());
+    // Stored so far: the state, and the text's first byte, not its length nor its other bytes;
+    // meanwhile a field atomic counted a request.
+    let w_payload = w_old
+        .clone()
+        .with("state", &[7])
+        .at(client + 4, b"b")
+        .with("requests", &4u64.to_le_bytes());
 
     let s_len = stats.size as usize;
     let hist_changed = s_half.clone().with("hist[3]", &9u32.to_le_bytes());
@@ -214,6 +242,13 @@ pub fn journal() -> J {
             "bytes that belong to no field are never written by undo",
             "Padded",
             leftovers(1, 0, padded.size as usize, &p_old, &p_new, &p_payload),
+        ),
+        (
+            "an enum and a text",
+            "the enum is restored as a u8; the text byte by byte (its length was not stored yet, \
+             its first byte was), \"alpha\" again; requests, equal in both copies, keeps 4",
+            "Worker",
+            leftovers(1, 0, worker.size as usize, &w_old, &w_new, &w_payload),
         ),
     ];
     let json_bases: Vec<J> = bases.iter().map(|(_, b)| b.json.clone()).collect();

@@ -5,7 +5,8 @@
 #[derive(Clone)]
 pub enum J {
     Bool(bool),
-    Int(u64),
+    /// Wide enough for every value of every integer type code.
+    Int(i128),
     Str(String),
     Arr(Vec<J>),
     Obj(Vec<(String, J)>),
@@ -18,12 +19,12 @@ impl From<bool> for J {
 }
 impl From<u64> for J {
     fn from(n: u64) -> J {
-        J::Int(n)
+        J::Int(n.into())
     }
 }
 impl From<usize> for J {
     fn from(n: usize) -> J {
-        J::Int(n as u64)
+        J::Int(n as i128)
     }
 }
 impl From<&str> for J {
@@ -56,10 +57,16 @@ pub fn hex64(v: u64) -> J {
 impl J {
     /// A `serde_json` value, with the keys in an order meant for reading.
     pub fn from_value(v: &serde_json::Value) -> J {
-        const ORDER: [&str; 7] = ["id", "struct", "array", "len", "align", "name", "type"];
+        const ORDER: [&str; 13] = [
+            "id", "struct", "array", "enum", "text", "repr", "len", "align", "name", "type",
+            "value", "variants", "default",
+        ];
         match v {
             serde_json::Value::Bool(b) => J::Bool(*b),
-            serde_json::Value::Number(n) => J::Int(n.as_u64().expect("u64")),
+            serde_json::Value::Number(n) => J::Int(match n.as_u64() {
+                Some(u) => u.into(),
+                None => n.as_i64().expect("an integer").into(),
+            }),
             serde_json::Value::String(s) => J::Str(s.clone()),
             serde_json::Value::Array(a) => J::Arr(a.iter().map(J::from_value).collect()),
             serde_json::Value::Object(o) => {

@@ -331,8 +331,15 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             .patch(obj! { "set": set(&[("version", next_version)]) })
             .refused(next_version_text),
         case(
+            "version 2",
+            "step 2: the version before the lock word, whose lock was a glibc mutex with pointers in it",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("version", 2)]) })
+        .refused("format version 2;"),
+        case(
             "version 1",
-            "step 2: the first version, whose lock was a glibc mutex",
+            "step 2: the version before enums and texts (and the lock word); neither reads the other",
             "u64",
         )
         .patch(obj! { "set": set(&[("version", 1)]) })

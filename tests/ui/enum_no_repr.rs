@@ -1,10 +1,10 @@
 use shm_core::SharedLayout;
 
 #[derive(SharedLayout)]
-#[repr(C)]
 pub enum State {
+    #[default]
     Idle,
-    Busy(u32),
+    Busy,
 }
 
 fn main() {}

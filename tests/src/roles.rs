@@ -1,13 +1,16 @@
-//! Child process for the cross-process tests: `shm-child ROLE ARGS...`.
-//!
-//! Each role opens a segment by name, does one thing, and exits 0 (or prints the error and exits
-//! 1), so a test can prove what another process sees and does.
+//! What a child process of a test can do: each role opens or creates a segment by name, does one
+//! thing, says what it saw on stdout, and exits 0 (or prints the error on stderr and exits 1), so
+//! a test can prove what another process sees and does. [`Child`](crate::Child) starts one.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use shm_core::{Array, Options, Shared, Value};
-use tests::types::{Balance, Everything, Round, Slot};
+use crate::error_kind;
+use crate::types::{
+    Balance, Everything, I16s, I32s, I64s, I8s, Round, Slot, State, U16s, U32s, U64s, U8s, Widths,
+    Worker,
+};
+use shm_core::{Array, Options, Shared, Text, Value};
 
 fn num(s: &str) -> u64 {
     s.parse()
@@ -15,7 +18,7 @@ fn num(s: &str) -> u64 {
 }
 
 fn fail(msg: &str) -> ! {
-    eprintln!("shm-child: {msg}");
+    eprintln!("child: {msg}");
     std::process::exit(1)
 }
 
@@ -67,10 +70,9 @@ fn full_dev_shm(name: &str) {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
+/// Plays the role `args[0]` with the arguments that follow.
+pub(crate) fn play(args: &[&str]) {
+    match args {
         ["add-i32", name, n] => {
             let v = ok(Value::<i32>::open(name));
             for _ in 0..num(n) {
@@ -111,7 +113,7 @@ fn main() {
             std::thread::sleep(Duration::from_secs(3600));
         }
         // Create, and stop for good just before the segment is marked ready.
-        ["create-and-hang", name] => {
+        ["hang-in-init", name] => {
             fn hang() {
                 say("initializing");
                 std::thread::sleep(Duration::from_secs(3600));
@@ -119,6 +121,26 @@ fn main() {
             let opts = Options::new().before_ready(hang);
             ok(Value::<i32>::create_with(name, 0, &opts));
             fail("create returned although the hook never does");
+        }
+        // Create a `Value<u64>` holding 7 (not kept), say so, and wait to be killed: the segment
+        // outlives its creator.
+        ["create-then-hang", name] => {
+            let _v = ok(Value::<u64>::create(name, 7));
+            say("created");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        // Create a `Value<u64>` holding 7 (not kept), take its lock on a thread other than the
+        // main one, say `locked TID`, and hold it until killed.
+        ["hold-lock-on-a-thread", name] => {
+            let v = ok(Value::<u64>::create(name, 7));
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _guard = v.lock().unwrap_or_else(|p| p.into_inner());
+                    // SAFETY: gettid takes no arguments and cannot fail.
+                    say(&format!("locked {}", unsafe { libc::gettid() }));
+                    std::thread::sleep(Duration::from_secs(3600));
+                });
+            });
         }
         // Race for a name: report whether this process created it, and what it read.
         ["open-or-create", name] => {
@@ -198,8 +220,6 @@ fn main() {
                 v[1] -= 1;
                 v[2] += 1;
                 say("in-update");
-                let mut line = String::new();
-                let _ = std::io::stdin().read_line(&mut line);
                 std::thread::sleep(Duration::from_secs(3600));
             });
         }
@@ -287,6 +307,68 @@ fn main() {
         }
         // `rounds` rounds of: all racers meet; all open_or_create NAME; check it was initialised;
         // the creator counts itself in owners[round]; all meet; the creator removes NAME.
+        // Every field of a `Widths` from `Low` to `High` with the twin's swap and
+        // compare_exchange, saying what it found.
+        ["widths", name] => {
+            use std::sync::atomic::Ordering::SeqCst;
+            let w = ok(Shared::<Widths>::open(name));
+            say(&format!("found {:?}", w.snapshot()));
+            let swapped = [
+                w.u8_.swap(U8s::High, SeqCst) == U8s::Low,
+                w.i8_.compare_exchange(I8s::Low, I8s::High, SeqCst, SeqCst) == Ok(I8s::Low),
+                w.u16_.swap(U16s::High, SeqCst) == U16s::Low,
+                w.i16_
+                    .compare_exchange(I16s::Low, I16s::High, SeqCst, SeqCst)
+                    == Ok(I16s::Low),
+                w.u32_.swap(U32s::High, SeqCst) == U32s::Low,
+                w.i32_
+                    .compare_exchange(I32s::Low, I32s::High, SeqCst, SeqCst)
+                    == Ok(I32s::Low),
+                w.u64_.swap(U64s::High, SeqCst) == U64s::Low,
+                w.i64_
+                    .compare_exchange(I64s::Low, I64s::High, SeqCst, SeqCst)
+                    == Ok(I64s::Low),
+            ];
+            say(&format!("swapped {swapped:?}"));
+        }
+        // Claims every idle slot of an `Array<Worker>` it can (Idle to Busy by compare_exchange),
+        // writes its name as the client, counts a request, and says how many it claimed.
+        ["claim", name, id] => {
+            use std::sync::atomic::Ordering::{AcqRel, Acquire};
+            let board = ok(Array::<Worker>::open(name));
+            let client = Text::try_from(format!("child-{id}").as_str())
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let mut claimed = 0;
+            for slot in board.iter() {
+                if slot
+                    .state
+                    .compare_exchange(State::Idle, State::Busy, AcqRel, Acquire)
+                    .is_ok()
+                {
+                    slot.client.store(client, Relaxed);
+                    slot.requests.fetch_add(1, Relaxed);
+                    claimed += 1;
+                }
+            }
+            say(&format!("claimed {claimed}"));
+        }
+        // N updates of a `Worker`, each writing a whole text of its own (`ID:k` repeated to a
+        // length that depends on k) and counting a request.
+        ["worker-updates", name, id, n] => {
+            let w = ok(Shared::<Worker>::open(name));
+            for k in 0..num(n) {
+                let text = crate::types::worker_text(id, k);
+                w.update(|v| {
+                    v.client = Text::try_from(text.as_str()).unwrap_or_default();
+                    v.state = if k % 2 == 0 {
+                        State::Busy
+                    } else {
+                        State::Stopping
+                    };
+                    v.requests += 1;
+                });
+            }
+        }
         ["race", name, control, rounds, racers] => {
             let (rounds, racers) = (num(rounds) as usize, num(racers));
             let arrived = ok(Value::<u64>::open(&format!("{control}-arrived")));
@@ -340,7 +422,46 @@ fn main() {
             let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
             match Value::<i32>::open_with(name, &Options::new().mode(mode)) {
                 Ok(v) => say(&format!("ok {}", v.load(Relaxed))),
-                Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+                Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
+            }
+        }
+        // Attach NAME read only, accepting MODE (octal): `ok VALUE` or `err KIND: MESSAGE`.
+        ["try-open-readonly", name, mode] => {
+            let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
+            match Value::<i32>::open_readonly_with(name, &Options::new().mode(mode)) {
+                Ok(v) => say(&format!("ok {}", v.snapshot())),
+                Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
+            }
+        }
+        // Attached read only (accepting MODE): take snapshots of a `Balance` until `writers`
+        // are done and at least `n` were taken; print how many were taken and how many broke
+        // the invariant.
+        ["readonly-balance", name, mode, writers, n] => {
+            let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| fail("mode is octal"));
+            let s = ok(Shared::<Balance>::open_readonly_with(
+                name,
+                &Options::new().mode(mode),
+            ));
+            let (writers, n) = (num(writers) as u32, num(n));
+            let (mut taken, mut torn) = (0u64, 0u64);
+            loop {
+                let v = s.snapshot();
+                taken += 1;
+                if !v.consistent() {
+                    torn += 1;
+                }
+                if taken >= n && v.writers_done == writers {
+                    break;
+                }
+            }
+            say(&format!("{taken} {torn}"));
+        }
+        // Add 1 to every element of the `i64` array NAME, one `update` at a time, until killed.
+        ["update-all-forever", name] => {
+            let a = ok(Array::<i64>::open(name));
+            say("started");
+            loop {
+                a.update(|v| v.iter_mut().for_each(|x| *x += 1));
             }
         }
         // Say what `inspect::examine` (what `shm ls --all` shows) finds under NAME: the kind of
@@ -351,12 +472,12 @@ fn main() {
                 shm_core::inspect::EntryKind::Segment(_) => say("segment"),
                 other => say(&format!("other: {other:?}")),
             },
-            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+            Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
         },
         // Try to remove NAME and say what happened: `ok` or the error variant and message.
         ["try-remove", name] => match shm_core::remove(name) {
             Ok(()) => say("ok"),
-            Err(e) => say(&format!("err {}: {e}", tests::error_kind(&e))),
+            Err(e) => say(&format!("err {}: {e}", error_kind(&e))),
         },
         // Run inside a private mount namespace whose /dev/shm is a 1 MiB tmpfs.
         ["full-dev-shm", name] => full_dev_shm(name),

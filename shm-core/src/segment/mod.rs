@@ -1,0 +1,316 @@
+//! Named POSIX shared-memory segments: the [`Segment`] a handle holds, from `shm_open` to unlink.
+//!
+//! - `sys`: the system calls (`shm_open`, `fstat`, `fchmod`, `ftruncate`, `posix_fallocate`,
+//!   `shm_unlink`, `mmap`), each a safe function;
+//! - `access`: which names and modes are allowed, and which objects this user may open;
+//! - `create`: making a segment (size and reserve the object, write the header and descriptor,
+//!   fill the payload, mark it ready);
+//! - `open`: opening one (check the object, map it, wait for a creator still at work, validate
+//!   the header and descriptor, compare them with what the handle expects);
+//! - here: the `Segment` itself, its accessors, its drop (unmap, and unlink what it created) and
+//!   [`remove`].
+//!
+//! A `Segment` checks the object before it maps it and the header before it trusts it, and hands
+//! out only pointers to a payload and a journal it has proven to be in bounds and aligned. The
+//! `unsafe` of this module is the system calls (`sys`; `access` asks for the user's ids and
+//! groups), the header reference ([`Segment::header`]), and the pointers into the mapping that
+//! `create` and `open` make once the bounds are proven. Other modules make references into that
+//! memory and argue each from what `Segment` proved: the handles (`shared.rs`, `array.rs`: the
+//! atomic twin at the payload), `cell.rs` (the atomic of a width at an offset of the payload or
+//! of a journal copy: what the journal, the ends of the bulk copies and `inspect` read and write
+//! through), the bulk copies (`bulk/`: wide loads and stores over twins), and the lock
+//! (`lock.rs`, `owner.rs`, `inspect/holder.rs`: the lock word in the header).
+
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use crate::descriptor::Descriptor;
+use crate::header::Header;
+use crate::process::ProcessId;
+use crate::{Error, Layout, Result};
+
+mod access;
+mod create;
+mod open;
+mod sys;
+
+pub(crate) use access::validate_name;
+pub use access::MAX_NAME_LEN;
+use access::{effective_uid, Owner};
+use sys::{fstat, identity, shm_open, shm_unlink, Mapping};
+
+/// The element type of a segment: a compile-time layout (typed handles), or a descriptor built
+/// at run time (`RawSegment::create`, for bindings) with its encoding, checked by the caller.
+#[derive(Clone, Copy)]
+pub(crate) enum Element<'a> {
+    Static(&'static Layout),
+    Dynamic {
+        descriptor: &'a Descriptor,
+        encoded: &'a [u8],
+    },
+}
+
+impl Element<'_> {
+    fn size(&self) -> usize {
+        match self {
+            Element::Static(l) => l.size,
+            // `RawSegment::create` checked that it fits in the address space.
+            Element::Dynamic { descriptor, .. } => descriptor.size as usize,
+        }
+    }
+
+    fn align(&self) -> usize {
+        match self {
+            Element::Static(l) => l.align,
+            Element::Dynamic { descriptor, .. } => descriptor.align as usize,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Element::Static(l) => l.encode(),
+            Element::Dynamic { encoded, .. } => encoded.to_vec(),
+        }
+    }
+
+    fn descriptor(&self) -> Descriptor {
+        match self {
+            Element::Static(l) => Descriptor::from_layout(l),
+            Element::Dynamic { descriptor, .. } => (*descriptor).clone(),
+        }
+    }
+}
+
+/// How a handle attaches: read and write, or read only (the object opened `O_RDONLY` and mapped
+/// `PROT_READ`, so the operating system stops every store; nothing in such an open writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// The element type a handle expects to find in (or put into) a segment.
+pub(crate) struct Spec<'a> {
+    pub element: Element<'a>,
+    pub fingerprint: u64,
+}
+
+/// What a segment holds: one value, or an array of some length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// One value (`Shared<T>`, `Value<T>`): exactly one element, not an array.
+    One,
+    /// An array (`Array<T>`) of this many elements.
+    Array(usize),
+}
+
+impl Shape {
+    /// Whether it is an array (of any length, 1 included).
+    pub(crate) fn is_array(self) -> bool {
+        matches!(self, Shape::Array(_))
+    }
+
+    /// The number of elements.
+    pub(crate) fn len(self) -> usize {
+        match self {
+            Shape::One => 1,
+            Shape::Array(n) => n,
+        }
+    }
+
+    /// `a single Stats`, `an array of 4 Stats`.
+    fn describe(self, element: &Descriptor) -> String {
+        match self {
+            Shape::One => format!("a single {element}"),
+            Shape::Array(n) => format!("an array of {n} {element}"),
+        }
+    }
+}
+
+/// The shapes an opener accepts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Expect {
+    /// Exactly this one: `Shared::open`, and every `open_or_create`.
+    Exactly(Shape),
+    /// An array of any length: `Array::open`.
+    AnyArray,
+}
+
+impl Expect {
+    fn accepts(self, found: Shape) -> bool {
+        match self {
+            Expect::Exactly(shape) => shape == found,
+            Expect::AnyArray => found.is_array(),
+        }
+    }
+
+    /// `a single Stats`, `an array of 4 Stats`, `an array of Stats`.
+    fn describe(self, element: &Descriptor) -> String {
+        match self {
+            Expect::Exactly(shape) => shape.describe(element),
+            Expect::AnyArray => format!("an array of {element}"),
+        }
+    }
+}
+
+/// A mapped, validated segment. Dropping it unmaps it, and unlinks it if this handle created it
+/// and was not told to keep it.
+pub(crate) struct Segment {
+    name: String,
+    map: Mapping,
+    fd: OwnedFd,
+    payload: NonNull<u8>,
+    /// Payload length in bytes; the journal holds two copies of as many bytes.
+    payload_len: usize,
+    journal: NonNull<u8>,
+    /// The layout of one element, as validated (the journal's undo walks it).
+    element: Descriptor,
+    /// One value or an array, and how many elements, as validated.
+    shape: Shape,
+    /// Device and inode of the object: the segment's identity in this process.
+    identity: (u64, u64),
+    /// Whether this handle created the segment, and the process that did (a child forked from it
+    /// inherits the handle, but not the right to remove the segment).
+    owner: bool,
+    creator: u32,
+    keep: bool,
+    /// How the object is open and mapped.
+    access: Access,
+}
+
+// SAFETY: the mapping is shared memory that every process, and so every thread, accesses only
+// through atomics (`SharedLayout`'s contract, and `Header`'s fields); `Mapping` is not `Send` only
+// because it holds the mapping's raw pointer, which is used to unmap once, on drop, by whichever
+// thread drops the segment.
+unsafe impl Send for Segment {}
+// SAFETY: `&Segment` gives only reads of immutable fields and atomic access to the mapping.
+unsafe impl Sync for Segment {}
+
+impl Segment {
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least `size_of::<Header>()` bytes (checked before mapping),
+        // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic
+        // integer (the lock area's too), for which any bytes are valid; it lives as long as `self`.
+        unsafe { &*(self.map.as_ptr() as *const Header) }
+    }
+
+    /// The payload: `count()` elements of the spec's layout, in bounds and aligned.
+    pub(crate) fn payload(&self) -> NonNull<u8> {
+        self.payload
+    }
+
+    /// Payload length in bytes (each journal copy has as many).
+    pub(crate) fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// The undo journal: two copies of `payload_len()` bytes, each laid out like the payload (the
+    /// old values, then the new).
+    pub(crate) fn journal(&self) -> NonNull<u8> {
+        self.journal
+    }
+
+    /// The layout of one element.
+    pub(crate) fn element(&self) -> &Descriptor {
+        &self.element
+    }
+
+    /// Number of elements in the payload.
+    pub(crate) fn count(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// One value or an array (the header's flag), and how many elements.
+    pub(crate) fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn is_owner(&self) -> bool {
+        self.owner
+    }
+
+    /// Whether this handle is open and mapped read only: nothing may store to its mapping (a
+    /// store would fault), nor lock it (locking writes the lock word).
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.access == Access::ReadOnly
+    }
+
+    /// The creator recorded in the header: its pid and start time.
+    pub(crate) fn recorded_creator(&self) -> ProcessId {
+        let h = self.header();
+        ProcessId {
+            pid: h.creator_pid.load(Ordering::Relaxed),
+            start: h.creator_start.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Size of the mapped object in bytes.
+    pub(crate) fn object_len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The object's device and inode: equal for every handle of the same segment.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+
+    /// `fstat` of the object this handle has open (owner, mode, size).
+    pub(crate) fn stat(&self) -> Result<libc::stat> {
+        fstat(&self.name, &self.fd)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if !self.owner || self.keep || std::process::id() != self.creator {
+            return;
+        }
+        // Unlink only the object this handle created: if it was removed and the name reused,
+        // the new one is somebody else's. Non-blocking: a FIFO planted under the name must not
+        // hang the drop.
+        let Ok(path) = validate_name(&self.name) else {
+            return;
+        };
+        let Ok(now) = shm_open(&self.name, &path, libc::O_RDONLY | libc::O_NONBLOCK, 0) else {
+            return;
+        };
+        if fstat(&self.name, &now).is_ok_and(|st| identity(&st) == self.identity) {
+            let _ = shm_unlink(&path);
+        }
+    }
+}
+
+/// Removes the segment `name`: processes that have it open keep their mapping, and the memory
+/// is freed when the last one closes it. New opens fail with [`Error::NotFound`].
+///
+/// ```
+/// # let name = format!("doc-remove-{}", std::process::id());
+/// let v = shm_core::Value::<i32>::create_with(&name, 7, &shm_core::Options::new().keep(true))?;
+/// drop(v);
+/// shm_core::remove(&name)?;
+/// assert!(matches!(shm_core::remove(&name), Err(shm_core::Error::NotFound { .. })));
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+pub fn remove(name: &str) -> Result<()> {
+    let path = validate_name(name)?;
+    shm_unlink(&path).map_err(|e| {
+        let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES));
+        let me = effective_uid();
+        match Owner::of_name(name) {
+            // /dev/shm is sticky: only an object's owner (or root) may remove it.
+            Some(owner) if refused && owner.uid != me => Error::PermissionDenied {
+                name: name.to_owned(),
+                reason: format!(
+                    "it belongs to {}, not to this user (uid {me}); in /dev/shm (a sticky directory) only its owner or root may remove it",
+                    owner.describe()
+                ),
+            },
+            _ => Error::from_os(name, "shm_unlink", e),
+        }
+    })
+}
