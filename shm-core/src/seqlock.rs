@@ -109,14 +109,18 @@ pub(crate) fn poison_on_panic<R>(seg: &Segment, f: impl FnOnce() -> R) -> R {
 /// If a writer died mid-write (the counter is odd while the caller holds the lock), undoes its
 /// stores and makes the counter even. Returns whether it did. A write that cannot be undone (it
 /// had no room for a journal) poisons the lock.
+#[inline]
 pub(crate) fn recover(seg: &Segment) -> bool {
-    let h = seg.header();
-    let seq = h.seq.load(Ordering::Acquire);
-    if seq & 1 == 0 {
-        return false;
-    }
+    let seq = seg.header().seq.load(Ordering::Acquire);
+    seq & 1 != 0 && undo_dead_write(seg, seq)
+}
+
+#[cold]
+fn undo_dead_write(seg: &Segment, seq: u64) -> bool {
     journal::undo(seg);
-    h.seq.store(seq.wrapping_add(1), Ordering::Release);
+    seg.header()
+        .seq
+        .store(seq.wrapping_add(1), Ordering::Release);
     true
 }
 
@@ -166,8 +170,8 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
 /// Lost races after which a reader reads under the lock.
 const MAX_RACES: u32 = 64;
 
-/// Runs `read` holding the segment's lock; `None` if the lock cannot be had now (a peer repairing
-/// it), in which case the caller goes on trying without it.
+/// Runs `read` holding the segment's lock; `None` if the lock cannot be had, in which case the
+/// caller goes on trying without it.
 #[cold]
 fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
     let h = seg.header();
@@ -177,7 +181,7 @@ fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
     }
     // A dead holder found here poisons the lock as for any locker (`lock::lock`); a dead
     // writer's update is rolled back, which needs no news.
-    lock::lock(h, Wait::Forever).ok()?;
+    lock::lock(h, Wait::Forever, || false).ok()?;
     recover(seg);
     let r = read();
     lock::unlock(h);
@@ -198,7 +202,7 @@ fn backoff(spins: &mut u32) {
 /// If no writer holds the lock while the counter is odd, the writer died: undo its write.
 fn recover_dead_writer(seg: &Segment) {
     let h = seg.header();
-    if lock::lock(h, Wait::Try).is_err() {
+    if lock::lock(h, Wait::Try, || false).is_err() {
         // Busy: a live writer is at work; keep waiting.
         return;
     }
