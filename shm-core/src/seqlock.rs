@@ -72,23 +72,60 @@ impl<'a> Write<'a> {
     }
 }
 
-impl Drop for Write<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        let log = self.log.take();
-        if std::thread::panicking() {
-            // Let go of the side journal first: undoing maps it again.
-            drop(log);
-            journal::undo(self.seg);
-            lock::poison(self.seg.header());
-        } else if let Some(log) = log {
+impl Write<'_> {
+    /// Ends the write, as dropping it does when not panicking: clears the journal, makes the
+    /// counter even and announces the change. Always inlined, as `begin` is, and by reference:
+    /// an out-of-line drop, or a move into this call, made `update` copy the whole `Write`
+    /// through memory (a store-forwarding stall) on every write. Dropping it afterwards does
+    /// nothing more.
+    #[inline(always)]
+    pub(crate) fn finish(&mut self) {
+        if let Some(log) = &self.log {
             log.end();
         }
+        // Dropped in place (a side journal's hold released), not moved out.
+        self.log = None;
+        self.make_even();
+        self.odd = ENDED;
+    }
+
+    #[inline(always)]
+    fn make_even(&self) {
         let h = self.seg.header();
         h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
         // After the counter is even: a waiter woken now sees the write in its snapshot.
         wait::changed(h);
     }
+}
+
+/// `Write::odd` once the write has ended: no odd counter value is 0.
+const ENDED: u64 = 0;
+
+impl Drop for Write<'_> {
+    /// A write not [finished](Write::finish): dropped by a panic's unwinding (undone, and the
+    /// lock poisoned) or by a writer that returns early.
+    #[inline]
+    fn drop(&mut self) {
+        if self.odd == ENDED {
+            return;
+        }
+        let log = self.log.take();
+        if std::thread::panicking() {
+            undo_panicked(self.seg, log);
+        } else if let Some(log) = log {
+            log.end();
+        }
+        self.make_even();
+    }
+}
+
+/// A write that panicked: undone, and the lock poisoned.
+#[cold]
+fn undo_panicked(seg: &Segment, log: Option<journal::Log<'_>>) {
+    // Let go of the side journal first: undoing maps it again.
+    drop(log);
+    journal::undo(seg);
+    lock::poison(seg.header());
 }
 
 /// Runs `f` (an update's closure, under the lock); if it panics, the lock is poisoned, as std's

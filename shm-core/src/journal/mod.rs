@@ -172,9 +172,10 @@ impl<'a> Log<'a> {
         fence(Ordering::Release);
     }
 
-    /// Clears the record after the write's stores: the write is whole.
+    /// Clears the record after the write's stores: the write is whole. (By reference: the
+    /// writer drops the record where it lies, without moving it.)
     #[inline]
-    pub(crate) fn end(self) {
+    pub(crate) fn end(&self) {
         let h = self.seg.header();
         h.journal_len.store(0, Ordering::Release);
         h.journal_where.store(JOURNAL_HERE, Ordering::Release);
