@@ -1,4 +1,4 @@
-"""The segment's robust lock across languages: a process killed (SIGKILL) holding it, or in the
+"""The segment's lock across languages: a process killed (SIGKILL) holding it, or in the
 middle of an update, blocks nobody in the other language; a half-done update is rolled back from
 the journal (and poisons nothing); a holder that died with no write in progress poisons the
 segment for every locker and reader of ``.poisoned`` until ``clear_poison()``.

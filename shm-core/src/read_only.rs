@@ -117,7 +117,7 @@ pub(crate) fn read_any<R>(seg: &Segment, mut f: impl FnMut(Region<'_>) -> R) -> 
 ///
 /// While a write is in progress it backs off and looks again: a live writer ends its write. When
 /// the counter has been odd for a millisecond and the lock word says its writer is gone (the
-/// lock free, its owner marked dead, or an owner thread that no longer exists), `read` runs on a
+/// lock free, or an owner this process may judge and finds dead: see `owner.rs`), `read` runs on a
 /// copy of the payload in which this reader has undone the dead writer's stores from the journal
 /// (as `journal::undo` would in the segment): the value from before that update, or — if the
 /// writer died after its last store — the value after it, never a mix. The copy is used only if

@@ -72,23 +72,60 @@ impl<'a> Write<'a> {
     }
 }
 
-impl Drop for Write<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        let log = self.log.take();
-        if std::thread::panicking() {
-            // Let go of the side journal first: undoing maps it again.
-            drop(log);
-            journal::undo(self.seg);
-            lock::poison(self.seg.header());
-        } else if let Some(log) = log {
+impl Write<'_> {
+    /// Ends the write, as dropping it does when not panicking: clears the journal, makes the
+    /// counter even and announces the change. Always inlined, as `begin` is, and by reference:
+    /// an out-of-line drop, or a move into this call, made `update` copy the whole `Write`
+    /// through memory (a store-forwarding stall) on every write. Dropping it afterwards does
+    /// nothing more.
+    #[inline(always)]
+    pub(crate) fn finish(&mut self) {
+        if let Some(log) = &self.log {
             log.end();
         }
+        // Dropped in place (a side journal's hold released), not moved out.
+        self.log = None;
+        self.make_even();
+        self.odd = ENDED;
+    }
+
+    #[inline(always)]
+    fn make_even(&self) {
         let h = self.seg.header();
         h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
         // After the counter is even: a waiter woken now sees the write in its snapshot.
         wait::changed(h);
     }
+}
+
+/// `Write::odd` once the write has ended: no odd counter value is 0.
+const ENDED: u64 = 0;
+
+impl Drop for Write<'_> {
+    /// A write not [finished](Write::finish): dropped by a panic's unwinding (undone, and the
+    /// lock poisoned) or by a writer that returns early.
+    #[inline]
+    fn drop(&mut self) {
+        if self.odd == ENDED {
+            return;
+        }
+        let log = self.log.take();
+        if std::thread::panicking() {
+            undo_panicked(self.seg, log);
+        } else if let Some(log) = log {
+            log.end();
+        }
+        self.make_even();
+    }
+}
+
+/// A write that panicked: undone, and the lock poisoned.
+#[cold]
+fn undo_panicked(seg: &Segment, log: Option<journal::Log<'_>>) {
+    // Let go of the side journal first: undoing maps it again.
+    drop(log);
+    journal::undo(seg);
+    lock::poison(seg.header());
 }
 
 /// Runs `f` (an update's closure, under the lock); if it panics, the lock is poisoned, as std's
@@ -109,14 +146,18 @@ pub(crate) fn poison_on_panic<R>(seg: &Segment, f: impl FnOnce() -> R) -> R {
 /// If a writer died mid-write (the counter is odd while the caller holds the lock), undoes its
 /// stores and makes the counter even. Returns whether it did. A write that cannot be undone (it
 /// had no room for a journal) poisons the lock.
+#[inline]
 pub(crate) fn recover(seg: &Segment) -> bool {
-    let h = seg.header();
-    let seq = h.seq.load(Ordering::Acquire);
-    if seq & 1 == 0 {
-        return false;
-    }
+    let seq = seg.header().seq.load(Ordering::Acquire);
+    seq & 1 != 0 && undo_dead_write(seg, seq)
+}
+
+#[cold]
+fn undo_dead_write(seg: &Segment, seq: u64) -> bool {
     journal::undo(seg);
-    h.seq.store(seq.wrapping_add(1), Ordering::Release);
+    seg.header()
+        .seq
+        .store(seq.wrapping_add(1), Ordering::Release);
     true
 }
 
@@ -166,8 +207,8 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
 /// Lost races after which a reader reads under the lock.
 const MAX_RACES: u32 = 64;
 
-/// Runs `read` holding the segment's lock; `None` if the lock cannot be had now (a peer repairing
-/// it), in which case the caller goes on trying without it.
+/// Runs `read` holding the segment's lock; `None` if the lock cannot be had, in which case the
+/// caller goes on trying without it.
 #[cold]
 fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
     let h = seg.header();
@@ -177,7 +218,7 @@ fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
     }
     // A dead holder found here poisons the lock as for any locker (`lock::lock`); a dead
     // writer's update is rolled back, which needs no news.
-    lock::lock(h, Wait::Forever).ok()?;
+    lock::lock(h, Wait::Forever, || false).ok()?;
     recover(seg);
     let r = read();
     lock::unlock(h);
@@ -198,7 +239,7 @@ fn backoff(spins: &mut u32) {
 /// If no writer holds the lock while the counter is odd, the writer died: undo its write.
 fn recover_dead_writer(seg: &Segment) {
     let h = seg.header();
-    if lock::lock(h, Wait::Try).is_err() {
+    if lock::lock(h, Wait::Try, || false).is_err() {
         // Busy: a live writer is at work; keep waiting.
         return;
     }

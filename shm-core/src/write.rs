@@ -61,6 +61,7 @@ pub(crate) fn infallible<R>(r: Result<R>) -> R {
 ///
 /// # Panics
 /// If the three slices differ in length.
+#[inline]
 pub(crate) fn update<T: SharedLayout>(
     seg: &Segment,
     twins: &[T::Atomic],
@@ -86,6 +87,7 @@ pub(crate) fn update<T: SharedLayout>(
 }
 
 /// One small value: one entry of old and new values, from twins on the stack.
+#[inline]
 fn single<T: SharedLayout>(
     seg: &Segment,
     twin: &T::Atomic,
@@ -104,7 +106,7 @@ fn single<T: SharedLayout>(
         }
     });
     T::store_changed(twin, old, new, Relaxed);
-    drop(w);
+    w.finish();
     Ok(())
 }
 
@@ -203,7 +205,7 @@ fn plain<T: SharedLayout>(
             }
         }
     }
-    drop(w);
+    w.finish();
     Ok(())
 }
 
@@ -236,7 +238,7 @@ fn by_element<T: SharedLayout>(
             }
         }
     }
-    drop(w);
+    w.finish();
     Ok(())
 }
 
@@ -398,7 +400,7 @@ pub(crate) fn write_from<T: BulkCopy>(
             }
         }
     }
-    drop(w);
+    w.finish();
     Ok(())
 }
 
@@ -435,7 +437,7 @@ pub(crate) fn bytes(
         });
         store(ps..ps + pl);
     }
-    drop(w);
+    w.finish();
 }
 
 #[cfg(test)]
