@@ -7,7 +7,11 @@
     python3 examples/python_dashboard.py scoreboard --json | jq .      # one JSON object a line
 
 It works for any segment: it reads the layout from the segment's own descriptor, so it needs no
-type definitions. Each snapshot is consistent (no update of any process is half-seen). An array of
+type definitions. It attaches read only (``shm_core.open(name, readonly=True)``): the operating
+system stops it from writing anything, and read permission suffices, so it can watch a segment
+of another user who created it for its group (``mode=0o640``; ``--mode`` says what this
+dashboard accepts). Each snapshot is consistent (no update of any process is half-seen, and a
+writer killed mid-update is seen rolled back). An array of
 flat structs (such as the scoreboard's slots) prints as a table, a struct as one line per field.
 Exit status: 0 after ``--count`` snapshots, Ctrl-C, or the segment's removal; 1 if it cannot be
 opened (the message says why: not found, another user's, corrupt, ...).
@@ -84,12 +88,18 @@ def main() -> int:
     p.add_argument("--count", type=int, default=0, help="stop after N snapshots (0: never)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the segment to appear")
     p.add_argument("--json", action="store_true", help="print one JSON object per snapshot")
+    p.add_argument(
+        "--mode",
+        type=lambda m: int(m, 8),
+        default=0o640,
+        help="the most access the segment may give (octal; 640: group-readable ones too)",
+    )
     args = p.parse_args()
 
     deadline = time.monotonic() + args.wait
     while True:
         try:
-            seg = shm_core.open(args.name)
+            seg = shm_core.open(args.name, mode=args.mode, readonly=True)
             break
         except shm_core.NotFound as e:
             if time.monotonic() >= deadline:
@@ -110,6 +120,7 @@ def main() -> int:
         print(
             f"{info['name']}: {info['type']}, made by pid {info['creator_pid']} ({alive})"
             f" at {created}, fingerprint {info['fingerprint']}"
+            + (", attached read-only" if seg.readonly else "")
         )
     shown = 0
     try:

@@ -26,10 +26,32 @@ Every operation is Rust's ``shm-core`` (the extension module ``shm_core._native`
 checks, lock, seqlock and journal as a Rust program. Linux, 64-bit.
 
 Errors are :class:`ShmError` subclasses naming the segment: :class:`NotFound`,
-:class:`PermissionDenied`, :class:`Corrupt`, :class:`LayoutMismatch`, and more. Waits for the
+:class:`PermissionDenied`, :class:`Corrupt`, :class:`LayoutMismatch`, :class:`ReadOnlyError`,
+and more. Waits for the
 lock are bounded by ``timeout=`` (``update(..., timeout=2)``, ``get_lock(timeout=2)``,
 ``clear_poison(timeout=2)``, in seconds; None waits as long as it takes) and end in
 :class:`Timeout`, naming the segment and the pid holding the lock (``.pid``).
+
+Observers that cannot write
+---------------------------
+``shm_core.open(name, readonly=True)`` attaches read only (Rust's ``open_readonly``): the object
+is opened ``O_RDONLY`` and mapped ``PROT_READ``, so the operating system itself stops every
+store, and read permission suffices (a user in the group of a segment created with
+``mode=0o640``; such a user is refused read-write, and told to attach read-only)::
+
+    stats = shm_core.open("web-stats", readonly=True, mode=0o640)
+    stats.snapshot(), stats["load"], stats.poisoned, stats.info()["creator_alive"]
+    stats.wait_until(lambda s: s["requests"] > 100, timeout=5)
+
+Reads are consistent as for a read-write handle: a snapshot never takes the lock nor writes;
+while a write is in progress it waits for it, and if that writer was killed mid-update it
+returns the value rolled back from the journal in a copy of its own (the segment stays as it
+is until a read-write process rolls it back). ``wait_until`` works too; as an observer cannot
+register as a waiter, an update wakes it only when a read-write waiter is registered, else it
+sees the change at its next re-check, within 100 ms. Every call that would write raises
+:class:`ReadOnlyError` (a ``PermissionError``) naming the segment: item and ``.value``
+assignment, ``update()``, ``get_lock()``, ``clear_poison()``, ``notify()``; the buffer of an
+array is read only (``numpy.frombuffer(a)`` gives an array that is not writeable).
 
 Waiting for each other
 ----------------------
@@ -109,6 +131,7 @@ from ._errors import (
     NoSpace,
     NotFound,
     PermissionDenied,
+    ReadOnlyError,
     ShmError,
     Timeout,
 )
@@ -171,10 +194,19 @@ def _check_lock(lock: Any) -> None:
         )
 
 
-def _reopen(cls: type, name: str, expect: Optional[bytes], shape: str, mode: int, as_bytes: bool) -> "Segment":
-    """Unpickles a handle: opens the segment by name in this process."""
+def _reopen(
+    cls: type,
+    name: str,
+    expect: Optional[bytes],
+    shape: str,
+    mode: int,
+    as_bytes: bool,
+    readonly: bool = False,
+) -> "Segment":
+    """Unpickles a handle: opens the segment by name in this process (read only if the
+    pickled handle was)."""
     desc = Descriptor.parse(expect) if expect is not None else None
-    h = _native.open_segment(name, desc, shape, mode, DEFAULT_WAIT, as_bytes)
+    h = _native.open_segment(name, desc, shape, mode, DEFAULT_WAIT, as_bytes, readonly)
     return _native.SegmentBase.__new__(cls, h)
 
 
@@ -218,11 +250,19 @@ class Segment(_native.SegmentBase):
         shape = "array" if self.is_array else ("value" if self.descriptor.kind == "primitive" else "any")
         return (
             _reopen,
-            (type(self), self.name, self.descriptor.encode(), shape, self.mode, self.typecode == "c"),
+            (
+                type(self),
+                self.name,
+                self.descriptor.encode(),
+                shape,
+                self.mode,
+                self.typecode == "c",
+                self.readonly,
+            ),
         )
 
     def __repr__(self) -> str:
-        state = " (closed)" if self.closed else ""
+        state = " (closed)" if self.closed else " (read-only)" if self.readonly else ""
         return f"<shm_core.{type(self).__name__} {self.name!r}: {self.type}{state}>"
 
 
@@ -267,12 +307,14 @@ class Value(Segment):
         *,
         mode: int = DEFAULT_MODE,
         wait: float = DEFAULT_WAIT,
+        readonly: bool = False,
     ) -> "Value":
         """Opens a single primitive made by Rust's ``Value::<T>`` (or by ``Value``); with
-        ``typecode``, it must be that type, else :class:`LayoutMismatch`."""
+        ``typecode``, it must be that type, else :class:`LayoutMismatch`. ``readonly``: as for
+        :func:`open`."""
         desc = Descriptor.primitive(_typecode(typecode)) if typecode is not None else None
         as_bytes = typecode == "c"
-        h = _native.open_segment(name, desc, "value", mode, wait, as_bytes)
+        h = _native.open_segment(name, desc, "value", mode, wait, as_bytes, readonly)
         return _native.SegmentBase.__new__(cls, h)
 
 
@@ -309,15 +351,16 @@ class Array(Segment):
         *,
         mode: int = DEFAULT_MODE,
         wait: float = DEFAULT_WAIT,
+        readonly: bool = False,
     ) -> "Array":
         """Opens an array segment made by Rust's ``Array::<T>`` (or by ``Array``), of any
         length; with ``typecode`` (or an element :class:`Descriptor`) its elements must be of that
-        type, else :class:`LayoutMismatch`."""
+        type, else :class:`LayoutMismatch`. ``readonly``: as for :func:`open`."""
         if isinstance(typecode, Descriptor) or typecode is None:
             desc = typecode
         else:
             desc = Descriptor.primitive(_typecode(typecode))
-        h = _native.open_segment(name, desc, "array", mode, wait, typecode == "c")
+        h = _native.open_segment(name, desc, "array", mode, wait, typecode == "c", readonly)
         return _native.SegmentBase.__new__(cls, h)
 
 
@@ -338,6 +381,7 @@ def open(  # noqa: A001 - the module's verb, as shm_core::Shared::open
     *,
     mode: int = DEFAULT_MODE,
     wait: float = DEFAULT_WAIT,
+    readonly: bool = False,
 ) -> Segment:
     """Attaches to the segment ``name``, whatever it holds, checking it as Rust's ``open`` does
     (owner, mode, size, magic, version, header, descriptor, fingerprint, lock). Returns a
@@ -345,10 +389,15 @@ def open(  # noqa: A001 - the module's verb, as shm_core::Shared::open
     :class:`Segment`. With ``expect`` (a :class:`Descriptor` of one element), a segment of
     another layout raises :class:`LayoutMismatch` naming the first difference.
 
-    ``mode``: the most access accepted (``0o660`` accepts a group-shared segment); ``wait``:
-    seconds to wait for a segment another process is still creating.
+    ``mode``: the most access accepted (``0o660`` accepts a group-shared segment, ``0o640`` one
+    its group may read); ``wait``: seconds to wait for a segment another process is still
+    creating.
+
+    ``readonly``: attach read only, as Rust's ``open_readonly`` (see "Observers that cannot
+    write" above): ``O_RDONLY`` and ``PROT_READ``, read permission suffices, reads are
+    consistent, and every call that would write raises :class:`ReadOnlyError`.
     """
-    h = _native.open_segment(name, expect, "any", mode, wait, False)
+    h = _native.open_segment(name, expect, "any", mode, wait, False, readonly)
     cls = {"array": Array, "value": Value}.get(h.shape, Segment)
     return _native.SegmentBase.__new__(cls, h)
 
@@ -421,6 +470,7 @@ __all__ = [
     "PermissionDenied",
     "RawArray",
     "RawValue",
+    "ReadOnlyError",
     "Segment",
     "ShmError",
     "Stale",

@@ -65,6 +65,19 @@ class PermissionDenied(ShmError, PermissionError):
         self.reason = reason
 
 
+class ReadOnlyError(ShmError, PermissionError):
+    """The handle is attached read only (``open(name, readonly=True)``) and the call would write
+    to the segment: a store, ``update()``, the lock, ``clear_poison()``, ``notify()``, a writable
+    buffer. Nothing was written."""
+
+    def __init__(self, name: str, what: str = "this call") -> None:
+        super().__init__(
+            name,
+            f"segment `{name}` is attached read-only: {what} would write to it"
+            " (open it read-write to write)",
+        )
+
+
 class LayoutMismatch(ShmError):
     """The segment holds another type than the program expects; ``.detail`` says how."""
 

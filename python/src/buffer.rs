@@ -1,5 +1,6 @@
 //! The buffer protocol of arrays of primitives: ``memoryview(a)`` and ``numpy.frombuffer(a)``
-//! see the payload itself, writable, without a copy. Plain memory, as ``multiprocessing``'s
+//! see the payload itself, writable (read only for a handle attached read only, whose mapping
+//! is read only), without a copy. Plain memory, as ``multiprocessing``'s
 //! ctypes arrays give: no atomicity or ordering is promised for what is read or written through
 //! it, and it is not seen as one change by ``snapshot()`` (use ``snapshot()`` and ``update()``
 //! for that). The object stays alive, and its segment mapped, while a buffer of it exists.
@@ -44,7 +45,8 @@ pub unsafe fn get(
         return Err(PyBufferError::new_err("no buffer to fill"));
     }
     let me = slf.get();
-    let (ptr, n, code) = me.export()?;
+    let (ptr, n, code) = me.export(flags & ffi::PyBUF_WRITABLE != 0)?;
+    let readonly = me.is_read_only();
     let itemsize = code.size();
     let fmt = CString::new(format(code, me.as_bytes())).expect("no NUL in a format");
     // Shape and strides, freed in `release` (through `internal`).
@@ -58,7 +60,7 @@ pub unsafe fn get(
         (*view).obj = slf.into_any().into_ptr();
         (*view).buf = ptr as *mut c_void;
         (*view).len = (n * itemsize) as isize;
-        (*view).readonly = 0;
+        (*view).readonly = c_int::from(readonly);
         (*view).itemsize = itemsize as isize;
         (*view).format = if flags & ffi::PyBUF_FORMAT != 0 {
             fmt.into_raw()

@@ -163,12 +163,19 @@ pub fn lock_timeout(
         }
     };
     match &holder {
+        // Shared across pid namespaces (or not in /proc): its ids may be another namespace's.
+        Some(h) if !h.checked => {
+            message += &format!(
+                ": thread {} holds it, and whether it lives cannot be told (the segment is shared across pid namespaces, or /proc does not show it)",
+                h.tid
+            )
+        }
         Some(h) if h.alive => message += &format!(": {} holds it and is alive", who(h)),
         // A dead holder's lock goes to the next locker: seen only in the moment between.
         Some(h) => message += &format!(": {} held it and has died", who(h)),
         None => {}
     }
-    let pid = holder.filter(|h| h.alive).map(|h| h.pid);
+    let pid = holder.filter(|h| h.alive && h.checked).map(|h| h.pid);
     let Ok(w) = waited.as_secs_f64().into_pyobject(py);
     let Ok(p) = pid.into_pyobject(py);
     let attrs = [("waited", w.into_any()), ("pid", p.into_any())];
@@ -180,6 +187,15 @@ pub fn lock_timeout(
         Some(libc_errno::ETIMEDOUT),
         &attrs,
     )
+}
+
+/// `ReadOnlyError`: the handle of segment `name` is attached read only, and `what` would write
+/// to it.
+pub fn read_only(py: Python<'_>, name: &str, what: &str) -> PyErr {
+    let message = format!(
+        "segment `{name}` is attached read-only: {what} would write to it (open it read-write to write)"
+    );
+    shm_error(py, "ReadOnlyError", name, message, None, &[])
 }
 
 /// The exception for a field that could not be read or written.
@@ -195,6 +211,9 @@ pub fn field_to_py(py: Python<'_>, e: FieldError) -> PyErr {
             shm_error(py, "Corrupt", &segment, message, None, &[("reason", r)])
         }
         FieldError::NoSuchField { .. } => pyo3::exceptions::PyKeyError::new_err(message),
+        FieldError::ReadOnly { segment } => {
+            shm_error(py, "ReadOnlyError", &segment, message, None, &[])
+        }
         _ => pyo3::exceptions::PyValueError::new_err(message),
     }
 }

@@ -1,12 +1,13 @@
 //! The Rust handle behind a Python segment object: a typed `Value<T>` or `Array<T>` for the
-//! primitives (the fast paths), or a `RawSegment` for any other layout.
+//! primitives (the fast paths), or a `RawSegment` for any other layout; attached read only, a
+//! `ReadOnly<T>` or `ReadOnlyArray<T>` for the primitives, or a read-only `RawSegment`.
 
 use std::any::Any;
 use std::sync::TryLockError;
 use std::time::Duration;
 
 use shm_core::inspect::{LockHolder, RawSegment};
-use shm_core::{Array, Guard, Value};
+use shm_core::{Array, Guard, ReadOnly, ReadOnlyArray, Value};
 
 use crate::convert::Prim;
 
@@ -31,6 +32,8 @@ macro_rules! prim_enum {
 }
 prim_enum!(AnyValue, Value);
 prim_enum!(AnyArray, Array);
+prim_enum!(AnyRoValue, ReadOnly);
+prim_enum!(AnyRoArray, ReadOnlyArray);
 
 /// Runs `$body` with `$x` bound to the typed handle inside `$e` (an `AnyValue` or `AnyArray`).
 #[macro_export]
@@ -57,7 +60,12 @@ macro_rules! each {
 pub enum Kind {
     Value(AnyValue),
     Array(AnyArray),
+    /// Read-write, or read only (`RawSegment::open_readonly_with`).
     Raw(RawSegment),
+    /// A single primitive, attached read only.
+    RoValue(AnyRoValue),
+    /// An array of primitives, attached read only.
+    RoArray(AnyRoArray),
 }
 
 /// A held lock: the guard of the handle's lock, type-erased (`Guard<'static, _>` of the handle
@@ -91,6 +99,16 @@ fn conv<G: HeldGuard>(r: std::sync::TryLockResult<G>) -> Option<(AnyGuard, bool)
 }
 
 impl Kind {
+    /// Whether the handle is attached read only: nothing may write to its mapping (no lock, no
+    /// store, no notify, no repair).
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Kind::Value(_) | Kind::Array(_) => false,
+            Kind::RoValue(_) | Kind::RoArray(_) => true,
+            Kind::Raw(r) => r.is_read_only(),
+        }
+    }
+
     /// Takes the lock now (`wait` `None`) or within `wait`: the guard and whether it was
     /// poisoned, or `None` if it stayed held.
     pub fn try_lock(&'static self, wait: Option<Duration>) -> Option<(AnyGuard, bool)> {
@@ -103,7 +121,11 @@ impl Kind {
                 None => conv(x.try_lock()),
                 Some(d) => conv(x.try_lock_for(d)),
             }),
+            // Locking writes the lock word: a read-only handle never locks (its callers refuse
+            // first; here it would only stay unlocked).
+            Kind::Raw(r) if r.is_read_only() => None,
             Kind::Raw(r) => conv(r.try_lock_for(wait)),
+            Kind::RoValue(_) | Kind::RoArray(_) => None,
         }
     }
 
@@ -113,24 +135,32 @@ impl Kind {
             Kind::Value(v) => each!(v, AnyValue, x => x.is_poisoned()),
             Kind::Array(a) => each!(a, AnyArray, x => x.is_poisoned()),
             Kind::Raw(r) => r.is_poisoned(),
+            Kind::RoValue(v) => each!(v, AnyRoValue, x => x.is_poisoned()),
+            Kind::RoArray(a) => each!(a, AnyRoArray, x => x.is_poisoned()),
         }
     }
 
-    /// Clears the poisoning (Rust's `clear_poison`).
+    /// Clears the poisoning (Rust's `clear_poison`); nothing for a read-only handle, whose
+    /// callers refuse first (clearing writes the header).
     pub fn clear_poison(&self) {
         match self {
             Kind::Value(v) => each!(v, AnyValue, x => x.clear_poison()),
             Kind::Array(a) => each!(a, AnyArray, x => x.clear_poison()),
+            Kind::Raw(r) if r.is_read_only() => {}
             Kind::Raw(r) => r.clear_poison(),
+            Kind::RoValue(_) | Kind::RoArray(_) => {}
         }
     }
 
-    /// Wakes every waiter of the segment (Rust's `notify`).
+    /// Wakes every waiter of the segment (Rust's `notify`); nothing for a read-only handle,
+    /// whose callers refuse first (notifying writes the header).
     pub fn notify(&self) {
         match self {
             Kind::Value(v) => each!(v, AnyValue, x => x.notify()),
             Kind::Array(a) => each!(a, AnyArray, x => x.notify()),
+            Kind::Raw(r) if r.is_read_only() => {}
             Kind::Raw(r) => r.notify(),
+            Kind::RoValue(_) | Kind::RoArray(_) => {}
         }
     }
 
@@ -140,6 +170,8 @@ impl Kind {
             Kind::Value(v) => each!(v, AnyValue, x => x.lock_holder()),
             Kind::Array(a) => each!(a, AnyArray, x => x.lock_holder()),
             Kind::Raw(r) => r.lock_holder(),
+            Kind::RoValue(v) => each!(v, AnyRoValue, x => x.lock_holder()),
+            Kind::RoArray(a) => each!(a, AnyRoArray, x => x.lock_holder()),
         }
     }
 }

@@ -48,7 +48,7 @@ impl Drop for Held {
             // releases the handle the guard borrows from.
             unsafe { ManuallyDrop::drop(&mut self.guard) };
         }
-        // Else leaked: a pthread mutex is released only by the thread that took it.
+        // Else leaked: the lock word names the thread that took it, which alone releases it.
     }
 }
 
@@ -141,7 +141,8 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
-/// The segment's lock (``get_lock()``): the robust, process-shared lock in the segment that
+/// The segment's lock (``get_lock()``): the lock word in the segment's header (it names the
+/// thread holding it; a dead holder is found and its lock taken over) that
 /// Rust's ``lock()`` and every ``update()`` take. ``with seg.get_lock(): ...``.
 ///
 /// Re-entrant within a thread, as ``multiprocessing``'s lock is (``update()`` inside it works).

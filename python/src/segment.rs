@@ -11,12 +11,14 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyTuple};
 use shm_core::inspect::{Datum, RawSegment};
-use shm_core::{Array, Descriptor, DescriptorKind, Guard, Options, TypeCode, Value};
+use shm_core::{
+    Array, Descriptor, DescriptorKind, Guard, Options, ReadOnly, ReadOnlyArray, TypeCode, Value,
+};
 
 use crate::convert::{self, datum_to_py, Prim};
 use crate::descriptor::{type_code, PyDescriptor};
 use crate::errors::{self, OrRaise};
-use crate::handle::{AnyArray, AnyValue, Kind, ReadRange};
+use crate::handle::{AnyArray, AnyRoArray, AnyRoValue, AnyValue, Kind, ReadRange};
 use crate::lock::{acquire, check_timeout, deadline, Held, Lock};
 use crate::wait::Check;
 use crate::{each, with_prim};
@@ -41,6 +43,8 @@ pub struct Slot {
     pub mode: u32,
     /// Created or opened as `'c'`: elements read and written as one-byte `bytes`.
     pub as_bytes: bool,
+    /// Attached read only: every write is refused with `ReadOnlyError`.
+    pub readonly: bool,
 }
 
 impl Slot {
@@ -92,6 +96,7 @@ fn new_handle(
     keep: bool,
     mode: u32,
     as_bytes: bool,
+    readonly: bool,
 ) -> PyHandle {
     PyHandle {
         slot: Mutex::new(Some(Slot {
@@ -104,6 +109,7 @@ fn new_handle(
             keep,
             mode,
             as_bytes,
+            readonly,
         })),
     }
 }
@@ -193,6 +199,7 @@ pub fn create_value(
         keep,
         mode,
         typecode == "c",
+        false,
     ))
 }
 
@@ -223,6 +230,7 @@ pub fn create_array(
         keep,
         mode,
         typecode == "c",
+        false,
     ))
 }
 
@@ -269,13 +277,17 @@ pub fn create_raw(
         keep,
         mode,
         false,
+        false,
     ))
 }
 
 /// Opens `name`: `shape` is "value" (a single primitive), "array" (an array) or "any";
-/// `expect`, the element's layout if given. Primitives get typed handles.
+/// `expect`, the element's layout if given. Primitives get typed handles. `readonly`: the
+/// object is opened `O_RDONLY` and mapped `PROT_READ` (read permission suffices), and the
+/// handle refuses every write.
 #[pyfunction]
-#[pyo3(signature = (name, expect, shape, mode, wait, as_bytes))]
+#[pyo3(signature = (name, expect, shape, mode, wait, as_bytes, readonly = false))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, passed through
 pub fn open_segment(
     py: Python<'_>,
     name: &str,
@@ -284,11 +296,12 @@ pub fn open_segment(
     mode: u32,
     wait: Option<f64>,
     as_bytes: bool,
+    readonly: bool,
 ) -> PyResult<PyHandle> {
     let o = options(mode, false, wait)?;
     // A typed open (`Value.open(name, "q")`, `Array.open(name, desc)`): Rust's typed open, its
-    // checks in its order.
-    if let (Some(want), "value" | "array") = (&expect, shape) {
+    // checks in its order. (Read only: the checks below, then a typed read-only open.)
+    if let (Some(want), "value" | "array", false) = (&expect, shape, readonly) {
         let is_array = shape == "array";
         let want = want.inner.clone();
         let kind = match want.kind {
@@ -305,13 +318,18 @@ pub fn open_segment(
         let count = match &kind {
             Kind::Array(a) => each!(a, AnyArray, x => x.len()),
             Kind::Raw(r) => r.len(),
-            Kind::Value(_) => 1,
+            _ => 1,
         };
         return Ok(new_handle(
-            kind, name, want, count, is_array, false, true, mode, as_bytes,
+            kind, name, want, count, is_array, false, true, mode, as_bytes, false,
         ));
     }
-    let raw = py.detach(|| RawSegment::open_with(name, &o)).or_raise(py)?;
+    let raw = if readonly {
+        py.detach(|| RawSegment::open_readonly_with(name, &o))
+    } else {
+        py.detach(|| RawSegment::open_with(name, &o))
+    }
+    .or_raise(py)?;
     let found = raw.descriptor().clone();
     let is_array = raw.is_array();
     let mismatch = |detail: String| {
@@ -353,20 +371,22 @@ pub fn open_segment(
             drop(raw);
             // The same checks again, typed: the segment may have been replaced meanwhile, and
             // the typed open is the one that decides.
-            with_prim!(code, T => if is_array {
-                Kind::Array(T::wrap_array(py.detach(|| Array::<T>::open_with(name, &o)).or_raise(py)?))
-            } else {
-                Kind::Value(T::wrap_value(py.detach(|| Value::<T>::open_with(name, &o)).or_raise(py)?))
+            with_prim!(code, T => match (is_array, readonly) {
+                (true, false) => Kind::Array(T::wrap_array(py.detach(|| Array::<T>::open_with(name, &o)).or_raise(py)?)),
+                (false, false) => Kind::Value(T::wrap_value(py.detach(|| Value::<T>::open_with(name, &o)).or_raise(py)?)),
+                (true, true) => Kind::RoArray(T::wrap_ro_array(py.detach(|| Array::<T>::open_readonly_with(name, &o)).or_raise(py)?)),
+                (false, true) => Kind::RoValue(T::wrap_ro_value(py.detach(|| Value::<T>::open_readonly_with(name, &o)).or_raise(py)?)),
             })
         }
         _ => Kind::Raw(raw),
     };
     let count = match &kind {
         Kind::Array(a) => each!(a, AnyArray, x => x.len()),
+        Kind::RoArray(a) => each!(a, AnyRoArray, x => x.len()),
         _ => count,
     };
     Ok(new_handle(
-        kind, name, found, count, is_array, false, true, mode, as_bytes,
+        kind, name, found, count, is_array, false, true, mode, as_bytes, readonly,
     ))
 }
 
@@ -374,6 +394,8 @@ pub fn open_segment(
 pub trait Wrap: Prim + ReadRange + Sized {
     fn wrap_value(v: Value<Self>) -> AnyValue;
     fn wrap_array(a: Array<Self>) -> AnyArray;
+    fn wrap_ro_value(v: ReadOnly<Self>) -> AnyRoValue;
+    fn wrap_ro_array(a: ReadOnlyArray<Self>) -> AnyRoArray;
 }
 
 macro_rules! wrap {
@@ -381,6 +403,8 @@ macro_rules! wrap {
         impl Wrap for $ty {
             fn wrap_value(v: Value<Self>) -> AnyValue { AnyValue::$v(v) }
             fn wrap_array(a: Array<Self>) -> AnyArray { AnyArray::$v(a) }
+            fn wrap_ro_value(v: ReadOnly<Self>) -> AnyRoValue { AnyRoValue::$v(v) }
+            fn wrap_ro_array(a: ReadOnlyArray<Self>) -> AnyRoArray { AnyRoArray::$v(a) }
         }
     )*};
 }
@@ -454,6 +478,15 @@ fn list_out<T: Prim>(py: Python<'_>, xs: Vec<T>, as_bytes: bool) -> PyResult<Bou
 }
 
 impl SegmentBase {
+    /// `ReadOnlyError` naming the segment if the handle is attached read only: `what` would
+    /// write to it.
+    fn refuse_write(&self, py: Python<'_>, what: &str) -> PyResult<()> {
+        if self.slot.readonly {
+            return Err(errors::read_only(py, &self.slot.name, what));
+        }
+        Ok(())
+    }
+
     fn lock_obj<'py>(&self, py: Python<'py>) -> PyResult<&Bound<'py, Lock>> {
         self.lock
             .get_or_try_init(py, || Py::new(py, Lock::new(self.slot.clone())))
@@ -587,6 +620,33 @@ impl SegmentBase {
         }
         let i = convert::index(key, n as u64, "array")? as usize;
         self.out(py, T::load(&a[i], Ordering::Relaxed))
+    }
+
+    /// `a[key]` of a read-only array: an index or a slice, read consistently (a seqlock read
+    /// of the elements it spans).
+    fn ro_array_get<'py, T: Wrap>(
+        &self,
+        py: Python<'py>,
+        a: &ReadOnlyArray<T>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let n = a.len();
+        if let Ok(s) = key.cast::<PySlice>() {
+            let ind = s.indices(n as isize)?;
+            if ind.slicelength == 0 {
+                return self.list_out(py, Vec::<T>::new());
+            }
+            let last = ind.start + (ind.slicelength as isize - 1) * ind.step;
+            let (lo, hi) = (ind.start.min(last) as usize, ind.start.max(last) as usize);
+            let span = py.detach(|| a.snapshot_range(lo..hi + 1));
+            let xs: Vec<T> = (0..ind.slicelength)
+                .map(|k| span[(ind.start + k as isize * ind.step) as usize - lo])
+                .collect();
+            return self.list_out(py, xs);
+        }
+        let i = convert::index(key, n as u64, "array")? as usize;
+        let x = py.detach(|| a.snapshot_range(i..i + 1))[0];
+        self.out(py, x)
     }
 
     fn array_set<T: Wrap>(
@@ -971,6 +1031,13 @@ impl SegmentBase {
         self.slot.mode
     }
 
+    /// Whether the handle is attached read only (``open(name, readonly=True)``): the operating
+    /// system stops every store, and every method that would write raises ``ReadOnlyError``.
+    #[getter]
+    fn readonly(&self) -> bool {
+        self.slot.readonly
+    }
+
     /// What the segment holds, as Rust spells it: ``f64``, ``Stats``, ``[i32; 4]``.
     #[getter]
     fn r#type(&self) -> String {
@@ -1012,6 +1079,8 @@ impl SegmentBase {
             Kind::Value(v) => each!(v, AnyValue, x => x.info()),
             Kind::Array(a) => each!(a, AnyArray, x => x.info()),
             Kind::Raw(r) => r.info(),
+            Kind::RoValue(v) => each!(v, AnyRoValue, x => x.info()),
+            Kind::RoArray(a) => each!(a, AnyRoArray, x => x.info()),
         }
         .or_raise(py)?;
         let d = PyDict::new(py);
@@ -1083,9 +1152,11 @@ impl SegmentBase {
     /// Whatever the timeout, it is the same lock, re-entrant within a thread.
     ///
     /// ``lock.poisoned`` says whether the segment was poisoned when it was acquired; an
-    /// exception leaving the ``with`` block poisons it (see ``Lock``).
+    /// exception leaving the ``with`` block poisons it (see ``Lock``). A handle attached read
+    /// only has no lock to take (locking writes the lock word): ``ReadOnlyError``.
     #[pyo3(signature = (timeout = None))]
     fn get_lock(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<Lock>> {
+        self.refuse_write(py, "get_lock() (locking writes the lock word)")?;
         let base = self.lock_obj(py)?;
         match check_timeout(timeout)? {
             None if timeout.is_none() => Ok(base.clone().unbind()),
@@ -1111,9 +1182,10 @@ impl SegmentBase {
     ///
     /// It takes the lock for a moment (re-entrant: call it inside ``with get_lock()``), so that
     /// a holder's death nobody has noticed yet is dealt with first and cleared too; ``timeout``
-    /// bounds that wait, as for ``update()``.
+    /// bounds that wait, as for ``update()``. ``ReadOnlyError`` on a handle attached read only.
     #[pyo3(signature = (*, timeout = None))]
     fn clear_poison(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.refuse_write(py, "clear_poison()")?;
         let timeout = check_timeout(timeout)?;
         self.with_lock(
             py,
@@ -1132,6 +1204,10 @@ impl SegmentBase {
     fn get_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match &*self.slot.handle()? {
             Kind::Value(v) => each!(v, AnyValue, x => self.value_get(py, x)),
+            Kind::RoValue(v) => each!(v, AnyRoValue, x => {
+                let s = py.detach(|| x.snapshot());
+                self.out(py, s)
+            }),
             Kind::Raw(r) if self.single_enum_or_text() => {
                 let d = py.detach(|| r.snapshot()).or_raise(py)?;
                 datum_to_py(py, &d)
@@ -1149,6 +1225,7 @@ impl SegmentBase {
     /// Rust's `AtomicText::store`: not one atomic step; `update` is).
     #[setter]
     fn set_value(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.refuse_write(value.py(), "setting .value")?;
         match &*self.slot.handle()? {
             Kind::Value(v) => each!(v, AnyValue, x => set_value(x, value)),
             Kind::Raw(r) if self.single_enum_or_text() => {
@@ -1172,6 +1249,7 @@ impl SegmentBase {
         let me = slf.get();
         match &*me.slot.handle()? {
             Kind::Array(a) => Ok(each!(a, AnyArray, x => x.len())),
+            Kind::RoArray(a) => Ok(each!(a, AnyRoArray, x => x.len())),
             _ => Self::views(slf.py(), "root_len")?.call1((slf,))?.extract(),
         }
     }
@@ -1184,7 +1262,8 @@ impl SegmentBase {
         let py = slf.py();
         match &*me.slot.handle()? {
             Kind::Array(a) => each!(a, AnyArray, x => me.array_get(py, x, key)),
-            Kind::Value(_) => Err(PyTypeError::new_err(format!(
+            Kind::RoArray(a) => each!(a, AnyRoArray, x => me.ro_array_get(py, x, key)),
+            Kind::Value(_) | Kind::RoValue(_) => Err(PyTypeError::new_err(format!(
                 "segment `{}` holds a single {}: use .value",
                 me.slot.name,
                 me.type_name()
@@ -1199,13 +1278,20 @@ impl SegmentBase {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let me = slf.get();
-        match &*me.slot.handle()? {
+        let handle = me.slot.handle()?;
+        // A raw segment's views refuse with the path they would write (`_assign`).
+        if !matches!(*handle, Kind::Raw(_)) {
+            me.refuse_write(slf.py(), "item assignment")?;
+        }
+        match &*handle {
             Kind::Array(a) => each!(a, AnyArray, x => me.array_set(x, key, value)),
-            Kind::Value(_) => Err(PyTypeError::new_err(format!(
-                "segment `{}` holds a single {}: use .value",
-                me.slot.name,
-                me.type_name()
-            ))),
+            Kind::Value(_) | Kind::RoValue(_) | Kind::RoArray(_) => {
+                Err(PyTypeError::new_err(format!(
+                    "segment `{}` holds a single {}: use .value",
+                    me.slot.name,
+                    me.type_name()
+                )))
+            }
             Kind::Raw(_) => {
                 Self::views(slf.py(), "root_setitem")?.call1((slf, key, value))?;
                 Ok(())
@@ -1216,7 +1302,8 @@ impl SegmentBase {
     /// A consistent copy of the whole value: a dict for a struct, a (nested) list for an array,
     /// a scalar for a primitive; no ``update`` of any process is half-seen. A seqlock read, as
     /// Rust's ``snapshot()``: it never waits for a lock holder, only (briefly) for a write in
-    /// progress; a write whose writer died is rolled back first. ``timeout`` is accepted for
+    /// progress; a write whose writer died is rolled back first (by a handle attached read
+    /// only, in a copy of its own: the segment stays as it is). ``timeout`` is accepted for
     /// compatibility: the wait it bounded no longer happens.
     #[pyo3(signature = (timeout = None))]
     fn snapshot<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
@@ -1236,6 +1323,14 @@ impl SegmentBase {
                 let d = py.detach(|| r.snapshot()).or_raise(py)?;
                 datum_to_py(py, &d)
             }
+            Kind::RoValue(v) => each!(v, AnyRoValue, x => {
+                let s = py.detach(|| x.snapshot());
+                self.out(py, s)
+            }),
+            Kind::RoArray(a) => each!(a, AnyRoArray, x => {
+                let xs = py.detach(|| x.snapshot());
+                self.list_out(py, xs)
+            }),
         }
     }
 
@@ -1298,6 +1393,14 @@ impl SegmentBase {
                 py.detach(|| r.wait_until_timeout(|d| check.test(|py| datum_to_py(py, d)), limit))
                     .or_raise(py)?;
             }
+            Kind::RoValue(v) => each!(v, AnyRoValue, x => {
+                py.detach(|| x.wait_until_timeout(|s| check.test(|py| out(py, *s, as_bytes)), limit));
+            }),
+            Kind::RoArray(a) => each!(a, AnyRoArray, x => {
+                py.detach(|| {
+                    x.wait_until_timeout(|s| check.test(|py| list_out(py, s.to_vec(), as_bytes)), limit)
+                });
+            }),
         }
         check.finish(py)
     }
@@ -1305,8 +1408,10 @@ impl SegmentBase {
     /// Wakes every process waiting in ``wait_until()`` on this segment (Python's or Rust's) to
     /// check its condition again: call it after changing fields by storing them
     /// (``seg["x"] = 1``, ``v.value = 1``), which wakes nobody. ``update()`` wakes them itself.
-    /// Costs no system call when nobody waits.
-    fn notify(&self) -> PyResult<()> {
+    /// Costs no system call when nobody waits. ``ReadOnlyError`` on a handle attached read
+    /// only (notifying writes the header).
+    fn notify(&self, py: Python<'_>) -> PyResult<()> {
+        self.refuse_write(py, "notify() (it writes the segment's header)")?;
         self.slot.handle()?.notify();
         Ok(())
     }
@@ -1339,7 +1444,7 @@ impl SegmentBase {
     /// or reader, in any language, rolls the update back, which poisons nothing. Works inside
     /// ``with get_lock()``; inside ``fn``, taking or releasing this segment's lock again
     /// (``get_lock()``, ``update()``, ``clear_poison()``) raises ``RuntimeError``, as it would
-    /// wait for itself.
+    /// wait for itself. ``ReadOnlyError`` on a handle attached read only.
     #[pyo3(signature = (r#fn = None, /, *, timeout = None, **fields))]
     fn update<'py>(
         &self,
@@ -1348,6 +1453,7 @@ impl SegmentBase {
         timeout: Option<f64>,
         fields: Option<Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.refuse_write(py, "update()")?;
         let timeout = check_timeout(timeout)?;
         let fields = fields.filter(|d| !d.is_empty());
         let h = self.slot.handle()?;
@@ -1364,6 +1470,10 @@ impl SegmentBase {
             }
             Kind::Array(a) => {
                 each!(a, AnyArray, x => self.array_update(py, x, r#fn.as_ref().expect("given"), timeout))
+            }
+            // Refused above.
+            Kind::RoValue(_) | Kind::RoArray(_) => {
+                Err(errors::read_only(py, &self.slot.name, "update()"))
             }
         }
     }
@@ -1389,6 +1499,8 @@ impl SegmentBase {
         value: &Bound<'_, PyAny>,
         path: &str,
     ) -> PyResult<()> {
+        let shown = if path.is_empty() { "the value" } else { path };
+        self.refuse_write(value.py(), &format!("assigning `{shown}`"))?;
         let mut stores = Vec::new();
         convert::plan_assign(&descriptor.inner, offset, value, path, &mut stores)?;
         match &*self.slot.handle()? {
@@ -1436,8 +1548,16 @@ impl SegmentBase {
 
 impl SegmentBase {
     /// For the buffer protocol: the payload of a typed array (pointer, element count, element
-    /// code), with the export counted, or why there is none.
-    pub fn export(&self) -> PyResult<(*mut u8, usize, TypeCode)> {
+    /// code), with the export counted, or why there is none. A `writable` buffer of a handle
+    /// attached read only is refused (`BufferError`, as the protocol asks): ask for a read-only
+    /// one, as `memoryview` and `numpy.frombuffer` do.
+    pub fn export(&self, writable: bool) -> PyResult<(*mut u8, usize, TypeCode)> {
+        if writable && self.slot.readonly {
+            return Err(PyBufferError::new_err(format!(
+                "segment `{}` is attached read-only: it cannot lend a writable buffer (a read-only one, as memoryview() and numpy.frombuffer() ask for, it can)",
+                self.slot.name
+            )));
+        }
         let h = self.slot.handle.read().unwrap_or_else(|p| p.into_inner());
         let Some(k) = &*h else {
             return Err(PyValueError::new_err(format!(
@@ -1448,6 +1568,9 @@ impl SegmentBase {
         let (ptr, n, code) = match &**k {
             Kind::Array(a) => {
                 each!(a, AnyArray, x => (x.atomics().as_ptr() as *mut u8, x.len(), x_code(x)))
+            }
+            Kind::RoArray(a) => {
+                each!(a, AnyRoArray, x => (x.as_ptr() as *mut u8, x.len(), ro_code(x)))
             }
             _ => {
                 return Err(PyBufferError::new_err(format!(
@@ -1470,6 +1593,11 @@ impl SegmentBase {
     pub fn as_bytes(&self) -> bool {
         self.slot.as_bytes
     }
+
+    /// Whether the handle is attached read only (its buffer is then read only too).
+    pub fn is_read_only(&self) -> bool {
+        self.slot.readonly
+    }
 }
 
 fn set_value<T: Prim>(v: &Value<T>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -1479,5 +1607,9 @@ fn set_value<T: Prim>(v: &Value<T>, value: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 fn x_code<T: Prim>(_: &Array<T>) -> TypeCode {
+    T::CODE
+}
+
+fn ro_code<T: Prim>(_: &ReadOnlyArray<T>) -> TypeCode {
     T::CODE
 }

@@ -15,6 +15,7 @@ Environment:
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import select
 import signal
@@ -64,6 +65,28 @@ def header_u64(name: str, offset: int) -> int:
         return int.from_bytes(os.pread(fd, 8, offset), "little")
     finally:
         os.close(fd)
+
+
+def wait_for_write_window(name: str, timeout: float = 5.0) -> bool:
+    """Polls the ``seq`` word of segment ``name`` through a read-only mapping until it is odd (a
+    writer is inside a write window); ``False`` if it never was within ``timeout`` seconds.
+
+    A kill right after this returns lands inside (or just after) that window, however short a
+    part of the writer's time its windows are."""
+    fd = os.open(shm_path(name), os.O_RDONLY)
+    try:
+        view = mmap.mmap(fd, mmap.PAGESIZE, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _ in range(1000):
+                if view[OFF_SEQ] & 1:
+                    return True
+        return False
+    finally:
+        view.close()
 
 
 def poke(name: str, payload_index: int, data: bytes) -> None:

@@ -255,6 +255,7 @@ class DashboardTest(ShmTestCase):
             capture_output=True, text=True, timeout=60, check=True,
         ).stdout
         self.assertIn(f"{name}: Mixed, made by pid {rust.proc.pid} (running)", out)
+        self.assertIn(", attached read-only\n", out)
         self.assertEqual(out.count("--- "), 2)
         self.assertIn("inner.points  [{x: -3, y: 4, tag: A}, {x: 5, y: -6, tag: \N{CRAB}}]", out)
         line = subprocess.run(

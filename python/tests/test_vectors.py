@@ -14,8 +14,9 @@ import json
 import operator
 import os
 import re
+import threading
 import unittest
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from _support import REPO, ShmTestCase
 
@@ -35,6 +36,7 @@ DESCRIPTORS = _load("descriptors.json")
 SEGMENTS = _load("segments.json")
 JOURNAL = _load("journal.json")
 WAITING = _load("waiting.json")
+LOCKS = _load("locks.json")
 
 #: Vectors this package disagrees with ("file/id"), and how. None: every check is Rust's.
 DIFFERS: Dict[str, str] = {}
@@ -367,8 +369,109 @@ def _waiting_test(case: Dict[str, Any]) -> Callable[[WaitingVectors], None]:
     return test
 
 
+def _thread_name() -> int:
+    """The calling thread's name as a lock word holds it: its id, and the low 32 bits of its
+    start time above them."""
+    tid = threading.get_native_id()
+    with open(f"/proc/{tid}/stat", "rb") as f:
+        text = f.read().decode()
+    start = int(text[text.rfind(")") + 1 :].split()[19])
+    return (start & 0xFFFF_FFFF) << 32 | tid
+
+
+class _Owners:
+    """The threads a ``locks.json`` word names: ``live`` runs until :meth:`stop`, ``dead`` has
+    exited, ``self`` is the calling thread."""
+
+    def __init__(self) -> None:
+        names: List[int] = []
+        t = threading.Thread(target=lambda: names.append(_thread_name()))
+        t.start()
+        t.join()
+        self.dead = names.pop()
+        self._stop = threading.Event()
+        got = threading.Event()
+
+        def live() -> None:
+            names.append(_thread_name())
+            got.set()
+            self._stop.wait()
+
+        self._live = threading.Thread(target=live)
+        self._live.start()
+        got.wait()
+        self.live = names.pop()
+
+    def word(self, spec: Any) -> int:
+        if isinstance(spec, str):
+            return _int(spec)
+        name = {"live": self.live, "dead": self.dead, "self": _thread_name()}[spec["owner"]]
+        if spec["tag"] == "wrong":
+            name = (name & 0xFFFF_FFFF) | (((name >> 32) + 1) & 0xFFFF_FFFF) << 32
+        return name | _int(spec.get("flags", 0))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._live.join()
+
+
+class LockVectors(ShmTestCase):
+    """Each lock word: what a process that opens the segment reports (poisoned or not), who it
+    says holds the lock, what a non-blocking acquire gives, and the header after."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.owners = _Owners()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.owners.stop()
+        super().tearDownClass()
+
+
+def _lock_test(case: Dict[str, Any]) -> Callable[[LockVectors], None]:
+    def test(self: LockVectors) -> None:
+        # Python has no lock holder to ask for: the vector's `holder` is Rust's (and the `shm`
+        # tool's) to check; the rest is checked here.
+        word = self.owners.word(case["word"])
+        sets = dict(case["set"], lock=f"{word:#018x}")
+        name, _ = _crafted(self, LOCKS, dict(case, patch={"set": sets}))
+        seg = shm_core.open(name)
+        try:
+            poisoned = seg.poisoned
+            lock = seg.get_lock()
+            if lock.acquire(blocking=False):
+                try_lock = "poisoned" if lock.poisoned else "acquired"
+                lock.release()
+            else:
+                try_lock = "busy"
+        finally:
+            seg.close()
+        with open(os.path.join("/dev/shm", name), "rb") as f:
+            data = f.read()
+        lock_after = _header_get(data, "lock")
+        after = {
+            "lock": "as written" if lock_after == word else f"{lock_after:#018x}",
+            "poison": _header_get(data, "poison"),
+            "seq": _header_get(data, "seq"),
+            "lock_foreign": _header_get(data, "lock_foreign"),
+        }
+        want_after = dict(case["after"])
+        if want_after["lock"] != "as written":
+            want_after["lock"] = f"{_int(want_after['lock']):#018x}"
+        self.assertEqual(
+            (poisoned, try_lock, after), (case["is_poisoned"], case["try_lock"], want_after)
+        )
+
+    return test
+
+
 for _c in WAITING["cases"]:
     _attach(WaitingVectors, "waiting " + _c["id"], "waiting/" + _c["id"], _waiting_test(_c))
+
+for _c in LOCKS["cases"]:
+    _attach(LockVectors, "lock " + _c["id"], "locks/" + _c["id"], _lock_test(_c))
 
 
 if __name__ == "__main__":

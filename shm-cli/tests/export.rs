@@ -31,8 +31,26 @@ struct Pool {
     handed_out_total: u64,
 }
 
-/// Counters, gauges of every kind of number, a bool, a char, a 1-D and a 2-D array, a nested
-/// struct.
+/// An enum: a state set, one sample per variant.
+#[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
+#[repr(u8)]
+enum Phase {
+    #[default]
+    Starting,
+    Serving,
+    Draining = 5,
+}
+
+impl Phase {
+    const ALL: [Phase; 3] = [Phase::Starting, Phase::Serving, Phase::Draining];
+
+    fn name(self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// Counters, gauges of every kind of number, a bool, a char, an enum, a 1-D and a 2-D array, a
+/// nested struct.
 #[derive(SharedLayout, Debug, Default, Clone, Copy, PartialEq)]
 #[repr(C)]
 struct Web {
@@ -42,6 +60,7 @@ struct Web {
     temperature: f32,
     healthy: bool,
     grade: char,
+    phase: Phase,
     latency: [u32; 3],
     grid: [[i16; 2]; 2],
     pool: Pool,
@@ -52,6 +71,7 @@ struct Web {
 struct Slot {
     served_total: u64,
     busy: bool,
+    phase: Phase,
 }
 
 /// Two counters every update keeps equal.
@@ -454,7 +474,7 @@ impl Page {
                     fail(line, "a family declared twice");
                 }
                 let kinds: &[&str] = if openmetrics {
-                    &["gauge", "counter", "info"]
+                    &["gauge", "counter", "info", "stateset"]
                 } else {
                     &["gauge", "counter"]
                 };
@@ -658,10 +678,14 @@ enum Num {
     F32(f32),
 }
 
+/// A label's name and value.
+type Label = (String, String);
+
 struct Expect {
     segment: String,
     type_name: &'static str,
-    samples: Vec<(String, Option<String>, Option<String>, Num)>,
+    /// Name, index, the one label more (an info's text, a state set's variant), value.
+    samples: Vec<(String, Option<String>, Option<Label>, Num)>,
 }
 
 impl Expect {
@@ -679,8 +703,25 @@ impl Expect {
     }
 
     fn info(&mut self, name: &str, text: &str) {
-        self.samples
-            .push((name.to_owned(), None, Some(text.to_owned()), Num::Int(1)));
+        self.samples.push((
+            name.to_owned(),
+            None,
+            Some(("value".to_owned(), text.to_owned())),
+            Num::Int(1),
+        ));
+    }
+
+    /// The state set `name` of an enum holding `now`: one sample per variant, labelled by the
+    /// family's name, 1 for `now` and 0 for the others (all 0 if `now` is `None`).
+    fn states(&mut self, name: &str, index: Option<&str>, now: Option<Phase>) {
+        for p in Phase::ALL {
+            self.samples.push((
+                name.to_owned(),
+                index.map(str::to_owned),
+                Some((name.to_owned(), p.name())),
+                Num::Int((Some(p) == now).into()),
+            ));
+        }
     }
 
     /// The page has exactly these samples for this segment.
@@ -697,8 +738,8 @@ impl Expect {
                 if let Some(i) = index {
                     labels.insert("index".to_owned(), i.clone());
                 }
-                if let Some(t) = text {
-                    labels.insert("value".to_owned(), t.clone());
+                if let Some((k, v)) = text {
+                    labels.insert(k.clone(), v.clone());
                 }
                 (name.clone(), labels, *num)
             })
@@ -763,6 +804,7 @@ fn expect_web(segment: &str, w: &Web) -> Expect {
     e.add("shm_temperature", None, Num::F32(w.temperature));
     e.add("shm_healthy", None, Num::Int(w.healthy.into()));
     e.info("shm_grade_info", &w.grade.to_string());
+    e.states("shm_phase", None, Some(w.phase));
     for (i, v) in w.latency.iter().enumerate() {
         e.add("shm_latency", Some(&i.to_string()), Num::Int((*v).into()));
     }
@@ -789,6 +831,7 @@ fn expect_slots(segment: &str, slots: &[Slot]) -> Expect {
             Num::Int(s.served_total.into()),
         );
         e.add("shm_busy", Some(&i.to_string()), Num::Int(s.busy.into()));
+        e.states("shm_phase", Some(&i.to_string()), Some(s.phase));
     }
     e
 }
@@ -809,6 +852,7 @@ fn values_match_snapshots_in_both_formats() {
             temperature: 0.1,
             healthy: true,
             grade: 'é',
+            phase: Phase::Serving,
             latency: [5, 0, u32::MAX],
             grid: [[-1, 2], [3, i16::MIN]],
             pool: Pool {
@@ -825,11 +869,13 @@ fn values_match_snapshots_in_both_formats() {
             Slot {
                 served_total: 10,
                 busy: true,
+                phase: Phase::Draining,
             },
             Slot::default(),
             Slot {
                 served_total: 1 << 60,
                 busy: false,
+                phase: Phase::Serving,
             },
         ],
     )
@@ -874,6 +920,7 @@ fn values_match_snapshots_in_both_formats() {
             ("shm_temperature", "gauge"),
             ("shm_healthy", "gauge"),
             ("shm_grade_info", "gauge"),
+            ("shm_phase", "gauge"),
             ("shm_latency", "gauge"),
             ("shm_grid", "gauge"),
             ("shm_pool_idle", "gauge"),
@@ -883,6 +930,10 @@ fn values_match_snapshots_in_both_formats() {
             ("shm_value", "gauge"),
             ("shm_export_segments", "gauge"),
         ])
+    );
+    assert_eq!(
+        text.family("shm_phase").help,
+        "Read from shm segments: [i].phase (Phase) of Array<Slot>; phase (Phase) of Shared<Web>."
     );
     assert_eq!(
         text.family("shm_grid").help,
@@ -910,6 +961,7 @@ fn values_match_snapshots_in_both_formats() {
     assert_eq!(om.samples, text.samples);
     assert_eq!(om.family("shm_requests").kind, "counter");
     assert_eq!(om.family("shm_grade").kind, "info");
+    assert_eq!(om.family("shm_phase").kind, "stateset");
     assert_eq!(om.family("shm_load").kind, "gauge");
 
     // New values, special floats and a char that needs escaping: the next scrape has them.
@@ -919,10 +971,12 @@ fn values_match_snapshots_in_both_formats() {
         w.temperature = f32::NEG_INFINITY;
         w.healthy = false;
         w.grade = '"';
+        w.phase = Phase::Draining;
         w.latency[1] = 77;
         w.pool.idle = i32::MIN;
     });
     slots[1].busy.store(true, Ordering::Relaxed);
+    slots[1].phase.store(Phase::Serving, Ordering::Relaxed);
     value.store(i64::MAX, Ordering::Relaxed);
     let text = exporter.scrape();
     check_all(&text);
@@ -1100,6 +1154,95 @@ fn bump_seq(name: &str) {
     f.read_exact_at(&mut word, SEQ_OFFSET).unwrap();
     let seq = u64::from_ne_bytes(word) + 1;
     f.write_all_at(&seq.to_ne_bytes(), SEQ_OFFSET).unwrap();
+}
+
+/// The byte offset of the header's payload offset word (docs/FORMAT.md).
+const PAYLOAD_OFFSET_WORD: u64 = 32;
+
+/// Writes `bytes` at `offset` of the payload of segment `name`, as another process could.
+fn poke_payload(name: &str, offset: u64, bytes: &[u8]) {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(PathBuf::from("/dev/shm").join(name))
+        .unwrap();
+    let mut word = [0u8; 8];
+    f.read_exact_at(&mut word, PAYLOAD_OFFSET_WORD).unwrap();
+    f.write_all_at(bytes, u64::from_ne_bytes(word) + offset)
+        .unwrap();
+}
+
+#[test]
+fn an_enum_holding_no_variant_exports_every_state_0_and_says_so() {
+    let p = TestName::prefix("badenum");
+    let name = format!("{p}slots");
+    let slots = Array::<Slot>::create(
+        &name,
+        &[
+            Slot {
+                phase: Phase::Serving,
+                ..Slot::default()
+            },
+            Slot {
+                phase: Phase::Draining,
+                ..Slot::default()
+            },
+        ],
+    )
+    .unwrap();
+    // Another process writes 7, no variant of `Phase`, into the second element's `phase`.
+    let at = std::mem::size_of::<Slot>() + std::mem::offset_of!(Slot, phase);
+    poke_payload(&name, at as u64, &[7]);
+    assert_eq!(slots[1].phase.load_raw(Ordering::Relaxed), 7);
+    assert_eq!(
+        slots[0].phase.try_load(Ordering::Relaxed),
+        Ok(Phase::Serving)
+    );
+
+    let exporter = Exporter::start(&[&name]);
+    for round in 1..=2u64 {
+        let text = exporter.scrape();
+        // Every other sample as the snapshot has it; the unknown number gives all states 0.
+        let snap = slots.snapshot();
+        let mut e = Expect::new(&name, "Slot");
+        for (i, s) in snap.iter().enumerate() {
+            let i = i.to_string();
+            e.add(
+                "shm_served_total",
+                Some(&i),
+                Num::Int(s.served_total.into()),
+            );
+            e.add("shm_busy", Some(&i), Num::Int(s.busy.into()));
+            let known = slots[i.parse::<usize>().unwrap()]
+                .phase
+                .try_load(Ordering::Relaxed)
+                .ok();
+            e.states("shm_phase", Some(&i), known);
+        }
+        e.check(&text);
+        assert_eq!(
+            text.comments_about("no variant"),
+            vec![format!(
+                "shm export: segment `{name}`: field `[1].phase` holds 7, which is no variant of Phase: every state of its state set is 0"
+            )],
+            "{}",
+            text.body
+        );
+        // Counted, across scrapes.
+        assert_eq!(text.errors(&name, "unknown_variant"), round * 2 - 1);
+        if have("promtool") {
+            promtool_accepts(&text.body);
+        }
+        let om = exporter.scrape_openmetrics();
+        e.check(&om);
+        assert_eq!(om.errors(&name, "unknown_variant"), round * 2);
+    }
+    // Written back to a variant: exported as it, and no longer reported.
+    slots[1].phase.store(Phase::Starting, Ordering::Relaxed);
+    let text = exporter.scrape();
+    expect_slots(&name, &slots.snapshot()).check(&text);
+    assert_eq!(text.comments, Vec::<String>::new());
+    assert_eq!(text.errors(&name, "unknown_variant"), 4);
 }
 
 #[test]
@@ -1307,6 +1450,7 @@ fn prometheus_scrapes_the_exporter() {
             requests_total: 17,
             load: 0.25,
             grade: 'A',
+            phase: Phase::Serving,
             latency: [1, 2, 3],
             ..Web::default()
         },
@@ -1326,9 +1470,17 @@ fn prometheus_scrapes_the_exporter() {
     );
     let info = prometheus.wait_for(&format!("shm_grade_info{selector}"), "1");
     assert_eq!(info["value"], "A");
+    // The enum, a state set: the variant it holds is 1, the others 0.
+    let state = |variant: &str| format!("shm_phase{{segment=\"{name}\",shm_phase=\"{variant}\"}}");
+    prometheus.wait_for(&state("Serving"), "1");
+    prometheus.wait_for(&state("Starting"), "0");
+    prometheus.wait_for(&state("Draining"), "0");
     prometheus.wait_for(&format!("up{{instance=\"{}\"}}", exporter.addr), "1");
 
     // A new value reaches Prometheus with a later scrape.
     web.requests_total.store(42, Ordering::Relaxed);
+    web.phase.store(Phase::Draining, Ordering::Relaxed);
     prometheus.wait_for(&format!("shm_requests_total{selector}"), "42");
+    prometheus.wait_for(&state("Draining"), "1");
+    prometheus.wait_for(&state("Serving"), "0");
 }

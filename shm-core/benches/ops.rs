@@ -150,7 +150,24 @@ impl BareMutex {
         BareMutex(Box::new(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER)))
     }
 
-    /// Robust, process-shared and error-checking: the attributes of a segment's lock.
+    /// A default mutex made process-shared: the kind a segment's lock is measured against.
+    fn pshared() -> BareMutex {
+        let m = BareMutex::plain();
+        let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before the setter uses it and
+        // destroyed after; `m` is a fresh mutex nobody uses yet, re-initialised in place.
+        unsafe {
+            let a = attr.as_mut_ptr();
+            assert_eq!(libc::pthread_mutexattr_init(a), 0);
+            libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED);
+            assert_eq!(libc::pthread_mutex_init(m.0.get(), a), 0);
+            libc::pthread_mutexattr_destroy(a);
+        }
+        m
+    }
+
+    /// Robust, process-shared and error-checking: the attributes of the glibc mutex a segment's
+    /// lock used to be.
     fn robust() -> BareMutex {
         let m = BareMutex::plain();
         let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
@@ -181,10 +198,14 @@ impl BareMutex {
 fn locks(c: &mut Criterion) {
     let s = Shared::<S64>::create(&name("lock"), S64::default()).unwrap();
     let plain = BareMutex::plain();
+    let pshared = BareMutex::pshared();
     let robust = BareMutex::robust();
     let mut g = c.benchmark_group("lock + unlock");
     g.bench_function("lock() + drop", |b| b.iter(|| drop(black_box(s.lock()))));
     g.bench_function("bare pthread mutex", |b| b.iter(|| plain.with(|| ())));
+    g.bench_function("bare pshared pthread mutex", |b| {
+        b.iter(|| pshared.with(|| ()))
+    });
     g.bench_function("bare robust pshared errorcheck mutex", |b| {
         b.iter(|| robust.with(|| ()))
     });
@@ -198,6 +219,7 @@ macro_rules! consistency_group {
         let raw_map = Raw::open(&nm);
         let raw = raw_map.u64s($n);
         let plain = BareMutex::plain();
+        let pshared = BareMutex::pshared();
         let robust = BareMutex::robust();
         let mut g = $c.benchmark_group(concat!($label, " struct"));
         g.bench_function("snapshot()", |b| b.iter(|| black_box(s.snapshot())));
@@ -229,6 +251,16 @@ macro_rules! consistency_group {
             b.iter(|| {
                 k += 1;
                 plain.with(|| {
+                    for a in raw {
+                        a.store(black_box(k), Relaxed);
+                    }
+                })
+            })
+        });
+        g.bench_function("raw stores in a bare pshared pthread lock", |b| {
+            b.iter(|| {
+                k += 1;
+                pshared.with(|| {
                     for a in raw {
                         a.store(black_box(k), Relaxed);
                     }

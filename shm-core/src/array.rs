@@ -334,6 +334,7 @@ impl<T: SharedLayout> Array<T> {
     ///
     /// # Panics
     /// If this thread already holds the lock; the panic names the caller's line.
+    #[inline(always)]
     #[track_caller]
     pub fn lock(&self) -> LockResult<Guard<'_, [T::Atomic]>> {
         guard::lock(&self.seg, self.atomics())

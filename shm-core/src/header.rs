@@ -1,6 +1,5 @@
 //! The segment header: the fixed part every segment starts with (see `docs/FORMAT.md`).
 
-use core::cell::UnsafeCell;
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -33,13 +32,25 @@ pub(crate) const DESCRIPTOR_OFFSET: usize = size_of::<Header>();
 /// prefetch pair) with user data.
 pub(crate) const PAYLOAD_ALIGN: usize = 128;
 
-/// Room for a `pthread_mutex_t` (40 bytes on x86_64 glibc, 48 on aarch64).
+/// The segment's lock: 64 bytes of words, no pointers (see `lock.rs` and docs/FORMAT.md).
 #[repr(C, align(64))]
-pub(crate) struct LockWord(pub UnsafeCell<[u8; 64]>);
+pub(crate) struct LockArea {
+    /// The lock word: the owner thread's id (bits 0..30), the waiters bit (31), and the owner's
+    /// tag (bits 32..64, the low 32 bits of the thread's start time). Its low 32 bits are the
+    /// futex that waiters sleep on.
+    pub word: AtomicU64,
+    /// Inode number of the creator's pid namespace (0: unknown).
+    pub pidns: AtomicU32,
+    /// Inode number of the creator's time namespace (0: the kernel has none).
+    pub timens: AtomicU32,
+    /// Non-zero once a process attached that cannot check owners the way the creator can (other
+    /// namespaces, no usable `/proc`): from then on no process takes an owner for dead.
+    pub foreign: AtomicU32,
+    pub _reserved: [AtomicU32; 11],
+}
 
 /// The fixed header. Every field that a process reads or writes after creation is an atomic, so
-/// the bytes another process writes can never be a data race in this one; the mutex is only ever
-/// touched through pthread calls, which are atomic on it.
+/// the bytes another process writes can never be a data race in this one.
 #[repr(C)]
 pub(crate) struct Header {
     pub magic: AtomicU64,
@@ -58,10 +69,10 @@ pub(crate) struct Header {
     pub journal_where: AtomicU32,
     pub creator_start: AtomicU64,
     pub created_at: AtomicU64,
-    /// Non-zero when a holder of the lock died (or panicked) and no locker has been told yet.
+    /// Sticky: non-zero when a holder of the lock died or panicked and what it may have
+    /// half-changed was not repaired; stored 0 only by `clear_poison`.
     pub poison: AtomicU32,
-    /// Pid of a process re-initialising a lock word that pthread can no longer use, or 0.
-    pub repair: AtomicU32,
+    pub _reserved1: AtomicU32,
     /// Where the segment's own journal area starts (after the payload).
     pub journal_offset: AtomicU64,
     /// Size of the segment's own journal area in bytes: the object ends with it.
@@ -81,8 +92,8 @@ pub(crate) struct Header {
     pub waiters: [AtomicU32; 2],
     pub _reserved2: AtomicU32,
     pub _reserved3: [AtomicU64; 5],
-    /// The segment's robust, process-shared mutex.
-    pub lock: LockWord,
+    /// The segment's lock.
+    pub lock: LockArea,
 }
 
 // The byte offsets below are the format: docs/FORMAT.md lists the same numbers.
@@ -102,7 +113,6 @@ const _: () = {
     assert!(offset_of!(Header, creator_start) == 72);
     assert!(offset_of!(Header, created_at) == 80);
     assert!(offset_of!(Header, poison) == 88);
-    assert!(offset_of!(Header, repair) == 92);
     assert!(offset_of!(Header, journal_offset) == 96);
     assert!(offset_of!(Header, journal_cap) == 104);
     assert!(offset_of!(Header, journal_len) == 112);
@@ -111,9 +121,12 @@ const _: () = {
     assert!(offset_of!(Header, changes) == 136);
     assert!(offset_of!(Header, waiters) == 140);
     assert!(offset_of!(Header, lock) == 192);
+    assert!(offset_of!(LockArea, word) == 0);
+    assert!(offset_of!(LockArea, pidns) == 8);
+    assert!(offset_of!(LockArea, timens) == 12);
+    assert!(offset_of!(LockArea, foreign) == 16);
+    assert!(size_of::<LockArea>() == 64);
     assert!(size_of::<Header>() == 256);
-    assert!(size_of::<libc::pthread_mutex_t>() <= 64);
-    assert!(core::mem::align_of::<libc::pthread_mutex_t>() <= 64);
 };
 
 /// Where the payload of a segment whose descriptor has `descriptor_len` bytes starts.

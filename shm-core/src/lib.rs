@@ -292,11 +292,13 @@
 //! # Lock
 //!
 //! [`Shared::lock`] takes the segment's lock — Python's `get_lock()` — and returns a [`Guard`]
-//! that derefs to the twin. The lock is a robust, process-shared mutex in the segment: if its
-//! holder dies (even by SIGKILL), the others are not blocked, and the lock is *poisoned*, as
-//! std's `Mutex` is by a panic: every `lock()` returns `Err(PoisonError)`, which still carries
-//! the guard, until [`Shared::clear_poison`], and [`Shared::is_poisoned`] says so. `update` takes
-//! the same lock; field operations do not.
+//! that derefs to the twin. The lock is a word in the segment naming the thread that holds it
+//! (thread id and start time, no pointers), on a shared futex. If its holder dies (even by
+//! SIGKILL), the next locker sees it within milliseconds and takes the lock over, and the lock is
+//! *poisoned*, as std's `Mutex` is by a panic: every `lock()` returns `Err(PoisonError)`, which
+//! still carries the guard, until [`Shared::clear_poison`], and [`Shared::is_poisoned`] says so.
+//! `update` takes the same lock; field operations do not. Across pid namespaces (containers)
+//! nobody can tell a holder dead: [`try_lock_for`](Shared::try_lock_for) bounds the wait.
 //!
 //! ```
 //! use shm_core::Value;
@@ -529,22 +531,18 @@
 //! # Safety of shared bytes
 //!
 //! Another process can write anything into a segment. Every access is atomic, so there is no
-//! data race; `bool`, `char`, enum and text atomics check the bytes they read; and
-//! [`Shared::open`] checks the object (owner, mode, size) and the header (magic, version,
-//! descriptor, fingerprint) before it trusts any of it. No bytes another process writes make this crate panic. Write access is
-//! trust all the same: see `SECURITY.md` (the pthread mutex in the header keeps pointers that
-//! `pthread_mutex_unlock` follows).
+//! data race; `bool`, `char`, enum and text atomics check the bytes they read; [`Shared::open`]
+//! checks the object (owner, mode, size) and the header (magic, version, descriptor,
+//! fingerprint) before it trusts any of it. No bytes another process writes make this crate
+//! panic, and none are followed as pointers (the lock is words checked before use). Write access
+//! is trust all the same (a writer can change the data, or hold the lock): see `SECURITY.md`.
 //!
 //! # Platform
 //!
 //! Linux (glibc) is what is built and tested. The segment format is in `docs/FORMAT.md`.
 
-#![deny(missing_docs)]
-#![deny(
-    clippy::undocumented_unsafe_blocks,
-    clippy::missing_safety_doc,
-    unsafe_op_in_unsafe_fn
-)]
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 mod array;
 mod atomic;
@@ -552,6 +550,7 @@ mod bulk;
 mod cell;
 mod descriptor;
 mod error;
+mod futex;
 mod guard;
 mod header;
 mod held;
@@ -560,6 +559,7 @@ mod journal;
 mod layout;
 mod lock;
 mod options;
+mod owner;
 mod process;
 mod read_only;
 mod segment;

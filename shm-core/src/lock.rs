@@ -1,136 +1,69 @@
-//! The segment's lock: a robust, process-shared pthread mutex in the header.
+//! The segment's lock: one 64-bit word in the header that names its owner, on a shared futex.
 //!
-//! Robust: when a holder dies, the next `pthread_mutex_lock` returns `EOWNERDEAD` instead of
-//! blocking forever; we then call `pthread_mutex_consistent` so that later lockers proceed
-//! normally. Error-checking: a thread that locks twice gets `EDEADLK` instead of deadlocking.
+//! The word holds no pointer and nothing that anyone follows or writes through: the owner
+//! thread's id and tag (see `owner.rs`), and a waiters bit. Locking is a compare-and-swap from 0
+//! to this thread's value; unlocking is a compare-and-swap back to 0, and a futex wake if the
+//! waiters bit was set. A blocked locker sleeps on the word's low 32 bits (a shared futex) in
+//! slices, and between slices checks that the owner still lives; if it is gone (killed, say),
+//! the locker takes the lock over from it by compare-and-swap. Whatever bytes a peer writes into
+//! the word, the worst they do is make lockers wait (for an owner that seems alive) or take the
+//! lock over (from one that seems dead).
 //!
 //! Poisoning is sticky: the header's `poison` word, once set, stays set until `clear_poison`
 //! stores 0. It is set when a holder died with no write in progress (nothing can be rolled back,
-//! so what it did under the lock may be half done), when a holder panicked, and when the lock word
-//! had to be re-initialised. A writer that died inside its write window is not a poisoning: the
-//! next locker or reader rolls its update back from the journal, which repairs it.
+//! so what it did under the lock may be half done), and when a holder panicked. A writer that
+//! died inside its write window is not a poisoning: the next locker or reader rolls its update
+//! back from the journal, which repairs it.
 
-use std::io;
-use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::header::{Header, LockWord};
-use crate::process::ProcessId;
-use crate::{Error, Result};
+use crate::futex;
+use crate::header::{Header, LockArea};
+use crate::owner::{self, Liveness, WAITERS};
 
 /// Why a lock was not acquired.
 #[derive(Debug)]
 pub(crate) enum Failed {
     /// Someone else holds it (try or timed lock).
     Busy,
-    /// This thread holds it already.
+    /// The word names this thread, and this thread's own bookkeeping says it holds the lock.
     Deadlock,
-    /// The lock word is unusable and could not be repaired now (another process holds the
-    /// repair turn), or pthread failed in a way nothing can mend.
-    Unusable,
 }
 
-fn mutex(word: &LockWord) -> *mut libc::pthread_mutex_t {
-    word.0.get() as *mut libc::pthread_mutex_t
+/// Fills in a new segment's lock area: free, and the namespaces its owners' numbers mean
+/// something in. A creator that cannot check owners (no usable `/proc`) marks it foreign.
+pub(crate) fn init(area: &LockArea) {
+    let env = owner::env();
+    area.word.store(0, Ordering::Relaxed);
+    area.pidns
+        .store(env.map_or(0, |e| e.pidns), Ordering::Relaxed);
+    area.timens
+        .store(env.map_or(0, |e| e.timens), Ordering::Relaxed);
+    area.foreign
+        .store(u32::from(env.is_none()), Ordering::Relaxed);
 }
 
-/// Initialises a mutex at `m` with our attributes.
-///
-/// # Safety
-/// `m` must point to writable memory for a `pthread_mutex_t` that no thread is using.
-unsafe fn init_at(m: *mut libc::pthread_mutex_t) -> i32 {
-    let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-    let attr_ptr = attr.as_mut_ptr();
-    // SAFETY: `attr_ptr` is writable memory for a mutexattr; after init succeeds the setters and
-    // destroy only touch it; `m` is valid and unused by the caller's contract.
-    unsafe {
-        let mut rc = libc::pthread_mutexattr_init(attr_ptr);
-        if rc != 0 {
-            return rc;
-        }
-        rc = libc::pthread_mutexattr_setpshared(attr_ptr, libc::PTHREAD_PROCESS_SHARED);
-        if rc == 0 {
-            rc = libc::pthread_mutexattr_setrobust(attr_ptr, libc::PTHREAD_MUTEX_ROBUST);
-        }
-        if rc == 0 {
-            rc = libc::pthread_mutexattr_settype(attr_ptr, libc::PTHREAD_MUTEX_ERRORCHECK);
-        }
-        if rc == 0 {
-            rc = libc::pthread_mutex_init(m, attr_ptr);
-        }
-        libc::pthread_mutexattr_destroy(attr_ptr);
-        rc
+/// Notes that this process uses the lock: if it lives in other namespaces than the segment's
+/// creator (or cannot check owners at all), it marks the lock foreign before it ever locks, so
+/// that no process takes an owner it cannot check for dead. Any bytes are accepted.
+pub(crate) fn attach(area: &LockArea) {
+    let same = owner::env().is_some_and(|env| {
+        area.pidns.load(Ordering::Relaxed) == env.pidns
+            && area.timens.load(Ordering::Relaxed) == env.timens
+    });
+    if !same {
+        mark_foreign(area);
     }
 }
 
-/// Initialises the mutex in a new segment's header.
-pub(crate) fn init(name: &str, word: &LockWord) -> Result<()> {
-    // SAFETY: the word is 64 bytes aligned to 64, room for a pthread_mutex_t (asserted in
-    // header.rs), in a segment this process is creating and nobody uses before it is ready.
-    let rc = unsafe { init_at(mutex(word)) };
-    if rc != 0 {
-        return Err(Error::Io {
-            name: name.to_owned(),
-            op: "pthread_mutex_init",
-            source: io::Error::from_raw_os_error(rc),
-        });
+/// Marks the lock foreign (for good): from now on no process takes an owner for dead.
+fn mark_foreign(area: &LockArea) {
+    if area.foreign.load(Ordering::Relaxed) == 0 {
+        // SeqCst, and before this process's next compare-and-swap of the word (AcqRel): a
+        // locker that reads a word this process wrote sees the mark too.
+        area.foreign.store(1, Ordering::SeqCst);
     }
-    Ok(())
-}
-
-/// Byte range of glibc's `__kind` in a `pthread_mutex_t` (after `__lock`, `__count`,
-/// `__owner`, `__nusers`), on every 64-bit glibc target.
-const KIND: std::ops::Range<usize> = 16..20;
-
-/// Whether the lock word of an opened segment carries the kind our `init` gives (robust,
-/// process-shared, error-checking): a garbage word would make pthread misbehave.
-pub(crate) fn looks_initialised(word: &LockWord) -> bool {
-    let mut template = MaybeUninit::<libc::pthread_mutex_t>::zeroed();
-    // SAFETY: `template` is local, writable and unused by anyone else.
-    if unsafe { init_at(template.as_mut_ptr()) } != 0 {
-        return false;
-    }
-    // SAFETY: the template is local, was zeroed and then initialised, and is at least 24 bytes:
-    // bytes 16..20 are initialised and 4-aligned (the mutex is 8-aligned).
-    let want = unsafe {
-        (template.as_ptr() as *const u32)
-            .byte_add(KIND.start)
-            .read()
-    };
-    // SAFETY: bytes 16..20 of the 64-byte, 64-aligned lock word are inside it and 4-aligned; any
-    // bits are a valid `AtomicU32`; glibc reads `__kind` atomically too, and the word lives as
-    // long as `word`.
-    let kind = unsafe { &*((word.0.get() as *const u8).add(KIND.start) as *const AtomicU32) };
-    kind.load(Ordering::Relaxed) == want
-}
-
-fn monotonic_deadline(timeout: Duration) -> libc::timespec {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let at = Duration::new(
-        now.tv_sec.max(0) as u64,
-        now.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
-    .saturating_add(timeout);
-    libc::timespec {
-        tv_sec: at.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-        tv_nsec: at.subsec_nanos() as libc::c_long,
-    }
-}
-
-extern "C" {
-    // glibc 2.30 and later; not (yet) in the libc crate. Like `pthread_mutex_timedlock`, but on
-    // the clock given, so that setting the wall clock neither shortens nor stretches a wait.
-    fn pthread_mutex_clocklock(
-        mutex: *mut libc::pthread_mutex_t,
-        clock: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
 }
 
 /// How long to wait: forever, not at all, or until a deadline.
@@ -141,197 +74,185 @@ pub(crate) enum Wait {
     Until(Instant),
 }
 
-/// Locks the segment's mutex. A holder found dead with no write in progress poisons the lock
-/// (sticky); whether the lock is poisoned is for the caller to read with [`poisoned`], after it
-/// has rolled back a dead writer's update if there was one.
-pub(crate) fn lock(h: &Header, wait: Wait) -> std::result::Result<(), Failed> {
-    let mut checked_owner = false;
-    // The uncontended path is one trylock: no clock reads.
-    let mut first = true;
+/// Re-reads of a held word before a locker sleeps: a live owner's locked section is often
+/// shorter than a sleep and a wake.
+const SPINS: u32 = 64;
+/// How long a blocked locker waits before it first checks that the owner lives, and how often
+/// after that. A check reads `/proc`: far dearer than a wait for a live owner, so not at once.
+const FIRST_CHECK: Duration = Duration::from_millis(2);
+const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// Takes the segment's lock. A holder found dead is taken over, and poisons the lock if it died
+/// with no write in progress; whether the lock is poisoned is for the caller to read with
+/// [`poisoned`], after it has rolled back a dead writer's update if there was one.
+///
+/// `held_here` is asked when the word names this very thread: whether this thread holds the
+/// lock by its own bookkeeping (then the result is [`Failed::Deadlock`]); if not, a peer wrote
+/// this thread's name into the word, and the lock is taken over as from a dead owner.
+#[inline]
+pub(crate) fn lock(h: &Header, wait: Wait, held_here: impl Fn() -> bool) -> Result<(), Failed> {
+    let me = owner::cached();
+    if me != 0
+        && h.lock
+            .word
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        return Ok(());
+    }
+    lock_contended(h, wait, held_here)
+}
+
+#[cold]
+fn lock_contended(h: &Header, wait: Wait, held_here: impl Fn() -> bool) -> Result<(), Failed> {
+    let me = owner::me();
+    if !owner::checkable() {
+        // Others could not check this thread's name: they must never judge it.
+        mark_foreign(&h.lock);
+    } else if owner::diverged() {
+        // Handles inherited across a fork into other namespaces were attached in the parent's.
+        attach(&h.lock);
+    }
+    let word = &h.lock.word;
+    let mut spins = 0;
+    // Whether this locker slept: then others may sleep too, and it takes the lock with the
+    // waiters bit set, so that its unlock wakes the next (it cannot know that none is left).
+    let mut slept = false;
+    let mut next_check: Option<Instant> = None;
+    let mut tries = 0;
     loop {
-        let m = mutex(&h.lock);
-        // Block in slices, so that an owner that vanished without the kernel noticing (a
-        // thread id written by a peer) is found out.
-        let until = match wait {
-            _ if first => None,
-            Wait::Forever => Some(Instant::now() + OWNER_CHECK),
-            Wait::Try => None,
-            Wait::Until(deadline) => Some(deadline.min(Instant::now() + OWNER_CHECK)),
-        };
-        first = false;
-        // SAFETY: `m` points to the header's lock word, initialised by the segment's creator
-        // (and its kind checked at open); pthread accesses it atomically, so concurrent use by
-        // other processes is what it is made for.
-        let rc = unsafe {
-            match until {
-                None => libc::pthread_mutex_trylock(m),
-                Some(until) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    let abs = monotonic_deadline(left);
-                    pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &abs)
-                }
-            }
-        };
-        match rc {
-            0 => return Ok(()),
-            libc::EOWNERDEAD => {
-                took_from_dead_owner(h, m);
+        let w = word.load(Ordering::Acquire);
+        if owner::tid_of(w) == 0 {
+            let new = me | if slept { WAITERS } else { 0 };
+            if word
+                .compare_exchange(w, new, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 return Ok(());
             }
-            libc::EBUSY | libc::ETIMEDOUT => {
-                if let Wait::Try = wait {
-                    // Is the owner still there? If a peer planted a dead one, try once more.
-                    if checked_owner || !mark_owner_dead_if_gone(h) {
-                        return Err(Failed::Busy);
-                    }
-                    checked_owner = true;
-                } else if rc == libc::ETIMEDOUT {
-                    if let Wait::Until(deadline) = wait {
-                        if Instant::now() >= deadline {
-                            return Err(Failed::Busy);
-                        }
-                    }
-                    mark_owner_dead_if_gone(h);
-                }
-            }
-            libc::EDEADLK => return Err(Failed::Deadlock),
-            libc::EINVAL | libc::ENOTRECOVERABLE => {
-                if !repair(h) {
-                    return Err(Failed::Unusable);
-                }
-                // Repaired, by us or by another process: try again.
-            }
-            _ => return Err(Failed::Unusable),
+            continue;
         }
+        if owner::same(w, me) {
+            if held_here() {
+                return Err(Failed::Deadlock);
+            }
+            // Not held by this thread: a peer wrote our name. Nobody holds it.
+            if take_over(h, w, me) {
+                return Ok(());
+            }
+            continue;
+        }
+        let deadline = match wait {
+            Wait::Try => {
+                // One look at the owner (and a couple more if the word keeps changing).
+                tries += 1;
+                if owner::judge(&h.lock, w) == Liveness::Dead && take_over(h, w, me) {
+                    return Ok(());
+                }
+                if tries >= 3 || word.load(Ordering::Relaxed) == w {
+                    return Err(Failed::Busy);
+                }
+                continue;
+            }
+            Wait::Forever => None,
+            Wait::Until(deadline) => Some(deadline),
+        };
+        if spins < SPINS {
+            spins += 1;
+            std::hint::spin_loop();
+            continue;
+        }
+        let now = Instant::now();
+        let check = *next_check.get_or_insert(now + FIRST_CHECK);
+        if now >= check {
+            if owner::judge(&h.lock, w) == Liveness::Dead {
+                if take_over(h, w, me) {
+                    return Ok(());
+                }
+                continue;
+            }
+            next_check = Some(now + CHECK_EVERY);
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(Failed::Busy);
+        }
+        // Say that someone sleeps, then sleep while the word still says so.
+        let waiting = w | WAITERS;
+        if w != waiting
+            && word
+                .compare_exchange(w, waiting, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        let until = next_check.unwrap_or(now + FIRST_CHECK);
+        let until = deadline.map_or(until, |d| d.min(until));
+        futex::wait_low(word, waiting as u32, until.saturating_duration_since(now));
+        slept = true;
     }
 }
 
-/// After `EOWNERDEAD` (the mutex is held by this thread, taken from a dead owner): makes the mutex
-/// consistent, so that later lockers proceed normally, and poisons the lock unless the dead owner
-/// was inside a write window. With `seq` odd the journal holds what is needed to roll its update
-/// back, which the caller does next (`seqlock::recover`): that repairs it. With `seq` even the
-/// owner died holding `lock()`'s guard, or inside `update`'s closure (which runs before the write
-/// window), and whatever it changed under the lock cannot be undone. `seq` cannot change
-/// meanwhile: every writer of it holds the lock.
-fn took_from_dead_owner(h: &Header, m: *mut libc::pthread_mutex_t) {
-    // SAFETY: `m` is the header's mutex and this thread holds it (EOWNERDEAD means acquired);
-    // marking it consistent is what lets later lockers succeed.
-    unsafe { libc::pthread_mutex_consistent(m) };
+/// Takes the lock over from the owner word `w` names, found dead (or not this thread although
+/// it names it). Returns whether it did: the word may have changed meanwhile.
+///
+/// The waiters bit is set, as other lockers may sleep on the dead owner's word. A holder that
+/// died with `seq` even held the lock outside a write window (holding `lock()`'s guard, or in
+/// `update`'s closure, which runs before the write window), so whatever it changed under the
+/// lock cannot be undone: that poisons the lock. With `seq` odd the journal holds what is
+/// needed to roll its update back, which the caller does next (`seqlock::recover`). `seq`
+/// cannot change meanwhile: every writer of it holds the lock.
+fn take_over(h: &Header, w: u64, me: u64) -> bool {
+    if h.lock
+        .word
+        .compare_exchange(w, me | WAITERS, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
     if h.seq.load(Ordering::Acquire) & 1 == 0 {
         poison(h);
     }
+    true
 }
 
-/// How long a blocked locker waits before checking that the lock's owner still exists.
-const OWNER_CHECK: Duration = Duration::from_millis(100);
-
-/// The kernel's robust-futex ABI (linux/futex.h): the lock word holds the owner's thread id,
-/// and this bit when the owner died holding it.
-const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-
-/// The futex word of the mutex: glibc's `__lock`, its first field.
-fn futex_word(h: &Header) -> &std::sync::atomic::AtomicU32 {
-    // SAFETY: the lock word is 64 bytes aligned to 64 inside the header, so its first 4 bytes
-    // are a valid, aligned `AtomicU32` for as long as the header lives; glibc and the kernel
-    // access that word only atomically.
-    unsafe { &*(h.lock.0.get() as *const std::sync::atomic::AtomicU32) }
-}
-
-/// If the lock word names an owner thread that does not exist — which the kernel would have
-/// marked itself had that thread died holding it, so a peer wrote it — marks the owner dead the
-/// way the kernel does, so the next locker gets `EOWNERDEAD`. Returns whether it did.
-fn mark_owner_dead_if_gone(h: &Header) -> bool {
-    let word = futex_word(h);
-    let w = word.load(Ordering::Acquire);
-    let tid = w & FUTEX_TID_MASK;
-    if tid == 0 || w & FUTEX_OWNER_DIED != 0 || thread_exists(tid) {
-        return false;
-    }
-    word.compare_exchange(w, w | FUTEX_OWNER_DIED, Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
-}
-
-/// Marks the owner dead although the word names this very thread: used when this thread is
-/// known not to hold the lock (a peer wrote our thread id into it).
-pub(crate) fn disown(h: &Header) {
-    let word = futex_word(h);
-    let w = word.load(Ordering::Acquire);
-    let _ = word.compare_exchange(w, w | FUTEX_OWNER_DIED, Ordering::AcqRel, Ordering::Relaxed);
-}
-
-fn thread_exists(tid: u32) -> bool {
-    if tid > i32::MAX as u32 {
-        return false;
-    }
-    // SAFETY: signal 0 sends nothing; kill accepts any thread id and only checks it exists.
-    let rc = unsafe { libc::kill(tid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-/// Re-initialises a lock word that pthread can no longer use (scribbled over by a peer, or left
-/// unrecoverable by a foreign implementation that unlocked without `pthread_mutex_consistent`).
-///
-/// Repairers take turns through the header's `repair` word. Each checks, while it has the turn,
-/// that the mutex is still unusable before re-initialising it: an unusable mutex has no holder, so
-/// no holder can be wiped out. The next locker is told the data may be inconsistent.
-fn repair(h: &Header) -> bool {
-    let me = std::process::id();
-    if let Err(other) = h
-        .repair
-        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-    {
-        if !(ProcessId {
-            pid: other,
-            start: 0,
-        })
-        .is_alive()
-        {
-            // A repairer died mid-repair: free the turn for the next try.
-            let _ = h
-                .repair
-                .compare_exchange(other, 0, Ordering::AcqRel, Ordering::Relaxed);
-        }
-        return false;
-    }
-    let m = mutex(&h.lock);
-    // SAFETY: a trylock on the header's lock word, as in `lock`.
-    let rc = unsafe { libc::pthread_mutex_trylock(m) };
-    let usable = match rc {
-        libc::EINVAL | libc::ENOTRECOVERABLE => {
-            // SAFETY: pthread reports the mutex unusable, so nobody holds it, and repairers take
-            // turns: nobody else re-initialises it now.
-            let repaired = unsafe { init_at(m) } == 0;
-            if repaired {
-                poison(h);
-            }
-            repaired
-        }
-        0 | libc::EOWNERDEAD => {
-            // Usable again (someone repaired it first): release what we just took. A dead
-            // writer's odd `seq` is left for the next locker, which rolls it back.
-            if rc == libc::EOWNERDEAD {
-                took_from_dead_owner(h, m);
-            }
-            // SAFETY: we hold it, on this thread.
-            unsafe { libc::pthread_mutex_unlock(m) };
-            true
-        }
-        // Busy: it works, someone holds it.
-        _ => true,
-    };
-    h.repair.store(0, Ordering::Release);
-    usable
-}
-
-/// Unlocks the mutex, held by this thread.
+/// Unlocks the lock, held by this thread.
+#[inline]
 pub(crate) fn unlock(h: &Header) {
-    // SAFETY: callers hold the lock on this thread (a `Guard` is `!Send` and unlocks once).
-    unsafe { libc::pthread_mutex_unlock(mutex(&h.lock)) };
+    let me = owner::cached();
+    if me == 0
+        || h.lock
+            .word
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+    {
+        unlock_contended(h);
+    }
 }
 
-/// Poisons the lock: set until [`clear`] (a holder died or panicked with nothing rolled back, or
-/// the lock word was re-initialised).
+#[cold]
+fn unlock_contended(h: &Header) {
+    let me = owner::me();
+    let word = &h.lock.word;
+    let mut w = word.load(Ordering::Relaxed);
+    loop {
+        if !owner::same(w, me) {
+            // Not this thread's any more: a peer wrote the word. Releasing it now would free
+            // someone else's lock; leave it.
+            return;
+        }
+        match word.compare_exchange_weak(w, 0, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => {
+                if w & WAITERS != 0 {
+                    futex::wake_low(word, 1);
+                }
+                return;
+            }
+            Err(now) => w = now,
+        }
+    }
+}
+
+/// Poisons the lock: set until [`clear`] (a holder died or panicked with nothing rolled back).
 pub(crate) fn poison(h: &Header) {
     h.poison.store(1, Ordering::Release);
 }
@@ -344,19 +265,27 @@ pub(crate) fn clear(h: &Header) {
 
 /// Whether the poison word is set (read by a holder of the lock, after it rolled back a dead
 /// writer's update).
+#[inline]
 pub(crate) fn poisoned(h: &Header) -> bool {
     // A relaxed load and an acquire fence (the same ordering as an acquire load): the only
     // atomic loads Rust allows on a read-only mapping, which `is_poisoned` also serves.
     let p = h.poison.load(Ordering::Relaxed);
-    std::sync::atomic::fence(Ordering::Acquire);
+    fence(Ordering::Acquire);
     p != 0
 }
 
+/// A relaxed load of `word` and an acquire fence: an acquire load, as a read-only mapping allows.
+fn load_acquire(word: &AtomicU64) -> u64 {
+    let w = word.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    w
+}
+
 /// Whether the lock is poisoned, as `is_poisoned()` reports it to users: the poison word is set,
-/// or the lock word says its owner died (the kernel's owner-died bit, or an owner thread that no
-/// longer exists) while no write is in progress — a death that the next locker will turn into a
-/// poisoning, reported before anyone has locked. A death inside a write window (`seq` odd) is not
-/// one: the next reader or locker rolls it back.
+/// or the lock word names an owner that died while no write was in progress — a death that the
+/// next locker will turn into a poisoning, reported before anyone has locked. A death inside a
+/// write window (`seq` odd) is not one: the next reader or locker rolls it back. An owner that
+/// cannot be checked (a foreign lock) is taken to live.
 ///
 /// Takes no lock and changes nothing: it makes only relaxed loads of at most 8 bytes (ordered by
 /// fences), so it also serves a read-only mapping (see `read_only.rs` for Rust's rule).
@@ -365,41 +294,217 @@ pub(crate) fn is_poisoned(h: &Header) -> bool {
         return true;
     }
     // `seq` before and after the lock word: a write window opened or a death repaired meanwhile
-    // shows as a change (a repairer takes the lock, which clears the owner-died bit, before it
-    // makes `seq` even). A few tries; a segment that keeps changing has a live writer at work.
-    let seq = || {
-        let s = h.seq.load(Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Acquire);
-        s
-    };
+    // shows as a change (a locker takes the word over before it makes `seq` even). A few tries;
+    // a segment that keeps changing has a live writer at work.
     for _ in 0..4 {
-        let before = seq();
+        let before = load_acquire(&h.seq);
         if before & 1 != 0 {
             break;
         }
         let dead = owner_died(h);
-        if seq() == before {
+        if load_acquire(&h.seq) == before {
             return dead || poisoned(h);
         }
     }
     poisoned(h)
 }
 
-/// Whether the lock word names an owner that died holding it: the owner-died bit (set by the
-/// kernel when the owner's thread exits, or by a locker that found a vanished owner), or an owner
-/// thread id that names no thread — read twice, so that an owner that released the lock and then
-/// exited is not taken for a dead holder.
+/// Whether the lock word names an owner that is gone — read again after the check, so that an
+/// owner that released the lock and then exited is not taken for a dead holder.
 fn owner_died(h: &Header) -> bool {
-    let word = futex_word(h);
-    let load = || {
-        let w = word.load(Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Acquire);
-        w
-    };
-    let w = load();
-    if w & FUTEX_OWNER_DIED != 0 {
-        return true;
+    let word = &h.lock.word;
+    let w = load_acquire(word);
+    owner::tid_of(w) != 0 && owner::judge(&h.lock, w) == Liveness::Dead && load_acquire(word) == w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::owner::tid_of;
+    use crate::Array;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn segment(tag: &str) -> Array<u64> {
+        let name = format!("shmt-lock-{tag}-{}", std::process::id());
+        Array::<u64>::create(&name, &[0]).unwrap()
     }
-    let tid = w & FUTEX_TID_MASK;
-    tid != 0 && !thread_exists(tid) && load() == w
+
+    fn this_tid() -> u32 {
+        // SAFETY: gettid takes no arguments and cannot fail.
+        unsafe { libc::gettid() as u32 }
+    }
+
+    #[test]
+    fn the_word_names_the_holding_thread_and_is_zero_when_free() {
+        let a = segment("word");
+        let h = a.segment().header();
+        assert_eq!(h.lock.word.load(Relaxed), 0);
+        lock(h, Wait::Try, || false).unwrap();
+        let w = h.lock.word.load(Relaxed);
+        assert_eq!(tid_of(w), this_tid());
+        assert!(owner::same(w, owner::me()));
+        // Another thread finds it busy, and its owner alive.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(matches!(lock(h, Wait::Try, || false), Err(Failed::Busy)));
+                assert_eq!(owner::judge(&h.lock, w), Liveness::Alive);
+            });
+        });
+        unlock(h);
+        assert_eq!(h.lock.word.load(Relaxed), 0);
+        assert!(!poisoned(h));
+    }
+
+    #[test]
+    fn lockers_on_many_threads_exclude_each_other_and_sleepers_are_woken() {
+        let a = segment("excl");
+        let h = a.segment().header();
+        let inside = std::sync::atomic::AtomicU32::new(0);
+        const EACH: u64 = 2000;
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for i in 0..EACH {
+                        lock(h, Wait::Forever, || false).unwrap();
+                        assert_eq!(inside.fetch_add(1, Relaxed), 0, "two holders at once");
+                        // Now and then hold it long enough that the others sleep.
+                        if i % 500 == 0 {
+                            std::thread::sleep(Duration::from_millis(3));
+                        }
+                        a[0].store(a[0].load(Relaxed) + 1, Relaxed);
+                        inside.fetch_sub(1, Relaxed);
+                        unlock(h);
+                    }
+                });
+            }
+        });
+        assert_eq!(a[0].load(Relaxed), 4 * EACH);
+        assert_eq!(h.lock.word.load(Relaxed), 0);
+        assert!(!poisoned(h));
+    }
+
+    #[test]
+    fn a_dead_owner_is_taken_over_and_poisons_unless_a_write_was_in_progress() {
+        let a = segment("dead");
+        let h = a.segment().header();
+        let dead = std::thread::spawn(owner::me).join().unwrap();
+        h.lock.word.store(dead | WAITERS, Relaxed);
+        assert!(is_poisoned(h));
+        lock(h, Wait::Try, || false).unwrap();
+        assert!(owner::same(h.lock.word.load(Relaxed), owner::me()));
+        assert!(poisoned(h));
+        unlock(h);
+        clear(h);
+        // The same death inside a write window is the journal's to repair, not a poisoning.
+        h.seq.store(1, Relaxed);
+        h.lock.word.store(dead, Relaxed);
+        assert!(!is_poisoned(h));
+        lock(h, Wait::Forever, || false).unwrap();
+        assert!(!poisoned(h));
+        h.seq.store(2, Relaxed);
+        unlock(h);
+    }
+
+    #[test]
+    fn this_threads_name_in_the_word_is_a_deadlock_only_if_this_thread_holds_it() {
+        let a = segment("self");
+        let h = a.segment().header();
+        lock(h, Wait::Try, || false).unwrap();
+        assert!(matches!(lock(h, Wait::Try, || true), Err(Failed::Deadlock)));
+        assert!(matches!(
+            lock(h, Wait::Forever, || true),
+            Err(Failed::Deadlock)
+        ));
+        unlock(h);
+        // Written by a peer while this thread holds nothing: taken over, as from a dead owner.
+        h.lock.word.store(owner::me(), Relaxed);
+        lock(h, Wait::Forever, || false).unwrap();
+        assert!(poisoned(h));
+        unlock(h);
+    }
+
+    #[test]
+    fn garbage_words_are_owners_that_live_or_die_and_free_words_are_free() {
+        let a = segment("garbage");
+        let h = a.segment().header();
+        // No thread id bits: free, whatever else is set.
+        h.lock.word.store(0xffff_ffff_8000_0000 | 1 << 30, Relaxed);
+        lock(h, Wait::Try, || false).unwrap();
+        assert!(!poisoned(h));
+        unlock(h);
+        // A thread id no thread can have.
+        h.lock.word.store(u64::MAX, Relaxed);
+        assert!(is_poisoned(h));
+        lock(h, Wait::Try, || false).unwrap();
+        assert!(poisoned(h));
+        unlock(h);
+        // A live thread's id (init's, alive as long as the machine runs) with another start
+        // time: the id was recycled.
+        clear(h);
+        let (_, init_start) = crate::process::stat_of(1).unwrap();
+        let recycled = u64::from((init_start as u32).wrapping_add(1)) << 32 | 1;
+        h.lock.word.store(recycled, Relaxed);
+        lock(h, Wait::Try, || false).unwrap();
+        assert!(poisoned(h));
+        unlock(h);
+    }
+
+    #[test]
+    fn a_foreign_lock_never_takes_an_owner_for_dead() {
+        let a = segment("foreign");
+        let h = a.segment().header();
+        let dead = std::thread::spawn(owner::me).join().unwrap();
+        h.lock.word.store(dead, Relaxed);
+        h.lock.foreign.store(1, Relaxed);
+        assert!(!is_poisoned(h));
+        assert!(matches!(lock(h, Wait::Try, || false), Err(Failed::Busy)));
+        let soon = Instant::now() + FIRST_CHECK + CHECK_EVERY;
+        assert!(matches!(
+            lock(h, Wait::Until(soon), || false),
+            Err(Failed::Busy)
+        ));
+        assert_eq!(h.lock.word.load(Relaxed), dead | WAITERS);
+        h.lock.word.store(0, Relaxed);
+    }
+
+    #[test]
+    fn a_process_attached_from_other_namespaces_marks_the_lock_foreign() {
+        let a = segment("attach");
+        let h = a.segment().header();
+        attach(&h.lock);
+        assert_eq!(h.lock.foreign.load(Relaxed), 0);
+        h.lock.pidns.fetch_xor(1, Relaxed);
+        attach(&h.lock);
+        assert_eq!(h.lock.foreign.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_forked_child_locks_as_its_own_thread() {
+        let a = segment("fork");
+        let h = a.segment().header();
+        // Cache this thread's identity first.
+        lock(h, Wait::Try, || false).unwrap();
+        unlock(h);
+        // SAFETY: the child takes and releases the segment's lock (reading /proc, which
+        // allocates: glibc's fork leaves malloc usable in the child) and ends with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = lock(h, Wait::Try, || false).is_ok()
+                && tid_of(h.lock.word.load(Relaxed)) == this_tid()
+                && this_tid() != 0;
+            a[0].store(u64::from(tid_of(h.lock.word.load(Relaxed))), Relaxed);
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child just forked.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(status, 0, "the child did not lock as itself");
+        assert_eq!(a[0].load(Relaxed), pid as u64);
+        // The child died holding it: taken over, poisoned.
+        lock(h, Wait::Forever, || false).unwrap();
+        assert!(poisoned(h));
+        unlock(h);
+    }
 }

@@ -10,8 +10,9 @@ pub(crate) struct ProcessId {
     pub start: u64,
 }
 
-/// The state letter and start time of `pid`, from `/proc/<pid>/stat`.
-fn stat_of(pid: u32) -> Option<(u8, u64)> {
+/// The state letter and start time of `pid`, from `/proc/<pid>/stat` (given a thread id, that
+/// thread's own: every thread has an entry there, listed in `/proc` or not).
+pub(crate) fn stat_of(pid: u32) -> Option<(u8, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may itself contain ") ": parse from the
     // last one.

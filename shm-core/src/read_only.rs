@@ -118,7 +118,7 @@ pub(crate) fn read_any<R>(seg: &Segment, mut f: impl FnMut(Region<'_>) -> R) -> 
 ///
 /// While a write is in progress it backs off and looks again: a live writer ends its write. When
 /// the counter has been odd for a millisecond and the lock word says its writer is gone (the
-/// lock free, its owner marked dead, or an owner thread that no longer exists), `read` runs on a
+/// lock free, or an owner this process may judge and finds dead: see `owner.rs`), `read` runs on a
 /// copy of the payload in which this reader has undone the dead writer's stores from the journal
 /// (as `journal::undo` would in the segment): the value from before that update, or — if the
 /// writer died after its last store — the value after it, never a mix. The copy is used only if
@@ -530,6 +530,19 @@ impl<T: SharedLayout> ReadOnlyArray<T> {
     /// Whether the array has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The first of the [`len`](Self::len) elements in the read-only mapping, which stays
+    /// mapped while `self` lives: for a binding that lends the elements to its language as
+    /// read-only memory (Python's buffer protocol). Reading through it is plain memory: not
+    /// atomic, not consistent with any `update` (use [`snapshot`](Self::snapshot)), and in Rust
+    /// only relaxed atomic loads of the twin are allowed on it (see the module's rule). Any
+    /// store through it faults: the mapping is `PROT_READ`.
+    pub fn as_ptr(&self) -> *const T::Atomic {
+        Region::payload(&self.seg)
+            .as_ptr()
+            .cast::<T::Atomic>()
+            .cast_const()
     }
 
     /// The segment's name, as given.

@@ -31,8 +31,6 @@ pub(crate) struct Write<'a> {
     odd: u64,
     /// Taken when the write ends.
     log: Option<journal::Log<'a>>,
-    /// Whether [`end`](Write::end) ended it.
-    ended: bool,
 }
 
 impl<'a> Write<'a> {
@@ -55,7 +53,6 @@ impl<'a> Write<'a> {
             seg,
             odd,
             log: Some(log),
-            ended: false,
         })
     }
 
@@ -75,62 +72,60 @@ impl<'a> Write<'a> {
     }
 }
 
-impl Drop for Write<'_> {
-    /// A write dropped without [`end`](Write::end): one that panicked (undone, and the lock
-    /// poisoned), or one left early.
-    #[inline]
-    fn drop(&mut self) {
-        if !self.ended {
-            self.end_dropped();
-        }
-    }
-}
-
 impl Write<'_> {
-    /// Ends the write: clears the journal and makes the counter even. What a write that got
-    /// through does, in place and always inlined: moved into a call (`drop(w)`), the write was
-    /// handed over through memory, stored in pieces and loaded 16 bytes at a time, a
-    /// store-forwarding stall on every update.
+    /// Ends the write, as dropping it does when not panicking: clears the journal, makes the
+    /// counter even and announces the change. Always inlined, as `begin` is, and by reference:
+    /// an out-of-line drop, or a move into this call, made `update` copy the whole `Write`
+    /// through memory (a store-forwarding stall) on every write. Dropping it afterwards does
+    /// nothing more.
     #[inline(always)]
-    pub(crate) fn end(&mut self) {
-        if let Some(log) = self.log.take() {
+    pub(crate) fn finish(&mut self) {
+        if let Some(log) = &self.log {
             log.end();
         }
-        self.even();
-        self.ended = true;
+        // Dropped in place (a side journal's hold released), not moved out.
+        self.log = None;
+        self.make_even();
+        self.odd = ENDED;
     }
 
-    /// The end of a write dropped without [`end`](Write::end) (see `Drop`): undone if its thread
-    /// is panicking, else ended as `end` would.
-    #[cold]
-    #[inline(never)]
-    fn end_dropped(&mut self) {
-        if std::thread::panicking() {
-            self.abandon();
-        } else if let Some(log) = self.log.take() {
-            log.end();
-        }
-        self.even();
-    }
-
-    /// Makes the counter even, and tells the waiters.
     #[inline(always)]
-    fn even(&self) {
+    fn make_even(&self) {
         let h = self.seg.header();
         h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
         // After the counter is even: a waiter woken now sees the write in its snapshot.
         wait::changed(h);
     }
+}
 
-    /// A write that panicked: undone from its journal, and the lock poisoned.
-    #[cold]
-    #[inline(never)]
-    fn abandon(&mut self) {
-        // Let go of the side journal first: undoing maps it again.
-        drop(self.log.take());
-        journal::undo(self.seg);
-        lock::poison(self.seg.header());
+/// `Write::odd` once the write has ended: no odd counter value is 0.
+const ENDED: u64 = 0;
+
+impl Drop for Write<'_> {
+    /// A write not [finished](Write::finish): dropped by a panic's unwinding (undone, and the
+    /// lock poisoned) or by a writer that returns early.
+    #[inline]
+    fn drop(&mut self) {
+        if self.odd == ENDED {
+            return;
+        }
+        let log = self.log.take();
+        if std::thread::panicking() {
+            undo_panicked(self.seg, log);
+        } else if let Some(log) = log {
+            log.end();
+        }
+        self.make_even();
     }
+}
+
+/// A write that panicked: undone, and the lock poisoned.
+#[cold]
+fn undo_panicked(seg: &Segment, log: Option<journal::Log<'_>>) {
+    // Let go of the side journal first: undoing maps it again.
+    drop(log);
+    journal::undo(seg);
+    lock::poison(seg.header());
 }
 
 /// Runs `f` (an update's closure, under the lock); if it panics, the lock is poisoned, as std's
@@ -151,14 +146,18 @@ pub(crate) fn poison_on_panic<R>(seg: &Segment, f: impl FnOnce() -> R) -> R {
 /// If a writer died mid-write (the counter is odd while the caller holds the lock), undoes its
 /// stores and makes the counter even. Returns whether it did. A write that cannot be undone (it
 /// had no room for a journal) poisons the lock.
+#[inline]
 pub(crate) fn recover(seg: &Segment) -> bool {
-    let h = seg.header();
-    let seq = h.seq.load(Ordering::Acquire);
-    if seq & 1 == 0 {
-        return false;
-    }
+    let seq = seg.header().seq.load(Ordering::Acquire);
+    seq & 1 != 0 && undo_dead_write(seg, seq)
+}
+
+#[cold]
+fn undo_dead_write(seg: &Segment, seq: u64) -> bool {
     journal::undo(seg);
-    h.seq.store(seq.wrapping_add(1), Ordering::Release);
+    seg.header()
+        .seq
+        .store(seq.wrapping_add(1), Ordering::Release);
     true
 }
 
@@ -266,7 +265,7 @@ fn read_locked(seg: &Segment, read: &mut dyn FnMut()) -> bool {
     }
     // A dead holder found here poisons the lock as for any locker (`lock::lock`); a dead
     // writer's update is rolled back, which needs no news.
-    if lock::lock(h, Wait::Forever).is_err() {
+    if lock::lock(h, Wait::Forever, || false).is_err() {
         return false;
     }
     struct Unlock<'a>(&'a Segment);
@@ -295,7 +294,7 @@ fn backoff(spins: &mut u32) {
 /// If no writer holds the lock while the counter is odd, the writer died: undo its write.
 fn recover_dead_writer(seg: &Segment) {
     let h = seg.header();
-    if lock::lock(h, Wait::Try).is_err() {
+    if lock::lock(h, Wait::Try, || false).is_err() {
         // Busy: a live writer is at work; keep waiting.
         return;
     }
@@ -466,7 +465,9 @@ mod tests {
     /// to this thread; returns whether it did (it is not when the read runs under the lock).
     fn write_meanwhile(a: &Array<u64>) -> bool {
         let h = a.segment().header();
-        if lock::lock(h, Wait::Try).is_err() {
+        // Held (by the read under the lock, on this very thread): a writer would wait. (Taking
+        // it here would take it over, as from a peer that wrote this thread's name.)
+        if h.lock.word.load(Relaxed) != 0 || lock::lock(h, Wait::Try, || true).is_err() {
             return false;
         }
         h.seq.fetch_add(2, AcqRel);
@@ -492,7 +493,10 @@ mod tests {
         assert_eq!(got, (7, 8));
         assert_eq!((runs, unlocked), (MAX_RACES + 2, MAX_RACES + 1));
         let h = a.segment().header();
-        assert!(lock::lock(h, Wait::Try).is_ok(), "the read kept the lock");
+        assert!(
+            lock::lock(h, Wait::Try, || false).is_ok(),
+            "the read kept the lock"
+        );
         lock::unlock(h);
     }
 
@@ -552,7 +556,7 @@ mod tests {
         assert!(r.is_err(), "the read did not get to the lock");
         let h = a.segment().header();
         assert!(
-            lock::lock(h, Wait::Try).is_ok(),
+            lock::lock(h, Wait::Try, || false).is_ok(),
             "the panic left the lock held"
         );
         lock::unlock(h);

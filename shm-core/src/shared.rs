@@ -473,6 +473,7 @@ impl<T: SharedLayout> Shared<T> {
     /// # Panics
     /// If this thread already holds the lock (a [`Guard`] is alive, or inside `update`); the
     /// panic names the caller's line.
+    #[inline(always)]
     #[track_caller]
     pub fn lock(&self) -> LockResult<Guard<'_, T::Atomic>> {
         guard::lock(&self.seg, self.atomic())

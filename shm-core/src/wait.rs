@@ -26,7 +26,8 @@
 //! writers of the next second or two a wake call each, and then nothing.
 //!
 //! The futexes are shared (no `FUTEX_PRIVATE_FLAG`): the kernel keys them by the object and the
-//! offset, so processes that map the segment at different addresses meet on the same word.
+//! offset, so processes that map the segment at different addresses meet on the same word. The
+//! system calls are `futex.rs`'s, which the lock uses too.
 //!
 //! A read-only handle cannot register (that writes the header; on memory mapped read only Rust
 //! allows nothing but relaxed loads, see `read_only.rs`): it reads `changes` with a relaxed load
@@ -37,6 +38,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{fence, AtomicU32};
 use std::time::{Duration, Instant};
 
+use crate::futex;
 use crate::header::Header;
 use crate::held;
 use crate::segment::Segment;
@@ -80,7 +82,9 @@ fn wake(h: &Header, now: u16) {
         }
     }
     if live {
-        sys::wake_all(&h.changes);
+        #[cfg(test)]
+        WAKE_CALLS.with(|c| c.set(c.get() + 1));
+        futex::wake(&h.changes, i32::MAX);
     }
 }
 
@@ -157,7 +161,7 @@ fn sleep_unless_changed(h: &Header, seen: u32, limit: Duration) {
     if h.changes.load(SeqCst) != seen {
         return;
     }
-    sys::wait(&h.changes, seen, limit);
+    futex::wait(&h.changes, seen, limit);
 }
 
 /// Runs `check` (a snapshot and a condition on it) at once and after every change of the
@@ -207,7 +211,7 @@ pub(crate) fn until<R>(
             }
         };
         if read_only {
-            sys::wait(&h.changes, seen, limit);
+            futex::wait(&h.changes, seen, limit);
         } else {
             sleep_unless_changed(h, seen, limit);
         }
@@ -230,63 +234,6 @@ thread_local! {
 #[cfg(test)]
 pub(crate) fn wake_calls() -> u64 {
     WAKE_CALLS.with(|c| c.get())
-}
-
-/// The futex system calls.
-mod sys {
-    use std::sync::atomic::AtomicU32;
-    use std::time::Duration;
-
-    /// `futex(2)` on `word`: `FUTEX_WAIT` (sleep while `*word == val`, at most `limit`) or
-    /// `FUTEX_WAKE` (wake up to `val` sleepers). Shared, not private: the word is in a mapping
-    /// other processes share.
-    fn futex(word: &AtomicU32, op: libc::c_int, val: u32, limit: Option<Duration>) -> libc::c_long {
-        let limit = limit.map(|d| libc::timespec {
-            tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-            tv_nsec: d.subsec_nanos() as libc::c_long,
-        });
-        let limit_ptr = limit
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `word` is a live, 4-byte aligned `AtomicU32` (a header field inside the
-        // mapping, which the caller's borrow keeps mapped for the whole call); the kernel only
-        // reads it atomically (FUTEX_WAIT) or not at all (FUTEX_WAKE), which is no data race
-        // with the atomics other threads use on it. `limit_ptr` is null or points to a valid
-        // timespec on this stack frame, which FUTEX_WAIT reads as a relative timeout and
-        // FUTEX_WAKE ignores; the last two arguments (uaddr2, val3) are unused by both
-        // operations. The call has no other effect on this process's memory.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                op,
-                val,
-                limit_ptr,
-                std::ptr::null::<u32>(),
-                0u32,
-            )
-        }
-    }
-
-    /// Sleeps while `*word == expected`, at most `limit`, unless woken. Whatever ends the sleep
-    /// (a wake, the value differing already, the time, a signal), the caller checks again. A
-    /// kernel that refuses the call (no futexes, say) gets a plain sleep instead, so that a
-    /// waiter never spins.
-    pub(super) fn wait(word: &AtomicU32, expected: u32, limit: Duration) {
-        if futex(word, libc::FUTEX_WAIT, expected, Some(limit)) == -1 {
-            let errno = std::io::Error::last_os_error().raw_os_error();
-            if !matches!(errno, Some(libc::EAGAIN | libc::ETIMEDOUT | libc::EINTR)) {
-                std::thread::sleep(limit);
-            }
-        }
-    }
-
-    /// Wakes every thread of every process sleeping on `word`.
-    pub(super) fn wake_all(word: &AtomicU32) {
-        #[cfg(test)]
-        super::WAKE_CALLS.with(|c| c.set(c.get() + 1));
-        futex(word, libc::FUTEX_WAKE, i32::MAX as u32, None);
-    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ fn single<T: SharedLayout>(
         }
     });
     T::store_changed(twin, old, new, Relaxed);
-    w.end();
+    w.finish();
     Ok(())
 }
 
@@ -209,7 +209,7 @@ fn plain<T: SharedLayout>(
             }
         }
     }
-    w.end();
+    w.finish();
     Ok(())
 }
 
@@ -243,7 +243,7 @@ fn by_element<T: SharedLayout>(
             }
         }
     }
-    w.end();
+    w.finish();
     Ok(())
 }
 
@@ -405,7 +405,7 @@ pub(crate) fn write_from<T: BulkCopy>(
             }
         }
     }
-    w.end();
+    w.finish();
     Ok(())
 }
 
@@ -442,7 +442,7 @@ pub(crate) fn bytes(
         });
         store(ps..ps + pl);
     }
-    w.end();
+    w.finish();
 }
 
 #[cfg(test)]

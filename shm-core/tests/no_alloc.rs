@@ -1,7 +1,7 @@
 //! What allocates, counted by a global allocator that counts each thread's allocations and
 //! their largest size: `snapshot`, `update`, `lock` and the bulk copies of an uncontended
-//! segment allocate nothing (after a thread's first lock, which sizes its list of held locks
-//! once), and a descriptor cannot make its parser allocate by what it claims.
+//! segment allocate nothing (after a thread's first lock, which reads the thread's start time
+//! from /proc once), and a descriptor cannot make its parser allocate by what it claims.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -68,7 +68,7 @@ fn the_uncontended_paths_do_not_allocate() {
     let s = Shared::<Block>::create(&format!("no-alloc-s-{pid}"), Block::default()).unwrap();
     let a = Array::<u32>::create_zeroed(&format!("no-alloc-a-{pid}"), 1000).unwrap();
     let mut buf = vec![7u32; 1000];
-    // Warm up: the first lock of a thread sizes its list of held locks.
+    // Warm up: the first lock of a thread reads its start time (its name in the lock word).
     s.update(|b| b.f[0] += 1);
     drop(a.lock());
 

@@ -266,15 +266,26 @@ fn mutated_segments_of_enums_and_texts_open_or_fail_cleanly() {
     o.check("enums and texts");
 }
 
-/// Writes `tid` as the owner of the segment's lock (the futex word at byte 192), as a peer could.
-fn plant_lock_owner(name: &TestName, tid: u32) {
+/// Writes `word` as the segment's lock word (at byte 192), as a peer could.
+fn plant_lock_word(name: &TestName, word: u64) {
     use std::io::{Seek, SeekFrom};
     let mut f = fs::OpenOptions::new()
         .write(true)
         .open(name.path())
         .unwrap();
     f.seek(SeekFrom::Start(192)).unwrap();
-    f.write_all(&tid.to_ne_bytes()).unwrap();
+    f.write_all(&word.to_ne_bytes()).unwrap();
+}
+
+/// The calling thread's name as a lock word holds it: its id, and the low 32 bits of its start
+/// time (`/proc/<tid>/stat` field 22) above them.
+fn this_threads_name() -> u64 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() } as u32;
+    let stat = fs::read_to_string(format!("/proc/{tid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let start: u64 = rest.split_whitespace().nth(19).unwrap().parse().unwrap();
+    u64::from(start as u32) << 32 | u64::from(tid)
 }
 
 #[test]
@@ -282,7 +293,7 @@ fn a_dead_thread_id_planted_in_the_lock_word_is_recovered() {
     let name = TestName::new("deadtid");
     let s = Shared::<Slot>::create(&name, Slot::default()).unwrap();
     // A thread id that does not exist (pid_max is at most 2^22), as a peer could write it.
-    plant_lock_owner(&name, 0x3F00_0000u32);
+    plant_lock_word(&name, 0x3F00_0000);
     // Seen as a holder that died with no write in progress, before anyone locks.
     assert!(s.is_poisoned());
     let start = Instant::now();
@@ -305,9 +316,8 @@ fn a_dead_thread_id_planted_in_the_lock_word_is_recovered() {
 fn this_threads_id_planted_in_the_lock_word_does_not_panic_or_hang() {
     let name = TestName::new("mytid");
     let s = Shared::<Slot>::create(&name, Slot::default()).unwrap();
-    // SAFETY: gettid has no arguments and cannot fail.
-    let tid = unsafe { libc::gettid() } as u32;
-    plant_lock_owner(&name, tid);
+    // This thread's full name (its id and start time), as a peer that read it could write it.
+    plant_lock_word(&name, this_threads_name());
     let start = Instant::now();
     let r = s.lock();
     assert!(

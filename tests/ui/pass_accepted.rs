@@ -127,6 +127,7 @@ pub enum Wide64 {
 #[derive(SharedLayout)]
 #[repr(u32)]
 #[shm(name = "Mode")]
+#[allow(non_camel_case_types)] // a raw keyword as a variant's name, on purpose
 enum r#Renamed2 {
     #[default]
     r#type = 1 << 20,

@@ -112,16 +112,25 @@ impl Exporter {
             Ok(targets) => {
                 for t in targets {
                     match self.read(&t, &mut families) {
-                        Ok(clashes) => {
+                        Ok(added) => {
                             exported += 1;
-                            for c in &clashes {
+                            for c in &added.clashes {
                                 notes.push(format!(
                                     "shm export: segment `{}`: field `{}` left out: its metric {} is taken ({})",
                                     t.name, c.path, c.metric, c.reason
                                 ));
                             }
-                            if !clashes.is_empty() {
+                            if !added.clashes.is_empty() {
                                 self.count(&t.name, "name_clash");
+                            }
+                            for u in &added.unknown {
+                                notes.push(format!(
+                                    "shm export: segment `{}`: field `{}` holds {}, which is no variant of {}: every state of its state set is 0",
+                                    t.name, u.path, u.value, u.enum_name
+                                ));
+                            }
+                            if !added.unknown.is_empty() {
+                                self.count(&t.name, "unknown_variant");
                             }
                         }
                         Err(Some(skip)) => skips.push(skip),
@@ -182,13 +191,10 @@ impl Exporter {
             .collect())
     }
 
-    /// Reads `t` and adds its samples; returns the fields left out. `Err(None)`: not a segment
-    /// of this library and not asked for, left out without a word.
-    fn read(
-        &self,
-        t: &Target,
-        families: &mut Families,
-    ) -> Result<Vec<metrics::Clash>, Option<Skip>> {
+    /// Reads `t` and adds its samples; returns the fields left out and the enums holding no
+    /// variant. `Err(None)`: not a segment of this library and not asked for, left out without
+    /// a word.
+    fn read(&self, t: &Target, families: &mut Families) -> Result<metrics::Added, Option<Skip>> {
         // Any mode: the exporter only reads, and trusts no byte anyway.
         let open =
             |wait| RawSegment::open_readonly_with(&t.name, &Options::new().mode(0o666).wait(wait));
@@ -304,6 +310,7 @@ impl Exporter {
         );
         f.samples.push(Sample {
             labels: Vec::new(),
+            state: None,
             value: exported.to_string(),
         });
         f
@@ -319,6 +326,7 @@ impl Exporter {
         for ((segment, kind), n) in errors.iter() {
             f.samples.push(Sample {
                 labels: vec![("segment", segment.clone()), ("kind", (*kind).to_owned())],
+                state: None,
                 value: n.to_string(),
             });
         }

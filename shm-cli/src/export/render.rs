@@ -1,8 +1,9 @@
 //! The two exposition formats: Prometheus' text format 0.0.4 and OpenMetrics 1.0.0.
 //!
 //! They differ in little here: OpenMetrics names a counter's family without its `_total` (and an
-//! info's without its `_info`), has an `info` type, escapes `"` in HELP text, allows no comment
-//! lines and ends with `# EOF`.
+//! info's without its `_info`), has `info` and `stateset` types (the 0.0.4 format writes both as
+//! gauges, with the same samples), escapes `"` in HELP text, allows no comment lines and ends
+//! with `# EOF`.
 
 use std::fmt::Write;
 
@@ -53,7 +54,7 @@ fn write_family(out: &mut String, format: Format, family: &Family) {
         Format::Text => (
             sample_name.as_str(),
             match family.kind {
-                Kind::Gauge | Kind::Info => "gauge",
+                Kind::Gauge | Kind::Info | Kind::StateSet => "gauge",
                 Kind::Counter => "counter",
             },
         ),
@@ -63,6 +64,7 @@ fn write_family(out: &mut String, format: Format, family: &Family) {
                 Kind::Gauge => "gauge",
                 Kind::Counter => "counter",
                 Kind::Info => "info",
+                Kind::StateSet => "stateset",
             },
         ),
     };
@@ -71,9 +73,17 @@ fn write_family(out: &mut String, format: Format, family: &Family) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
     for sample in &family.samples {
         out.push_str(&sample_name);
-        if !sample.labels.is_empty() {
+        // A state set's variant goes in the label named after the family (OpenMetrics' rule).
+        let state = sample.state.iter().map(|v| (family.name.as_str(), v));
+        let mut labels = sample
+            .labels
+            .iter()
+            .map(|(k, v)| (*k, v))
+            .chain(state)
+            .peekable();
+        if labels.peek().is_some() {
             out.push('{');
-            for (i, (label, value)) in sample.labels.iter().enumerate() {
+            for (i, (label, value)) in labels.enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -109,15 +119,25 @@ mod tests {
         let mut hits = Family::own("shm_hits", Kind::Counter, "Hits \"so far\" \\ here.");
         hits.samples.push(Sample {
             labels: vec![("segment", "a\"b\\c\nd".to_owned())],
+            state: None,
             value: "3".to_owned(),
         });
         let mut grade = Family::own("shm_grade", Kind::Info, "Grade.");
         grade.samples.push(Sample {
             labels: vec![("segment", "a".to_owned()), ("value", "x".to_owned())],
+            state: None,
             value: "1".to_owned(),
         });
+        let mut state = Family::own("shm_state", Kind::StateSet, "State.");
+        for (variant, on) in [("Idle", "0"), ("Busy", "1")] {
+            state.samples.push(Sample {
+                labels: vec![("segment", "a".to_owned())],
+                state: Some(variant.to_owned()),
+                value: on.to_owned(),
+            });
+        }
         let empty = Family::own("shm_nothing", Kind::Gauge, "Nothing.");
-        vec![hits, grade, empty]
+        vec![hits, grade, state, empty]
     }
 
     #[test]
@@ -131,7 +151,11 @@ mod tests {
              shm_hits_total{segment=\"a\\\"b\\\\c\\nd\"} 3\n\
              # HELP shm_grade_info Grade.\n\
              # TYPE shm_grade_info gauge\n\
-             shm_grade_info{segment=\"a\",value=\"x\"} 1\n"
+             shm_grade_info{segment=\"a\",value=\"x\"} 1\n\
+             # HELP shm_state State.\n\
+             # TYPE shm_state gauge\n\
+             shm_state{segment=\"a\",shm_state=\"Idle\"} 0\n\
+             shm_state{segment=\"a\",shm_state=\"Busy\"} 1\n"
         );
     }
 
@@ -146,6 +170,10 @@ mod tests {
              # HELP shm_grade Grade.\n\
              # TYPE shm_grade info\n\
              shm_grade_info{segment=\"a\",value=\"x\"} 1\n\
+             # HELP shm_state State.\n\
+             # TYPE shm_state stateset\n\
+             shm_state{segment=\"a\",shm_state=\"Idle\"} 0\n\
+             shm_state{segment=\"a\",shm_state=\"Busy\"} 1\n\
              # EOF\n"
         );
     }

@@ -2,16 +2,10 @@
 
 use std::fmt;
 use std::fs;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::header::Header;
-use crate::process::ProcessId;
-
-/// The kernel's robust-futex ABI (linux/futex.h), which glibc's robust mutex follows: the futex
-/// word, the mutex's first 4 bytes, holds the owner's thread id in its low 30 bits, and this bit
-/// once the owner is known to have died holding it.
-const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+use crate::owner::{self, Liveness};
 
 /// The thread that holds a segment's lock, as the lock word names it: what
 /// [`RawSegment::lock_holder`](super::RawSegment::lock_holder) returns, and what
@@ -25,14 +19,19 @@ pub struct LockHolder {
     /// The process the holding thread belongs to (its thread group id, from
     /// `/proc/<tid>/status`); the thread id itself when `/proc` does not say.
     pub pid: u32,
-    /// The holding thread's id, as the lock word has it: equal to `pid` for the main thread.
+    /// The holding thread's id, as the lock word has it: equal to `pid` for the main thread. It
+    /// is an id in the holder's pid namespace.
     pub tid: u32,
-    /// Whether the holder still runs: its thread exists and is not a zombie, and the lock word
-    /// does not say it died. The lock of a dead holder goes to the next locker, poisoned.
-    ///
-    /// A holder in another pid namespace (another container sharing `/dev/shm`) is named by a
-    /// thread id that means nothing here, and looks dead.
+    /// Whether the holder still runs: its thread exists, is not a zombie, and started when the
+    /// lock word says (a recycled thread id is not the holder). The lock of a dead holder goes
+    /// to the next locker, poisoned. True when this could not be [`checked`](Self::checked): such
+    /// a holder is waited for as a live one.
     pub alive: bool,
+    /// Whether [`alive`](Self::alive) was checked. Not when the segment is shared with processes
+    /// in another pid or time namespace (containers sharing `/dev/shm`), where a thread id or
+    /// start time means something else, or when `/proc` does not show the holder; then nobody
+    /// takes the holder for dead, and `tid` may be an id of another namespace.
+    pub checked: bool,
 }
 
 impl fmt::Display for LockHolder {
@@ -41,30 +40,38 @@ impl fmt::Display for LockHolder {
         if self.tid != self.pid {
             write!(f, ", thread {}", self.tid)?;
         }
-        f.write_str(if self.alive { " (alive)" } else { " (dead)" })
+        f.write_str(match (self.checked, self.alive) {
+            (false, _) => " (cannot tell whether it lives)",
+            (true, true) => " (alive)",
+            (true, false) => " (dead)",
+        })
     }
 }
 
-/// The holder the lock word of `h` names now, or `None` if it names none (the lock is free, or
-/// its holder died and the kernel cleared the thread id).
+/// The holder the lock word of `h` names now, or `None` if it names none (the lock is free).
 pub(crate) fn holder(h: &Header) -> Option<LockHolder> {
-    // SAFETY: the lock word is 64 bytes aligned to 64 inside the header, so its first 4 bytes
-    // are a valid, aligned `AtomicU32` for as long as `h` lives; any bits are a valid value, and
-    // glibc and the kernel access that word only atomically, so this load races with nothing.
-    let word = unsafe { &*(h.lock.0.get() as *const AtomicU32) };
     // Relaxed and a fence, not an acquire load: the same ordering, and allowed on a read-only
     // mapping (see `read_only.rs`).
-    let w = word.load(Ordering::Relaxed);
+    let w = h.lock.word.load(Ordering::Relaxed);
     std::sync::atomic::fence(Ordering::Acquire);
-    let tid = w & FUTEX_TID_MASK;
+    let tid = owner::tid_of(w);
     if tid == 0 {
         return None;
     }
-    // The thread's own liveness: a process whose main thread has exited while others run is
-    // still alive, and so is a holder on one of its other threads.
-    let alive = w & FUTEX_OWNER_DIED == 0 && ProcessId { pid: tid, start: 0 }.is_alive();
-    let pid = thread_group(tid).unwrap_or(tid);
-    Some(LockHolder { pid, tid, alive })
+    let liveness = owner::judge(&h.lock, w);
+    let checked = liveness != Liveness::Unknown;
+    // Another namespace's thread id names nothing (or something else) in this /proc.
+    let pid = if checked {
+        thread_group(tid).unwrap_or(tid)
+    } else {
+        tid
+    };
+    Some(LockHolder {
+        pid,
+        tid,
+        alive: liveness != Liveness::Dead,
+        checked,
+    })
 }
 
 /// The thread group id (the process id) of thread `tid`, from `/proc/<tid>/status`: every thread
@@ -108,13 +115,22 @@ mod tests {
             pid: 10,
             tid: 10,
             alive: true,
+            checked: true,
         };
         assert_eq!(h.to_string(), "pid 10 (alive)");
         let h = LockHolder {
             pid: 10,
             tid: 12,
             alive: false,
+            checked: true,
         };
         assert_eq!(h.to_string(), "pid 10, thread 12 (dead)");
+        let h = LockHolder {
+            pid: 7,
+            tid: 7,
+            alive: true,
+            checked: false,
+        };
+        assert_eq!(h.to_string(), "pid 7 (cannot tell whether it lives)");
     }
 }

@@ -172,9 +172,10 @@ impl<'a> Log<'a> {
         fence(Ordering::Release);
     }
 
-    /// Clears the record after the write's stores: the write is whole.
+    /// Clears the record after the write's stores: the write is whole. (By reference: the
+    /// writer drops the record where it lies, without moving it.)
     #[inline]
-    pub(crate) fn end(self) {
+    pub(crate) fn end(&self) {
         let h = self.seg.header();
         h.journal_len.store(0, Ordering::Release);
         h.journal_where.store(JOURNAL_HERE, Ordering::Release);
@@ -212,14 +213,16 @@ mod tests {
         let name = format!("shmt-journal-{}", std::process::id());
         let a = Array::<i64>::create_with(&name, &[10, -10, 7], &Options::new()).unwrap();
         let seg = a.segment();
-        // SAFETY: fork in a test: the child only does atomic loads and stores, pthread calls on
-        // the process-shared mutex, and `_exit`: no allocation, no locks of this process.
+        // SAFETY: fork in a test: the child only does atomic loads and stores, takes the
+        // segment's lock (which reads /proc to learn the child's thread's start time: glibc's
+        // fork leaves malloc usable in the child), and calls `_exit`; it takes no lock of this
+        // process's.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             // The child: `update` of elements 0..3 changing [0] and [1], killed after one store.
             let h = seg.header();
-            if lock::lock(h, Wait::Forever).is_ok() {
+            if lock::lock(h, Wait::Forever, || false).is_ok() {
                 let mut log = Log::prepare(seg, 64, true).unwrap();
                 let odd = h.seq.load(Relaxed) | 1;
                 h.seq.store(odd, Relaxed);

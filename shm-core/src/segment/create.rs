@@ -204,7 +204,7 @@ impl Segment {
         for (slot, b) in desc.iter().zip(descriptor) {
             slot.store(*b, Ordering::Relaxed);
         }
-        lock::init(name, &h.lock)?;
+        lock::init(&h.lock);
         if let Some(hook) = opts.before_ready {
             hook();
         }

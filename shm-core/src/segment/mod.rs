@@ -19,7 +19,7 @@
 //! atomic twin at the payload), `cell.rs` (the atomic of a width at an offset of the payload or
 //! of the journal area: what the journal, the ends of the bulk copies and `inspect` read and write
 //! through), the bulk copies (`bulk/`: wide loads and stores over twins), and the lock
-//! (`lock.rs`, `inspect/holder.rs`: the mutex in the header).
+//! (`lock.rs`, `owner.rs`, `inspect/holder.rs`: the lock word in the header).
 
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
@@ -197,8 +197,8 @@ unsafe impl Sync for Segment {}
 impl Segment {
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least `size_of::<Header>()` bytes (checked before mapping),
-        // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic or
-        // the lock cell, for which any bytes are valid; it lives as long as `self`.
+        // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic
+        // integer (the lock area's too), for which any bytes are valid; it lives as long as `self`.
         unsafe { &*(self.map.as_ptr() as *const Header) }
     }
 

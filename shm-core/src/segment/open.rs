@@ -321,8 +321,10 @@ impl Segment {
                 found.size
             )));
         }
-        if !lock::looks_initialised(&h.lock) {
-            return Err(self.corrupt("its lock is not an initialised robust process-shared mutex"));
+        // A process from other namespaces than the creator's marks the lock before it uses it;
+        // an observer never locks (and cannot write).
+        if self.access == Access::ReadWrite {
+            lock::attach(&h.lock);
         }
         // `count` fits: the payload, `count` elements of a non-zero size, fits in the mapping.
         let shape = if flags & FLAG_ARRAY != 0 {
@@ -407,7 +409,7 @@ mod tests {
     use crate::segment::create::{announce_creator, mark_ready};
 
     fn zeroed_header() -> Box<Header> {
-        // SAFETY: every field of `Header` is an atomic integer or the lock's byte cell, for which
+        // SAFETY: every field of `Header` is an atomic integer (the lock area's too), for which
         // all zeros is a valid value (it is what a fresh, ftruncated object holds).
         unsafe { Box::new(std::mem::zeroed()) }
     }

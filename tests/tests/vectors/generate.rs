@@ -14,6 +14,7 @@
 mod json;
 mod descriptors;
 mod journal;
+mod locks;
 mod segments;
 mod waiting;
 
@@ -67,4 +68,5 @@ fn regenerate() {
     write("segments.json", &segments::segments());
     write("journal.json", &journal::journal());
     write("waiting.json", &waiting::waiting());
+    write("locks.json", &locks::locks());
 }

@@ -1,6 +1,7 @@
 //! The conformance vectors in `docs/vectors` checked against shm-core: every layout's descriptor
 //! bytes and fingerprint, every hostile descriptor's error, every crafted segment's outcome at
-//! open, every undo case's payload after recovery, every waiting case's words after its steps. `python/tests/test_vectors.py` checks the same
+//! open, every undo case's payload after recovery, every waiting case's words after its steps,
+//! every lock word's outcome for a locker. `python/tests/test_vectors.py` checks the same
 //! files against the Python module. The files, not this code, are the spec: `generate.rs` wrote
 //! them once from this implementation, and a reviewer read them.
 
@@ -12,7 +13,7 @@ use serde_json::Value;
 use shm_core::{Descriptor, DescriptorKind, SharedLayout, FORMAT_VERSION};
 use tests::{error_kind, TestName};
 
-use run::{hex, int_of, load, str_of, unhex, HeaderFields, Opened, Regions};
+use run::{hex, int_of, load, str_of, unhex, HeaderFields, Opened, Owners, Regions};
 use types::Visit;
 
 /// Asserts that `failures` is empty, listing every one.
@@ -379,4 +380,64 @@ fn waiting_cases_announce_as_the_vectors_say() {
         }
     }
     report("waiting cases", failures);
+}
+
+#[test]
+fn lock_words_lock_as_the_vectors_say() {
+    let file = load("locks.json");
+    let fields = HeaderFields::from_json(&load("segments.json")["header_fields"]);
+    let owners = Owners::start();
+    let mut failures = Vec::new();
+    for case in list(&file, "cases") {
+        let id = str_of(case, "id");
+        let word = owners.word(&case["word"]);
+        let mut set = case["set"].clone();
+        set["lock"] = Value::from(format!("{word:#018x}"));
+        let mut crafted_case = case.clone();
+        crafted_case["patch"] = serde_json::json!({ "set": set });
+        let got = crafted(&fields, &file, &crafted_case, |name, _| {
+            let (poisoned, holder, try_lock) = run::lock_outcome(name)?;
+            let bytes = std::fs::read(name.path()).expect("read the segment");
+            let lock = fields.get(&bytes, "lock");
+            let after = serde_json::json!({
+                "lock": if lock == word { "as written".to_owned() } else { format!("{lock:#018x}") },
+                "poison": fields.get(&bytes, "poison"),
+                "seq": fields.get(&bytes, "seq"),
+                "lock_foreign": fields.get(&bytes, "lock_foreign"),
+            });
+            Ok::<_, shm_core::Error>((poisoned, holder, try_lock, after))
+        });
+        let want = (
+            case["is_poisoned"]
+                .as_bool()
+                .expect("is_poisoned is a bool"),
+            str_of(case, "holder"),
+            str_of(case, "try_lock"),
+        );
+        match got {
+            Ok((poisoned, holder, try_lock, after)) => {
+                if (poisoned, holder, try_lock) != want {
+                    failures.push(format!(
+                        "`{id}`: (is_poisoned, holder, try_lock) is {:?}, not {want:?}",
+                        (poisoned, holder, try_lock)
+                    ));
+                }
+                let want_after = &case["after"];
+                let same = ["poison", "seq", "lock_foreign"]
+                    .iter()
+                    .all(|f| int_of(&after[f]) == int_of(&want_after[f]))
+                    && (after["lock"] == want_after["lock"]
+                        || (want_after["lock"].is_string()
+                            && want_after["lock"] != "as written"
+                            && after["lock"].is_string()
+                            && after["lock"] != "as written"
+                            && int_of(&after["lock"]) == int_of(&want_after["lock"])));
+                if !same {
+                    failures.push(format!("`{id}`: after is {after}, not {want_after}"));
+                }
+            }
+            Err(e) => failures.push(format!("`{id}`: {e}")),
+        }
+    }
+    report("lock words", failures);
 }

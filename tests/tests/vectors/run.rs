@@ -328,3 +328,120 @@ fn str_of_index(v: &Value, i: usize) -> &str {
     v[i].as_str()
         .unwrap_or_else(|| panic!("element {i} of {v} is not a string"))
 }
+
+/// A thread as a lock word names it: its thread id and tag (the low 32 bits of its start time,
+/// `/proc/<tid>/stat` field 22).
+#[derive(Clone, Copy)]
+struct ThreadName {
+    tid: u32,
+    tag: u32,
+}
+
+impl ThreadName {
+    /// The calling thread's name.
+    fn this_thread() -> ThreadName {
+        // SAFETY: gettid takes no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() } as u32;
+        let stat = fs::read_to_string(format!("/proc/{tid}/stat")).expect("read /proc/<tid>/stat");
+        // Fields after the command name (which is in parentheses): state is field 3, the start
+        // time field 22.
+        let rest = &stat[stat.rfind(')').expect("a command name") + 1..];
+        let start: u64 = rest
+            .split_ascii_whitespace()
+            .nth(19)
+            .and_then(|f| f.parse().ok())
+            .expect("a start time");
+        ThreadName {
+            tid,
+            tag: start as u32,
+        }
+    }
+
+    fn word(self) -> u64 {
+        u64::from(self.tag) << 32 | u64::from(self.tid)
+    }
+}
+
+/// The threads a `locks.json` word names: `live`, a thread that runs as long as this value
+/// lives; `dead`, one that has exited; `self`, the calling thread (which then opens and locks).
+pub struct Owners {
+    live: ThreadName,
+    dead: ThreadName,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Owners {
+    pub fn start() -> Owners {
+        let dead = std::thread::spawn(ThreadName::this_thread)
+            .join()
+            .expect("a thread that names itself");
+        let (named_tx, named_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            named_tx
+                .send(ThreadName::this_thread())
+                .expect("the owner waits for the name");
+            let _ = stopped.recv();
+        });
+        let live = named_rx.recv().expect("the live thread's name");
+        Owners {
+            live,
+            dead,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The lock word a case's `word` describes: a `0x...` value as it is, or `owner` (`live`,
+    /// `dead`, `self`) with `tag` (`right`: the thread's own; `wrong`: one more, as a thread that
+    /// got a recycled id has) and `flags` OR'ed in.
+    pub fn word(&self, spec: &Value) -> u64 {
+        if spec.is_string() {
+            return int_of(spec);
+        }
+        let mut name = match str_of(spec, "owner") {
+            "live" => self.live,
+            "dead" => self.dead,
+            "self" => ThreadName::this_thread(),
+            other => panic!("unknown owner `{other}`"),
+        };
+        match str_of(spec, "tag") {
+            "right" => {}
+            "wrong" => name.tag = name.tag.wrapping_add(1),
+            other => panic!("unknown tag `{other}`"),
+        }
+        name.word() | spec.get("flags").map_or(0, int_of)
+    }
+}
+
+impl Drop for Owners {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a process that opens `name` makes of its lock, in this order: whether the segment is
+/// poisoned, who holds the lock (`none`, `alive`, `dead`, or `unchecked`: a holder whose life
+/// cannot be told), and what a `try_lock` gives (`acquired`, `poisoned` or `busy`; the guard is
+/// dropped at once).
+pub fn lock_outcome(name: &str) -> Result<(bool, &'static str, &'static str), Error> {
+    use std::sync::TryLockError;
+    let v = Shared::<u64>::open_with(name, &Options::new())?;
+    let poisoned = v.is_poisoned();
+    let holder = match RawSegment::open_with(name, &Options::new())?.lock_holder() {
+        None => "none",
+        Some(h) if !h.checked => "unchecked",
+        Some(h) if h.alive => "alive",
+        Some(_) => "dead",
+    };
+    let try_lock = match v.try_lock() {
+        Ok(_) => "acquired",
+        Err(TryLockError::Poisoned(_)) => "poisoned",
+        Err(TryLockError::WouldBlock) => "busy",
+    };
+    Ok((poisoned, holder, try_lock))
+}

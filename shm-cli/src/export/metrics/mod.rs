@@ -1,5 +1,6 @@
 //! What a segment's values become: metric families named from field paths, with the labels
-//! `segment`, `type` and `index`; a name ending in `_total` is a counter, the rest are gauges.
+//! `segment`, `type` and `index`; a name ending in `_total` is a counter, the rest are gauges;
+//! an enum is a state set, a text or char an info.
 //!
 //! [`Walk::node`] is the one place that says what each kind of descriptor node becomes; a new
 //! kind of node gets its arm there.
@@ -26,13 +27,17 @@ pub enum Kind {
     /// One sample of value 1 whose `value` label holds the text; samples are named
     /// `<family>_info`. The 0.0.4 text format has no info type: there it is a gauge.
     Info,
+    /// An enum: one sample per variant, of value 1 for the current one and 0 for the others,
+    /// whose label named after the family holds the variant's name (OpenMetrics' rule for a
+    /// state set). The 0.0.4 text format has no state set type: there it is a gauge.
+    StateSet,
 }
 
 impl Kind {
     /// What the sample names add to the family name.
     fn suffix(self) -> &'static str {
         match self {
-            Kind::Gauge => "",
+            Kind::Gauge | Kind::StateSet => "",
             Kind::Counter => "_total",
             Kind::Info => "_info",
         }
@@ -45,18 +50,22 @@ impl Kind {
 pub struct Sample {
     /// `segment`, `type`, then `index` and an info's `value` if it has them.
     pub labels: Vec<(&'static str, String)>,
+    /// A state set's sample: the variant it is for, written last, in the label named after the
+    /// family.
+    pub state: Option<String>,
     /// `17`, `0.7`, `NaN`, `+Inf`.
     pub value: String,
 }
 
 impl Sample {
     /// Which series of its family this is: its labels except an info sample's text, which
-    /// is what the series says, not which one it is.
+    /// is what the series says, not which one it is; a state set's variant.
     fn key(&self) -> Vec<(&'static str, String)> {
         self.labels
             .iter()
             .filter(|(k, _)| *k != TEXT_LABEL)
             .cloned()
+            .chain(self.state.iter().map(|v| ("", v.clone())))
             .collect()
     }
 }
@@ -66,7 +75,7 @@ impl Sample {
 pub struct Family {
     /// The OpenMetrics family name: without the `_total` of a counter or the `_info` of an info.
     pub name: String,
-    /// Gauge, counter or info.
+    /// Gauge, counter, info or state set.
     pub kind: Kind,
     /// Where the samples come from (`load (f64) of Shared<WebStats>`), for the HELP text.
     sources: BTreeSet<String>,
@@ -208,8 +217,29 @@ pub struct SegmentView<'a> {
     pub snapshot: &'a Datum,
 }
 
-/// Adds every sample of `seg` to `families`; returns the fields left out, whose names collide.
-pub fn add_segment(families: &mut Families, seg: &SegmentView<'_>) -> Vec<Clash> {
+/// An enum field holding a number that is no variant of its enum (another process stored
+/// it): exported as its state set with every state 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownState {
+    /// The field's path, as `shm set` spells it (`state`, `slots[2].state`).
+    pub path: String,
+    /// The enum's name.
+    pub enum_name: String,
+    /// The number stored.
+    pub value: i128,
+}
+
+/// What adding a segment left out or could not say.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Added {
+    /// The fields left out, whose names collide.
+    pub clashes: Vec<Clash>,
+    /// The enum fields holding no variant, exported with every state 0.
+    pub unknown: Vec<UnknownState>,
+}
+
+/// Adds every sample of `seg` to `families`; returns what was left out or unknown.
+pub fn add_segment(families: &mut Families, seg: &SegmentView<'_>) -> Added {
     let rust_type = if seg.is_array {
         format!("Array<{}>", seg.descriptor)
     } else if matches!(seg.descriptor.kind, DescriptorKind::Primitive(_)) {
@@ -223,7 +253,7 @@ pub fn add_segment(families: &mut Families, seg: &SegmentView<'_>) -> Vec<Clash>
         type_name: seg.descriptor.to_string(),
         rust_type,
         path: Vec::new(),
-        clashes: Vec::new(),
+        added: Added::default(),
     };
     match (seg.is_array, seg.snapshot) {
         (true, Datum::Array(items)) => {
@@ -236,7 +266,7 @@ pub fn add_segment(families: &mut Families, seg: &SegmentView<'_>) -> Vec<Clash>
         (true, _) => walk.mismatch(),
         (false, d) => walk.node(seg.descriptor, d),
     }
-    walk.clashes
+    walk.added
 }
 
 /// How many samples a segment of `count` elements of `d` gives: what a scrape checks before it
@@ -244,9 +274,8 @@ pub fn add_segment(families: &mut Families, seg: &SegmentView<'_>) -> Vec<Clash>
 pub fn sample_count(d: &Descriptor, count: u64) -> u64 {
     fn per_element(d: &Descriptor) -> u64 {
         match &d.kind {
-            DescriptorKind::Primitive(_)
-            | DescriptorKind::Enum { .. }
-            | DescriptorKind::Text { .. } => 1,
+            DescriptorKind::Primitive(_) | DescriptorKind::Text { .. } => 1,
+            DescriptorKind::Enum { variants, .. } => variants.len() as u64,
             DescriptorKind::Array { elem, len } => per_element(elem).saturating_mul(*len),
             DescriptorKind::Struct { fields } => fields
                 .iter()
@@ -268,7 +297,7 @@ struct Walk<'a> {
     type_name: String,
     rust_type: String,
     path: Vec<Step>,
-    clashes: Vec<Clash>,
+    added: Added,
 }
 
 impl Walk<'_> {
@@ -277,8 +306,8 @@ impl Walk<'_> {
     /// - a number: one gauge sample, or a counter's if its name ends in `_total`; a bool is 0 or 1;
     /// - a char: an info sample whose `value` label is the character;
     /// - a text: an info sample whose `value` label is the text;
-    /// - an enum: an info sample whose `value` label is the variant's name (`Busy`), or for a
-    ///   number that is no variant, the number and what it reads as;
+    /// - an enum: a state set, one sample per variant, 1 for the current one and 0 for the
+    ///   others; for a number that is no variant, every one 0, and the field is reported;
     /// - an array: its elements, each with its index added to the `index` label;
     /// - a struct: its fields, each adding its name to the metric name.
     fn node(&mut self, d: &Descriptor, datum: &Datum) {
@@ -286,8 +315,23 @@ impl Walk<'_> {
             (DescriptorKind::Text { .. }, Datum::Text(text)) => {
                 self.sample(Kind::Info, d, Some(text.clone()), "1".to_owned());
             }
-            (DescriptorKind::Enum { .. }, state @ Datum::Enum { .. }) => {
-                self.sample(Kind::Info, d, Some(state.to_string()), "1".to_owned());
+            (DescriptorKind::Enum { variants, .. }, &Datum::Enum { value, known, .. }) => {
+                for v in variants {
+                    let on = known && v.value == value;
+                    let sample = Sample {
+                        labels: self.labels(),
+                        state: Some(v.name.clone()),
+                        value: u8::from(on).to_string(),
+                    };
+                    self.add(Kind::StateSet, d, sample);
+                }
+                if !known {
+                    self.added.unknown.push(UnknownState {
+                        path: self.path_text_exact(),
+                        enum_name: d.name.clone(),
+                        value,
+                    });
+                }
             }
             (DescriptorKind::Primitive(TypeCode::Char), Datum::Char(c)) => {
                 self.sample(
@@ -329,7 +373,7 @@ impl Walk<'_> {
     /// A snapshot is read by the descriptor it is walked with, so their shapes always agree; if
     /// they ever did not, the node is left out rather than guessed at.
     fn mismatch(&mut self) {
-        self.clashes.push(Clash {
+        self.added.clashes.push(Clash {
             path: self.path_text(),
             metric: self.metric_name(),
             reason: "its value does not have the shape its descriptor gives",
@@ -343,14 +387,20 @@ impl Walk<'_> {
         text: Option<String>,
         value: String,
     ) {
-        let full = self.metric_name();
-        let name = match kind {
-            Kind::Gauge => full.as_str(),
-            Kind::Counter => full.strip_suffix("_total").unwrap_or(&full),
-            // A char field named `x_info` is the family `x`, not `x_info_info`.
-            Kind::Info => full.strip_suffix("_info").unwrap_or(&full),
+        let mut labels = self.labels();
+        if let Some(text) = text {
+            labels.push((TEXT_LABEL, text));
         }
-        .to_owned();
+        let sample = Sample {
+            labels,
+            state: None,
+            value,
+        };
+        self.add(kind, ty, sample);
+    }
+
+    /// The labels every sample here has: `segment`, `type`, and `index` inside arrays.
+    fn labels(&self) -> Vec<(&'static str, String)> {
         let indices: Vec<String> = self
             .path
             .iter()
@@ -366,14 +416,23 @@ impl Walk<'_> {
         if !indices.is_empty() {
             labels.push(("index", indices.join(",")));
         }
-        if let Some(text) = text {
-            labels.push((TEXT_LABEL, text));
+        labels
+    }
+
+    /// Adds `sample` to the family of this path and `kind`, or records why it cannot be.
+    fn add(&mut self, kind: Kind, ty: impl std::fmt::Display, sample: Sample) {
+        let full = self.metric_name();
+        let name = match kind {
+            Kind::Gauge | Kind::StateSet => full.as_str(),
+            Kind::Counter => full.strip_suffix("_total").unwrap_or(&full),
+            // A char field named `x_info` is the family `x`, not `x_info_info`.
+            Kind::Info => full.strip_suffix("_info").unwrap_or(&full),
         }
-        let sample = Sample { labels, value };
+        .to_owned();
         let source = format!("{} ({ty}) of {}", self.path_text(), self.rust_type);
         if let Err(mut clash) = self.families.add(&name, kind, &source, sample) {
             clash.path = self.path_text();
-            self.clashes.push(clash);
+            self.added.clashes.push(clash);
         }
     }
 
@@ -399,6 +458,15 @@ impl Walk<'_> {
     /// The path as the HELP text shows it: `inner.depth`, `latency[i]`, `[i].served_total`,
     /// `value` for the segment's whole value.
     fn path_text(&self) -> String {
+        self.path_with(false)
+    }
+
+    /// The path with the indices it has here: `slots[2].state`.
+    fn path_text_exact(&self) -> String {
+        self.path_with(true)
+    }
+
+    fn path_with(&self, exact: bool) -> String {
         const LETTERS: [&str; 4] = ["i", "j", "k", "l"];
         let mut out = String::new();
         let mut depth = 0;
@@ -410,9 +478,10 @@ impl Walk<'_> {
                     }
                     out.push_str(f);
                 }
-                Step::Index(_) => {
+                Step::Index(i) => {
                     out.push('[');
                     match LETTERS.get(depth) {
+                        _ if exact => out.push_str(&i.to_string()),
                         Some(l) => out.push_str(l),
                         None => out.push_str(&format!("i{depth}")),
                     }

@@ -46,7 +46,7 @@ fn structure(name: &str, fields: Vec<(&str, Descriptor)>) -> Descriptor {
     }
 }
 
-/// `(sample name, index, text, value)` of every sample, family by family.
+/// `(sample name, index, text or state, value)` of every sample, family by family.
 fn flat(f: Families) -> Vec<(String, Option<String>, Option<String>, String)> {
     f.into_vec()
         .into_iter()
@@ -62,7 +62,7 @@ fn flat(f: Families) -> Vec<(String, Option<String>, Option<String>, String)> {
                 (
                     name.clone(),
                     label("index"),
-                    label(TEXT_LABEL),
+                    label(TEXT_LABEL).or_else(|| s.state.clone()),
                     s.value.clone(),
                 )
             })
@@ -84,9 +84,8 @@ fn s(
     )
 }
 
-#[test]
-fn enums_and_texts_become_info_samples() {
-    let state = Descriptor {
+fn state_enum() -> Descriptor {
+    Descriptor {
         name: "State".to_owned(),
         size: 1,
         align: 1,
@@ -101,10 +100,34 @@ fn enums_and_texts_become_info_samples() {
                     name: "Busy".to_owned(),
                     value: 1,
                 },
+                shm_core::DescriptorVariant {
+                    name: "Draining".to_owned(),
+                    value: 5,
+                },
             ],
             default: 0,
         },
+    }
+}
+
+/// What a read of an enum holding `value` gives, as `RawSegment` reads it: a number that is no
+/// variant reads as the default variant, `known` false.
+fn state_datum(value: i128) -> Datum {
+    let (variant, known) = match value {
+        0 => ("Idle", true),
+        1 => ("Busy", true),
+        5 => ("Draining", true),
+        _ => ("Idle", false),
     };
+    Datum::Enum {
+        variant: variant.to_owned(),
+        value,
+        known,
+    }
+}
+
+#[test]
+fn enums_become_state_sets_and_texts_info_samples() {
     let client = Descriptor {
         name: String::new(),
         size: 12,
@@ -113,23 +136,13 @@ fn enums_and_texts_become_info_samples() {
     };
     let d = structure(
         "Worker",
-        vec![("state", array(state, 2)), ("client", client)],
+        vec![("state", array(state_enum(), 3)), ("client", client)],
     );
+    let states = [1, 7, 5];
     let v = Datum::Struct(vec![
         (
             "state".into(),
-            Datum::Array(vec![
-                Datum::Enum {
-                    variant: "Busy".into(),
-                    value: 1,
-                    known: true,
-                },
-                Datum::Enum {
-                    variant: "Idle".into(),
-                    value: 7,
-                    known: false,
-                },
-            ]),
+            Datum::Array(states.iter().map(|&n| state_datum(n)).collect()),
         ),
         ("client".into(), Datum::Text("10.0.0.7".into())),
     ]);
@@ -140,25 +153,83 @@ fn enums_and_texts_become_info_samples() {
         is_array: false,
         snapshot: &v,
     };
-    assert_eq!(add_segment(&mut f, &seg), vec![]);
-    assert_eq!(sample_count(&d, 1), 3);
+    // The number 7 is no variant: reported, with the path to it.
+    assert_eq!(
+        add_segment(&mut f, &seg),
+        Added {
+            clashes: vec![],
+            unknown: vec![UnknownState {
+                path: "state[1]".to_owned(),
+                enum_name: "State".to_owned(),
+                value: 7,
+            }],
+        }
+    );
+    // One sample per variant.
+    assert_eq!(sample_count(&d, 1), 3 * 3 + 1);
+    assert_eq!(f.list[0].kind, Kind::StateSet);
+    assert_eq!(f.list[0].sample_name(), "shm_state");
     assert_eq!(
         f.list[1].help(),
         "Read from shm segments: client (Text<8>) of Shared<Worker>."
     );
-    assert_eq!(
-        flat(f),
-        vec![
-            s("shm_state_info", Some("0"), Some("Busy"), "1"),
-            s(
-                "shm_state_info",
-                Some("1"),
-                Some("7 (no variant; reads as Idle)"),
-                "1"
-            ),
-            s("shm_client_info", None, Some("10.0.0.7"), "1"),
-        ]
-    );
+    // Each element's state set: 1 for the variant the snapshot holds, 0 for the others; all 0
+    // for the number that is no variant.
+    let mut want = Vec::new();
+    for (i, &n) in states.iter().enumerate() {
+        let Datum::Enum { variant, known, .. } = state_datum(n) else {
+            unreachable!()
+        };
+        for name in ["Idle", "Busy", "Draining"] {
+            let on = known && variant == name;
+            want.push(s(
+                "shm_state",
+                Some(&i.to_string()),
+                Some(name),
+                if on { "1" } else { "0" },
+            ));
+        }
+    }
+    want.push(s("shm_client_info", None, Some("10.0.0.7"), "1"));
+    assert_eq!(flat(f), want);
+}
+
+#[test]
+fn a_state_set_family_name_is_shared_by_segments_not_by_other_kinds() {
+    // The same enum field in two segments: one family; a gauge of that name elsewhere clashes.
+    let d = structure("S", vec![("state", state_enum())]);
+    let g = structure("G", vec![("state", prim(TypeCode::U8))]);
+    let mut f = Families::default();
+    for name in ["a", "b"] {
+        let v = Datum::Struct(vec![("state".into(), state_datum(5))]);
+        let seg = SegmentView {
+            name,
+            descriptor: &d,
+            is_array: false,
+            snapshot: &v,
+        };
+        assert_eq!(add_segment(&mut f, &seg), Added::default());
+    }
+    let v = Datum::Struct(vec![("state".into(), Datum::U8(1))]);
+    let seg = SegmentView {
+        name: "c",
+        descriptor: &g,
+        is_array: false,
+        snapshot: &v,
+    };
+    let added = add_segment(&mut f, &seg);
+    assert_eq!(added.clashes.len(), 1);
+    assert_eq!(added.clashes[0].metric, "shm_state");
+    let families = f.into_vec();
+    assert_eq!(families.len(), 1);
+    assert_eq!(families[0].samples.len(), 6);
+    let on: Vec<(&str, &str)> = families[0]
+        .samples
+        .iter()
+        .filter(|x| x.value == "1")
+        .map(|x| (x.labels[0].1.as_str(), x.state.as_deref().unwrap()))
+        .collect();
+    assert_eq!(on, vec![("a", "Draining"), ("b", "Draining")]);
 }
 
 #[test]
@@ -201,7 +272,7 @@ fn fields_become_families_named_by_path() {
         is_array: false,
         snapshot: &v,
     };
-    assert_eq!(add_segment(&mut f, &seg), vec![]);
+    assert_eq!(add_segment(&mut f, &seg), Added::default());
     let kinds: Vec<(String, Kind)> = f.list.iter().map(|x| (x.name.clone(), x.kind)).collect();
     assert_eq!(
         kinds,
@@ -245,7 +316,7 @@ fn array_and_value_segments_are_named_value() {
         is_array: true,
         snapshot: &items,
     };
-    assert_eq!(add_segment(&mut f, &arr), vec![]);
+    assert_eq!(add_segment(&mut f, &arr), Added::default());
     let d = prim(TypeCode::F64);
     let one = Datum::F64(f64::NEG_INFINITY);
     let val = SegmentView {
@@ -254,7 +325,7 @@ fn array_and_value_segments_are_named_value() {
         is_array: false,
         snapshot: &one,
     };
-    assert_eq!(add_segment(&mut f, &val), vec![]);
+    assert_eq!(add_segment(&mut f, &val), Added::default());
     // The segment's name does not make a counter.
     let q = prim(TypeCode::U64);
     let n = Datum::U64(3);
@@ -264,7 +335,7 @@ fn array_and_value_segments_are_named_value() {
         is_array: false,
         snapshot: &n,
     };
-    assert_eq!(add_segment(&mut f, &named), vec![]);
+    assert_eq!(add_segment(&mut f, &named), Added::default());
     assert_eq!(
         f.list[0].help(),
         "Read from shm segments: [i] (u32) of Array<u32>; value (f64) of Value<f64>; value (u64) of Value<u64>."
@@ -307,6 +378,7 @@ fn colliding_names_keep_the_first_field() {
         snapshot: &v,
     };
     let clashes: Vec<(String, String)> = add_segment(&mut f, &seg)
+        .clashes
         .into_iter()
         .map(|c| (c.path, c.metric))
         .collect();

@@ -10,7 +10,7 @@ use crate::descriptor::{Descriptor, DescriptorKind};
 use crate::inspect::path::FieldPath;
 use crate::inspect::{value, Datum};
 use crate::layout::TEXT_LEN_SIZE;
-use crate::{guard, held, journal, lock, write, Guard};
+use crate::{guard, journal, write, Guard};
 
 /// What [`RawSegment::set`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -353,15 +353,8 @@ impl RawSegment {
                     holder,
                 });
             }
-            // Refused before the deadline: pthread says this thread holds the lock, or the lock
-            // word is unusable and another process has the turn to repair it.
-            // SAFETY: gettid takes no arguments and cannot fail.
-            let this_thread = unsafe { libc::gettid() } as u32;
-            if holder.is_some_and(|h| h.tid == this_thread) && !held::by_this_thread(&self.seg) {
-                // A peer wrote this thread's id into the lock word: mark that owner dead, as a
-                // blocking lock does.
-                lock::disown(self.seg.header());
-            }
+            // Refused before the deadline: this thread holds the lock itself (a guard of it is
+            // alive), which only the deadline ends.
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -26,7 +26,6 @@ pub const HEADER_FIELDS: &[(&str, usize, usize)] = &[
     ("creator_start", 72, 8),
     ("created_at", 80, 8),
     ("poison", 88, 4),
-    ("repair", 92, 4),
     ("journal_offset", 96, 8),
     ("journal_cap", 104, 8),
     ("journal_len", 112, 8),
@@ -35,10 +34,14 @@ pub const HEADER_FIELDS: &[(&str, usize, usize)] = &[
     ("changes", 136, 4),
     ("waiters0", 140, 4),
     ("waiters1", 144, 4),
+    ("lock", 192, 8),
+    ("lock_pidns", 200, 4),
+    ("lock_timens", 204, 4),
+    ("lock_foreign", 208, 4),
 ];
 
 /// The fields of a freshly created segment the vectors pin down (not the creator's pid, start
-/// time and creation time, the random journal id, nor the lock's bytes).
+/// time and creation time, the random journal id, nor the namespaces the lock area records).
 const BASE_FIELDS: &[&str] = &[
     "version",
     "state",
@@ -50,7 +53,6 @@ const BASE_FIELDS: &[&str] = &[
     "elem_count",
     "elem_size",
     "poison",
-    "repair",
     "journal_where",
     "journal_offset",
     "journal_cap",
@@ -59,6 +61,7 @@ const BASE_FIELDS: &[&str] = &[
     "changes",
     "waiters0",
     "waiters1",
+    "lock",
 ];
 
 /// `header_fields`: the name, offset and width of each.
@@ -209,7 +212,9 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
     );
     let fp = u.get("fingerprint");
     let flags = u.get("flags");
-    let no_lock = || put("object", 192 + 16, &[0; 4]);
+    // Every byte of the lock area set: a lock word naming a thread that cannot exist, and the
+    // lock marked foreign.
+    let garbage_lock = || put("object", 192, &[0xff; 64]);
     let magic = |bytes: &[u8; 8]| put("object", 0, bytes);
     // A single u64 claiming two elements, with a header that adds up (the journal area starts
     // 128 bytes after the payload).
@@ -329,11 +334,12 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
         .refused("unknown init state 7"),
         case("version 5", "step 2: a later version", "u64")
             .patch(obj! { "set": set(&[("version", 5)]) })
-            .refused("format version 5"),
+            .refused("format version 5,"),
         case(
             "version 3",
             "step 2: the version before the bounded journal (its journal was two copies of the \
-             payload): refused, naming both versions",
+             payload) and the lock word (its lock was a glibc mutex with pointers in it): refused, \
+             naming both versions",
             "u64",
         )
         .patch(obj! { "set": set(&[("version", 3)]) })
@@ -345,7 +351,7 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             "u64",
         )
         .patch(obj! { "set": set(&[("version", 2)]) })
-        .refused("format version 2"),
+        .refused("format version 2,"),
         case(
             "version 1",
             "step 2: the version before enums and texts; its descriptors mean the same, but a \
@@ -353,7 +359,7 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             "u64",
         )
         .patch(obj! { "set": set(&[("version", 1)]) })
-        .refused("format version 1"),
+        .refused("format version 1,"),
         case(
             "version 0, header not adding up",
             "step 2 before step 3",
@@ -445,11 +451,11 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
             .patch(obj! { "set": set(&[("fingerprint", fp ^ 1)]) })
             .refused("fingerprint does not match its descriptor"),
         case(
-            "stale fingerprint and no lock",
-            "step 4 before step 5",
+            "stale fingerprint and a garbage lock area",
+            "step 4: the lock area changes nothing about it",
             "u64",
         )
-        .patch(obj! { "set": set(&[("fingerprint", fp ^ 1)]), "write": vec![no_lock()] })
+        .patch(obj! { "set": set(&[("fingerprint", fp ^ 1)]), "write": vec![garbage_lock()] })
         .refused("fingerprint does not match its descriptor"),
         case(
             "descriptor of another size",
@@ -459,29 +465,36 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
         .patch(descriptor(&p::<i32>()))
         .refused("its elements are 8 bytes but its descriptor says 4"),
         case(
-            "descriptor of another size and no lock",
-            "step 4 before step 5",
+            "descriptor of another size and a garbage lock area",
+            "step 4: the lock area changes nothing about it",
             "u64",
         )
         .patch(obj! {
             "set": set(&[("fingerprint", Descriptor::fingerprint_of(&p::<i32>()))]),
-            "write": vec![put("descriptor", 0, &p::<i32>()), no_lock()],
+            "write": vec![put("descriptor", 0, &p::<i32>()), garbage_lock()],
         })
         .refused("its elements are 8 bytes but its descriptor says 4"),
         case(
-            "no lock",
-            "step 5: lock bytes 16..20 are not a robust shared mutex's",
+            "garbage lock area",
+            "step 5: no value of the lock area makes a segment corrupt (locks.json says what a \
+             locker makes of it)",
             "u64",
         )
-        .patch(obj! { "write": vec![no_lock()] })
-        .refused("lock"),
+        .patch(obj! { "write": vec![garbage_lock()] }),
         case(
-            "no lock and two elements in a single value",
+            "zeroed lock area",
+            "step 5: a free lock whose creator's namespaces are unknown: it opens (and the \
+             opener marks the lock foreign)",
+            "u64",
+        )
+        .patch(obj! { "write": vec![put("object", 192, &[0; 64])] }),
+        case(
+            "garbage lock area and two elements in a single value",
             "step 5 before step 6",
             "u64",
         )
-        .patch(obj! { "set": two.clone(), "write": vec![no_lock()] })
-        .refused("lock"),
+        .patch(obj! { "set": two.clone(), "write": vec![garbage_lock()] })
+        .refused("says it has 2 elements"),
         case("two elements in a single value", "step 6", "u64")
             .patch(obj! { "set": two.clone() })
             .refused("says it has 2 elements"),
