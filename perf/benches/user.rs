@@ -538,7 +538,8 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
     Ok(g.run(rounds, 20_000.0))
 }
 
-/// `update` of `T` against the same stores: bare, and inside bare mutexes of three kinds.
+/// `update` of `T`, and `update_locked` under a held guard (the write alone), against the same
+/// stores: bare, and inside bare mutexes of three kinds.
 fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<Timing>, Error> {
     let nm = name(tag);
     let owner = Shared::<T>::create(&nm, T::default())?;
