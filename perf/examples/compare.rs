@@ -24,6 +24,7 @@ use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use perf::measure::Spread;
 use shared_memory::{Shmem, ShmemConf};
 use shm_core::{Array, Shared, SharedLayout};
 
@@ -79,8 +80,8 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-// The accessor and its hand-written equivalent, kept out of line so that their instructions can
-// be compared in `cargo rustc --release -p perf --example compare -- --emit asm`
+// The accessors and their hand-written equivalents, kept out of line so that their instructions
+// can be compared in `cargo rustc --release -p perf --example compare -- --emit asm`
 // (docs/PERFORMANCE.md shows both).
 
 /// `fetch_add` on a field through the generated twin.
@@ -127,6 +128,27 @@ pub fn raw_store(payload: &*mut u8, v: u64) {
     let n =
         unsafe { AtomicU64::from_ptr(payload.add(core::mem::offset_of!(AtomicCounter, n)).cast()) };
     n.store(v, Ordering::Relaxed)
+}
+
+/// `snapshot` through the crate, as every caller compiles it (it is always inlined): both
+/// fields of one consistent copy.
+#[inline(never)]
+pub fn twin_snapshot(c: &Shared<Counter>) -> (u64, u64) {
+    let s = c.snapshot();
+    (s.n, s.other)
+}
+
+/// The same two relaxed loads by hand, without the seqlock: not consistent, the baseline.
+#[inline(never)]
+pub fn raw_loads(payload: &*mut u8) -> (u64, u64) {
+    // SAFETY: as in `raw_fetch_add`, for `n` at offset 0 and `other` at 8.
+    let (n, other) = unsafe {
+        (
+            AtomicU64::from_ptr(payload.cast()),
+            AtomicU64::from_ptr(payload.add(8).cast()),
+        )
+    };
+    (n.load(Ordering::Relaxed), other.load(Ordering::Relaxed))
 }
 
 /// A raw mapping made by hand, as (c) uses: a bare `shared_memory` object holding one `u64`.
@@ -292,8 +314,8 @@ const BATCH: u32 = 10_000;
 const PAIRS: usize = 301;
 
 /// Times `a` and `b` (each one operation) in alternating batches; returns the median ns per
-/// operation of each and the median of the per-pair ratios a/b.
-fn paired(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
+/// operation of each and the spread of the per-pair ratios a/b.
+fn paired(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, Spread) {
     // Generic, so that each operation is inlined into its batch loop, as in a user's loop.
     fn batch(f: &mut impl FnMut()) -> f64 {
         let t = Instant::now();
@@ -316,7 +338,7 @@ fn paired(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
         tb.push(y);
         ratio.push(x / y);
     }
-    (median(ta), median(tb), median(ratio))
+    (median(ta), median(tb), Spread::of(&ratio))
 }
 
 /// The field comparison: returns the largest twin/raw ratio.
@@ -345,7 +367,7 @@ fn field_ops() -> Result<f64, Error> {
     };
     let twin_f64 = Shared::<Pair>::create(&format!("{name}-f"), Pair::default())?;
     use std::hint::black_box as bb;
-    let rows: [(&str, (f64, f64, f64)); 4] = [
+    let rows: [(&str, (f64, f64, Spread)); 4] = [
         (
             "load",
             paired(
@@ -405,14 +427,14 @@ fn field_ops() -> Result<f64, Error> {
         "Field operations in one process, twin vs a hand-cast &AtomicU64 (median of {PAIRS} interleaved batches of {BATCH}):\n"
     );
     println!(
-        "{:>26} | {:>8} | {:>8} | {:>8}",
-        "", "twin ns", "raw ns", "twin/raw"
+        "{:>26} | {:>8} | {:>8} | {:>24}",
+        "", "twin ns", "raw ns", "twin/raw [IQR]"
     );
-    println!("{}", "-".repeat(60));
+    println!("{}", "-".repeat(76));
     let mut worst: f64 = 0.0;
     for (op, (t, r, ratio)) in rows {
-        println!("{op:>26} | {t:>8.2} | {r:>8.2} | {ratio:>8.3}");
-        worst = worst.max(ratio);
+        println!("{op:>26} | {t:>8.2} | {r:>8.2} | {:>24}", ratio.iqr(3));
+        worst = worst.max(ratio.median);
     }
     println!();
     Ok(worst)
@@ -476,18 +498,20 @@ fn parent(args: &Args) -> Result<(), Error> {
     std::hint::black_box(raw_load as fn(&*mut u8) -> u64);
     std::hint::black_box(twin_store as fn(&Shared<Counter>, u64));
     std::hint::black_box(raw_store as fn(&*mut u8, u64));
+    std::hint::black_box(twin_snapshot as fn(&Shared<Counter>) -> (u64, u64));
+    std::hint::black_box(raw_loads as fn(&*mut u8) -> (u64, u64));
 
     field_ops()?;
 
     println!(
-        "{} increments per process for (a)-(c), {} for (d); {} CPUs; ns per increment, machine-wide, median of {} runs\n",
+        "{} increments per process for (a)-(c), {} for (d); {} CPUs; ns per increment, machine-wide, median (min-max) of {} runs\n",
         args.ops,
         args.py_ops,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.runs
     );
     println!(
-        "{:>3} | {:>13} | {:>11} | {:>14} | {:>11} | {:>6} {:>6} | {:>8} {:>8}",
+        "{:>3} | {:>19} | {:>19} | {:>19} | {:>22} | {:>5} {:>5} | {:>5} {:>5}",
         "P",
         "(a) fetch_add",
         "(b) update",
@@ -498,7 +522,7 @@ fn parent(args: &Args) -> Result<(), Error> {
         "d/a",
         "d/b"
     );
-    println!("{}", "-".repeat(101));
+    println!("{}", "-".repeat(125));
     let mut python_missing = false;
     for &p in &args.procs {
         // The modes take turns within each run, so that a disturbance hits them alike.
@@ -514,20 +538,23 @@ fn parent(args: &Args) -> Result<(), Error> {
                 }
             }
         }
-        let (a, b, c) = (median(a), median(b), median(c));
-        let d = (!d.is_empty()).then(|| median(d));
+        let (a, b, c) = (Spread::of(&a), Spread::of(&b), Spread::of(&c));
+        let d = (!d.is_empty()).then(|| Spread::of(&d));
         let (d_col, da, db) = match d {
             Some(d) => (
-                format!("{d:.1}"),
-                format!("{:.0}x", d / a),
-                format!("{:.0}x", d / b),
+                d.range(0),
+                format!("{:.0}x", d.median / a.median),
+                format!("{:.0}x", d.median / b.median),
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{p:>3} | {a:>13.1} | {b:>11.1} | {c:>14.1} | {d_col:>11} | {:>6.2} {:>6.2} | {da:>8} {db:>8}",
-            a / c,
-            b / c
+            "{p:>3} | {:>19} | {:>19} | {:>19} | {d_col:>22} | {:>5.2} {:>5.2} | {da:>5} {db:>5}",
+            a.range(1),
+            b.range(1),
+            c.range(1),
+            a.median / c.median,
+            b.median / c.median
         );
     }
     if python_missing {

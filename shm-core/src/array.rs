@@ -24,6 +24,7 @@ use crate::{bulk, BulkCopy, Options, Result, SharedLayout};
 mod journaled;
 
 /// The indices a range bound selects in a slice of `len`, checked like slice indexing.
+#[inline]
 #[track_caller]
 pub(crate) fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize> {
     let start = match range.start_bound() {
@@ -166,6 +167,7 @@ impl<T: SharedLayout> Array<T> {
     }
 
     /// Number of elements.
+    #[inline]
     pub fn len(&self) -> usize {
         self.seg.count()
     }
@@ -197,14 +199,24 @@ impl<T: SharedLayout> Array<T> {
     ///
     /// # Panics
     /// If `range` is out of bounds, as slice indexing does.
+    #[inline(always)]
     #[track_caller]
     pub fn snapshot_range(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let twins = &self.atomics()[bounds(range, self.len())];
         let mut out = Vec::with_capacity(twins.len());
+        // Each attempt writes every element into the spare capacity, and the length is set
+        // once, after the read that counts: no capacity checks or clearing in the attempts.
+        let spare = &mut out.spare_capacity_mut()[..twins.len()];
         seqlock::read(&self.seg, || {
-            out.clear();
-            out.extend(twins.iter().map(|t| T::load(t, Relaxed)));
+            for (o, t) in spare.iter_mut().zip(twins) {
+                o.write(T::load(t, Relaxed));
+            }
         });
+        // SAFETY: the capacity is at least `twins.len()` (`with_capacity`), and the read wrote
+        // each of the first `twins.len()` elements. (A retried attempt wrote them all again;
+        // the values it overwrote are not dropped, which at worst leaks: `SharedLayout` values
+        // are plain data.)
+        unsafe { out.set_len(twins.len()) };
         out
     }
 
@@ -384,6 +396,7 @@ impl<T: SharedLayout> Array<T> {
     }
 
     /// The elements' atomic twins (what `*array` gives).
+    #[inline]
     pub fn atomics(&self) -> &[T::Atomic] {
         // SAFETY: `Segment` proved at create or open that the payload holds `count()` elements
         // of `T::Atomic` (fingerprint, element size and count, payload length within the
@@ -399,6 +412,7 @@ impl<T: SharedLayout> Array<T> {
 /// `update`.
 impl<T: BulkCopy> Array<T> {
     /// The indices `start..start + len`, checked like slice indexing.
+    #[inline]
     #[track_caller]
     fn bulk_range(&self, start: usize, len: usize) -> Range<usize> {
         let end = start
@@ -431,6 +445,7 @@ impl<T: BulkCopy> Array<T> {
     /// # Panics
     /// If `start + out.len()` is past the end, as slice indexing does. (Inside `update`'s closure
     /// it neither panics nor waits, as [`snapshot`](Self::snapshot).)
+    #[inline(always)]
     #[track_caller]
     pub fn read_into(&self, start: usize, out: &mut [T]) {
         let twins = &self.atomics()[self.bulk_range(start, out.len())];

@@ -91,6 +91,7 @@ pub(crate) fn check_target(name: &str) -> Result<()> {
 
 /// A relaxed load of `seq` and an acquire fence: an acquire load, in the form a read-only mapping
 /// allows.
+#[inline(always)]
 fn seq(h: &Header) -> u64 {
     let s = h.seq.load(Relaxed);
     fence(Acquire);
@@ -122,7 +123,36 @@ pub(crate) fn read_any<R>(seg: &Segment, mut f: impl FnMut(Region<'_>) -> R) -> 
 /// (as `journal::undo` would in the segment): the value from before that update, or — if the
 /// writer died after its last store — the value after it, never a mix. The copy is used only if
 /// the same write window is still open, with the same journal record, once it is made.
+///
+/// As `seqlock::read`, what the caller's code gets is the fast path alone, always inlined; the
+/// rest is in [`read_slow`], out of line, cold and not generic.
+#[inline(always)]
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut(Region<'_>) -> R) -> R {
+    let h = seg.header();
+    let before = seq(h);
+    let r = read(Region::payload(seg));
+    // Orders the loads in `read` before the second counter read.
+    fence(Acquire);
+    // Even at the start and unchanged, in one comparison (see `seqlock::read`).
+    if h.seq.load(Relaxed) == before & !1 {
+        return r;
+    }
+    let mut out = None;
+    let slot = &mut out;
+    // `move`: `read` goes into the slow path's closure, so that only this cold block puts it in
+    // memory (see `seqlock::read`).
+    read_slow(seg, &mut move |view| *slot = Some(read(view)));
+    match out {
+        Some(r) => r,
+        None => no_read(),
+    }
+}
+
+/// The slow path of [`read`], after an attempt that found the counter odd or lost a race: runs
+/// `read` until one run saw no write (or ran on a rolled-back copy), and returns after that run.
+#[cold]
+#[inline(never)]
+fn read_slow(seg: &Segment, read: &mut dyn FnMut(Region<'_>)) {
     let h = seg.header();
     let payload = Region::payload(seg);
     let mut spins = 0u32;
@@ -131,11 +161,11 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut(Region<'_>) -> R) -> R
         let before = seq(h);
         if before & 1 == 0 {
             odd = None;
-            let r = read(payload);
+            read(payload);
             // Orders the loads in `read` before the second counter read.
             fence(Acquire);
             if h.seq.load(Relaxed) == before {
-                return r;
+                return;
             }
             // Lost a race with a writer; no lock to fall back on: back off, so that a read
             // slower than the gap between writes finds a gap in the end.
@@ -146,7 +176,8 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut(Region<'_>) -> R) -> R
             Some((s, since)) if s == before => {
                 if since.elapsed() >= DEAD_AFTER {
                     if let Some(copy) = rolled_back(seg, before) {
-                        return read(copy.region());
+                        read(copy.region());
+                        return;
                     }
                     odd = Some((before, Instant::now()));
                 }
@@ -155,6 +186,14 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut(Region<'_>) -> R) -> R
         }
         backoff(&mut spins);
     }
+}
+
+/// [`read`]'s result is missing: `read_slow` returned without a run of `read`, which it never
+/// does.
+#[cold]
+#[inline(never)]
+fn no_read() -> ! {
+    unreachable!("a read-only seqlock read ended without reading")
 }
 
 fn backoff(spins: &mut u32) {
@@ -322,6 +361,7 @@ impl<T: SharedLayout> ReadOnly<T> {
     /// before the update, or after it if the writer died after its last store, never a mix. The
     /// segment itself stays as it is until a read-write process rolls it back. It never waits
     /// for the lock; a writer that lives keeps it waiting until it ends its write.
+    #[inline(always)]
     pub fn snapshot(&self) -> T {
         read(&self.seg, |view| {
             // SAFETY: `view` is the payload of a segment validated for one `T`, or a copy of it.
@@ -457,22 +497,32 @@ impl<T: SharedLayout> ReadOnlyArray<T> {
     ///
     /// # Panics
     /// If `range` is out of bounds, as slice indexing does.
+    #[inline(always)]
     #[track_caller]
     pub fn snapshot_range(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let range = bounds(range, self.len());
         let n = self.len();
         let mut out = Vec::with_capacity(range.len());
+        // As `Array::snapshot_range`: each run fills the spare capacity; the length is set once.
+        let spare = &mut out.spare_capacity_mut()[..range.len()];
         read(&self.seg, |view| {
             // SAFETY: `view` is the payload of a segment validated for `n` elements of `T`, or a
             // copy of it.
             let twins = unsafe { twins::<T>(view, n) };
-            out.clear();
-            out.extend(twins[range.clone()].iter().map(|t| T::load(t, Relaxed)));
+            for (o, t) in spare.iter_mut().zip(&twins[range.clone()]) {
+                o.write(T::load(t, Relaxed));
+            }
         });
+        // SAFETY: the capacity is at least `range.len()`, and the read wrote each of the first
+        // `range.len()` elements (`range` is within the `n` twins: `bounds` checked it). A
+        // retried run wrote them all again; the values it overwrote are not dropped, which at
+        // worst leaks: `SharedLayout` values are plain data.
+        unsafe { out.set_len(range.len()) };
         out
     }
 
     /// Number of elements.
+    #[inline]
     pub fn len(&self) -> usize {
         self.seg.count()
     }

@@ -162,8 +162,54 @@ fn undo_dead_write(seg: &Segment, seq: u64) -> bool {
 }
 
 /// Runs `read` until it ran while no write was in progress, and returns its result.
-#[inline]
+///
+/// This is what a `snapshot` compiles to in the caller's code, so it is kept small and always
+/// inlined: read the counter, run `read` (relaxed loads), fence, read the counter again and
+/// compare. Everything else — an odd counter (a write in progress, or a dead writer to roll
+/// back), lost races, the backoff, the clock, the read under the lock after too many lost races
+/// — is in [`read_slow`], out of line, cold, and not generic: it gets `read` as a `dyn` closure
+/// that leaves the result in a local here. So the caller's code holds the fast path and one
+/// call, nothing of it has to survive a call in registers, and the result stays in registers
+/// instead of coming back through memory.
+#[inline(always)]
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
+    let seq = &seg.header().seq;
+    let before = seq.load(Ordering::Acquire);
+    let r = read();
+    // Orders the loads in `read` before the second counter read.
+    fence(Ordering::Acquire);
+    // One comparison for both conditions: the counter was even and has not moved. It never
+    // goes back (a reader's two loads of it see it in order), so an odd `before`, which the
+    // second load can only equal or pass, never equals `before & !1`; a run of `read` during a
+    // write is thrown away like one that lost a race (its loads are atomic: torn, not unsound).
+    if seq.load(Ordering::Relaxed) == before & !1 {
+        return r;
+    }
+    let mut out = None;
+    let slot = &mut out;
+    // `move`: `read` itself goes into the slow path's closure, so that only this cold block puts
+    // it in memory, and the fast path above keeps what it captured in registers and constants.
+    read_slow(seg, &mut move || *slot = Some(read()));
+    match out {
+        Some(r) => r,
+        None => no_read(),
+    }
+}
+
+/// Lost races after which a reader reads under the lock.
+const MAX_RACES: u32 = 64;
+
+/// The slow path of [`read`], after an attempt that found the counter odd (a write in progress,
+/// or a writer that died in one) or lost a race (a write began and ended meanwhile): runs `read`
+/// until one run saw no write, and returns after that run. (A panic in `read` goes on.)
+///
+/// A counter odd for a millisecond may be a dead writer's: if the lock is free (or held by this
+/// very thread), no writer is at work, and the dead one's half-done update is rolled back from
+/// the journal. A read slower than the gap between writes would never finish: after
+/// [`MAX_RACES`] lost races it is done once under the lock, which holds the writers off.
+#[cold]
+#[inline(never)]
+fn read_slow(seg: &Segment, read: &mut dyn FnMut()) {
     let h = seg.header();
     let mut spins = 0u32;
     let mut odd_since: Option<Instant> = None;
@@ -171,20 +217,15 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
     loop {
         let before = h.seq.load(Ordering::Acquire);
         if before & 1 == 0 {
-            let r = read();
-            // Orders the loads in `read` before the second counter read.
+            read();
             fence(Ordering::Acquire);
             if h.seq.load(Ordering::Relaxed) == before {
-                return r;
+                return;
             }
             odd_since = None;
             raced += 1;
-            // A read slower than the gap between writes would never finish: after this many
-            // lost races, read once under the lock (which holds the writers off meanwhile).
-            if raced >= MAX_RACES {
-                if let Some(r) = read_locked(seg, &mut read) {
-                    return r;
-                }
+            if raced >= MAX_RACES && read_locked(seg, read) {
+                return;
             }
             continue;
         }
@@ -204,25 +245,39 @@ pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
     }
 }
 
-/// Lost races after which a reader reads under the lock.
-const MAX_RACES: u32 = 64;
-
-/// Runs `read` holding the segment's lock; `None` if the lock cannot be had, in which case the
-/// caller goes on trying without it.
+/// [`read`]'s result is missing: `read_slow` returned without a run of `read` that counts, which
+/// it never does.
 #[cold]
-fn read_locked<R>(seg: &Segment, read: &mut impl FnMut() -> R) -> Option<R> {
+#[inline(never)]
+fn no_read() -> ! {
+    unreachable!("a seqlock read ended without reading")
+}
+
+/// Runs `read` holding the segment's lock, after rolling back a dead writer's update if there is
+/// one; `false` if the lock cannot be had now (a peer repairing it), in which case the caller
+/// goes on trying without it. The lock is released even if `read` panics.
+fn read_locked(seg: &Segment, read: &mut dyn FnMut()) -> bool {
     let h = seg.header();
     if held::by_this_thread(seg) {
         // This thread holds the lock already: no writer is at work.
-        return Some(read());
+        read();
+        return true;
     }
     // A dead holder found here poisons the lock as for any locker (`lock::lock`); a dead
     // writer's update is rolled back, which needs no news.
-    lock::lock(h, Wait::Forever, || false).ok()?;
+    if lock::lock(h, Wait::Forever, || false).is_err() {
+        return false;
+    }
+    struct Unlock<'a>(&'a Segment);
+    impl Drop for Unlock<'_> {
+        fn drop(&mut self) {
+            lock::unlock(self.0.header());
+        }
+    }
+    let _unlock = Unlock(seg);
     recover(seg);
-    let r = read();
-    lock::unlock(h);
-    Some(r)
+    read();
+    true
 }
 
 fn backoff(spins: &mut u32) {
@@ -273,6 +328,10 @@ mod model {
         locked: bool,
         /// Reader: 0 read seq, 1 read a, 2 read b, 3 read seq again, 4 done.
         rpc: u8,
+        /// Reader: in the slow path (after a failed first attempt), which waits for an even
+        /// counter and recovers a dead writer's; the first attempt reads whatever it finds and
+        /// lets the final comparison throw an odd start away.
+        slow: bool,
         s1: u64,
         ra: i64,
         rb: i64,
@@ -300,7 +359,7 @@ mod model {
         match s.rpc {
             0 => {
                 s.s1 = s.seq;
-                if s.s1 & 1 == 1 {
+                if s.slow && s.s1 & 1 == 1 {
                     // Recovery: the lock is free while the counter is odd only if the writer died.
                     if !s.locked || s.dead {
                         s.seq += 1;
@@ -318,9 +377,11 @@ mod model {
                 s.rpc = 3;
             }
             _ => {
-                if s.seq == s.s1 {
+                // `read`'s one comparison: even at the start, and unchanged.
+                if s.seq == s.s1 & !1 {
                     s.rpc = 4;
                 } else {
+                    s.slow = true;
                     s.rpc = 0;
                 }
             }
@@ -338,6 +399,7 @@ mod model {
             dead: false,
             locked: false,
             rpc: 0,
+            slow: false,
             s1: 0,
             ra: 0,
             rb: 0,
@@ -385,5 +447,118 @@ mod model {
             "explored {} states",
             seen.len()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::TryLockError;
+
+    use super::{read, MAX_RACES};
+    use crate::lock::{self, Wait};
+    use crate::{Array, Layout, Shared, SharedLayout, TypeCode};
+
+    /// Makes the counter move on, as a whole write by another thread would, if the lock is free
+    /// to this thread; returns whether it did (it is not when the read runs under the lock).
+    fn write_meanwhile(a: &Array<u64>) -> bool {
+        let h = a.segment().header();
+        // Held (by the read under the lock, on this very thread): a writer would wait. (Taking
+        // it here would take it over, as from a peer that wrote this thread's name.)
+        if h.lock.word.load(Relaxed) != 0 || lock::lock(h, Wait::Try, || true).is_err() {
+            return false;
+        }
+        h.seq.fetch_add(2, AcqRel);
+        lock::unlock(h);
+        true
+    }
+
+    /// A read that loses every race (a write lands during each run) is done under the lock after
+    /// `MAX_RACES` lost races — the fast attempt, then the slow path's — and the lock is free
+    /// again afterwards.
+    #[test]
+    fn a_read_that_always_loses_ends_under_the_lock_and_releases_it() {
+        let name = format!("shmt-seqlock-races-{}", std::process::id());
+        let a = Array::<u64>::create(&name, &[7, 8]).unwrap();
+        let (mut runs, mut unlocked) = (0u32, 0u32);
+        let got = read(a.segment(), || {
+            runs += 1;
+            if write_meanwhile(&a) {
+                unlocked += 1;
+            }
+            (a[0].load(Relaxed), a[1].load(Relaxed))
+        });
+        assert_eq!(got, (7, 8));
+        assert_eq!((runs, unlocked), (MAX_RACES + 2, MAX_RACES + 1));
+        let h = a.segment().header();
+        assert!(
+            lock::lock(h, Wait::Try, || false).is_ok(),
+            "the read kept the lock"
+        );
+        lock::unlock(h);
+    }
+
+    /// A value whose `store_changed` stores the new value and then panics if it is 666: a write
+    /// that panics inside its window, after a store.
+    struct Bomb(u64);
+
+    // SAFETY: the twin is one `AtomicU64`, described by the `u64` layout; `Bomb` is a `u64`.
+    unsafe impl SharedLayout for Bomb {
+        type Atomic = AtomicU64;
+        const LAYOUT: Layout = Layout::primitive(TypeCode::U64);
+
+        fn load(atomic: &AtomicU64, order: Ordering) -> Self {
+            Bomb(atomic.load(order))
+        }
+
+        fn store(atomic: &AtomicU64, value: &Self, order: Ordering) {
+            atomic.store(value.0, order)
+        }
+
+        fn store_changed(atomic: &AtomicU64, _old: &Self, new: &Self, order: Ordering) {
+            atomic.store(new.0, order);
+            assert_ne!(new.0, 666, "a store that panics after storing");
+        }
+    }
+
+    /// A write that panics inside its window (the counter odd, a store done) is undone from its
+    /// journal as the panic goes on, the counter is even again, and the lock is poisoned and free.
+    #[test]
+    fn a_write_that_panics_after_a_store_is_undone_and_poisons() {
+        let name = format!("shmt-seqlock-bomb-{}", std::process::id());
+        let s = Shared::<Bomb>::create(&name, Bomb(7)).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.update(|v| v.0 = 666)));
+        assert!(r.is_err(), "the store did not panic");
+        assert_eq!(
+            s.segment().header().seq.load(Relaxed) % 2,
+            0,
+            "counter left odd"
+        );
+        assert_eq!(s.snapshot().0, 7, "the half-done write was not undone");
+        assert!(s.is_poisoned());
+        assert!(matches!(s.try_lock(), Err(TryLockError::Poisoned(_))));
+    }
+
+    /// A read under the lock that panics releases the lock as the panic goes on.
+    #[test]
+    fn a_panic_in_a_read_under_the_lock_releases_it() {
+        let name = format!("shmt-seqlock-panic-{}", std::process::id());
+        let a = Array::<u64>::create_zeroed(&name, 1).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read(a.segment(), || {
+                if !write_meanwhile(&a) {
+                    panic!("under the lock");
+                }
+            })
+        }));
+        assert!(r.is_err(), "the read did not get to the lock");
+        let h = a.segment().header();
+        assert!(
+            lock::lock(h, Wait::Try, || false).is_ok(),
+            "the panic left the lock held"
+        );
+        lock::unlock(h);
     }
 }

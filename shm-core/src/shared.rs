@@ -240,6 +240,7 @@ impl<T: SharedLayout> Shared<T> {
     /// assert_eq!((seen, v.snapshot()), (1, 2));
     /// # Ok::<(), shm_core::Error>(())
     /// ```
+    #[inline(always)]
     pub fn snapshot(&self) -> T {
         let twin = self.atomic();
         seqlock::read(&self.seg, || T::load(twin, Relaxed))
@@ -559,6 +560,7 @@ impl<T: SharedLayout> Shared<T> {
     }
 
     /// The atomic twin in the segment (what `*shared` gives).
+    #[inline]
     pub fn atomic(&self) -> &T::Atomic {
         // SAFETY: `Segment` proved at create or open that the payload holds exactly one
         // `T::Atomic` (fingerprint and element count), inside the mapping, aligned for it

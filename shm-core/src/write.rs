@@ -61,7 +61,10 @@ pub(crate) fn infallible<R>(r: Result<R>) -> R {
 ///
 /// # Panics
 /// If the three slices differ in length.
-#[inline]
+///
+/// Always inlined, as a dispatch the compiler resolves: a `Shared::update` of a small value
+/// compiles to [`single`] alone, in the caller, and the comparing paths stay out of line.
+#[inline(always)]
 pub(crate) fn update<T: SharedLayout>(
     seg: &Segment,
     twins: &[T::Atomic],
@@ -162,6 +165,7 @@ unsafe fn plain_bytes<T: SharedLayout>(values: &[T]) -> &[u8] {
 }
 
 /// Numbers: compared and journaled cell by cell (`unit` wide), stored in bulk.
+#[inline(never)]
 fn plain<T: SharedLayout>(
     seg: &Segment,
     twins: &[T::Atomic],
@@ -211,6 +215,7 @@ fn plain<T: SharedLayout>(
 
 /// Other types: compared element by element through their twins' bytes; runs of changed elements
 /// journaled with old and new values, stored with `store_changed`.
+#[inline(never)]
 fn by_element<T: SharedLayout>(
     seg: &Segment,
     twins: &[T::Atomic],

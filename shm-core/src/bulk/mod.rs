@@ -105,6 +105,11 @@ fn same_lengths(a: usize, b: usize) {
     assert_eq!(a, b, "bulk copy between slices of different lengths");
 }
 
+/// Copies of fewer bytes go element by element: the 16-byte path's set-up (the processor check,
+/// cutting the range into its aligned middle and its ends) costs more than it saves on a few
+/// loads, and the element-wise loop is small enough to be inlined where it is used.
+const FAST_FROM: usize = 256;
+
 /// Copies `src` (twins in a segment) into `dst`, as relaxed atomic loads of every primitive.
 ///
 /// # Panics
@@ -112,7 +117,7 @@ fn same_lengths(a: usize, b: usize) {
 pub(crate) fn load<T: BulkCopy>(src: &[T::Atomic], dst: &mut [T]) {
     same_lengths(src.len(), dst.len());
     match const { checked_shape::<T>() } {
-        Shape::Uniform(unit) if fast::available() => {
+        Shape::Uniform(unit) if size_of_val(dst) >= FAST_FROM && fast::available() => {
             // SAFETY: every primitive of `T`, so of the twins `src` holds, is `unit` wide
             // (`checked_shape`), and every access to a twin's primitive is an atomic of its width.
             // The lengths are equal (asserted; `T` and `T::Atomic` have the same size, checked at

@@ -168,8 +168,13 @@ impl Drop for Side {
 }
 
 /// The side journal as this handle has it mapped, if it has: one per segment handle.
+///
+/// Boxed, so that the handles hold no interior mutability in place (they are `Freeze`): the
+/// compiler then knows that a `&Shared<T>` (or `&Array<T>`) a function gets is not changed while
+/// it runs, and keeps the handle's pointers in registers across a loop of `snapshot`s instead
+/// of loading them again after every one of its ordered loads.
 #[derive(Default)]
-pub(crate) struct Cache(Mutex<Option<Side>>);
+pub(crate) struct Cache(Box<Mutex<Option<Side>>>);
 
 impl Cache {
     fn lock(&self) -> MutexGuard<'_, Option<Side>> {
