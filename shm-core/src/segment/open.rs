@@ -344,7 +344,10 @@ impl Segment {
         }
         // From here the header's numbers are known to fit in the mapping; copy them, so a peer
         // rewriting the header later cannot move this handle's view.
-        let align = found.align;
+        // As the format places them: on multiples of 128 (and of the element's alignment, if
+        // larger). The journal's entries hold 8-byte atomics at multiples of 16 from the area's
+        // start, and its copies are aligned as the payload is only if both areas are.
+        let align = found.align.max(header::PAYLOAD_ALIGN as u64);
         if payload_offset % align != 0 || journal_offset % align != 0 {
             return Err(self.corrupt(format!(
                 "its payload ({payload_offset}) or journal ({journal_offset}) offset is not aligned to {align}"
