@@ -347,22 +347,31 @@ pub(crate) fn reserve(seg: &Segment, need: usize) -> Result<Held<'_>> {
 /// # Errors
 /// If there is none, it is smaller than the record, or it cannot serve (see [`reserve`]).
 pub(crate) fn existing(seg: &Segment, len: usize) -> Result<Held<'_>> {
+    // `len` is the header's `journal_len`, which any peer may have written.
+    let Some(total) = HEADER_LEN.checked_add(len) else {
+        return Err(corrupt(
+            seg,
+            format!("its side journal's record is said to be {len} bytes long"),
+        ));
+    };
     let mut guard = seg.side_cache().lock();
     forget_if_removed(&mut guard);
     let mapped = guard.as_ref().map_or(0, |s| s.len);
-    if mapped < HEADER_LEN + len {
+    if mapped < total {
         *guard = None;
-        let flags = if seg.is_read_only() {
-            libc::O_RDONLY
-        } else {
-            libc::O_RDWR
-        };
+        // Non-blocking: opening a FIFO planted under the name read only would wait for a writer.
+        let flags = libc::O_NONBLOCK
+            | if seg.is_read_only() {
+                libc::O_RDONLY
+            } else {
+                libc::O_RDWR
+            };
         let fd = open(&path(&name_of(seg.name(), seg.journal_id())), flags, 0)
             .map_err(|e| Error::from_os(seg.name(), "shm_open", e))?;
         *guard = Some(adopt(seg, fd, None)?);
     }
     let side = guard.as_ref().expect("mapped just above");
-    if side.len < HEADER_LEN + len {
+    if side.len < total {
         return Err(corrupt(
             seg,
             format!(
@@ -414,8 +423,8 @@ fn open_or_create(seg: &Segment, len: usize) -> Result<Side> {
             made
         }
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-            let fd =
-                open(&path, libc::O_RDWR, 0).map_err(|e| Error::from_os(name, "shm_open", e))?;
+            let fd = open(&path, libc::O_RDWR | libc::O_NONBLOCK, 0)
+                .map_err(|e| Error::from_os(name, "shm_open", e))?;
             // Left blank by a writer that died while creating it: it is this segment's (its name
             // says so), and this process holds the segment's lock: finish it.
             let st = fstat(&fd).map_err(|e| Error::from_os(name, "fstat", e))?;
