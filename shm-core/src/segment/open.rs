@@ -150,10 +150,13 @@ impl Segment {
             waited: start.elapsed(),
         };
         loop {
-            let flags = match access {
-                Access::ReadWrite => libc::O_RDWR,
-                Access::ReadOnly => libc::O_RDONLY,
-            };
+            // Non-blocking: a FIFO planted under the name, opened read only, would wait for a
+            // writer (it is refused below, as not a regular file).
+            let flags = libc::O_NONBLOCK
+                | match access {
+                    Access::ReadWrite => libc::O_RDWR,
+                    Access::ReadOnly => libc::O_RDONLY,
+                };
             let fd = shm_open(name, &path, flags, 0).map_err(|e| match e {
                 Error::PermissionDenied { name, reason } => {
                     let reason = explain_refusal(&name, opts.mode, access).unwrap_or(reason);
