@@ -147,3 +147,31 @@ fn a_fifo_under_a_segments_name_does_not_hang_a_read_only_open() {
         None => panic!("open_readonly hung on a FIFO"),
     }
 }
+
+/// A segment removed while another handle still uses it: that handle's large writes make no
+/// side journal (which nobody would remove: the segment's name is gone), but still store.
+#[test]
+fn a_removed_segment_gets_no_side_journal_left_behind() {
+    const LEN: usize = 1 << 16; // 512 KiB: a write of it does not fit in the 64 KiB area
+    let name = TestName::new("removedside");
+    let a = Array::<u64>::create_zeroed(&name, LEN).unwrap();
+    let b = Array::<u64>::open(&name).unwrap();
+    b.write_from(0, &vec![1; LEN]);
+    assert_eq!(name.side_journals().len(), 1, "the large write's side journal");
+    drop(a); // the creator removes the segment and its side journal
+    assert!(!name.exists() && name.side_journals().is_empty());
+    b.write_from(0, &vec![2; LEN]);
+    assert!(
+        name.side_journals().is_empty(),
+        "left behind: {:?}",
+        name.side_journals()
+    );
+    assert!(b.snapshot().iter().all(|&x| x == 2));
+    assert!(!b.is_poisoned());
+    match b.try_write_from(0, &vec![3; LEN]) {
+        Err(Error::NotFound { name: n }) => assert_eq!(n, *name),
+        other => panic!("{other:?}"),
+    }
+    assert!(name.side_journals().is_empty());
+    assert!(b.snapshot().iter().all(|&x| x == 2));
+}

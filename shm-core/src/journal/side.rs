@@ -318,7 +318,8 @@ fn truncate(fd: &OwnedFd, len: usize) -> io::Result<()> {
 /// # Errors
 /// [`Error::NoSpace`] if `/dev/shm` has no room for it (nothing is left half-grown), or why
 /// the object under its name cannot serve (another user's, not a regular file, not a side
-/// journal of this segment), or a failing system call.
+/// journal of this segment), [`Error::NotFound`] if there is none and the segment was removed,
+/// or a failing system call.
 pub(crate) fn reserve(seg: &Segment, need: usize) -> Result<Held<'_>> {
     let want = HEADER_LEN
         .checked_add(need)
@@ -407,12 +408,19 @@ fn forget_if_removed(cached: &mut Option<Side>) {
     }
 }
 
-/// Opens the side journal of `seg`, creating it with `len` bytes if there is none.
+/// Opens the side journal of `seg`, creating it with `len` bytes if there is none — unless the
+/// segment was removed: nobody would remove a side journal made for it now.
 fn open_or_create(seg: &Segment, len: usize) -> Result<Side> {
     let name = seg.name();
     let seg_st = seg.stat()?;
     let path = path(&name_of(name, seg.journal_id()));
     let mode = seg_st.st_mode & 0o666;
+    if seg_st.st_nlink == 0 {
+        // Removed: one that is still there serves (NotFound if there is none).
+        let fd = open(&path, libc::O_RDWR | libc::O_NONBLOCK, 0)
+            .map_err(|e| Error::from_os(name, "shm_open", e))?;
+        return adopt(seg, fd, Some(&seg_st));
+    }
     match open(&path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
         Ok(fd) => {
             let made = create(seg, &fd, &seg_st, len).and_then(|()| adopt(seg, fd, Some(&seg_st)));
