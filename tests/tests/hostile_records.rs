@@ -27,7 +27,10 @@ fn read_word(name: &TestName, at: u64) -> u64 {
 }
 
 fn write_bytes(name: &TestName, at: u64, bytes: &[u8]) {
-    let f = fs::OpenOptions::new().write(true).open(name.path()).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
     f.write_all_at(bytes, at).unwrap();
 }
 
@@ -76,7 +79,10 @@ fn release_fifo(name: &TestName) {
 fn a_journal_area_off_its_alignment_is_refused_at_open() {
     let name = TestName::new("jalign");
     let _a = Array::<u8>::create(&name, &[0; 100]).unwrap();
-    let (offset, cap) = (read_word(&name, JOURNAL_OFFSET), read_word(&name, JOURNAL_CAP));
+    let (offset, cap) = (
+        read_word(&name, JOURNAL_OFFSET),
+        read_word(&name, JOURNAL_CAP),
+    );
     write_word(&name, JOURNAL_OFFSET, offset + 1);
     write_word(&name, JOURNAL_CAP, cap - 1);
     match Array::<u8>::open(&name) {
@@ -157,7 +163,11 @@ fn a_removed_segment_gets_no_side_journal_left_behind() {
     let a = Array::<u64>::create_zeroed(&name, LEN).unwrap();
     let b = Array::<u64>::open(&name).unwrap();
     b.write_from(0, &vec![1; LEN]);
-    assert_eq!(name.side_journals().len(), 1, "the large write's side journal");
+    assert_eq!(
+        name.side_journals().len(),
+        1,
+        "the large write's side journal"
+    );
     drop(a); // the creator removes the segment and its side journal
     assert!(!name.exists() && name.side_journals().is_empty());
     b.write_from(0, &vec![2; LEN]);
