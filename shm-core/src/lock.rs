@@ -163,7 +163,11 @@ fn lock_contended(h: &Header, wait: Wait, held_here: impl Fn() -> bool) -> Resul
             continue;
         }
         let now = Instant::now();
-        let check = *next_check.get_or_insert(now + FIRST_CHECK);
+        // A deadline before the first check brings the check forward: a timed lock judges the
+        // owner at least once before it gives up, as a `Try` does, or a caller that polls with
+        // short timeouts would never find a dead owner.
+        let first = deadline.map_or(now + FIRST_CHECK, |d| d.min(now + FIRST_CHECK));
+        let check = *next_check.get_or_insert(first);
         if now >= check {
             if owner::judge(&h.lock, w) == Liveness::Dead {
                 if take_over(h, w, me) {

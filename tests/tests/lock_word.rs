@@ -457,3 +457,41 @@ fn within_one_pid_namespace_a_killed_holder_is_found_dead() {
     let status = wait_at_most(&mut c, Duration::from_secs(60), "the namespace's test");
     assert!(status.success(), "{status}: {said}");
 }
+
+/// A timed lock whose timeout is shorter than the wait before a locker first checks the owner
+/// still checks it once before giving up: a caller that polls with short timeouts finds a killed
+/// holder, as `try_lock` does.
+#[test]
+fn short_timed_locks_find_a_killed_holder() {
+    let name = TestName::new("shorttimed");
+    let v = Value::<u64>::create(&name, 0).unwrap();
+    let mut holder = Kid(role("hold", &[&name]).spawn().expect("start the holder"));
+    wait_for(&mut holder, "locked");
+    assert!(matches!(
+        v.try_lock_for(Duration::ZERO),
+        Err(TryLockError::WouldBlock)
+    ));
+    kill9(&mut holder);
+    for timeout in [Duration::ZERO, Duration::from_micros(500)] {
+        let mut outcome = None;
+        for _ in 0..200 {
+            match v.try_lock_for(timeout) {
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Poisoned(_)) => outcome = Some("poisoned"),
+                Ok(_) => outcome = Some("taken, not poisoned"),
+            }
+            break;
+        }
+        assert_eq!(
+            outcome,
+            Some("poisoned"),
+            "try_lock_for({timeout:?}) never found the dead holder"
+        );
+        v.clear_poison();
+        // Hand the lock to a dead owner again for the next timeout.
+        drop(v.lock());
+        let mut again = Kid(role("hold", &[&name]).spawn().expect("start the holder"));
+        wait_for(&mut again, "locked");
+        kill9(&mut again);
+    }
+}

@@ -175,7 +175,7 @@ pub struct JournalInfo {
     pub segment: String,
     /// Whether that segment is gone: no segment of that name with this journal's id exists. An
     /// orphan is left when a segment was removed by other means than this library (`rm`), or
-    /// written to after it was removed; [`stale`] lists it and `shm gc` removes it.
+    /// written to in the instant it was removed; [`stale`] lists it and `shm gc` removes it.
     pub orphan: bool,
     /// Its size in bytes.
     pub len: u64,

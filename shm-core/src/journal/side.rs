@@ -323,7 +323,8 @@ fn truncate(fd: &OwnedFd, len: usize) -> io::Result<()> {
 /// # Errors
 /// [`Error::NoSpace`] if `/dev/shm` has no room for it (nothing is left half-grown), or why
 /// the object under its name cannot serve (another user's, not a regular file, not a side
-/// journal of this segment), or a failing system call.
+/// journal of this segment), [`Error::NotFound`] if there is none and the segment was removed,
+/// or a failing system call.
 pub(crate) fn reserve(seg: &Segment, need: usize) -> Result<Held<'_>> {
     let want = HEADER_LEN
         .checked_add(need)
@@ -352,22 +353,31 @@ pub(crate) fn reserve(seg: &Segment, need: usize) -> Result<Held<'_>> {
 /// # Errors
 /// If there is none, it is smaller than the record, or it cannot serve (see [`reserve`]).
 pub(crate) fn existing(seg: &Segment, len: usize) -> Result<Held<'_>> {
+    // `len` is the header's `journal_len`, which any peer may have written.
+    let Some(total) = HEADER_LEN.checked_add(len) else {
+        return Err(corrupt(
+            seg,
+            format!("its side journal's record is said to be {len} bytes long"),
+        ));
+    };
     let mut guard = seg.side_cache().lock();
     forget_if_removed(&mut guard);
     let mapped = guard.as_ref().map_or(0, |s| s.len);
-    if mapped < HEADER_LEN + len {
+    if mapped < total {
         *guard = None;
-        let flags = if seg.is_read_only() {
-            libc::O_RDONLY
-        } else {
-            libc::O_RDWR
-        };
+        // Non-blocking: opening a FIFO planted under the name read only would wait for a writer.
+        let flags = libc::O_NONBLOCK
+            | if seg.is_read_only() {
+                libc::O_RDONLY
+            } else {
+                libc::O_RDWR
+            };
         let fd = open(&path(&name_of(seg.name(), seg.journal_id())), flags, 0)
             .map_err(|e| Error::from_os(seg.name(), "shm_open", e))?;
         *guard = Some(adopt(seg, fd, None)?);
     }
     let side = guard.as_ref().expect("mapped just above");
-    if side.len < HEADER_LEN + len {
+    if side.len < total {
         return Err(corrupt(
             seg,
             format!(
@@ -403,12 +413,19 @@ fn forget_if_removed(cached: &mut Option<Side>) {
     }
 }
 
-/// Opens the side journal of `seg`, creating it with `len` bytes if there is none.
+/// Opens the side journal of `seg`, creating it with `len` bytes if there is none — unless the
+/// segment was removed: nobody would remove a side journal made for it now.
 fn open_or_create(seg: &Segment, len: usize) -> Result<Side> {
     let name = seg.name();
     let seg_st = seg.stat()?;
     let path = path(&name_of(name, seg.journal_id()));
     let mode = seg_st.st_mode & 0o666;
+    if seg_st.st_nlink == 0 {
+        // Removed: one that is still there serves (NotFound if there is none).
+        let fd = open(&path, libc::O_RDWR | libc::O_NONBLOCK, 0)
+            .map_err(|e| Error::from_os(name, "shm_open", e))?;
+        return adopt(seg, fd, Some(&seg_st));
+    }
     match open(&path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
         Ok(fd) => {
             let made = create(seg, &fd, &seg_st, len).and_then(|()| adopt(seg, fd, Some(&seg_st)));
@@ -419,8 +436,8 @@ fn open_or_create(seg: &Segment, len: usize) -> Result<Side> {
             made
         }
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-            let fd =
-                open(&path, libc::O_RDWR, 0).map_err(|e| Error::from_os(name, "shm_open", e))?;
+            let fd = open(&path, libc::O_RDWR | libc::O_NONBLOCK, 0)
+                .map_err(|e| Error::from_os(name, "shm_open", e))?;
             // Left blank by a writer that died while creating it: it is this segment's (its name
             // says so), and this process holds the segment's lock: finish it.
             let st = fstat(&fd).map_err(|e| Error::from_os(name, "fstat", e))?;

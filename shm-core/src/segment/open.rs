@@ -150,10 +150,13 @@ impl Segment {
             waited: start.elapsed(),
         };
         loop {
-            let flags = match access {
-                Access::ReadWrite => libc::O_RDWR,
-                Access::ReadOnly => libc::O_RDONLY,
-            };
+            // Non-blocking: a FIFO planted under the name, opened read only, would wait for a
+            // writer (it is refused below, as not a regular file).
+            let flags = libc::O_NONBLOCK
+                | match access {
+                    Access::ReadWrite => libc::O_RDWR,
+                    Access::ReadOnly => libc::O_RDONLY,
+                };
             let fd = shm_open(name, &path, flags, 0).map_err(|e| match e {
                 Error::PermissionDenied { name, reason } => {
                     let reason = explain_refusal(&name, opts.mode, access).unwrap_or(reason);
@@ -344,7 +347,10 @@ impl Segment {
         }
         // From here the header's numbers are known to fit in the mapping; copy them, so a peer
         // rewriting the header later cannot move this handle's view.
-        let align = found.align;
+        // As the format places them: on multiples of 128 (and of the element's alignment, if
+        // larger). The journal's entries hold 8-byte atomics at multiples of 16 from the area's
+        // start, and its copies are aligned as the payload is only if both areas are.
+        let align = found.align.max(header::PAYLOAD_ALIGN as u64);
         if payload_offset % align != 0 || journal_offset % align != 0 {
             return Err(self.corrupt(format!(
                 "its payload ({payload_offset}) or journal ({journal_offset}) offset is not aligned to {align}"

@@ -584,10 +584,24 @@ fn segment_cases(b: &HashMap<&str, Base>) -> Vec<Case> {
         .refused("holds a single u64"),
         case("misaligned payload", "step 8", "u64")
             .patch(obj! { "set": set(&[("payload_offset", po + 4)]) })
-            .refused("not aligned to 8"),
+            .refused("not aligned to 128"),
         case("misaligned journal", "step 8", "u64")
             .patch(obj! { "set": set(&[("journal_offset", jo - 4)]), "truncate": size - 4 })
-            .refused("not aligned to 8"),
+            .refused("not aligned to 128"),
+        case(
+            "payload aligned for its element, not to 128",
+            "step 8: multiples of 128, not only of the root alignment",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("payload_offset", po + 8)]) })
+        .refused("not aligned to 128"),
+        case(
+            "journal aligned for the element, not to 128",
+            "step 8: the record's 8-byte words and aligned copies need the format's 128",
+            "u64",
+        )
+        .patch(obj! { "set": set(&[("journal_offset", jo - 8)]), "truncate": size - 8 })
+        .refused("not aligned to 128"),
         case(
             "zero-sized element",
             "step 3: elem_size >= 1, though a descriptor of size 0 parses and the header adds up",
