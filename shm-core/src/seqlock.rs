@@ -89,17 +89,18 @@ impl Write<'_> {
         }
         // Dropped in place (a side journal's hold released), not moved out.
         *self.log = None;
-        self.make_even();
+        make_even(self.seg, self.odd);
         self.odd = ENDED;
     }
+}
 
-    #[inline(always)]
-    fn make_even(&self) {
-        let h = self.seg.header();
-        h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
-        // After the counter is even: a waiter woken now sees the write in its snapshot.
-        wait::changed(h);
-    }
+/// Makes the counter even after the write whose odd value was `odd`, and announces the change.
+#[inline(always)]
+fn make_even(seg: &Segment, odd: u64) {
+    let h = seg.header();
+    h.seq.store(odd.wrapping_add(1), Ordering::Release);
+    // After the counter is even: a waiter woken now sees the write in its snapshot.
+    wait::changed(h);
 }
 
 /// `Write::odd` once the write has ended: no odd counter value is 0.
@@ -110,25 +111,24 @@ impl Drop for Write<'_> {
     #[inline(always)]
     fn drop(&mut self) {
         if self.odd != ENDED {
-            self.unfinished();
+            // By value, not by reference: a cold call given the write's address kept it in
+            // memory on every write.
+            unfinished(self.seg, self.odd, self.log.take());
         }
     }
 }
 
-impl Write<'_> {
-    /// Ends a write dropped unfinished: by a panic's unwinding (undone, and the lock poisoned)
-    /// or by a writer that returns early.
-    #[cold]
-    #[inline(never)]
-    fn unfinished(&mut self) {
-        let log = self.log.take();
-        if std::thread::panicking() {
-            undo_panicked(self.seg, log);
-        } else if let Some(log) = log {
-            log.end();
-        }
-        self.make_even();
+/// Ends a write dropped unfinished: by a panic's unwinding (undone, and the lock poisoned) or by
+/// a writer that returns early.
+#[cold]
+#[inline(never)]
+fn unfinished(seg: &Segment, odd: u64, log: Option<journal::Log<'_>>) {
+    if std::thread::panicking() {
+        undo_panicked(seg, log);
+    } else if let Some(log) = log {
+        log.end();
     }
+    make_even(seg, odd);
 }
 
 /// A write that panicked: undone, and the lock poisoned.
