@@ -12,6 +12,7 @@
 //! the counter even. A locker that finds the counter odd does the same. Nothing is left
 //! half-changed, so neither poisons the lock (see `lock.rs` for what does).
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,9 +29,12 @@ use crate::Result;
 /// panicked, it undoes it first and poisons the lock.
 pub(crate) struct Write<'a> {
     seg: &'a Segment,
+    /// The odd counter value of the write; [`ENDED`] once it has ended.
     odd: u64,
-    /// Taken when the write ends.
-    log: Option<journal::Log<'a>>,
+    /// Taken when the write ends, by [`finish`](Write::finish) or by the drop of an unfinished
+    /// write: never dropped otherwise, so that the drop glue of a finished write is the
+    /// inlined check of `odd` alone (a side journal's hold made it a call).
+    log: ManuallyDrop<Option<journal::Log<'a>>>,
 }
 
 impl<'a> Write<'a> {
@@ -52,13 +56,13 @@ impl<'a> Write<'a> {
         Ok(Write {
             seg,
             odd,
-            log: Some(log),
+            log: ManuallyDrop::new(Some(log)),
         })
     }
 
     /// Journals payload bytes `start..start + len` (see [`journal::Log::append`]); the write may
     /// store them once this returns.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn journal(
         &mut self,
         start: usize,
@@ -77,46 +81,54 @@ impl Write<'_> {
     /// counter even and announces the change. Always inlined, as `begin` is, and by reference:
     /// an out-of-line drop, or a move into this call, made `update` copy the whole `Write`
     /// through memory (a store-forwarding stall) on every write. Dropping it afterwards does
-    /// nothing more.
+    /// nothing more, and is inlined (see [`Write::log`]).
     #[inline(always)]
     pub(crate) fn finish(&mut self) {
-        if let Some(log) = &self.log {
+        if let Some(log) = &*self.log {
             log.end();
         }
         // Dropped in place (a side journal's hold released), not moved out.
-        self.log = None;
-        self.make_even();
+        *self.log = None;
+        make_even(self.seg, self.odd);
         self.odd = ENDED;
     }
+}
 
-    #[inline(always)]
-    fn make_even(&self) {
-        let h = self.seg.header();
-        h.seq.store(self.odd.wrapping_add(1), Ordering::Release);
-        // After the counter is even: a waiter woken now sees the write in its snapshot.
-        wait::changed(h);
-    }
+/// Makes the counter even after the write whose odd value was `odd`, and announces the change.
+#[inline(always)]
+fn make_even(seg: &Segment, odd: u64) {
+    let h = seg.header();
+    h.seq.store(odd.wrapping_add(1), Ordering::Release);
+    // After the counter is even: a waiter woken now sees the write in its snapshot.
+    wait::changed(h);
 }
 
 /// `Write::odd` once the write has ended: no odd counter value is 0.
 const ENDED: u64 = 0;
 
 impl Drop for Write<'_> {
-    /// A write not [finished](Write::finish): dropped by a panic's unwinding (undone, and the
-    /// lock poisoned) or by a writer that returns early.
-    #[inline]
+    /// Nothing for a finished write; a write not [finished](Write::finish) is ended out of line.
+    #[inline(always)]
     fn drop(&mut self) {
-        if self.odd == ENDED {
-            return;
+        if self.odd != ENDED {
+            // By value, not by reference: a cold call given the write's address kept it in
+            // memory on every write.
+            unfinished(self.seg, self.odd, self.log.take());
         }
-        let log = self.log.take();
-        if std::thread::panicking() {
-            undo_panicked(self.seg, log);
-        } else if let Some(log) = log {
-            log.end();
-        }
-        self.make_even();
     }
+}
+
+/// Ends a write dropped unfinished: by a panic's unwinding (undone, and the lock poisoned) or by
+/// a writer that returns early.
+#[cold]
+#[inline(never)]
+fn unfinished(seg: &Segment, odd: u64, log: Option<journal::Log<'_>>) {
+    if std::thread::panicking() {
+        undo_panicked(seg, log);
+    } else if let Some(log) = log {
+        log.end();
+    }
+    make_even(seg, odd);
 }
 
 /// A write that panicked: undone, and the lock poisoned.

@@ -39,6 +39,10 @@ const MERGE_GAP: usize = 64;
 /// A single value this small is journaled whole, without comparing, from twins on the stack.
 const SMALL: usize = 4096;
 
+/// A single value this small is written by code inlined into the caller (`Shared::update`):
+/// an out-of-line call returned its result and kept the write's state through memory.
+const INLINE: usize = 128;
+
 /// Room for entries that can never fit: a write that asks for it gets no record, or `NoSpace`.
 const TOO_MUCH: usize = usize::MAX;
 
@@ -78,8 +82,11 @@ pub(crate) fn update<T: SharedLayout>(
         "an update of slices of different lengths"
     );
     let size = size_of::<T::Atomic>();
-    if old.len() == 1 && size <= SMALL {
+    if old.len() == 1 && size <= INLINE {
         return single(seg, &twins[0], at, &old[0], &new[0], required);
+    }
+    if old.len() == 1 && size <= SMALL {
+        return single_out_of_line(seg, &twins[0], at, &old[0], &new[0], required);
     }
     if T::PLAIN_BYTES {
         if let Some(unit) = const { bulk::uniform_width::<T>() } {
@@ -89,8 +96,21 @@ pub(crate) fn update<T: SharedLayout>(
     by_element(seg, twins, at, old, new, required)
 }
 
+/// [`single`], called: for a value too large to inline its write everywhere it is updated.
+#[inline(never)]
+fn single_out_of_line<T: SharedLayout>(
+    seg: &Segment,
+    twin: &T::Atomic,
+    at: usize,
+    old: &T,
+    new: &T,
+    required: bool,
+) -> Result<()> {
+    single(seg, twin, at, old, new, required)
+}
+
 /// One small value: one entry of old and new values, from twins on the stack.
-#[inline]
+#[inline(always)]
 fn single<T: SharedLayout>(
     seg: &Segment,
     twin: &T::Atomic,

@@ -101,7 +101,8 @@ impl<'a> Log<'a> {
     }
 
     /// Says in the header where the record goes: the first step of the write, once the sequence
-    /// counter is odd.
+    /// counter is odd. Stored only if the header says something else: between writes it says
+    /// [`JOURNAL_HERE`] (what [`end`](Self::end) and undo leave), so most writes store nothing.
     #[inline]
     pub(crate) fn start(&self) {
         let place = match self.place {
@@ -109,10 +110,10 @@ impl<'a> Log<'a> {
             Place::Side(_) => JOURNAL_SIDE,
             Place::Nowhere => JOURNAL_NONE,
         };
-        self.seg
-            .header()
-            .journal_where
-            .store(place, Ordering::Relaxed);
+        let w = &self.seg.header().journal_where;
+        if w.load(Ordering::Relaxed) != place {
+            w.store(place, Ordering::Relaxed);
+        }
         // Orders the odd counter and `journal_where` before every store of the write.
         fence(Ordering::Release);
     }
@@ -134,7 +135,7 @@ impl<'a> Log<'a> {
     /// # Panics
     /// If the entry does not fit in the room made by `prepare` (a writer that journals more than
     /// it said).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn append(
         &mut self,
         start: usize,
@@ -173,12 +174,15 @@ impl<'a> Log<'a> {
     }
 
     /// Clears the record after the write's stores: the write is whole. (By reference: the
-    /// writer drops the record where it lies, without moving it.)
+    /// writer drops the record where it lies, without moving it.) `journal_where` is stored
+    /// only if [`start`](Self::start) made it say something else than [`JOURNAL_HERE`].
     #[inline]
     pub(crate) fn end(&self) {
         let h = self.seg.header();
         h.journal_len.store(0, Ordering::Release);
-        h.journal_where.store(JOURNAL_HERE, Ordering::Release);
+        if !matches!(self.place, Place::Here) {
+            h.journal_where.store(JOURNAL_HERE, Ordering::Release);
+        }
     }
 }
 

@@ -180,9 +180,7 @@ impl Cache {
     fn lock(&self) -> MutexGuard<'_, Option<Side>> {
         // A panic while it was held left nothing half-done in it that matters: the mapping is
         // checked again before each use.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -192,7 +190,8 @@ pub(crate) struct Held<'a> {
 }
 
 impl Held<'_> {
-    /// The record area: the object after its header.
+    /// The record area: the object after its header (inlined: a call kept writes in memory).
+    #[inline]
     pub(crate) fn area(&self) -> Region<'_> {
         let side = self.guard.as_ref().expect("a held side journal is mapped");
         // SAFETY: the mapping is `len >= HEADER_LEN` bytes (checked when mapped) and stays mapped
