@@ -126,26 +126,8 @@ mod x86_64 {
     /// If the lengths differ, the two are not at the same offset modulo 16, either does not
     /// start and end on a multiple of `unit`, or the processor lacks AVX.
     pub(in crate::bulk) unsafe fn copy(from: Region<'_>, to: Region<'_>, unit: Width) {
-        assert_eq!(from.len(), to.len(), "bulk copy of another length");
-        assert!(
-            (from.as_ptr() as usize ^ to.as_ptr() as usize) & 15 == 0,
-            "16-byte copies between regions at different offsets modulo 16"
-        );
-        let (head, body, tail) = pieces(from, unit);
-        let (to_head, rest) = to.split_at(head.len());
-        let (to_body, to_tail) = rest.split_at(body.len());
-        if head.len() > 0 {
-            // SAFETY: the caller's, for the ends.
-            unsafe { head.copy_to(to_head, unit) };
-        }
-        // SAFETY: as in `load`, with both sides regions of `unit`-wide primitives: `to_body` is
-        // 16-byte aligned too, being at `from`'s offset modulo 16 (asserted); writing it through
-        // a pointer derived from a shared borrow is allowed, as only atomics access it.
-        unsafe { copy16(body.as_ptr(), to_body.as_ptr(), body.len() / 16) };
-        if tail.len() > 0 {
-            // SAFETY: the caller's, for the ends.
-            unsafe { tail.copy_to(to_tail, unit) };
-        }
+        // SAFETY: the caller's; not streaming.
+        unsafe { copy_split(from, to, unit, false) }
     }
 
     /// [`copy`] into a journal area, which only the holder of the segment's lock accesses: the
@@ -159,6 +141,16 @@ mod x86_64 {
     /// # Panics
     /// As for [`copy`].
     pub(in crate::bulk) unsafe fn copy_to_journal(from: Region<'_>, to: Region<'_>, unit: Width) {
+        // SAFETY: the caller's, including that only this thread accesses `to` (streaming).
+        unsafe { copy_split(from, to, unit, true) }
+    }
+
+    /// [`copy`] (`streaming` false) or [`copy_to_journal`] (`streaming` true): the unaligned
+    /// ends element by element, the 16-aligned middle with 16-byte accesses.
+    ///
+    /// # Safety
+    /// As for [`copy`]; with `streaming`, also as for [`copy_to_journal`].
+    unsafe fn copy_split(from: Region<'_>, to: Region<'_>, unit: Width, streaming: bool) {
         assert_eq!(from.len(), to.len(), "bulk copy of another length");
         assert!(
             (from.as_ptr() as usize ^ to.as_ptr() as usize) & 15 == 0,
@@ -171,11 +163,21 @@ mod x86_64 {
             // SAFETY: the caller's, for the ends.
             unsafe { head.copy_to(to_head, unit) };
         }
-        // SAFETY: as in `copy` for `from`; `to_body` is 16-byte aligned (at `from`'s offset
-        // modulo 16, asserted), and no access races with the stores into it: only the lock's
-        // holder, this thread, accesses it, and the `sfence` at the end orders them before any
-        // later store of this thread, such as the one that commits the journal entry.
-        unsafe { copy16_streaming(body.as_ptr(), to_body.as_ptr(), body.len() / 16) };
+        let chunks = body.len() / 16;
+        if streaming {
+            // SAFETY: as in `load` for `from`; `to_body` is 16-byte aligned (at `from`'s offset
+            // modulo 16, asserted), and no access races with the stores into it: only the
+            // lock's holder, this thread, accesses it (the caller's), and the `sfence` at the
+            // end orders them before any later store of this thread, such as the one that
+            // commits the journal entry.
+            unsafe { copy16_streaming(body.as_ptr(), to_body.as_ptr(), chunks) };
+        } else {
+            // SAFETY: as in `load`, with both sides regions of `unit`-wide primitives: `to_body`
+            // is 16-byte aligned too, being at `from`'s offset modulo 16 (asserted); writing it
+            // through a pointer derived from a shared borrow is allowed, as only atomics access
+            // it.
+            unsafe { copy16(body.as_ptr(), to_body.as_ptr(), chunks) };
+        }
         if tail.len() > 0 {
             // SAFETY: the caller's, for the ends.
             unsafe { tail.copy_to(to_tail, unit) };
