@@ -67,23 +67,36 @@ def header_u64(name: str, offset: int) -> int:
         os.close(fd)
 
 
-def wait_for_write_window(name: str, timeout: float = 5.0) -> bool:
-    """Polls the ``seq`` word of segment ``name`` through a read-only mapping until it is odd (a
-    writer is inside a write window); ``False`` if it never was within ``timeout`` seconds.
+def stop_inside_write_window(name: str, pid: int, timeout: float = 10.0) -> bool:
+    """Stops process ``pid`` (SIGSTOP) at a moment its write to segment ``name`` is in progress
+    and journaled (``seq`` odd, ``journal_len`` non-zero): polls the header through a read-only
+    mapping until it says so, stops the writer, and checks again once it is stopped; if the
+    write ended meanwhile, lets it go on (SIGCONT) and tries again. ``False`` if that never
+    happened within ``timeout`` seconds (the writer is then left running).
 
-    A kill right after this returns lands inside (or just after) that window, however short a
-    part of the writer's time its windows are."""
+    Killing the stopped writer then kills it between the stores of a write, however short a part
+    of its time its writes are. ``pid`` must be a child of this process."""
     fd = os.open(shm_path(name), os.O_RDONLY)
     try:
         view = mmap.mmap(fd, mmap.PAGESIZE, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
+
+    def in_write() -> bool:
+        seq = int.from_bytes(view[OFF_SEQ : OFF_SEQ + 8], "little")
+        journal = int.from_bytes(view[OFF_JOURNAL_LEN : OFF_JOURNAL_LEN + 8], "little")
+        return seq & 1 == 1 and journal != 0
+
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for _ in range(1000):
-                if view[OFF_SEQ] & 1:
-                    return True
+            if not in_write():
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            os.waitpid(pid, os.WUNTRACED)
+            if in_write():
+                return True
+            os.kill(pid, signal.SIGCONT)
         return False
     finally:
         view.close()

@@ -159,10 +159,10 @@ class KilledWriterTest(ShmTestCase):
 
     def test_rust_killed_between_stores_is_rolled_back_for_python(self):
         # `update-forever` sets all elements to k, k + 1, ... one update each. Killed at a random
-        # moment (even rounds) or right after it was seen inside a write window (odd rounds: the
-        # windows are a small part of its time), it sometimes dies between the stores of an
-        # update (the counter odd, the journal recorded). Python must then see the whole old
-        # value, never a mix.
+        # moment (even rounds), it sometimes dies between the stores of an update; in odd rounds
+        # it is stopped inside a journaled write first (the windows are a small part of its
+        # time), so it always does: the counter odd, the journal recorded. Python must then see
+        # the whole old value, never a mix.
         name = self.name("rustkill")
         a = self.keep(shm_core.Array("q", 20_000, name=name))
         rng = random.Random(3)
@@ -173,7 +173,10 @@ class KilledWriterTest(ShmTestCase):
             writer.expect("started")
             time.sleep(rng.uniform(0, 0.02))
             if rounds % 2 == 1:
-                self.assertTrue(F.wait_for_write_window(name), f"round {rounds}: no write window")
+                self.assertTrue(
+                    F.stop_inside_write_window(name, writer.proc.pid),
+                    f"round {rounds}: never stopped inside a write",
+                )
             writer.kill9()
             odd = header_u64(name, F.OFF_SEQ) & 1
             recorded = header_u64(name, F.OFF_JOURNAL_LEN) != 0
