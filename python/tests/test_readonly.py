@@ -409,6 +409,12 @@ class KilledWriterTest(ShmTestCase):
                 writer = self.peer("update-forever", name)
                 writer.expect("started")
                 time.sleep(rng.uniform(0, 0.02))
+                if rounds % 2 == 1:
+                    # Stopped inside a journaled write first: killed between its stores.
+                    self.assertTrue(
+                        F.stop_inside_write_window(name, writer.proc.pid),
+                        f"round {rounds}: never stopped inside a write",
+                    )
                 writer.kill9()
                 odd = header_u64(name, F.OFF_SEQ) & 1
                 recorded = header_u64(name, F.OFF_JOURNAL_LEN) != 0
