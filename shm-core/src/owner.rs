@@ -314,6 +314,12 @@ mod tests {
     fn an_exited_thread_and_a_reused_id_are_dead() {
         let other = std::thread::spawn(me).join().unwrap();
         assert_ne!(tid_of(other), tid_of(me()));
+        // `join` returns once the thread has run to its end; the kernel may still list the
+        // exiting task for a moment, and then it is rightly judged alive.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while judge(&area(), other) != Liveness::Dead && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert_eq!(judge(&area(), other), Liveness::Dead);
         // This thread's id with another start time: the id was recycled.
         let reused = me() ^ 1 << 32;
