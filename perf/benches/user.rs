@@ -18,7 +18,7 @@ use std::fmt::{Debug, Write as _};
 use std::hint::black_box as bb;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use perf::measure::{print_table, Group, Timing};
+use perf::measure::{print_table, Group, Spread, Timing};
 use perf::mutex::{BareMutex, Kind};
 use perf::raw::{Error, RawMap};
 use shared_memory::ShmemConf;
@@ -112,13 +112,14 @@ enum Op {
 /// format, parse, sort, hash and update. The compiler weighs inlining `snapshot` into it as it
 /// would in such a function.
 #[inline(never)]
-fn large<T: Words>(
+fn large<T: Words, const K: usize>(
     op: Op,
     s: &Shared<T>,
     raw: &T::Raw,
     sink: &mut Sink<T>,
     log: &mut Vec<String>,
 ) -> u64 {
+    place::<K>();
     match op {
         Op::Snapshot(n) => {
             for _ in 0..n {
@@ -215,7 +216,7 @@ fn large<T: Words>(
 }
 
 /// The program's other uses of `large`, run once so that every arm is live code.
-fn exercise_large<T: Words>(s: &Shared<T>, raw: &T::Raw) -> u64 {
+fn exercise_large<T: Words, const K: usize>(s: &Shared<T>, raw: &T::Raw) -> u64 {
     let mut log = Vec::new();
     let mut sink = Sink::new();
     let mut sum = 0u64;
@@ -229,7 +230,7 @@ fn exercise_large<T: Words>(s: &Shared<T>, raw: &T::Raw) -> u64 {
         Op::Bump(3),
         Op::Diff,
     ] {
-        sum = sum.wrapping_add(large(bb(op), s, raw, &mut sink, &mut log));
+        sum = sum.wrapping_add(large::<T, K>(bb(op), s, raw, &mut sink, &mut log));
     }
     sum.wrapping_add(log.len() as u64)
 }
@@ -252,60 +253,167 @@ fn ro_sum<T: Words>(s: &ReadOnly<T>) -> u64 {
 }
 
 /// `snapshot()` of `T` against the same relaxed loads by hand, from several call sites and from
-/// inside [`large`].
+/// inside [`large`], each loop in its four placements (see [`place`]).
 fn snapshot_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<Timing>, Error> {
     let nm = name(tag);
-    let owner = Shared::<T>::create(&nm, T::default())?;
-    let s = &owner;
+    let owner = Held::new(Shared::<T>::create(&nm, T::default())?);
+    let s = &owner.handle;
     let map = RawMap::open(&nm)?;
     let raw = T::raw(&map);
     // The other call sites, run so that they are live.
     bb(sum_now(s));
     bb(changed(s, &T::default()));
-    bb(exercise_large(s, raw));
     // An observer's handle, for the read that never writes. Borrowed, as `s` is: a handle moved
     // into the closure would put the closure's other captures (the sink) behind the same
     // pointer, which escapes into the cold path and is then loaded again in every iteration: a
     // cost of the benchmark's own code, not of `snapshot`.
-    let observer = Shared::<T>::open_readonly(&nm)?;
-    let ro = &observer;
+    let observer = Held::new(Shared::<T>::open_readonly(&nm)?);
+    let ro = &observer.handle;
     bb(ro_sum(ro));
     let mut g = Group::new(format!("snapshot of {label}"));
+    snapshot_cases::<T, 0>(&mut g, label, s, raw, ro);
+    snapshot_cases::<T, 1>(&mut g, label, s, raw, ro);
+    snapshot_cases::<T, 2>(&mut g, label, s, raw, ro);
+    snapshot_cases::<T, 3>(&mut g, label, s, raw, ro);
+    Ok(g.run(rounds, 20_000.0))
+}
+
+/// The cases of [`snapshot_group`], with their loops in placement `K`.
+fn snapshot_cases<'a, T: Words, const K: usize>(
+    g: &mut Group<'a>,
+    label: &str,
+    s: &'a Shared<T>,
+    raw: &'a T::Raw,
+    ro: &'a ReadOnly<T>,
+) {
+    bb(exercise_large::<T, K>(s, raw));
+    let at = placed(K);
     // Each loop hands every copy to the optimiser as used (`black_box`), in a place that does
     // not alias the segment (see `Sink`).
     let mut sink = Sink::new();
-    g.case(format!("{label}: snapshot()"), move |n| {
+    g.case(format!("{label}: snapshot(){at}"), move |n| {
+        place::<K>();
         for _ in 0..n {
             sink.put(s.snapshot());
         }
     });
     let mut sink = Sink::new();
-    g.case(format!("{label}: relaxed loads"), move |n| {
+    g.case(format!("{label}: relaxed loads{at}"), move |n| {
+        place::<K>();
         for _ in 0..n {
             sink.put(T::load_raw(raw));
         }
     });
     let mut sink = Sink::new();
-    g.case(format!("{label}: read-only snapshot()"), move |n| {
+    g.case(format!("{label}: read-only snapshot(){at}"), move |n| {
+        place::<K>();
         for _ in 0..n {
             sink.put(ro.snapshot());
         }
     });
     let (mut log, mut sink) = (Vec::new(), Sink::new());
     g.case(
-        format!("{label}: snapshot() in a large function"),
+        format!("{label}: snapshot() in a large function{at}"),
         move |n| {
-            bb(large(bb(Op::Snapshot(n)), s, raw, &mut sink, &mut log));
+            bb(large::<T, K>(
+                bb(Op::Snapshot(n)),
+                s,
+                raw,
+                &mut sink,
+                &mut log,
+            ));
         },
     );
     let (mut log, mut sink) = (Vec::new(), Sink::new());
     g.case(
-        format!("{label}: relaxed loads in a large function"),
+        format!("{label}: relaxed loads in a large function{at}"),
         move |n| {
-            bb(large(bb(Op::Loads(n)), s, raw, &mut sink, &mut log));
+            bb(large::<T, K>(bb(Op::Loads(n)), s, raw, &mut sink, &mut log));
         },
     );
-    Ok(g.run(rounds, 20_000.0))
+}
+
+/// How many placements each timed loop of the `snapshot` and `array` groups is compiled in.
+const PLACEMENTS: usize = 4;
+
+/// Moves the code after it by `K` × 16 bytes from a 64-byte boundary, `K` < [`PLACEMENTS`]:
+/// called first in a function that holds a timed loop, it makes that loop start at a different
+/// one of the four 16-byte positions of a 64-byte line of the instruction cache for each `K`
+/// (the compiler starts every loop at a multiple of 16 bytes; the code between this call and
+/// the loop is the same in each copy). A loop of a few nanoseconds runs at very different
+/// speeds depending on whether it fits in one 64-byte line or straddles two, and which of its
+/// loops straddles changes with anything else in the binary; so the `snapshot` and `array`
+/// groups compile every loop, the library's and the hand-written one alike, in all four
+/// placements and give each case's mean over them ([`placement_means`]): the cost averaged over
+/// where the compiler may put the loop, with the spread over placements shown as well. The
+/// padding is executed once per batch, outside the loop. (On x86-64 only, where 0x90 is a
+/// one-byte `nop`; elsewhere the four copies are compiled alike.)
+#[inline(always)]
+fn place<const K: usize>() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the assembly is padding only: it aligns what follows to 64 bytes with `nop`s and
+    // adds `K * 16` one-byte `nop`s (0x90 on x86-64); it reads and writes no memory and changes
+    // no register or flag.
+    unsafe {
+        core::arch::asm!(
+            ".p2align 6",
+            ".skip {pad}, 0x90",
+            pad = const K * 16,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+}
+
+/// The suffix naming placement `k` in a case's name.
+fn placed(k: usize) -> String {
+    format!(" @{}", k * 16)
+}
+
+/// Each case of `timings` (named with a [`placed`] suffix, in [`PLACEMENTS`] placements) as one
+/// case: per round, the mean of its placements' times in that round (all timed within the
+/// round); and, for each, its median ns per operation in every placement.
+fn placement_means(timings: &[Timing]) -> (Vec<Timing>, Vec<(String, Vec<f64>)>) {
+    let mut means = Vec::new();
+    let mut each = Vec::new();
+    for t in timings {
+        let Some(name) = t.name.strip_suffix(&placed(0)) else {
+            continue;
+        };
+        let copies: Vec<&Timing> = (0..PLACEMENTS)
+            .map(|k| {
+                let n = format!("{name}{}", placed(k));
+                timings
+                    .iter()
+                    .find(|x| x.name == n)
+                    .expect("every placement of a case")
+            })
+            .collect();
+        let samples: Vec<f64> = (0..t.samples.len())
+            .map(|r| copies.iter().map(|c| c.samples[r]).sum::<f64>() / PLACEMENTS as f64)
+            .collect();
+        means.push(Timing {
+            name: name.to_owned(),
+            ns: Spread::of(&samples),
+            samples,
+        });
+        each.push((
+            name.to_owned(),
+            copies.iter().map(|c| c.ns.median).collect(),
+        ));
+    }
+    (means, each)
+}
+
+/// Prints the median ns per operation of each case in each placement (see [`place`]).
+fn print_placements(each: &[(String, Vec<f64>)]) {
+    let head: Vec<String> = (0..PLACEMENTS)
+        .map(|k| format!("{:>7}", placed(k)))
+        .collect();
+    println!("{:<56} | median ns in each placement:{}", "", head.join(""));
+    for (name, ns) in each {
+        let v: Vec<String> = ns.iter().map(|x| format!("{x:>7.2}")).collect();
+        println!("{name:<56} | {:>28}{}", "", v.join(""));
+    }
 }
 
 /// Where the timed loops put each value they read, so that the compiler must produce it: 2048
@@ -371,6 +479,28 @@ fn keep(x: u64) {
     unsafe { core::arch::asm!("/* {0} */", in(reg) x, options(nomem, nostack, preserves_flags)) };
 }
 
+/// A handle 1024 bytes into a page of its own. In a closure that borrows it, the fields of the
+/// handle a `snapshot` or `read_into` needs are loaded in every iteration, after the previous
+/// iteration's stores to the sink or buffer; where the handle lay on the stack, its offset in
+/// its page changed from run to run, and when it matched a store's (2048 bytes in, see [`Sink`]
+/// and [`Page`]) the loads waited for the stores ("4K aliasing"): the same binary measured
+/// `read_into` of 32 bytes at 2.8 ns in one run and 11 ns in the next. Here the offset is fixed
+/// and matches none of the stores' or the payload's (384 bytes into its page).
+#[repr(C, align(4096))]
+struct Held<H> {
+    _pad: [u8; 1024],
+    handle: H,
+}
+
+impl<H> Held<H> {
+    fn new(handle: H) -> Box<Held<H>> {
+        Box::new(Held {
+            _pad: [0; 1024],
+            handle,
+        })
+    }
+}
+
 /// A page for the buffers `read_into` fills: they start 2048 bytes into it, where no store can
 /// "4K-alias" the loads of the segment's payload (which starts 384 bytes into its page), whereas
 /// a buffer on the stack lands at a random offset in its page each run, and a store to it
@@ -402,13 +532,14 @@ enum ArrayOp {
 
 /// [`large`] for an `Array<u64>`: `snapshot_range` and `read_into` of `N` elements.
 #[inline(never)]
-fn large_array<const N: usize>(
+fn large_array<const N: usize, const K: usize>(
     op: ArrayOp,
     a: &Array<u64>,
     raw: &[AtomicU64],
     page: &mut Page,
     log: &mut Vec<String>,
 ) -> u64 {
+    place::<K>();
     match op {
         ArrayOp::SnapshotRange(n) => {
             for _ in 0..n {
@@ -467,34 +598,61 @@ fn large_array<const N: usize>(
 }
 
 /// `snapshot_range` and `read_into` of `N` `u64`s against the same loads by hand (into a `Vec`,
-/// and into a buffer), from several call sites and from inside [`large_array`].
+/// and into a buffer), from several call sites and from inside [`large_array`], each loop in its
+/// four placements (see [`place`]).
 fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
     let nm = name(&format!("array{N}"));
-    let owner = Array::<u64>::create_zeroed(&nm, 64)?;
-    let a = &owner;
+    let owner = Held::new(Array::<u64>::create_zeroed(&nm, 64)?);
+    let a = &owner.handle;
     let map = RawMap::open(&nm)?;
     let raw = map.u64s(64);
-    let mut log = Vec::new();
-    for op in [ArrayOp::Report, ArrayOp::Scale(3), ArrayOp::Top] {
-        bb(large_array::<N>(bb(op), a, raw, &mut Page::new(), &mut log));
-    }
     let bytes = N * 8;
     let mut g = Group::new(format!("Array<u64>, {N} elements ({bytes} B)"));
-    g.case(format!("{bytes} B: snapshot_range"), |n| {
+    array_cases::<N, 0>(&mut g, a, raw);
+    array_cases::<N, 1>(&mut g, a, raw);
+    array_cases::<N, 2>(&mut g, a, raw);
+    array_cases::<N, 3>(&mut g, a, raw);
+    Ok(g.run(rounds, 20_000.0))
+}
+
+/// The cases of [`array_group`], with their loops in placement `K`.
+fn array_cases<'a, const N: usize, const K: usize>(
+    g: &mut Group<'a>,
+    a: &'a Array<u64>,
+    raw: &'a [AtomicU64],
+) {
+    let mut log = Vec::new();
+    for op in [ArrayOp::Report, ArrayOp::Scale(3), ArrayOp::Top] {
+        bb(large_array::<N, K>(
+            bb(op),
+            a,
+            raw,
+            &mut Page::new(),
+            &mut log,
+        ));
+    }
+    let (bytes, at) = (N * 8, placed(K));
+    g.case(format!("{bytes} B: snapshot_range{at}"), move |n| {
+        place::<K>();
         for _ in 0..n {
             bb(a.snapshot_range(opaque(0) as usize..N));
         }
     });
-    g.case(format!("{bytes} B: relaxed loads collected"), |n| {
-        for _ in 0..n {
-            bb(raw[opaque(0) as usize..N]
-                .iter()
-                .map(|x| x.load(Relaxed))
-                .collect::<Vec<u64>>());
-        }
-    });
+    g.case(
+        format!("{bytes} B: relaxed loads collected{at}"),
+        move |n| {
+            place::<K>();
+            for _ in 0..n {
+                bb(raw[opaque(0) as usize..N]
+                    .iter()
+                    .map(|x| x.load(Relaxed))
+                    .collect::<Vec<u64>>());
+            }
+        },
+    );
     let mut page = Page::new();
-    g.case(format!("{bytes} B: read_into"), move |n| {
+    g.case(format!("{bytes} B: read_into{at}"), move |n| {
+        place::<K>();
         let buf = page.buffer::<N>();
         for _ in 0..n {
             a.read_into(opaque(0) as usize, buf);
@@ -503,8 +661,9 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
     });
     let mut page = Page::new();
     g.case(
-        format!("{bytes} B: relaxed loads into a buffer"),
+        format!("{bytes} B: relaxed loads into a buffer{at}"),
         move |n| {
+            place::<K>();
             let buf = page.buffer::<N>();
             for _ in 0..n {
                 let start = opaque(0) as usize;
@@ -531,11 +690,10 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
         ),
     ] {
         let (mut log, mut page) = (Vec::new(), Page::new());
-        g.case(format!("{bytes} B: {case}"), move |n| {
-            large_array::<N>(bb(op(n)), a, raw, &mut page, &mut log);
+        g.case(format!("{bytes} B: {case}{at}"), move |n| {
+            large_array::<N, K>(bb(op(n)), a, raw, &mut page, &mut log);
         });
     }
-    Ok(g.run(rounds, 20_000.0))
 }
 
 /// `update` of `T`, and `update_locked` under a held guard (the write alone), against the same
@@ -547,7 +705,13 @@ fn update_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec<T
     let map = RawMap::open(&nm)?;
     let raw = T::raw(&map);
     let mut log = Vec::new();
-    bb(large(bb(Op::Bump(1)), s, raw, &mut Sink::new(), &mut log));
+    bb(large::<T, 0>(
+        bb(Op::Bump(1)),
+        s,
+        raw,
+        &mut Sink::new(),
+        &mut log,
+    ));
     let mutexes = [
         (Kind::Private, "a default mutex"),
         (Kind::Shared, "a process-shared mutex"),
@@ -846,7 +1010,8 @@ fn main() -> Result<(), Error> {
             snapshot_group::<S64>("snap64", "64 B", r)?,
             snapshot_group::<S512>("snap512", "512 B", r)?,
         ] {
-            print_table("snapshot", &t, |c| {
+            let (means, each) = placement_means(&t);
+            print_table("snapshot (mean of the four placements)", &means, |c| {
                 let (label, what) = c.split_once(": ")?;
                 Some(if what.contains("large") {
                     format!("{label}: relaxed loads in a large function")
@@ -854,6 +1019,7 @@ fn main() -> Result<(), Error> {
                     format!("{label}: relaxed loads")
                 })
             });
+            print_placements(&each);
         }
     }
     if wanted("array") {
@@ -864,7 +1030,8 @@ fn main() -> Result<(), Error> {
             array_group::<32>(r)?,
             array_group::<64>(r)?,
         ] {
-            print_table("Array ranges", &t, |c| {
+            let (t, each) = placement_means(&t);
+            print_table("Array ranges (mean of the four placements)", &t, |c| {
                 let (label, what) = c.split_once(": ")?;
                 let large = if what.contains("large") {
                     " in a large function"
@@ -881,6 +1048,7 @@ fn main() -> Result<(), Error> {
                     },
                 )
             });
+            print_placements(&each);
         }
     }
     if wanted("update") {

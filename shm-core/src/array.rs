@@ -45,6 +45,18 @@ pub(crate) fn bounds(range: impl RangeBounds<usize>, len: usize) -> Range<usize>
     start..end
 }
 
+/// The panic of a bulk copy of `n` elements from `start` in an array of `len`: the messages of
+/// [`bounds`], out of line and cold.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn copy_out_of_range(start: usize, n: usize, len: usize) -> ! {
+    match start.checked_add(n) {
+        None => panic!("start + length of the copy overflows usize"),
+        Some(end) => panic!("range end {end} out of range for an array of length {len}"),
+    }
+}
+
 /// `len` values of `T` in a named shared-memory segment: `Array::<i32>::create("a", &[1, 2, 3,
 /// 4])` is Python's `multiprocessing.Array('i', [1, 2, 3, 4])`.
 ///
@@ -169,7 +181,11 @@ impl<T: SharedLayout> Array<T> {
     /// Number of elements.
     #[inline]
     pub fn len(&self) -> usize {
-        self.seg.count()
+        // The payload is exactly `count` elements of `size_of::<T::Atomic>()` bytes (element size
+        // times count equals the payload length, checked at create and open): one load and a
+        // division by a constant (a shift for the number types), where the shape's count is a
+        // branch on "one value or an array" too, in every range check of a caller's loop.
+        self.seg.payload_len() / size_of::<T::Atomic>()
     }
 
     /// Whether the array has no elements.
@@ -400,7 +416,7 @@ impl<T: SharedLayout> Array<T> {
     pub fn atomics(&self) -> &[T::Atomic] {
         // SAFETY: `Segment` proved at create or open that the payload holds `count()` elements
         // of `T::Atomic` (fingerprint, element size and count, payload length within the
-        // mapping), aligned for it; any bytes are valid, all access is atomic, and the mapping
+        // mapping), which is `len()` (see there), aligned for it; any bytes are valid, all access is atomic, and the mapping
         // lives as long as `self`. For zero elements the pointer is non-null and aligned.
         unsafe {
             std::slice::from_raw_parts(self.seg.payload().cast::<T::Atomic>().as_ptr(), self.len())
@@ -411,14 +427,28 @@ impl<T: SharedLayout> Array<T> {
 /// Bulk copies, for arrays of numbers: the speed of `memcpy`, the consistency of `snapshot` and
 /// `update`.
 impl<T: BulkCopy> Array<T> {
-    /// The indices `start..start + len`, checked like slice indexing.
-    #[inline]
+    /// The indices `start..start + n`, checked like slice indexing: one comparison and branch
+    /// when `start` is known, two otherwise, and the panic out of line, so that nothing is kept
+    /// in memory for its message in a caller's loop.
+    #[inline(always)]
     #[track_caller]
-    fn bulk_range(&self, start: usize, len: usize) -> Range<usize> {
-        let end = start
-            .checked_add(len)
-            .expect("start + length of the copy overflows usize");
-        bounds(start..end, self.len())
+    fn bulk_range(&self, start: usize, n: usize) -> Range<usize> {
+        let len = self.len();
+        if start > len || n > len - start {
+            copy_out_of_range(start, n, len);
+        }
+        start..start + n
+    }
+
+    /// The twins of the elements `start..start + n`, checked as [`bulk_range`](Self::bulk_range)
+    /// does, once.
+    #[inline(always)]
+    #[track_caller]
+    fn bulk_twins(&self, start: usize, n: usize) -> &[T::Atomic] {
+        let range = self.bulk_range(start, n);
+        // SAFETY: `bulk_range` returned `start..start + n` only if `start + n <= len()` without
+        // overflow, so the range is in bounds of `atomics()`.
+        unsafe { self.atomics().get_unchecked(range) }
     }
 
     /// Copies the elements `start..start + out.len()` into `out`: a consistent copy, like
@@ -448,7 +478,7 @@ impl<T: BulkCopy> Array<T> {
     #[inline(always)]
     #[track_caller]
     pub fn read_into(&self, start: usize, out: &mut [T]) {
-        let twins = &self.atomics()[self.bulk_range(start, out.len())];
+        let twins = self.bulk_twins(start, out.len());
         seqlock::read(&self.seg, || bulk::load(twins, out));
     }
 
@@ -516,7 +546,7 @@ impl<T: BulkCopy> Array<T> {
     /// If `start + values.len()` is past the end, as slice indexing does.
     #[track_caller]
     pub fn store_from(&self, start: usize, values: &[T]) {
-        let twins = &self.atomics()[self.bulk_range(start, values.len())];
+        let twins = self.bulk_twins(start, values.len());
         bulk::store(values, twins);
     }
 }

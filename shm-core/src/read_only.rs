@@ -129,13 +129,14 @@ pub(crate) fn read_any<R>(seg: &Segment, mut f: impl FnMut(Region<'_>) -> R) -> 
 /// rest is in [`read_slow`], out of line, cold and not generic.
 #[inline(always)]
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut(Region<'_>) -> R) -> R {
-    let h = seg.header();
-    let before = seq(h);
+    let counter = seg.seq();
+    let before = counter.load(Relaxed);
+    fence(Acquire);
     let r = read(Region::payload(seg));
     // Orders the loads in `read` before the second counter read.
     fence(Acquire);
     // Even at the start and unchanged, in one comparison (see `seqlock::read`).
-    if h.seq.load(Relaxed) == before & !1 {
+    if counter.load(Relaxed) == before & !1 {
         return r;
     }
     let mut out = None;

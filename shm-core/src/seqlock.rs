@@ -185,7 +185,7 @@ fn undo_dead_write(seg: &Segment, seq: u64) -> bool {
 /// instead of coming back through memory.
 #[inline(always)]
 pub(crate) fn read<R>(seg: &Segment, mut read: impl FnMut() -> R) -> R {
-    let seq = &seg.header().seq;
+    let seq = seg.seq();
     let before = seq.load(Ordering::Acquire);
     let r = read();
     // Orders the loads in `read` before the second counter read.

@@ -114,6 +114,7 @@ impl Segment {
                     )
                 };
                 Ok(Segment {
+                    seq: Segment::seq_in(&map),
                     name: name.to_owned(),
                     map,
                     fd,

@@ -23,7 +23,7 @@
 
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::descriptor::Descriptor;
 use crate::header::Header;
@@ -157,13 +157,23 @@ impl Expect {
 
 /// A mapped, validated segment. Dropping it unmaps it, and unlinks it if this handle created it
 /// and was not told to keep it.
+///
+/// `repr(C)`, the fields a seqlock read uses first: a `snapshot` or `read_into` inlined into a
+/// caller's loop loads them from the handle (in every iteration where the caller reaches the
+/// handle through a pointer, as a closure does), and at offsets under 128 each such load, and
+/// each load of the counter through [`seq`](Self::seq), is the short form of the instruction,
+/// which keeps the caller's loop smaller.
+#[repr(C)]
 pub(crate) struct Segment {
-    name: String,
-    map: Mapping,
-    fd: OwnedFd,
+    /// The header's sequence counter (`header().seq`), its address kept apart so that the
+    /// seqlock's two loads of it need no offset.
+    seq: NonNull<AtomicU64>,
     payload: NonNull<u8>,
     /// Payload length in bytes.
     payload_len: usize,
+    map: Mapping,
+    name: String,
+    fd: OwnedFd,
     /// The segment's own journal area and its size.
     journal: NonNull<u8>,
     journal_cap: usize,
@@ -189,7 +199,8 @@ pub(crate) struct Segment {
 // SAFETY: the mapping is shared memory that every process, and so every thread, accesses only
 // through atomics (`SharedLayout`'s contract, and `Header`'s fields); `Mapping` is not `Send` only
 // because it holds the mapping's raw pointer, which is used to unmap once, on drop, by whichever
-// thread drops the segment.
+// thread drops the segment; the other raw pointers (`seq`, `payload`, `journal`) point into that
+// mapping and are only used for atomic access to it.
 unsafe impl Send for Segment {}
 // SAFETY: `&Segment` gives only reads of immutable fields and atomic access to the mapping.
 unsafe impl Sync for Segment {}
@@ -200,6 +211,22 @@ impl Segment {
         // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic
         // integer (the lock area's too), for which any bytes are valid; it lives as long as `self`.
         unsafe { &*(self.map.as_ptr() as *const Header) }
+    }
+
+    /// The address of the header's sequence counter in `map`, for [`Segment::seq`].
+    fn seq_in(map: &Mapping) -> NonNull<AtomicU64> {
+        // SAFETY: as in `header`: the mapping holds a whole `Header` at its start.
+        let header = unsafe { &*(map.as_ptr() as *const Header) };
+        NonNull::from(&header.seq)
+    }
+
+    /// The header's sequence counter, `&header().seq`: what a seqlock read loads twice.
+    #[inline(always)]
+    pub(crate) fn seq(&self) -> &AtomicU64 {
+        // SAFETY: `seq` is `&header().seq` of this segment's mapping (set with the mapping, by
+        // `seq_in`, and never changed), which lives as long as `self` and is only accessed
+        // atomically.
+        unsafe { self.seq.as_ref() }
     }
 
     /// The payload: `count()` elements of the spec's layout, in bounds and aligned.

@@ -184,6 +184,7 @@ impl Segment {
             }
             let map = map(name, &fd, size, access)?;
             let mut seg = Segment {
+                seq: Segment::seq_in(&map),
                 name: name.to_owned(),
                 map,
                 fd,
