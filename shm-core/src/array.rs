@@ -185,7 +185,12 @@ impl<T: SharedLayout> Array<T> {
         // times count equals the payload length, checked at create and open): one load and a
         // division by a constant (a shift for the number types), where the shape's count is a
         // branch on "one value or an array" too, in every range check of a caller's loop.
-        self.seg.payload_len() / size_of::<T::Atomic>()
+        match size_of::<T::Atomic>() {
+            // Never: `check_type` refuses a zero-sized element at compile time; the shape's
+            // count all the same, rather than a division by zero.
+            0 => self.seg.count(),
+            size => self.seg.payload_len() / size,
+        }
     }
 
     /// Whether the array has no elements.
