@@ -120,14 +120,23 @@ fn single<T: SharedLayout>(
     required: bool,
 ) -> Result<()> {
     let size = size_of::<T::Atomic>();
-    let need = journal::entry_size(at, size, Kind::Changed).unwrap_or(TOO_MUCH);
-    let mut w = Write::begin(seg, need, required)?;
-    w.journal(at, size, Kind::Changed, |o, n| {
+    let fill = |o: Region<'_>, n: Option<Region<'_>>| {
         record_value(old, o);
         if let Some(n) = n {
             record_value(new, n);
         }
-    });
+    };
+    // The common case: the record written before the write begins, committed by the odd
+    // counter, and left for the next write of the value to find as it needs it.
+    if journal::Log::write_first(seg, at, size, Kind::Changed, fill) {
+        let mut w = Write::begin_committed(seg);
+        T::store_changed(twin, old, new, Relaxed);
+        w.finish();
+        return Ok(());
+    }
+    let need = journal::entry_size(at, size, Kind::Changed).unwrap_or(TOO_MUCH);
+    let mut w = Write::begin(seg, need, required)?;
+    w.journal(at, size, Kind::Changed, fill);
     T::store_changed(twin, old, new, Relaxed);
     w.finish();
     Ok(())
