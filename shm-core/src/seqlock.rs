@@ -65,8 +65,8 @@ impl<'a> Write<'a> {
         })
     }
 
-    /// Begins a write whose record is written already, into the journal area, by
-    /// [`journal::Log::write_first`]: makes the counter odd, which commits that record (an undo
+    /// Begins a write whose record is written already, into the journal area (a
+    /// [`journal::First`] entry): makes the counter odd, which commits that record (an undo
     /// reads a record only while the counter is odd). The record is left in place when the
     /// write ends; the next write that journals otherwise clears it before it begins. The
     /// caller holds the segment's lock.

@@ -173,56 +173,6 @@ impl<'a> Log<'a> {
         fence(Ordering::Release);
     }
 
-    /// Writes a record of one entry, for payload bytes `start..start + len`, into the journal
-    /// area *before* the write begins (the counter still even), for the odd counter to commit:
-    /// `journal_len` covers it already, and an undo reads a record only while the counter is
-    /// odd. `fill` writes the values as for [`append`](Self::append). Returns `false`, having
-    /// written nothing, if the entry does not fit in the journal area or the header says that
-    /// the record goes elsewhere; then the caller takes the general way
-    /// ([`prepare`](Self::prepare)).
-    ///
-    /// Words that already hold what they must (the entry's header and `journal_len`, as the
-    /// last write of the same value left them) are not stored again: such a write stores the
-    /// values and nothing else. The caller holds the segment's lock; the write that follows
-    /// leaves the record in place (see [`end`](Self::end)).
-    #[inline(always)]
-    pub(crate) fn write_first(
-        seg: &Segment,
-        start: usize,
-        len: usize,
-        kind: Kind,
-        fill: impl FnOnce(Region<'_>, Option<Region<'_>>),
-    ) -> bool {
-        let h = seg.header();
-        let area = Region::journal(seg);
-        let Some(e) = Entry::place(0, start, len, kind).filter(|e| e.end <= area.len()) else {
-            return false;
-        };
-        if h.journal_where.load(Ordering::Relaxed) != JOURNAL_HERE {
-            return false;
-        }
-        for (i, word) in [start as u64, len as u64, kind as u64, 0]
-            .into_iter()
-            .enumerate()
-        {
-            // SAFETY: only the holder of the segment's lock, this thread, accesses a journal
-            // area, so no access of another width races with this one.
-            let cell = unsafe { area.cell(e.at + 8 * i, Width::Eight) };
-            let cell = cell.expect("entries start on a multiple of 16");
-            if cell.load() != word {
-                cell.store(word);
-            }
-        }
-        fill(
-            area.slice(e.old..e.old + len),
-            e.new.map(|new| area.slice(new..new + len)),
-        );
-        if h.journal_len.load(Ordering::Relaxed) != e.end as u64 {
-            h.journal_len.store(e.end as u64, Ordering::Relaxed);
-        }
-        true
-    }
-
     /// Clears the record after the write's stores: the write is whole. (By reference: the
     /// writer drops the record where it lies, without moving it.) `journal_where` is stored
     /// only if [`start`](Self::start) made it say something else than [`JOURNAL_HERE`].
@@ -232,6 +182,67 @@ impl<'a> Log<'a> {
         h.journal_len.store(0, Ordering::Release);
         if !matches!(self.place, Place::Here) {
             h.journal_where.store(JOURNAL_HERE, Ordering::Release);
+        }
+    }
+}
+
+/// The one entry of a record written *before* its write begins (the counter still even), in
+/// the journal area, for the odd counter to commit: a single value's update. An undo reads a
+/// record only while the counter is odd, so until then the entry may be written in any order,
+/// and once the write is over it may stay: the next write that journals the general way clears
+/// `journal_len` before it makes the counter odd (see `Write::begin`).
+pub(crate) struct First<'a> {
+    seg: &'a Segment,
+    area: Region<'a>,
+    e: Entry,
+}
+
+impl<'a> First<'a> {
+    /// The entry for payload bytes `start..start + len` (a `Changed` one): `None` if it does not
+    /// fit in the journal area, or if the header says that the record goes elsewhere. Writes
+    /// nothing. The caller holds the segment's lock.
+    #[inline(always)]
+    pub(crate) fn place(seg: &'a Segment, start: usize, len: usize) -> Option<First<'a>> {
+        let area = Region::journal(seg);
+        let e = Entry::place(0, start, len, Kind::Changed).filter(|e| e.end <= area.len())?;
+        (seg.header().journal_where.load(Ordering::Relaxed) == JOURNAL_HERE)
+            .then_some(First { seg, area, e })
+    }
+
+    /// Where the old values go.
+    #[inline(always)]
+    pub(crate) fn old(&self) -> Region<'a> {
+        self.area.slice(self.e.old..self.e.old + self.e.len)
+    }
+
+    /// Where the new values go.
+    #[inline(always)]
+    pub(crate) fn new(&self) -> Region<'a> {
+        let new = self.e.new.unwrap_or(self.e.old);
+        self.area.slice(new..new + self.e.len)
+    }
+
+    /// Writes the entry's header and makes `journal_len` cover it, once the caller has written
+    /// both copies. Words that hold what they must already — as the last update of the same
+    /// value left them — are not stored again.
+    #[inline(always)]
+    pub(crate) fn close(self) {
+        let e = &self.e;
+        for (i, word) in [e.start as u64, e.len as u64, e.kind as u64, 0]
+            .into_iter()
+            .enumerate()
+        {
+            // SAFETY: only the holder of the segment's lock, this thread, accesses a journal
+            // area, so no access of another width races with this one.
+            let cell = unsafe { self.area.cell(e.at + 8 * i, Width::Eight) };
+            let cell = cell.expect("entries start on a multiple of 16");
+            if cell.load() != word {
+                cell.store(word);
+            }
+        }
+        let len = &self.seg.header().journal_len;
+        if len.load(Ordering::Relaxed) != e.end as u64 {
+            len.store(e.end as u64, Ordering::Relaxed);
         }
     }
 }
