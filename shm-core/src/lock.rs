@@ -19,9 +19,9 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::futex;
-use crate::wait;
 use crate::header::{Header, LockArea};
 use crate::owner::{self, Liveness, WAITERS};
+use crate::wait;
 
 /// Why a lock was not acquired.
 #[derive(Debug)]

@@ -65,11 +65,9 @@ impl<'a> Write<'a> {
         })
     }
 
-    /// Begins a write whose record is written already, into the journal area (a
-    /// [`journal::First`] entry): makes the counter odd, which commits that record (an undo
-    /// reads a record only while the counter is odd). The record is left in place when the
-    /// write ends; the next write that journals otherwise clears it before it begins. The
-    /// caller holds the segment's lock.
+    /// Begins a write whose record is written already, a [`journal::First`] entry: makes the
+    /// counter odd, which commits it (an undo reads a record only while the counter is odd).
+    /// The record stays when the write ends. The caller holds the segment's lock.
     #[inline(always)]
     pub(crate) fn begin_committed(seg: &'a Segment) -> Write<'a> {
         let h = seg.header();

@@ -192,7 +192,23 @@ pub(crate) fn until<R>(
     let read_only = seg.is_read_only();
     // A timeout too long to represent has no end.
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    // At once, without registering: a condition that holds already writes nothing.
+    if let Some(r) = check() {
+        return Some(r);
+    }
+    let mut slept = false;
     loop {
+        let limit = match deadline {
+            None => RECHECK,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // Once more after the last sleep.
+                    return if slept { check() } else { None };
+                }
+                left.min(RECHECK)
+            }
+        };
         // Registered before anything is read, and through the check and the sleep: an unlock
         // that does not see the registration is one whose write the check sees (see the module).
         let registered = if read_only {
@@ -214,17 +230,8 @@ pub(crate) fn until<R>(
         if let Some(r) = check() {
             return Some(r);
         }
-        let limit = match deadline {
-            None => RECHECK,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                left.min(RECHECK)
-            }
-        };
         futex::wait(&h.changes, seen, limit);
+        slept = true;
         drop(registered);
     }
 }

@@ -126,7 +126,14 @@ pub(crate) fn update_value<T: SharedLayout>(
     required: bool,
 ) -> Result<()> {
     if size_of::<T::Atomic>() > INLINE {
-        return update(seg, core::slice::from_ref(twin), at, &[old], &[new], required);
+        return update(
+            seg,
+            core::slice::from_ref(twin),
+            at,
+            &[old],
+            &[new],
+            required,
+        );
     }
     if let Some(first) = journal::First::place(seg, at, size_of::<T::Atomic>()) {
         // SAFETY: the copies are in the journal area, which only the holder of the segment's

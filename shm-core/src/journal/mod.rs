@@ -205,8 +205,11 @@ impl<'a> First<'a> {
     pub(crate) fn place(seg: &'a Segment, start: usize, len: usize) -> Option<First<'a>> {
         let area = Region::journal(seg);
         let e = Entry::place(0, start, len, Kind::Changed).filter(|e| e.end <= area.len())?;
-        (seg.header().journal_where.load(Ordering::Relaxed) == JOURNAL_HERE)
-            .then_some(First { seg, area, e })
+        (seg.header().journal_where.load(Ordering::Relaxed) == JOURNAL_HERE).then_some(First {
+            seg,
+            area,
+            e,
+        })
     }
 
     /// Where the old values go.
@@ -394,6 +397,32 @@ mod tests {
         assert_eq!(h.journal_where.load(Relaxed), JOURNAL_HERE);
         drop(g);
         assert!(a.is_poisoned());
+    }
+
+    /// A single value's update leaves its record in place once it is over (the odd counter
+    /// committed it); a later write that journals the general way, killed before its first
+    /// entry, must not have that record undone, which would take the value back to before the
+    /// update.
+    #[test]
+    fn the_record_an_update_leaves_is_not_undone_for_a_later_write() {
+        let name = format!("shmt-journal-left-{}", std::process::id());
+        let v = crate::Shared::<[u64; 2]>::create(&name, [1, 2]).unwrap();
+        let seg = v.segment();
+        let h = seg.header();
+        v.update(|x| *x = [3, 4]);
+        assert_ne!(h.journal_len.load(Relaxed), 0, "the update's record stays");
+        let g = v.lock().unwrap();
+        // A write that begins and dies before it journals anything: the counter is left odd.
+        std::mem::forget(crate::seqlock::Write::begin(seg, 64, true).unwrap());
+        assert_eq!(h.seq.load(Relaxed) & 1, 1);
+        assert_eq!(h.journal_len.load(Relaxed), 0);
+        drop(g);
+        // The next reader finds the counter odd with the lock free, and undoes nothing.
+        assert_eq!(v.snapshot(), [3, 4]);
+        assert!(!v.is_poisoned());
+        // The value's next update is journaled and rolled back as ever.
+        v.update(|x| x[0] = 5);
+        assert_eq!(v.snapshot(), [5, 4]);
     }
 
     #[test]
