@@ -138,7 +138,12 @@ pub(crate) fn update_value<T: SharedLayout>(
     if let Some(first) = journal::First::place(seg, at, size_of::<T::Atomic>()) {
         // SAFETY: the copies are in the journal area, which only the holder of the segment's
         // lock (this thread) accesses: no access of another width races with the twins'.
-        let copies = unsafe { (first.old().twin::<T>(), first.new().twin::<T>()) };
+        let copies = unsafe {
+            (
+                first.old_values().twin::<T>(),
+                first.new_values().twin::<T>(),
+            )
+        };
         if let (Some(o), Some(n)) = copies {
             T::store(o, &old, Relaxed);
             T::store(n, &new, Relaxed);

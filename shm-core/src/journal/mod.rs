@@ -214,13 +214,13 @@ impl<'a> First<'a> {
 
     /// Where the old values go.
     #[inline(always)]
-    pub(crate) fn old(&self) -> Region<'a> {
+    pub(crate) fn old_values(&self) -> Region<'a> {
         self.area.slice(self.e.old..self.e.old + self.e.len)
     }
 
     /// Where the new values go.
     #[inline(always)]
-    pub(crate) fn new(&self) -> Region<'a> {
+    pub(crate) fn new_values(&self) -> Region<'a> {
         let new = self.e.new.unwrap_or(self.e.old);
         self.area.slice(new..new + self.e.len)
     }
