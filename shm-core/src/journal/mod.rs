@@ -198,11 +198,14 @@ pub(crate) struct First<'a> {
 }
 
 impl<'a> First<'a> {
-    /// The entry for payload bytes `start..start + len` (a `Changed` one): `None` if it does not
-    /// fit in the journal area, or if the header says that the record goes elsewhere. Writes
-    /// nothing. The caller holds the segment's lock.
+    /// The entry for payload bytes `start..start + len` (a `Changed` one): `None` unless that is
+    /// the whole payload, if it does not fit in the journal area, or if the header says that the
+    /// record goes elsewhere. Writes nothing. The caller holds the segment's lock.
     #[inline(always)]
     pub(crate) fn place(seg: &'a Segment, start: usize, len: usize) -> Option<First<'a>> {
+        if start != 0 || len != seg.payload_len() {
+            return None;
+        }
         let area = Region::journal(seg);
         let e = Entry::place(0, start, len, Kind::Changed).filter(|e| e.end <= area.len())?;
         (seg.header().journal_where.load(Ordering::Relaxed) == JOURNAL_HERE).then_some(First {
@@ -226,12 +229,16 @@ impl<'a> First<'a> {
     }
 
     /// Writes the entry's header and makes `journal_len` cover it, once the caller has written
-    /// both copies. (Words that hold what they must already, as the last update of the same
-    /// value left them, are stored again all the same: loading and comparing them first made
-    /// the update slower, not faster.)
+    /// both copies. Nothing to do if `journal_len` covers such an entry already: only a write of
+    /// this kind leaves it non-zero between writes, and every such entry of the segment is the
+    /// same, of the whole payload, so the header holds what it must. (One load for five
+    /// stores; comparing each word instead made the update slower.)
     #[inline(always)]
     pub(crate) fn close(self) {
         let e = &self.e;
+        if self.seg.header().journal_len.load(Ordering::Relaxed) == e.end as u64 {
+            return;
+        }
         for (i, word) in [e.start as u64, e.len as u64, e.kind as u64, 0]
             .into_iter()
             .enumerate()
