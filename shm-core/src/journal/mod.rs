@@ -425,9 +425,25 @@ mod tests {
         // The next reader finds the counter odd with the lock free, and undoes nothing.
         assert_eq!(v.snapshot(), [3, 4]);
         assert!(!v.is_poisoned());
-        // The value's next update is journaled and rolled back as ever.
+        // A write of the general kind put its own entry at offset 0 and left `journal_len` 0:
+        // the value's next update writes its entry's header again, not only its copies.
+        let g = v.lock().unwrap();
+        let mut log = Log::prepare(seg, 64, true).unwrap();
+        log.append(8, 8, Kind::All, |old, _| {
+            // SAFETY: journal areas are accessed only by the lock's holder, this test.
+            unsafe { old.store_from(&4u64.to_ne_bytes(), Width::Eight) };
+        });
+        log.end();
+        drop(g);
         v.update(|x| x[0] = 5);
         assert_eq!(v.snapshot(), [5, 4]);
+        let area = Region::journal(seg);
+        // SAFETY: as above; no write is in progress.
+        let header: Vec<u64> = (0..4)
+            .map(|i| unsafe { area.cell(8 * i, Width::Eight) }.unwrap().load())
+            .collect();
+        assert_eq!(header, [0, 16, Kind::Changed as u64, 0]);
+        assert_eq!(h.journal_len.load(Relaxed), 32 + 16 + 16);
     }
 
     #[test]
