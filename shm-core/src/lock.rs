@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::futex;
 use crate::header::{Header, LockArea};
 use crate::owner::{self, Liveness, WAITERS};
+use crate::wait;
 
 /// Why a lock was not acquired.
 #[derive(Debug)]
@@ -220,17 +221,24 @@ fn take_over(h: &Header, w: u64, me: u64) -> bool {
 }
 
 /// Unlocks the lock, held by this thread.
+///
+/// Then announces the change to whoever waits for one (`wait.rs`): the release of the lock is
+/// what a write's waiters synchronise with, so the write itself announces nothing.
 #[inline]
 pub(crate) fn unlock(h: &Header) {
     let me = owner::cached();
+    // Sequentially consistent (on x86-64 the same `lock cmpxchg` as a release one): a waiter
+    // registers and then loads the word; `wait::after_unlock` loads the registrations after
+    // this. One of the two sees the other's write (see `wait.rs`).
     if me == 0
         || h.lock
             .word
-            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
     {
         unlock_contended(h);
     }
+    wait::after_unlock(h);
 }
 
 #[cold]
@@ -244,7 +252,7 @@ fn unlock_contended(h: &Header) {
             // someone else's lock; leave it.
             return;
         }
-        match word.compare_exchange_weak(w, 0, Ordering::Release, Ordering::Relaxed) {
+        match word.compare_exchange_weak(w, 0, Ordering::SeqCst, Ordering::Relaxed) {
             Ok(_) => {
                 if w & WAITERS != 0 {
                     futex::wake_low(word, 1);

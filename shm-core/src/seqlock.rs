@@ -21,7 +21,6 @@ use crate::held;
 use crate::journal;
 use crate::lock::{self, Wait};
 use crate::segment::Segment;
-use crate::wait;
 use crate::Result;
 
 /// A seqlock write in progress: the counter is odd, and the journal records what it stores.
@@ -48,8 +47,14 @@ impl<'a> Write<'a> {
     pub(crate) fn begin(seg: &'a Segment, need: usize, required: bool) -> Result<Write<'a>> {
         let log = journal::Log::prepare(seg, need, required)?;
         let h = seg.header();
+        // A record left by the last write (see `begin_committed`) is not this write's: gone
+        // before the counter is odd, which is when an undo would read it.
+        if h.journal_len.load(Ordering::Relaxed) != 0 {
+            h.journal_len.store(0, Ordering::Relaxed);
+        }
         let odd = h.seq.load(Ordering::Relaxed) | 1;
-        h.seq.store(odd, Ordering::Relaxed);
+        // Release: an undo that reads the odd counter (acquire) sees `journal_len` as above.
+        h.seq.store(odd, Ordering::Release);
         // Orders the odd counter before every store of the write: a reader that sees any of
         // them sees an odd or newer counter on its second read.
         log.start();
@@ -58,6 +63,24 @@ impl<'a> Write<'a> {
             odd,
             log: ManuallyDrop::new(Some(log)),
         })
+    }
+
+    /// Begins a write whose record is written already, a [`journal::First`] entry: makes the
+    /// counter odd, which commits it (an undo reads a record only while the counter is odd).
+    /// The record stays when the write ends. The caller holds the segment's lock.
+    #[inline(always)]
+    pub(crate) fn begin_committed(seg: &'a Segment) -> Write<'a> {
+        let h = seg.header();
+        let odd = h.seq.load(Ordering::Relaxed) | 1;
+        // Release: an undo that reads the odd counter (acquire) sees the whole record.
+        h.seq.store(odd, Ordering::Release);
+        // Orders the odd counter before every store of the write, as `begin` does.
+        fence(Ordering::Release);
+        Write {
+            seg,
+            odd,
+            log: ManuallyDrop::new(None),
+        }
     }
 
     /// Journals payload bytes `start..start + len` (see [`journal::Log::append`]); the write may
@@ -94,13 +117,13 @@ impl Write<'_> {
     }
 }
 
-/// Makes the counter even after the write whose odd value was `odd`, and announces the change.
+/// Makes the counter even after the write whose odd value was `odd`. (The change is announced
+/// to waiters when the lock is released: see `wait.rs`.)
 #[inline(always)]
 fn make_even(seg: &Segment, odd: u64) {
-    let h = seg.header();
-    h.seq.store(odd.wrapping_add(1), Ordering::Release);
-    // After the counter is even: a waiter woken now sees the write in its snapshot.
-    wait::changed(h);
+    seg.header()
+        .seq
+        .store(odd.wrapping_add(1), Ordering::Release);
 }
 
 /// `Write::odd` once the write has ended: no odd counter value is 0.

@@ -2,28 +2,34 @@
 //!
 //! Two header words serve waiters (docs/FORMAT.md, "Waiting"):
 //!
-//! - `changes`, the futex word: bumped (wrapping) by the end of every write and by `notify`;
+//! - `changes`, the futex word: bumped (wrapping) by every *announcement*;
 //! - `waiters`, two registration slots of `tag << 16 | count`, where `tag` is the second of the
 //!   monotonic clock (modulo 2^16) at which the count's waiters registered, in the slot of the
 //!   tag's parity.
 //!
-//! A waiter reads `changes`, checks its condition on a consistent snapshot, registers (count + 1
-//! in the slot of this second), reads `changes` again and, if it did not move, sleeps on it with
-//! `FUTEX_WAIT` for at most [`RECHECK`]; then it deregisters and starts over. A writer bumps
-//! `changes` and reads both slots: only if a count is non-zero does it make the `FUTEX_WAKE`
-//! system call, so a write costs no system call while nobody waits. Both sides use sequentially
-//! consistent operations, so either the writer sees the registration or the waiter sees the
-//! bump (and `FUTEX_WAIT` itself refuses to sleep on a value that has moved).
+//! A waiter registers (count + 1 in the slot of this second), loads the lock word, reads
+//! `changes`, checks its condition on a consistent snapshot and, if it does not hold, sleeps on
+//! `changes` with `FUTEX_WAIT` for at most [`RECHECK`]; then it deregisters and starts over.
+//! Every release of the lock reads both slots, and only if a count is non-zero announces:
+//! bumps `changes` and makes the `FUTEX_WAKE` system call. So a write costs neither a system
+//! call nor a read-modify-write of its own while nobody waits: the unlock's compare-and-swap,
+//! which it makes anyway, is what waiters synchronise with. `notify` announces too, without the
+//! lock. Both sides use sequentially consistent operations: either the unlocker sees the
+//! registration (and wakes the waiter, or bumps `changes` before the waiter reads it), or the
+//! waiter's load of the lock word reads the unlock (or a later lock or unlock, which continue
+//! its release sequence) and so sees the write in its snapshot. `FUTEX_WAIT` itself refuses to
+//! sleep on a value that has moved.
 //!
-//! The bounded sleep is what makes a change without a bump — a field atomic with no `notify` —
-//! cost latency, never a hang: a waiter looks again at least every [`RECHECK`].
+//! The bounded sleep is what makes a change without an announcement — a field atomic with no
+//! `notify`, a writer killed between its unlock and its wake — cost latency, never a hang: a
+//! waiter looks again at least every [`RECHECK`].
 //!
 //! A waiter killed while registered cannot take its count back. Its registration is a second
 //! old, though, and no live waiter stays registered that long (one sleep is at most
-//! [`RECHECK`]): a writer that finds a non-zero count in a slot whose tag is more than a second
-//! away from its own clock clears that count instead of waking anyone, and a waiter that
+//! [`RECHECK`]): an announcer that finds a non-zero count in a slot whose tag is more than a
+//! second away from its own clock clears that count instead of waking anyone, and a waiter that
 //! registers in a slot of an older tag starts its count afresh. So a killed waiter costs the
-//! writers of the next second or two a wake call each, and then nothing.
+//! unlockers of the next second or two an announcement each, and then nothing.
 //!
 //! The futexes are shared (no `FUTEX_PRIVATE_FLAG`): the kernel keys them by the object and the
 //! offset, so processes that map the segment at different addresses meet on the same word. The
@@ -50,13 +56,25 @@ pub(crate) const RECHECK: Duration = Duration::from_millis(100);
 /// The count of a registration slot.
 const COUNT: u32 = 0xffff;
 
-/// Called after every change waiters must hear of (the end of a write, `notify`): bumps the
-/// change counter and wakes the waiters, if there are any. No system call when there are none.
-#[inline]
-pub(crate) fn changed(h: &Header) {
+/// Called after every release of the lock: announces the change if anyone waits (see the
+/// module). Two loads and no system call while nobody does.
+#[inline(always)]
+pub(crate) fn after_unlock(h: &Header) {
+    // Sequentially consistent, after the unlock's compare-and-swap (also sequentially
+    // consistent), against the waiter's registration and its load of the lock word.
+    if (h.waiters[0].load(SeqCst) | h.waiters[1].load(SeqCst)) & COUNT != 0 {
+        announce(h);
+    }
+}
+
+/// Bumps the change counter and wakes the waiters, if there are any: `notify`, and an unlock
+/// that found registrations.
+#[cold]
+#[inline(never)]
+fn announce(h: &Header) {
     h.changes.fetch_add(1, SeqCst);
-    // Sequentially consistent, against the waiter's registration and its second read of
-    // `changes`: one of the two sides sees the other's write.
+    // Sequentially consistent, against the waiter's registration and its read of `changes`:
+    // one of the two sides sees the other's write.
     if (h.waiters[0].load(SeqCst) | h.waiters[1].load(SeqCst)) & COUNT != 0 {
         wake(h, epoch());
     }
@@ -152,18 +170,6 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Sleeps until the change counter moves from `seen`, a wake, or `limit`, whichever comes
-/// first (a signal or a spurious wake-up may end it sooner).
-fn sleep_unless_changed(h: &Header, seen: u32, limit: Duration) {
-    let _registered = register(h, epoch());
-    // After the registration: a writer that bumped before it is seen here, one after it sees
-    // the registration and wakes us.
-    if h.changes.load(SeqCst) != seen {
-        return;
-    }
-    futex::wait(&h.changes, seen, limit);
-}
-
 /// Runs `check` (a snapshot and a condition on it) at once and after every change of the
 /// segment, until it returns `Some`, or `timeout` passed (`None` waits for ever). Returns what
 /// `check` returned, or `None` after the timeout (checked one last time after the last sleep).
@@ -186,41 +192,53 @@ pub(crate) fn until<R>(
     let read_only = seg.is_read_only();
     // A timeout too long to represent has no end.
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    // At once, without registering: a condition that holds already writes nothing.
+    if let Some(r) = check() {
+        return Some(r);
+    }
+    let mut slept = false;
     loop {
-        // Before the snapshot: a change that ends after this read moves the counter, so the
-        // sleep below does not miss it.
+        let limit = match deadline {
+            None => RECHECK,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // Once more after the last sleep.
+                    return if slept { check() } else { None };
+                }
+                left.min(RECHECK)
+            }
+        };
+        // Registered before anything is read, and through the check and the sleep: an unlock
+        // that does not see the registration is one whose write the check sees (see the module).
+        let registered = if read_only {
+            None
+        } else {
+            register(h, epoch())
+        };
         let seen = if read_only {
             // An acquire load, in the form read-only memory allows.
             let c = h.changes.load(Relaxed);
             fence(Acquire);
             c
         } else {
+            // The load that synchronises with the last unlock, if the registration came after
+            // it; nothing else is done with the word.
+            h.lock.word.load(SeqCst);
             h.changes.load(SeqCst)
         };
         if let Some(r) = check() {
             return Some(r);
         }
-        let limit = match deadline {
-            None => RECHECK,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                left.min(RECHECK)
-            }
-        };
-        if read_only {
-            futex::wait(&h.changes, seen, limit);
-        } else {
-            sleep_unless_changed(h, seen, limit);
-        }
+        futex::wait(&h.changes, seen, limit);
+        slept = true;
+        drop(registered);
     }
 }
 
 /// Bumps the change counter and wakes every waiter: `notify`.
 pub(crate) fn notify(seg: &Segment) {
-    changed(seg.header());
+    announce(seg.header());
 }
 
 #[cfg(test)]

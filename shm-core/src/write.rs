@@ -109,6 +109,68 @@ fn single_out_of_line<T: SharedLayout>(
     single(seg, twin, at, old, new, required)
 }
 
+/// Stores `new` into `twin` (payload bytes from `at`), whose value was loaded as `old`, as one
+/// journaled seqlock write: [`update`] of one value, taking the values themselves. A value of
+/// up to [`INLINE`] bytes is written by code inlined into the caller, with the values in
+/// registers: its record is one entry written before the write begins ([`journal::First`]),
+/// and anything else (a value the journal area cannot hold as a twin, a record that goes
+/// elsewhere) takes a cold call, which gets the values by value, so that only that call puts
+/// them in memory.
+#[inline(always)]
+pub(crate) fn update_value<T: SharedLayout>(
+    seg: &Segment,
+    twin: &T::Atomic,
+    at: usize,
+    old: T,
+    new: T,
+    required: bool,
+) -> Result<()> {
+    if size_of::<T::Atomic>() > INLINE {
+        return update(
+            seg,
+            core::slice::from_ref(twin),
+            at,
+            &[old],
+            &[new],
+            required,
+        );
+    }
+    if let Some(first) = journal::First::place(seg, at, size_of::<T::Atomic>()) {
+        // SAFETY: the copies are in the journal area, which only the holder of the segment's
+        // lock (this thread) accesses: no access of another width races with the twins'.
+        let copies = unsafe {
+            (
+                first.old_values().twin::<T>(),
+                first.new_values().twin::<T>(),
+            )
+        };
+        if let (Some(o), Some(n)) = copies {
+            T::store(o, &old, Relaxed);
+            T::store(n, &new, Relaxed);
+            first.close();
+            let mut w = Write::begin_committed(seg);
+            T::store_changed(twin, &old, &new, Relaxed);
+            w.finish();
+            return Ok(());
+        }
+    }
+    single_by_value(seg, twin, at, old, new, required)
+}
+
+/// [`single`] for [`update_value`], out of line.
+#[cold]
+#[inline(never)]
+fn single_by_value<T: SharedLayout>(
+    seg: &Segment,
+    twin: &T::Atomic,
+    at: usize,
+    old: T,
+    new: T,
+    required: bool,
+) -> Result<()> {
+    single(seg, twin, at, &old, &new, required)
+}
+
 /// One small value: one entry of old and new values, from twins on the stack.
 #[inline(always)]
 fn single<T: SharedLayout>(

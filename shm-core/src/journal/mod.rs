@@ -186,6 +186,75 @@ impl<'a> Log<'a> {
     }
 }
 
+/// The one entry of a record written *before* its write begins (the counter still even), in
+/// the journal area, for the odd counter to commit: a single value's update. An undo reads a
+/// record only while the counter is odd, so until then the entry may be written in any order,
+/// and once the write is over it may stay: the next write that journals the general way clears
+/// `journal_len` before it makes the counter odd (see `Write::begin`).
+pub(crate) struct First<'a> {
+    seg: &'a Segment,
+    area: Region<'a>,
+    e: Entry,
+}
+
+impl<'a> First<'a> {
+    /// The entry for payload bytes `start..start + len` (a `Changed` one): `None` unless that is
+    /// the whole payload, if it does not fit in the journal area, or if the header says that the
+    /// record goes elsewhere. Writes nothing. The caller holds the segment's lock.
+    #[inline(always)]
+    pub(crate) fn place(seg: &'a Segment, start: usize, len: usize) -> Option<First<'a>> {
+        if start != 0 || len != seg.payload_len() {
+            return None;
+        }
+        let area = Region::journal(seg);
+        let e = Entry::place(0, start, len, Kind::Changed).filter(|e| e.end <= area.len())?;
+        (seg.header().journal_where.load(Ordering::Relaxed) == JOURNAL_HERE).then_some(First {
+            seg,
+            area,
+            e,
+        })
+    }
+
+    /// Where the old values go.
+    #[inline(always)]
+    pub(crate) fn old_values(&self) -> Region<'a> {
+        self.area.slice(self.e.old..self.e.old + self.e.len)
+    }
+
+    /// Where the new values go.
+    #[inline(always)]
+    pub(crate) fn new_values(&self) -> Region<'a> {
+        let new = self.e.new.unwrap_or(self.e.old);
+        self.area.slice(new..new + self.e.len)
+    }
+
+    /// Writes the entry's header and makes `journal_len` cover it, once the caller has written
+    /// both copies. Nothing to do if `journal_len` covers such an entry already: only a write of
+    /// this kind leaves it non-zero between writes, and every such entry of the segment is the
+    /// same, of the whole payload, so the header holds what it must. (One load for five
+    /// stores; comparing each word instead made the update slower.)
+    #[inline(always)]
+    pub(crate) fn close(self) {
+        let e = &self.e;
+        if self.seg.header().journal_len.load(Ordering::Relaxed) == e.end as u64 {
+            return;
+        }
+        for (i, word) in [e.start as u64, e.len as u64, e.kind as u64, 0]
+            .into_iter()
+            .enumerate()
+        {
+            // SAFETY: only the holder of the segment's lock, this thread, accesses a journal
+            // area, so no access of another width races with this one.
+            let cell = unsafe { self.area.cell(e.at + 8 * i, Width::Eight) };
+            cell.expect("entries start on a multiple of 16").store(word);
+        }
+        self.seg
+            .header()
+            .journal_len
+            .store(e.end as u64, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering::Relaxed;
@@ -333,6 +402,48 @@ mod tests {
         assert_eq!(h.journal_where.load(Relaxed), JOURNAL_HERE);
         drop(g);
         assert!(a.is_poisoned());
+    }
+
+    /// A single value's update leaves its record in place once it is over (the odd counter
+    /// committed it); a later write that journals the general way, killed before its first
+    /// entry, must not have that record undone, which would take the value back to before the
+    /// update.
+    #[test]
+    fn the_record_an_update_leaves_is_not_undone_for_a_later_write() {
+        let name = format!("shmt-journal-left-{}", std::process::id());
+        let v = crate::Shared::<[u64; 2]>::create(&name, [1, 2]).unwrap();
+        let seg = v.segment();
+        let h = seg.header();
+        v.update(|x| *x = [3, 4]);
+        assert_ne!(h.journal_len.load(Relaxed), 0, "the update's record stays");
+        let g = v.lock().unwrap();
+        // A write that begins and dies before it journals anything: the counter is left odd.
+        std::mem::forget(crate::seqlock::Write::begin(seg, 64, true).unwrap());
+        assert_eq!(h.seq.load(Relaxed) & 1, 1);
+        assert_eq!(h.journal_len.load(Relaxed), 0);
+        drop(g);
+        // The next reader finds the counter odd with the lock free, and undoes nothing.
+        assert_eq!(v.snapshot(), [3, 4]);
+        assert!(!v.is_poisoned());
+        // A write of the general kind put its own entry at offset 0 and left `journal_len` 0:
+        // the value's next update writes its entry's header again, not only its copies.
+        let g = v.lock().unwrap();
+        let mut log = Log::prepare(seg, 64, true).unwrap();
+        log.append(8, 8, Kind::All, |old, _| {
+            // SAFETY: journal areas are accessed only by the lock's holder, this test.
+            unsafe { old.store_from(&4u64.to_ne_bytes(), Width::Eight) };
+        });
+        log.end();
+        drop(g);
+        v.update(|x| x[0] = 5);
+        assert_eq!(v.snapshot(), [5, 4]);
+        let area = Region::journal(seg);
+        // SAFETY: as above; no write is in progress.
+        let header: Vec<u64> = (0..4)
+            .map(|i| unsafe { area.cell(8 * i, Width::Eight) }.unwrap().load())
+            .collect();
+        assert_eq!(header, [0, 16, Kind::Changed as u64, 0]);
+        assert_eq!(h.journal_len.load(Relaxed), 32 + 16 + 16);
     }
 
     #[test]

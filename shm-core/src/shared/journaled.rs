@@ -36,14 +36,7 @@ impl<T: SharedLayout> Shared<T> {
         let old = T::load(twin, Relaxed);
         let mut new = duplicate(&old);
         let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        write::update(
-            guard.segment(),
-            core::slice::from_ref(twin),
-            0,
-            core::slice::from_ref(&old),
-            core::slice::from_ref(&new),
-            required,
-        )?;
+        write::update_value(guard.segment(), twin, 0, old, new, required)?;
         Ok(r)
     }
 }

@@ -35,15 +35,16 @@ pub fn waiting() -> J {
     // (id, why, base, patch, steps)
     let cases: Vec<(&str, &str, &str, J, Vec<J>)> = vec![
         (
-            "a write announces once",
-            "every write ends by incrementing changes",
+            "a write announces nothing while nobody waits",
+            "an unlock announces only if a registration slot counts waiters: changes stays",
             "u32",
             obj! {},
             vec![write(".", "5")],
         ),
         (
             "notify announces once each",
-            "notify increments changes, with or without the lock, whatever the value",
+            "notify increments changes, with or without the lock, whatever the value; the \
+             write among them, with nobody waiting, does not",
             "u32",
             obj! {},
             vec![
@@ -69,7 +70,7 @@ pub fn waiting() -> J {
             "changes is incremented modulo 2^32",
             "u32",
             obj! { "set": set(&[("changes", u64::from(u32::MAX))]) },
-            vec![write(".", "1")],
+            vec![J::from("notify")],
         ),
         (
             "a rollback announces nothing",
@@ -80,7 +81,7 @@ pub fn waiting() -> J {
         ),
         (
             "slots with no count are never written",
-            "an announcement reads the slots and writes only those that count waiters",
+            "an unlock and an announcement read the slots and write only those that count waiters",
             "u32",
             obj! { "set": set(&[("waiters0", 0x1234_0000), ("waiters1", 0xffff_0000)]) },
             vec![write(".", "2"), J::from("notify")],
