@@ -157,7 +157,7 @@ pub(crate) fn update_value<T: SharedLayout>(
     single_by_value(seg, twin, at, old, new, required)
 }
 
-/// [`single`] for [`update_value`], out of line.
+/// [`single_out_of_line`] for [`update_value`]: cold, and taking the values by value.
 #[cold]
 #[inline(never)]
 fn single_by_value<T: SharedLayout>(
@@ -168,7 +168,7 @@ fn single_by_value<T: SharedLayout>(
     new: T,
     required: bool,
 ) -> Result<()> {
-    single(seg, twin, at, &old, &new, required)
+    single_out_of_line(seg, twin, at, &old, &new, required)
 }
 
 /// One small value: one entry of old and new values, from twins on the stack.
