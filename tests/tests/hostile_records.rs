@@ -185,3 +185,46 @@ fn a_removed_segment_gets_no_side_journal_left_behind() {
     assert!(name.side_journals().is_empty());
     assert!(b.snapshot().iter().all(|&x| x == 2));
 }
+
+/// Objects under a segment's side-journal name that are not its side journal — another
+/// segment's (its header names another), or anything else — are left alone when the segment is
+/// removed, by its creator's handle or by `remove`; a blank one (a side journal not stamped yet)
+/// goes with it.
+#[test]
+fn removing_a_segment_leaves_alone_what_is_not_its_side_journal() {
+    let other_header = {
+        // A side journal of another segment: magic, this format's version, its name and id.
+        let mut h = vec![0u8; 512];
+        h[..8].copy_from_slice(b"SHMJRNL\0");
+        h[8..12].copy_from_slice(&shm_core::FORMAT_VERSION.to_ne_bytes());
+        h[12..16].copy_from_slice(&5u32.to_ne_bytes());
+        h[16..24].copy_from_slice(&7u64.to_ne_bytes());
+        h[32..37].copy_from_slice(b"other");
+        h.resize(4096, 0);
+        h
+    };
+    for (tag, bytes, kept) in [
+        ("garbage", vec![0xAB; 4096], true),
+        ("other", other_header, true),
+        ("blank", vec![0; 4096], false),
+    ] {
+        for by_remove in [false, true] {
+            let name = TestName::new(&format!("sidekeep-{tag}"));
+            let a = Array::<u64>::create(&name, &[1, 2, 3]).unwrap();
+            let id = read_word(&name, JOURNAL_ID);
+            let side = TestName::adopt(format!("{}.journal-{id:016x}", &*name));
+            side.plant(&bytes, 0o600);
+            if by_remove {
+                std::mem::forget(a);
+                shm_core::remove(&name).unwrap();
+            } else {
+                drop(a);
+            }
+            assert!(!name.exists(), "{tag}: the segment is gone");
+            assert_eq!(side.exists(), kept, "{tag}, by remove: {by_remove}");
+            if kept {
+                assert_eq!(fs::read(side.path()).unwrap(), bytes, "{tag}");
+            }
+        }
+    }
+}

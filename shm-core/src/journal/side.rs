@@ -22,20 +22,15 @@ use crate::layout::FORMAT_VERSION;
 use crate::segment::{Segment, MAX_NAME_LEN};
 use crate::{Error, Result};
 
+mod owner;
+
+pub(crate) use owner::Owner;
+
 /// Bytes before the record: magic, version, the segment's name and journal id.
 pub(crate) const HEADER_LEN: usize = 512;
 
-/// Bytes 0..8 of a side journal.
-const MAGIC: [u8; 8] = *b"SHMJRNL\0";
-
 /// What a side journal's name adds to (the start of) its segment's name.
 const SUFFIX: &str = ".journal-";
-
-/// Byte offsets in the header.
-const AT_VERSION: usize = 8;
-const AT_NAME_LEN: usize = 12;
-const AT_ID: usize = 16;
-const AT_NAME: usize = 32;
 
 /// A side journal's size is a multiple of this.
 const GROWTH: usize = 64 << 10;
@@ -103,48 +98,6 @@ pub(crate) fn id_of(path: &CString) -> Option<u64> {
     }
     let id = u64::from_ne_bytes(h[120..128].try_into().unwrap());
     (id != 0).then_some(id)
-}
-
-/// What a side journal's header says: the segment it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Owner {
-    /// The segment's name.
-    pub segment: String,
-    /// The segment's journal id.
-    pub id: u64,
-}
-
-impl Owner {
-    /// Reads the header bytes of a side journal; `None` if they are not one of this format.
-    pub(crate) fn parse(header: &[u8]) -> Option<Owner> {
-        if header.len() < HEADER_LEN || header[..8] != MAGIC {
-            return None;
-        }
-        let word = |at: usize| u32::from_ne_bytes(header[at..at + 4].try_into().unwrap());
-        if word(AT_VERSION) != FORMAT_VERSION {
-            return None;
-        }
-        let len = word(AT_NAME_LEN) as usize;
-        if len == 0 || len > MAX_NAME_LEN {
-            return None;
-        }
-        let segment = std::str::from_utf8(&header[AT_NAME..AT_NAME + len]).ok()?;
-        let id = u64::from_ne_bytes(header[AT_ID..AT_ID + 8].try_into().unwrap());
-        Some(Owner {
-            segment: segment.to_owned(),
-            id,
-        })
-    }
-
-    fn encode(&self) -> [u8; HEADER_LEN] {
-        let mut h = [0; HEADER_LEN];
-        h[..8].copy_from_slice(&MAGIC);
-        h[AT_VERSION..AT_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_ne_bytes());
-        h[AT_NAME_LEN..AT_NAME_LEN + 4].copy_from_slice(&(self.segment.len() as u32).to_ne_bytes());
-        h[AT_ID..AT_ID + 8].copy_from_slice(&self.id.to_ne_bytes());
-        h[AT_NAME..AT_NAME + self.segment.len()].copy_from_slice(self.segment.as_bytes());
-        h
-    }
 }
 
 /// A side journal open and mapped in this process.
@@ -388,11 +341,16 @@ pub(crate) fn existing(seg: &Segment, len: usize) -> Result<Held<'_>> {
     Ok(Held { guard })
 }
 
-/// Removes the side journal of the segment `name` whose journal id is `id`, if there is one.
+/// Removes the side journal of the segment `name` whose journal id is `id`, if there is one:
+/// an object under its name that says it is that segment's side journal, or that is blank (a
+/// side journal whose creator has not stamped it yet). Anything else is left alone, whoever put
+/// it there.
 pub(crate) fn remove(name: &str, id: u64) {
     let path = path(&name_of(name, id));
-    // SAFETY: a NUL-terminated string that outlives the call.
-    unsafe { libc::shm_unlink(path.as_ptr()) };
+    if owner::is_ours(&path, name, id) {
+        // SAFETY: a NUL-terminated string that outlives the call.
+        unsafe { libc::shm_unlink(path.as_ptr()) };
+    }
 }
 
 fn corrupt(seg: &Segment, reason: String) -> Error {
@@ -574,25 +532,5 @@ mod tests {
         ] {
             assert_eq!(id_in_name(not), None, "{not}");
         }
-    }
-
-    #[test]
-    fn headers_round_trip_and_refuse_others() {
-        let o = Owner {
-            segment: "a-seg".into(),
-            id: 42,
-        };
-        let h = o.encode();
-        assert_eq!(Owner::parse(&h), Some(o));
-        let mut bad = h;
-        bad[0] = b'X';
-        assert_eq!(Owner::parse(&bad), None);
-        let mut bad = h;
-        bad[AT_VERSION] ^= 0xff;
-        assert_eq!(Owner::parse(&bad), None);
-        let mut bad = h;
-        bad[AT_NAME_LEN..AT_NAME_LEN + 4].copy_from_slice(&300u32.to_ne_bytes());
-        assert_eq!(Owner::parse(&bad), None);
-        assert_eq!(Owner::parse(&h[..100]), None);
     }
 }
