@@ -462,14 +462,7 @@ fn adopt(seg: &Segment, fd: OwnedFd, seg_st: Option<&libc::stat>) -> Result<Side
         reason,
     })?;
     let len = usize::try_from(st.st_size).unwrap_or(0);
-    let mut header = [0u8; HEADER_LEN];
-    // SAFETY: `header` is writable for HEADER_LEN bytes; pread takes it and the open fd.
-    let got = unsafe { libc::pread(fd.as_raw_fd(), header.as_mut_ptr().cast(), HEADER_LEN, 0) };
-    let mine = Owner {
-        segment: name.to_owned(),
-        id: seg.journal_id(),
-    };
-    if len < HEADER_LEN || got != HEADER_LEN as isize || Owner::parse(&header) != Some(mine) {
+    if len < HEADER_LEN || !owner::names(&fd, name, seg.journal_id()) {
         return Err(corrupt(
             seg,
             format!(

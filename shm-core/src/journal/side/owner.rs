@@ -2,7 +2,7 @@
 //! journal").
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::{fstat, is_blank, open, HEADER_LEN};
 use crate::layout::FORMAT_VERSION;
@@ -73,9 +73,12 @@ pub(super) fn is_ours(path: &CString, name: &str, id: u64) -> bool {
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return false;
     }
-    if is_blank(&fd, &st) {
-        return true;
-    }
+    is_blank(&fd, &st) || names(&fd, name, id)
+}
+
+/// Whether the header of the side journal open as `fd` names the segment `name` with journal
+/// id `id` (a header that cannot be read whole names nobody).
+pub(super) fn names(fd: &OwnedFd, name: &str, id: u64) -> bool {
     let mut header = [0u8; HEADER_LEN];
     // SAFETY: `header` is writable for `HEADER_LEN` bytes; pread takes it and the open fd.
     let got = unsafe { libc::pread(fd.as_raw_fd(), header.as_mut_ptr().cast(), HEADER_LEN, 0) };
