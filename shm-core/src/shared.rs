@@ -304,8 +304,10 @@ impl<T: SharedLayout> Shared<T> {
     /// the same segment); the panic names the caller's line. If `f` panics, that panic goes on.
     #[track_caller]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        write::infallible(self.update_under(&guard, f, false))
+        let guard = guard::lock_to_update(&self.seg, self.atomic());
+        let r = write::infallible(self.update_under(&guard, f, false));
+        guard.release();
+        r
     }
 
     /// [`update`](Self::update) for a caller that holds the lock already, through `guard`: the

@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::descriptor::Descriptor;
-use crate::header::Header;
+use crate::header::{self, Header};
 use crate::journal;
 use crate::process::ProcessId;
 use crate::{Error, Layout, Result};
@@ -205,7 +205,20 @@ unsafe impl Send for Segment {}
 // SAFETY: `&Segment` gives only reads of immutable fields and atomic access to the mapping.
 unsafe impl Sync for Segment {}
 
+/// Where `Segment::UNMAPPED` points: an address of `PAYLOAD_ALIGN`, never dereferenced.
+#[repr(C, align(128))]
+struct Unmapped;
+
+const _: () = assert!(
+    align_of::<Unmapped>() == header::PAYLOAD_ALIGN
+        && sys::MAPPING_ALIGN % header::PAYLOAD_ALIGN == 0
+);
+
 impl Segment {
+    /// The journal of a handle not yet mapped: aligned as a mapped one is, never accessed (its
+    /// length is 0).
+    const UNMAPPED: NonNull<u8> = NonNull::<Unmapped>::dangling().cast();
+
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least `size_of::<Header>()` bytes (checked before mapping),
         // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic
@@ -239,8 +252,21 @@ impl Segment {
         self.payload_len
     }
 
-    /// The segment's own journal area: `journal_cap()` bytes.
+    /// The segment's own journal area: `journal_cap()` bytes, from a multiple of
+    /// [`header::PAYLOAD_ALIGN`], which the compiler is told: the alignment checks of the
+    /// journal's cells then cost nothing.
+    #[inline(always)]
     pub(crate) fn journal(&self) -> NonNull<u8> {
+        // SAFETY: `journal` is either `Segment::UNMAPPED` (an address of `PAYLOAD_ALIGN`) or
+        // the start of a mapping, a multiple of `sys::MAPPING_ALIGN` (checked by `sys::map`),
+        // plus the journal's offset, a multiple of `PAYLOAD_ALIGN` (placed so by `create`;
+        // `open` refuses a header that says otherwise); and `PAYLOAD_ALIGN` divides
+        // `MAPPING_ALIGN` (asserted at compile time).
+        unsafe {
+            core::hint::assert_unchecked(
+                self.journal.as_ptr() as usize % header::PAYLOAD_ALIGN == 0,
+            )
+        };
         self.journal
     }
 

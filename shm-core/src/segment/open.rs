@@ -190,7 +190,7 @@ impl Segment {
                 fd,
                 payload: NonNull::dangling(),
                 payload_len: 0,
-                journal: NonNull::dangling(),
+                journal: Segment::UNMAPPED,
                 journal_cap: 0,
                 journal_id: 0,
                 side: Default::default(),
