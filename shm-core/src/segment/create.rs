@@ -127,6 +127,7 @@ impl Segment {
                     element: spec.element.descriptor(),
                     shape,
                     identity,
+                    lock_key: crate::held::key_of(identity),
                     owner: true,
                     creator: std::process::id(),
                     keep: opts.keep,

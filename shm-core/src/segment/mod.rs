@@ -187,6 +187,8 @@ pub(crate) struct Segment {
     shape: Shape,
     /// Device and inode of the object: the segment's identity in this process.
     identity: (u64, u64),
+    /// The identity as one word, which the locks a thread holds are noted by (`held::key_of`).
+    lock_key: u64,
     /// Whether this handle created the segment, and the process that did (a child forked from it
     /// inherits the handle, but not the right to remove the segment).
     owner: bool,
@@ -328,9 +330,11 @@ impl Segment {
         self.map.len()
     }
 
-    /// The object's device and inode: equal for every handle of the same segment.
-    pub(crate) fn identity(&self) -> (u64, u64) {
-        self.identity
+    /// The object's device and inode as one word (`held::key_of`): equal for every handle of the
+    /// same segment in this process, and only for those.
+    #[inline(always)]
+    pub(crate) fn lock_key(&self) -> u64 {
+        self.lock_key
     }
 
     /// `fstat` of the object this handle has open (owner, mode, size).

@@ -197,6 +197,7 @@ impl Segment {
                 element: Descriptor::from_layout(&EMPTY),
                 shape: Shape::Array(0),
                 identity: identity(&st),
+                lock_key: crate::held::key_of(identity(&st)),
                 owner: false,
                 creator: 0,
                 keep: true,
