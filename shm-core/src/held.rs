@@ -42,10 +42,13 @@ pub(crate) fn key_of(identity: (u64, u64)) -> Key {
     }
     static OTHERS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
     let mut others = OTHERS.lock().unwrap_or_else(PoisonError::into_inner);
-    let at = others.iter().position(|&o| o == identity).unwrap_or_else(|| {
-        others.push(identity);
-        others.len() - 1
-    });
+    let at = others
+        .iter()
+        .position(|&o| o == identity)
+        .unwrap_or_else(|| {
+            others.push(identity);
+            others.len() - 1
+        });
     1 << 63 | at as u64
 }
 

@@ -122,6 +122,7 @@ impl Segment {
                     payload_len: sizes.payload_len,
                     journal,
                     journal_cap: sizes.journal_cap,
+                    whole_entry: journal::whole_entry(sizes.payload_len, sizes.journal_cap),
                     journal_id,
                     side: Default::default(),
                     element: spec.element.descriptor(),

@@ -177,6 +177,9 @@ pub(crate) struct Segment {
     /// The segment's own journal area and its size.
     journal: NonNull<u8>,
     journal_cap: usize,
+    /// `journal::whole_entry` of the two lengths: the payload's, if the journal area holds an
+    /// entry of the whole payload.
+    whole_entry: usize,
     /// Names the side journal (copied from the header at create or open).
     journal_id: u64,
     /// The side journal, once this handle has mapped it.
@@ -270,6 +273,13 @@ impl Segment {
             )
         };
         self.journal
+    }
+
+    /// The payload's length if the journal area holds a `Changed` entry of the whole payload,
+    /// else `usize::MAX` (see `journal::First`).
+    #[inline(always)]
+    pub(crate) fn whole_entry(&self) -> usize {
+        self.whole_entry
     }
 
     /// Size of the segment's own journal area in bytes.
