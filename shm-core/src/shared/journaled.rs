@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::Shared;
 use crate::shared_layout::duplicate;
-use crate::{seqlock, write, Guard, Result, SharedLayout};
+use crate::{guard, seqlock, write, Guard, Result, SharedLayout};
 
 impl<T: SharedLayout> Shared<T> {
     /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
@@ -19,8 +19,10 @@ impl<T: SharedLayout> Shared<T> {
     /// As [`update`](Self::update).
     #[track_caller]
     pub fn try_update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.update_under(&guard, f, true)
+        let guard = guard::lock_to_update(&self.seg, self.atomic());
+        let r = self.update_under(&guard, f, true);
+        guard.release();
+        r
     }
 
     /// The update under the lock `guard` holds.
