@@ -25,7 +25,25 @@ impl<T: SharedLayout> Shared<T> {
         r
     }
 
+    /// [`update`](Self::update), inlined.
+    #[track_caller]
+    #[inline(always)]
+    pub(super) fn update_here<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let guard = guard::lock_to_update(&self.seg, self.atomic());
+        let r = write::infallible(self.update_under(&guard, f, false));
+        guard.release();
+        r
+    }
+
+    /// [`update`](Self::update) of a value too large to inline its update everywhere.
+    #[track_caller]
+    #[inline(never)]
+    pub(super) fn update_called<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.update_here(f)
+    }
+
     /// The update under the lock `guard` holds.
+    #[inline(always)]
     pub(super) fn update_under<R>(
         &self,
         guard: &Guard<'_, T::Atomic>,
