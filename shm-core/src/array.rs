@@ -271,8 +271,11 @@ impl<T: SharedLayout> Array<T> {
         range: impl RangeBounds<usize>,
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        write::infallible(self.updating(&guard, bounds(range, self.len()), f, false))
+        let range = bounds(range, self.len());
+        let guard = guard::lock_to_update(&self.seg, self.atomics());
+        let r = write::infallible(self.updating(&guard, range, f, false));
+        guard.release();
+        r
     }
 
     /// [`update_range`](Self::update_range) for a caller that holds the lock already, through

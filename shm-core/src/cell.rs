@@ -202,6 +202,23 @@ impl<'a> Region<'a> {
         unsafe { Region::new(seg.journal(), seg.journal_cap()) }
     }
 
+    /// The start of the segment's journal area, as long as an entry of the whole payload
+    /// (`Changed`), which is `len` bytes.
+    ///
+    /// # Panics
+    /// Unless `len` is `seg.whole_entry()`: the caller checks that first, which makes this check
+    /// cost nothing once inlined.
+    #[inline(always)]
+    pub(crate) fn journal_whole(seg: &'a Segment, len: usize) -> Region<'a> {
+        use crate::journal::{entry_size, Kind};
+        assert_eq!(len, seg.whole_entry(), "not the whole payload");
+        let end = entry_size(0, len, Kind::Changed).unwrap_or(0);
+        // SAFETY: `Segment` sets `whole_entry` to the payload's length only if an entry of that
+        // length, `end` bytes, fits in the journal area (`journal::whole_entry`); so as in
+        // `journal`.
+        unsafe { Region::new(seg.journal(), end) }
+    }
+
     /// The bytes of `twins`.
     #[inline]
     pub(crate) fn of<T: SharedLayout>(twins: &'a [T::Atomic]) -> Region<'a> {

@@ -45,11 +45,7 @@ impl<A: ?Sized> Deref for Guard<'_, A> {
 impl<A: ?Sized> Drop for Guard<'_, A> {
     #[inline]
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
-            lock::poison(self.seg.header());
-        }
-        held::note_released(self.seg);
-        lock::unlock(self.seg.header());
+        self.unlock();
     }
 }
 
@@ -65,6 +61,23 @@ impl<'a, A: ?Sized> Guard<'a, A> {
     /// The segment, for `update`'s seqlock write.
     pub(crate) fn segment(&self) -> &'a Segment {
         self.seg
+    }
+
+    /// Releases the lock, poisoning it first if a panic began while it was held.
+    #[inline(always)]
+    fn unlock(&mut self) {
+        if !self.panicking && std::thread::panicking() {
+            lock::poison(self.seg.header());
+        }
+        held::note_released(self.seg);
+        lock::unlock(self.seg.header());
+    }
+
+    /// Releases the lock here, inlined: what `update` does once it has stored (dropping the
+    /// guard would be a call). Unwinding still releases it through `Drop`.
+    #[inline(always)]
+    pub(crate) fn release(self) {
+        core::mem::ManuallyDrop::new(self).unlock();
     }
 
     /// Poisons the lock that `guard` holds, as a panic while it is alive does: for code whose
@@ -92,19 +105,15 @@ impl<'a, A: ?Sized> Guard<'a, A> {
     }
 }
 
-// Always inlined, with `lock` and the handles' `lock`: `update` then takes and releases the
-// lock without a call, which is what keeps it within 1.5x of stores in a bare mutex.
+// Always inlined, with `lock` and the handles' `lock`: a `lock()` then takes the lock without a
+// call (and `update`, through `lock_to_update` and `take`, takes and releases it without one).
 #[inline(always)]
 fn acquire<'a, A: ?Sized>(
     seg: &'a Segment,
     data: &'a A,
     wait: Wait,
 ) -> Result<LockResult<Guard<'a, A>>, Failed> {
-    lock::lock(seg.header(), wait, || held::by_this_thread(seg))?;
-    held::note_held(seg);
-    // A writer that died mid-update left the counter odd: undo its stores before anyone looks.
-    // That repairs it; a death that nothing could repair was made a poisoning by `lock::lock`.
-    seqlock::recover(seg);
+    take(seg, wait)?;
     let guard = Guard {
         seg,
         data,
@@ -116,6 +125,18 @@ fn acquire<'a, A: ?Sized>(
     } else {
         Ok(guard)
     })
+}
+
+/// Takes the lock, notes it held by this thread, and rolls back the write of a writer that died
+/// mid-update.
+#[inline(always)]
+fn take(seg: &Segment, wait: Wait) -> Result<(), Failed> {
+    lock::lock(seg.header(), wait, || held::by_this_thread(seg))?;
+    held::note_held(seg);
+    // A writer that died mid-update left the counter odd: undo its stores before anyone looks.
+    // That repairs it; a death that nothing could repair was made a poisoning by `lock::lock`.
+    seqlock::recover(seg);
+    Ok(())
 }
 
 #[cold]
@@ -141,6 +162,25 @@ pub(crate) fn clear_poison(seg: &Segment) {
         }
         // Held by a live owner, which took in any earlier death when it locked.
         Err(_) => lock::clear(h),
+    }
+}
+
+/// Blocks until the lock is held, for an update (`Shared::update`): poisoned or not, which an
+/// update does not ask. The guard leaves poisoning to the update, which poisons the lock if its
+/// closure panics (`seqlock::poison_on_panic`); nothing else it runs under the lock panics
+/// but a bug, and a write that one cut short is rolled back like a dead writer's by the next
+/// locker. So neither taking nor releasing it asks whether the thread is panicking.
+#[inline(always)]
+#[track_caller]
+pub(crate) fn lock_to_update<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> Guard<'a, A> {
+    match take(seg, Wait::Forever) {
+        Ok(()) => Guard {
+            seg,
+            data,
+            panicking: true,
+            _not_send: PhantomData,
+        },
+        Err(Failed::Deadlock | Failed::Busy) => relock_panic(seg.name()),
     }
 }
 

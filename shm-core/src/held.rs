@@ -7,25 +7,49 @@
 //! destructors (a plain thread-local access), any more in a vector.
 
 use std::cell::{Cell, RefCell};
+use std::sync::{Mutex, PoisonError};
 
 use crate::segment::Segment;
 
 /// Locks noted without the vector: a thread rarely holds more at once.
 const INLINE: usize = 8;
 
-type Key = (u64, u64);
+/// A segment's identity in one word (`key_of`): one store to note a lock, one compare to find it.
+type Key = u64;
 
 thread_local! {
     /// How many locks this thread holds: the first `INLINE` in `SLOTS`, the rest in `MORE`.
     static LEN: Cell<usize> = const { Cell::new(0) };
-    static SLOTS: [Cell<Key>; INLINE] = const { [const { Cell::new((0, 0)) }; INLINE] };
+    static SLOTS: [Cell<Key>; INLINE] = const { [const { Cell::new(0) }; INLINE] };
     static MORE: RefCell<Vec<Key>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The segment's identity: the object's device and inode, the same for every handle and mapping
-/// of it in this process.
+/// The segment's key: its identity, the same for every handle and mapping of it in this process.
+#[inline(always)]
 fn key(seg: &Segment) -> Key {
-    seg.identity()
+    seg.lock_key()
+}
+
+/// The key of the object with `identity` (device, inode), one-to-one: both packed into the word
+/// when they fit (the device below 2^20, the inode below 2^43: every object of a tmpfs such as
+/// `/dev/shm` unless its inode numbers are 64-bit), else the place of the identity in a list of
+/// such, with the top bit set.
+pub(crate) fn key_of(identity: (u64, u64)) -> Key {
+    const INODE_BITS: u32 = 43;
+    let (dev, ino) = identity;
+    if dev < 1 << (63 - INODE_BITS) && ino < 1 << INODE_BITS {
+        return dev << INODE_BITS | ino;
+    }
+    static OTHERS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    let mut others = OTHERS.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = others
+        .iter()
+        .position(|&o| o == identity)
+        .unwrap_or_else(|| {
+            others.push(identity);
+            others.len() - 1
+        });
+    1 << 63 | at as u64
 }
 
 /// Records that this thread holds `seg`'s lock.
@@ -118,6 +142,30 @@ pub(crate) fn by_this_thread(seg: &Segment) -> bool {
 mod tests {
     use super::*;
     use crate::Array;
+
+    #[test]
+    fn keys_are_one_to_one_whether_packed_or_listed() {
+        let ids = [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (0x1f, 7),
+            ((1 << 20) - 1, (1 << 43) - 1),
+            // Too large to pack: listed.
+            (1 << 20, 5),
+            (0x1f, 1 << 43),
+            (u64::MAX, u64::MAX),
+        ];
+        let keys: Vec<u64> = ids.iter().map(|&id| key_of(id)).collect();
+        for (i, a) in keys.iter().enumerate() {
+            assert_eq!(key_of(ids[i]), *a, "{:?} keyed again", ids[i]);
+            for (j, b) in keys.iter().enumerate().skip(i + 1) {
+                assert_ne!(a, b, "{:?} and {:?}", ids[i], ids[j]);
+            }
+        }
+        assert!(keys[..5].iter().all(|k| k >> 63 == 0));
+        assert!(keys[5..].iter().all(|k| k >> 63 == 1));
+    }
 
     #[test]
     fn locks_held_in_any_number_and_released_in_any_order_are_tracked() {

@@ -303,9 +303,15 @@ impl<T: SharedLayout> Shared<T> {
     /// If this thread already holds the lock (a [`Guard`] is alive, or inside another `update` of
     /// the same segment); the panic names the caller's line. If `f` panics, that panic goes on.
     #[track_caller]
+    #[inline(always)]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        write::infallible(self.update_under(&guard, f, false))
+        // A small value's update is inlined whole, its registers the caller's (no call to save
+        // them around; the slow paths stay calls). A larger one is a call.
+        if size_of::<T::Atomic>() <= write::INLINE {
+            self.update_here(f)
+        } else {
+            self.update_called(f)
+        }
     }
 
     /// [`update`](Self::update) for a caller that holds the lock already, through `guard`: the

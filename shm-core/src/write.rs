@@ -41,7 +41,7 @@ const SMALL: usize = 4096;
 
 /// A single value this small is written by code inlined into the caller (`Shared::update`):
 /// an out-of-line call returned its result and kept the write's state through memory.
-const INLINE: usize = 128;
+pub(crate) const INLINE: usize = 128;
 
 /// Room for entries that can never fit: a write that asks for it gets no record, or `NoSpace`.
 const TOO_MUCH: usize = usize::MAX;

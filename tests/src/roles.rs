@@ -465,11 +465,15 @@ pub(crate) fn play(args: &[&str]) {
             say(&format!("{taken} {torn}"));
         }
         // Add 1 to every element of the `i64` array NAME, one `update` at a time, until killed.
+        // Says `started` after the first update, which maps the side journal: from then on a kill
+        // lands in the loop's steady state, whatever the machine's load made the start cost.
         ["update-all-forever", name] => {
             let a = ok(Array::<i64>::open(name));
+            let add = |v: &mut [i64]| v.iter_mut().for_each(|x| *x += 1);
+            a.update(add);
             say("started");
             loop {
-                a.update(|v| v.iter_mut().for_each(|x| *x += 1));
+                a.update(add);
             }
         }
         // Say what `inspect::examine` (what `shm ls --all` shows) finds under NAME: the kind of

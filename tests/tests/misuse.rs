@@ -79,6 +79,14 @@ fn misuse_panics_point_at_the_callers_line() {
     let line = line!() + 1;
     let site = panic_site(&seen, || drop(a.snapshot_range(2..9)));
     cases.push(("snapshot_range() out of bounds", site, line));
+    let bname = TestName::new("misusebounds");
+    let b = Array::<u32>::create(&bname, &[1, 2, 3]).unwrap();
+    let line = line!() + 1;
+    let site = panic_site(&seen, || b.update_range(2..9, |v| v.fill(0)));
+    cases.push(("update_range() out of bounds", site, line));
+    let line = line!() + 1;
+    let site = panic_site(&seen, || drop(b.try_update_range(..4, |v| v.fill(0))));
+    cases.push(("try_update_range() out of bounds", site, line));
 
     panic::set_hook(previous);
 
@@ -92,11 +100,17 @@ fn misuse_panics_point_at_the_callers_line() {
             "{what}: {msg}"
         );
     }
+    for (what, (_, _, msg), _) in &cases[6..] {
+        assert!(msg.contains("out of range"), "{what}: {msg}");
+    }
+    // A range out of bounds is refused before the lock is taken: nothing changed, nothing
+    // poisoned, the lock free.
     assert!(
-        cases[6].1 .2.contains("range end 9 out of range"),
-        "{}",
-        cases[6].1 .2
+        !b.is_poisoned(),
+        "an update_range() out of bounds poisoned the lock"
     );
+    assert!(b.try_lock().is_ok());
+    assert_eq!(b.snapshot(), [1, 2, 3]);
     // A misuse inside an update's closure is a panic in that closure: it poisons, as any does.
     assert!(v.is_poisoned() && a.is_poisoned());
 }

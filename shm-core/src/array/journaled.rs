@@ -6,7 +6,7 @@ use core::ops::{Range, RangeBounds};
 
 use super::{bounds, Array};
 use crate::values::Values;
-use crate::{seqlock, write, BulkCopy, Guard, Result, SharedLayout};
+use crate::{guard, seqlock, write, BulkCopy, Guard, Result, SharedLayout};
 
 impl<T: SharedLayout> Array<T> {
     /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
@@ -37,8 +37,10 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> Result<R> {
         let range = bounds(range, self.len());
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.updating(&guard, range, f, true)
+        let guard = guard::lock_to_update(&self.seg, self.atomics());
+        let r = self.updating(&guard, range, f, true);
+        guard.release();
+        r
     }
 
     /// The update of the elements `range` under the lock `guard` holds.

@@ -53,6 +53,16 @@ pub(crate) fn entry_size(start: usize, len: usize, kind: Kind) -> Option<usize> 
     record::size(start, len, kind)
 }
 
+/// The payload length, if a journal area of `cap` bytes holds a `Changed` entry of the whole
+/// payload (`payload_len` bytes): what [`First`] writes. Else `usize::MAX`, which no payload's
+/// length is (an entry of it would not fit).
+pub(crate) fn whole_entry(payload_len: usize, cap: usize) -> usize {
+    match entry_size(0, payload_len, Kind::Changed) {
+        Some(end) if end <= cap => payload_len,
+        _ => usize::MAX,
+    }
+}
+
 /// The record of a write: where its entries go, and how far they have got.
 pub(crate) struct Log<'a> {
     seg: &'a Segment,
@@ -203,11 +213,13 @@ impl<'a> First<'a> {
     /// record goes elsewhere. Writes nothing. The caller holds the segment's lock.
     #[inline(always)]
     pub(crate) fn place(seg: &'a Segment, start: usize, len: usize) -> Option<First<'a>> {
-        if start != 0 || len != seg.payload_len() {
+        // One compare for both: `whole_entry` is the payload's length if the journal area holds
+        // such an entry.
+        if start != 0 || len != seg.whole_entry() {
             return None;
         }
-        let area = Region::journal(seg);
-        let e = Entry::place(0, start, len, Kind::Changed).filter(|e| e.end <= area.len())?;
+        let area = Region::journal_whole(seg, len);
+        let e = Entry::place(0, start, len, Kind::Changed)?;
         (seg.header().journal_where.load(Ordering::Relaxed) == JOURNAL_HERE).then_some(First {
             seg,
             area,

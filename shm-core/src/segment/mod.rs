@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::descriptor::Descriptor;
-use crate::header::Header;
+use crate::header::{self, Header};
 use crate::journal;
 use crate::process::ProcessId;
 use crate::{Error, Layout, Result};
@@ -177,6 +177,9 @@ pub(crate) struct Segment {
     /// The segment's own journal area and its size.
     journal: NonNull<u8>,
     journal_cap: usize,
+    /// `journal::whole_entry` of the two lengths: the payload's, if the journal area holds an
+    /// entry of the whole payload.
+    whole_entry: usize,
     /// Names the side journal (copied from the header at create or open).
     journal_id: u64,
     /// The side journal, once this handle has mapped it.
@@ -187,6 +190,8 @@ pub(crate) struct Segment {
     shape: Shape,
     /// Device and inode of the object: the segment's identity in this process.
     identity: (u64, u64),
+    /// The identity as one word, which the locks a thread holds are noted by (`held::key_of`).
+    lock_key: u64,
     /// Whether this handle created the segment, and the process that did (a child forked from it
     /// inherits the handle, but not the right to remove the segment).
     owner: bool,
@@ -205,7 +210,20 @@ unsafe impl Send for Segment {}
 // SAFETY: `&Segment` gives only reads of immutable fields and atomic access to the mapping.
 unsafe impl Sync for Segment {}
 
+/// Where `Segment::UNMAPPED` points: an address of `PAYLOAD_ALIGN`, never dereferenced.
+#[repr(C, align(128))]
+struct Unmapped;
+
+const _: () = assert!(
+    align_of::<Unmapped>() == header::PAYLOAD_ALIGN
+        && sys::MAPPING_ALIGN % header::PAYLOAD_ALIGN == 0
+);
+
 impl Segment {
+    /// The journal of a handle not yet mapped: aligned as a mapped one is, never accessed (its
+    /// length is 0).
+    const UNMAPPED: NonNull<u8> = NonNull::<Unmapped>::dangling().cast();
+
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least `size_of::<Header>()` bytes (checked before mapping),
         // page-aligned (mmap), so aligned for `Header`; every field of `Header` is an atomic
@@ -239,9 +257,29 @@ impl Segment {
         self.payload_len
     }
 
-    /// The segment's own journal area: `journal_cap()` bytes.
+    /// The segment's own journal area: `journal_cap()` bytes, from a multiple of
+    /// [`header::PAYLOAD_ALIGN`], which the compiler is told: the alignment checks of the
+    /// journal's cells then cost nothing.
+    #[inline(always)]
     pub(crate) fn journal(&self) -> NonNull<u8> {
+        // SAFETY: `journal` is either `Segment::UNMAPPED` (an address of `PAYLOAD_ALIGN`) or
+        // the start of a mapping, a multiple of `sys::MAPPING_ALIGN` (checked by `sys::map`),
+        // plus the journal's offset, a multiple of `PAYLOAD_ALIGN` (placed so by `create`;
+        // `open` refuses a header that says otherwise); and `PAYLOAD_ALIGN` divides
+        // `MAPPING_ALIGN` (asserted at compile time).
+        unsafe {
+            core::hint::assert_unchecked(
+                self.journal.as_ptr() as usize % header::PAYLOAD_ALIGN == 0,
+            )
+        };
         self.journal
+    }
+
+    /// The payload's length if the journal area holds a `Changed` entry of the whole payload,
+    /// else `usize::MAX` (see `journal::First`).
+    #[inline(always)]
+    pub(crate) fn whole_entry(&self) -> usize {
+        self.whole_entry
     }
 
     /// Size of the segment's own journal area in bytes.
@@ -302,9 +340,11 @@ impl Segment {
         self.map.len()
     }
 
-    /// The object's device and inode: equal for every handle of the same segment.
-    pub(crate) fn identity(&self) -> (u64, u64) {
-        self.identity
+    /// The object's device and inode as one word (`held::key_of`): equal for every handle of the
+    /// same segment in this process, and only for those.
+    #[inline(always)]
+    pub(crate) fn lock_key(&self) -> u64 {
+        self.lock_key
     }
 
     /// `fstat` of the object this handle has open (owner, mode, size).

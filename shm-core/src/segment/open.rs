@@ -14,7 +14,7 @@ use crate::header::{self, Header, DESCRIPTOR_OFFSET, FLAG_ARRAY, MAGIC};
 use crate::layout::{fingerprint_of_encoded, FORMAT_VERSION, MAX_DESCRIPTOR_LEN};
 use crate::lock;
 use crate::process::ProcessId;
-use crate::{Error, Layout, Options, Result};
+use crate::{journal, Error, Layout, Options, Result};
 
 /// The element layout of a segment that is not validated yet: no primitives.
 static EMPTY: Layout = Layout {
@@ -190,13 +190,15 @@ impl Segment {
                 fd,
                 payload: NonNull::dangling(),
                 payload_len: 0,
-                journal: NonNull::dangling(),
+                journal: Segment::UNMAPPED,
                 journal_cap: 0,
+                whole_entry: usize::MAX,
                 journal_id: 0,
                 side: Default::default(),
                 element: Descriptor::from_layout(&EMPTY),
                 shape: Shape::Array(0),
                 identity: identity(&st),
+                lock_key: crate::held::key_of(identity(&st)),
                 owner: false,
                 creator: 0,
                 keep: true,
@@ -371,6 +373,7 @@ impl Segment {
         self.journal = NonNull::new(journal).ok_or_else(|| self.corrupt("null mapping"))?;
         self.payload_len = payload_len as usize;
         self.journal_cap = journal_cap as usize;
+        self.whole_entry = journal::whole_entry(self.payload_len, self.journal_cap);
         self.journal_id = journal_id;
         self.element = found;
         self.shape = shape;

@@ -118,6 +118,9 @@ impl Drop for Mapping {
     }
 }
 
+/// What every mapping's start is a multiple of (a page is at least this large).
+pub(crate) const MAPPING_ALIGN: usize = 4096;
+
 /// Maps the object `fd` refers to — the very object whose owner, mode and size were checked —
 /// shared, `len` bytes, read and write or (`Access::ReadOnly`) read only. (`shared_memory` can
 /// only map by name, which would open the name a second time, after the checks: another object
@@ -142,10 +145,19 @@ pub(super) fn map(name: &str, fd: &OwnedFd, len: usize, access: Access) -> Resul
     if ptr == libc::MAP_FAILED {
         return Err(os_err(name, "mmap"));
     }
-    let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Io {
-        name: name.to_owned(),
-        op: "mmap",
-        source: io::Error::other("mapped at address 0"),
-    })?;
+    // The kernel maps at page boundaries; `Segment` relies on it (its areas are aligned to
+    // `header::PAYLOAD_ALIGN` within the mapping, so in memory too).
+    let ptr = NonNull::new(ptr.cast::<u8>())
+        .filter(|p| p.as_ptr() as usize % MAPPING_ALIGN == 0)
+        .ok_or_else(|| {
+            let source = io::Error::other(format!("mapped at {ptr:p}, not at a page boundary"));
+            // SAFETY: the mapping just made, unmapped once, and nothing refers to it.
+            unsafe { libc::munmap(ptr, len) };
+            Error::Io {
+                name: name.to_owned(),
+                op: "mmap",
+                source,
+            }
+        })?;
     Ok(Mapping { ptr, len })
 }

@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::Shared;
 use crate::shared_layout::duplicate;
-use crate::{seqlock, write, Guard, Result, SharedLayout};
+use crate::{guard, seqlock, write, Guard, Result, SharedLayout};
 
 impl<T: SharedLayout> Shared<T> {
     /// Like [`update`](Self::update), but never without its journal: if `/dev/shm` has no room
@@ -19,11 +19,31 @@ impl<T: SharedLayout> Shared<T> {
     /// As [`update`](Self::update).
     #[track_caller]
     pub fn try_update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        let guard = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.update_under(&guard, f, true)
+        let guard = guard::lock_to_update(&self.seg, self.atomic());
+        let r = self.update_under(&guard, f, true);
+        guard.release();
+        r
+    }
+
+    /// [`update`](Self::update), inlined.
+    #[track_caller]
+    #[inline(always)]
+    pub(super) fn update_here<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let guard = guard::lock_to_update(&self.seg, self.atomic());
+        let r = write::infallible(self.update_under(&guard, f, false));
+        guard.release();
+        r
+    }
+
+    /// [`update`](Self::update) of a value too large to inline its update everywhere.
+    #[track_caller]
+    #[inline(never)]
+    pub(super) fn update_called<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.update_here(f)
     }
 
     /// The update under the lock `guard` holds.
+    #[inline(always)]
     pub(super) fn update_under<R>(
         &self,
         guard: &Guard<'_, T::Atomic>,
