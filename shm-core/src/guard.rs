@@ -24,8 +24,10 @@ use crate::{held, seqlock};
 pub struct Guard<'a, A: ?Sized> {
     seg: &'a Segment,
     data: &'a A,
-    /// Whether the thread was already panicking when it took the lock: only a panic that starts
-    /// while the guard is held poisons (as std's `Mutex`).
+    /// Whether dropping the guard while the thread panics leaves the lock unpoisoned: the thread
+    /// was already panicking when it took the lock (only a panic that starts while the guard is
+    /// held poisons, as with std's `Mutex`), or the guard's user poisons by itself
+    /// (`lock_to_update`).
     panicking: bool,
     _not_send: PhantomData<*const ()>,
 }
@@ -166,10 +168,10 @@ pub(crate) fn clear_poison(seg: &Segment) {
 }
 
 /// Blocks until the lock is held, for an update (`Shared::update`): poisoned or not, which an
-/// update does not ask. The guard leaves poisoning to the update, which poisons the lock if its
-/// closure panics (`seqlock::poison_on_panic`); nothing else it runs under the lock panics
-/// but a bug, and a write that one cut short is rolled back like a dead writer's by the next
-/// locker. So neither taking nor releasing it asks whether the thread is panicking.
+/// update does not ask. The guard leaves poisoning to the update, which poisons the lock if
+/// anything it runs under the lock panics (`seqlock::poison_on_panic` around all of it: the
+/// closure, and the `SharedLayout` loads and stores, which a hand-written implementation could
+/// make panic). So neither taking nor releasing it asks whether the thread is panicking.
 #[inline(always)]
 #[track_caller]
 pub(crate) fn lock_to_update<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> Guard<'a, A> {

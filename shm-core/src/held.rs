@@ -7,7 +7,7 @@
 //! destructors (a plain thread-local access), any more in a vector.
 
 use std::cell::{Cell, RefCell};
-use std::sync::{Mutex, PoisonError};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::segment::Segment;
 
@@ -30,26 +30,22 @@ fn key(seg: &Segment) -> Key {
     seg.lock_key()
 }
 
-/// The key of the object with `identity` (device, inode), one-to-one: both packed into the word
-/// when they fit (the device below 2^20, the inode below 2^43: every object of a tmpfs such as
-/// `/dev/shm` unless its inode numbers are 64-bit), else the place of the identity in a list of
-/// such, with the top bit set.
+/// The key of the object with `identity` (device, inode). An object on a device without a
+/// major number (tmpfs, such as `/dev/shm`, which holds every segment) whose minor number is
+/// below 2^20 and inode below 2^43 — every segment, unless its tmpfs numbers inodes with 64
+/// bits — gets both packed into the word, one-to-one, top bit clear. Any other gets a 63-bit
+/// hash of both with the top bit set: two such keys could be equal, with a chance of 2^-63 for
+/// two objects a thread deals with.
 pub(crate) fn key_of(identity: (u64, u64)) -> Key {
     const INODE_BITS: u32 = 43;
     let (dev, ino) = identity;
-    if dev < 1 << (63 - INODE_BITS) && ino < 1 << INODE_BITS {
-        return dev << INODE_BITS | ino;
+    let (major, minor) = (libc::major(dev), u64::from(libc::minor(dev)));
+    if major == 0 && minor < 1 << (63 - INODE_BITS) && ino < 1 << INODE_BITS {
+        return minor << INODE_BITS | ino;
     }
-    static OTHERS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
-    let mut others = OTHERS.lock().unwrap_or_else(PoisonError::into_inner);
-    let at = others
-        .iter()
-        .position(|&o| o == identity)
-        .unwrap_or_else(|| {
-            others.push(identity);
-            others.len() - 1
-        });
-    1 << 63 | at as u64
+    let mut h = DefaultHasher::new();
+    identity.hash(&mut h);
+    1 << 63 | h.finish() >> 1
 }
 
 /// Records that this thread holds `seg`'s lock.
@@ -144,27 +140,32 @@ mod tests {
     use crate::Array;
 
     #[test]
-    fn keys_are_one_to_one_whether_packed_or_listed() {
-        let ids = [
-            (0, 0),
-            (0, 1),
-            (1, 0),
-            (0x1f, 7),
-            ((1 << 20) - 1, (1 << 43) - 1),
-            // Too large to pack: listed.
-            (1 << 20, 5),
-            (0x1f, 1 << 43),
+    fn keys_of_tmpfs_objects_are_one_to_one_and_others_are_hashed_apart() {
+        let dev = |major, minor| libc::makedev(major, minor);
+        let packed = [
+            (dev(0, 0), 0),
+            (dev(0, 0), 1),
+            (dev(0, 1), 0),
+            (dev(0, 27), 7),
+            // A minor number of 256 and more, as on a busy host's container mounts.
+            (dev(0, 300), 7),
+            (dev(0, (1 << 20) - 1), (1 << 43) - 1),
+        ];
+        let hashed = [
+            (dev(0, 1 << 20), 5),
+            (dev(0, 27), 1 << 43),
+            (dev(8, 1), 5),
             (u64::MAX, u64::MAX),
         ];
-        let keys: Vec<u64> = ids.iter().map(|&id| key_of(id)).collect();
-        for (i, a) in keys.iter().enumerate() {
-            assert_eq!(key_of(ids[i]), *a, "{:?} keyed again", ids[i]);
-            for (j, b) in keys.iter().enumerate().skip(i + 1) {
-                assert_ne!(a, b, "{:?} and {:?}", ids[i], ids[j]);
+        let keys: Vec<u64> = packed.iter().chain(&hashed).map(|&id| key_of(id)).collect();
+        for (i, (a, id)) in keys.iter().zip(packed.iter().chain(&hashed)).enumerate() {
+            assert_eq!(key_of(*id), *a, "{id:?} keyed again");
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b, "{id:?}");
             }
         }
-        assert!(keys[..5].iter().all(|k| k >> 63 == 0));
-        assert!(keys[5..].iter().all(|k| k >> 63 == 1));
+        assert!(keys[..packed.len()].iter().all(|k| k >> 63 == 0));
+        assert!(keys[packed.len()..].iter().all(|k| k >> 63 == 1));
     }
 
     #[test]

@@ -163,8 +163,9 @@ fn undo_panicked(seg: &Segment, log: Option<journal::Log<'_>>) {
     lock::poison(seg.header());
 }
 
-/// Runs `f` (an update's closure, under the lock); if it panics, the lock is poisoned, as std's
-/// `Mutex` is by a panic.
+/// Runs `f` (an update under the lock, its closure included); if it panics, the lock is poisoned,
+/// as std's `Mutex` is by a panic. Free unless it does (the poisoning is on the unwinding path).
+#[inline(always)]
 pub(crate) fn poison_on_panic<R>(seg: &Segment, f: impl FnOnce() -> R) -> R {
     struct Poison<'a>(&'a Segment);
     impl Drop for Poison<'_> {

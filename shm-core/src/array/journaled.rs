@@ -53,12 +53,16 @@ impl<T: SharedLayout> Array<T> {
     ) -> Result<R> {
         let at = range.start * core::mem::size_of::<T::Atomic>();
         let twins = &guard[range];
-        let old = Values::<T>::load(twins);
-        // Copies of the one load: see `Shared::update`.
-        let mut new = old.copy();
-        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        write::update(guard.segment(), twins, at, &old, &new, required)?;
-        Ok(r)
+        let seg = guard.segment();
+        // All of it poisons if it panics, as in `Shared::update_under`.
+        seqlock::poison_on_panic(seg, || {
+            let old = Values::<T>::load(twins);
+            // Copies of the one load: see `Shared::update`.
+            let mut new = old.copy();
+            let r = f(&mut new);
+            write::update(seg, twins, at, &old, &new, required)?;
+            Ok(r)
+        })
     }
 }
 

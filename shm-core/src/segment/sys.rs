@@ -150,7 +150,9 @@ pub(super) fn map(name: &str, fd: &OwnedFd, len: usize, access: Access) -> Resul
     let ptr = NonNull::new(ptr.cast::<u8>())
         .filter(|p| p.as_ptr() as usize % MAPPING_ALIGN == 0)
         .ok_or_else(|| {
-            let source = io::Error::other(format!("mapped at {ptr:p}, not at a page boundary"));
+            let source = io::Error::other(format!(
+                "mapped at {ptr:p}: null, or not at a page boundary"
+            ));
             // SAFETY: the mapping just made, unmapped once, and nothing refers to it.
             unsafe { libc::munmap(ptr, len) };
             Error::Io {

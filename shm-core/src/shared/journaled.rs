@@ -51,12 +51,77 @@ impl<T: SharedLayout> Shared<T> {
         required: bool,
     ) -> Result<R> {
         let twin: &T::Atomic = guard;
-        // One load: a second one could see other fields changed by field atomics meanwhile,
-        // and `update` would then write those values back over later changes.
-        let old = T::load(twin, Relaxed);
-        let mut new = duplicate(&old);
-        let r = seqlock::poison_on_panic(guard.segment(), || f(&mut new));
-        write::update_value(guard.segment(), twin, 0, old, new, required)?;
-        Ok(r)
+        let seg = guard.segment();
+        // Everything under the lock: a panic in the closure, or in a hand-written
+        // `SharedLayout`'s loads and stores, poisons (the update's guard does not).
+        seqlock::poison_on_panic(seg, || {
+            // One load: a second one could see other fields changed by field atomics
+            // meanwhile, and `update` would then write those values back over later changes.
+            let old = T::load(twin, Relaxed);
+            let mut new = duplicate(&old);
+            let r = f(&mut new);
+            write::update_value(seg, twin, 0, old, new, required)?;
+            Ok(r)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::TryLockError;
+
+    use crate::{Layout, Shared, SharedLayout, TypeCode};
+
+    /// A `u64` whose hand-written `SharedLayout` panics when it loads 666 (`LOADS`) or stores 666
+    /// (`STORES`): code an update runs under its lock besides the closure.
+    struct Touchy<const LOADS: bool, const STORES: bool>(u64);
+
+    // SAFETY: the twin is one `AtomicU64`, described by the `u64` layout; `Touchy` is a `u64`.
+    unsafe impl<const LOADS: bool, const STORES: bool> SharedLayout for Touchy<LOADS, STORES> {
+        type Atomic = AtomicU64;
+        const LAYOUT: Layout = Layout::primitive(TypeCode::U64);
+
+        fn load(atomic: &AtomicU64, order: Ordering) -> Self {
+            let v = atomic.load(order);
+            assert!(!(LOADS && v == 666), "a load that panics");
+            Touchy(v)
+        }
+
+        fn store(atomic: &AtomicU64, value: &Self, order: Ordering) {
+            assert!(!(STORES && value.0 == 666), "a store that panics");
+            atomic.store(value.0, order)
+        }
+    }
+
+    fn name(what: &str) -> String {
+        format!("shmt-touchy-{what}-{}", std::process::id())
+    }
+
+    /// A panic in the update's own load of the value, before the closure: poisoned, nothing
+    /// changed, the counter even, the lock free.
+    #[test]
+    fn an_update_whose_load_panics_poisons() {
+        let s = Shared::<Touchy<true, false>>::create(&name("load"), Touchy(666)).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.update(|v| v.0 = 1)));
+        assert!(r.is_err(), "the load did not panic");
+        let h = s.segment().header();
+        assert_eq!(h.seq.load(Ordering::Relaxed), 0, "something was written");
+        assert_eq!(s.atomic().load(Ordering::Relaxed), 666);
+        assert!(s.is_poisoned());
+        assert!(matches!(s.try_lock(), Err(TryLockError::Poisoned(_))));
+    }
+
+    /// A panic while the update stores the new value into its journal entry, after the closure
+    /// and before its write window: poisoned, nothing changed, the counter even.
+    #[test]
+    fn an_update_whose_journal_store_panics_poisons() {
+        let s = Shared::<Touchy<false, true>>::create(&name("store"), Touchy(7)).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.update(|v| v.0 = 666)));
+        assert!(r.is_err(), "the store did not panic");
+        assert_eq!(s.segment().header().seq.load(Ordering::Relaxed) % 2, 0);
+        assert_eq!(s.snapshot().0, 7);
+        assert!(s.is_poisoned());
+        assert!(matches!(s.try_lock(), Err(TryLockError::Poisoned(_))));
     }
 }
