@@ -272,10 +272,9 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> R {
         let range = bounds(range, self.len());
-        let guard = guard::lock_to_update(&self.seg, self.atomics());
-        let r = write::infallible(self.updating(&guard, range, f, false));
-        guard.release();
-        r
+        guard::with_update_lock(&self.seg, self.atomics(), |g| {
+            write::infallible(self.updating(g, range, f, false))
+        })
     }
 
     /// [`update_range`](Self::update_range) for a caller that holds the lock already, through

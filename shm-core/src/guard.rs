@@ -27,7 +27,7 @@ pub struct Guard<'a, A: ?Sized> {
     /// Whether dropping the guard while the thread panics leaves the lock unpoisoned: the thread
     /// was already panicking when it took the lock (only a panic that starts while the guard is
     /// held poisons, as with std's `Mutex`), or the guard's user poisons by itself
-    /// (`lock_to_update`).
+    /// (`with_update_lock`).
     panicking: bool,
     _not_send: PhantomData<*const ()>,
 }
@@ -78,7 +78,7 @@ impl<'a, A: ?Sized> Guard<'a, A> {
     /// Releases the lock here, inlined: what `update` does once it has stored (dropping the
     /// guard would be a call). Unwinding still releases it through `Drop`.
     #[inline(always)]
-    pub(crate) fn release(self) {
+    fn release(self) {
         core::mem::ManuallyDrop::new(self).unlock();
     }
 
@@ -108,7 +108,7 @@ impl<'a, A: ?Sized> Guard<'a, A> {
 }
 
 // Always inlined, with `lock` and the handles' `lock`: a `lock()` then takes the lock without a
-// call (and `update`, through `lock_to_update` and `take`, takes and releases it without one).
+// call (and `update`, through `with_update_lock` and `take`, takes and releases it without one).
 #[inline(always)]
 fn acquire<'a, A: ?Sized>(
     seg: &'a Segment,
@@ -167,15 +167,20 @@ pub(crate) fn clear_poison(seg: &Segment) {
     }
 }
 
-/// Blocks until the lock is held, for an update (`Shared::update`): poisoned or not, which an
-/// update does not ask. The guard leaves poisoning to the update, which poisons the lock if
-/// anything it runs under the lock panics (`seqlock::poison_on_panic` around all of it: the
-/// closure, and the `SharedLayout` loads and stores, which a hand-written implementation could
-/// make panic). So neither taking nor releasing it asks whether the thread is panicking.
+/// Runs `update` under the lock, for an update (`Shared::update`, `Array::update_range` and
+/// their `try_` forms): taken poisoned or not, which an update does not ask, and released
+/// inline. The guard leaves poisoning to the update, which poisons the lock if anything it runs
+/// under the lock panics (`seqlock::poison_on_panic` around all of it: the closure, and the
+/// `SharedLayout` loads and stores, which a hand-written implementation could make panic). So
+/// neither taking nor releasing it asks whether the thread is panicking.
 #[inline(always)]
 #[track_caller]
-pub(crate) fn lock_to_update<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> Guard<'a, A> {
-    match take(seg, Wait::Forever) {
+pub(crate) fn with_update_lock<'a, A: ?Sized, R>(
+    seg: &'a Segment,
+    data: &'a A,
+    update: impl FnOnce(&Guard<'a, A>) -> R,
+) -> R {
+    let guard = match take(seg, Wait::Forever) {
         Ok(()) => Guard {
             seg,
             data,
@@ -183,7 +188,10 @@ pub(crate) fn lock_to_update<'a, A: ?Sized>(seg: &'a Segment, data: &'a A) -> Gu
             _not_send: PhantomData,
         },
         Err(Failed::Deadlock | Failed::Busy) => relock_panic(seg.name()),
-    }
+    };
+    let r = update(&guard);
+    guard.release();
+    r
 }
 
 /// Blocks until the lock is held.

@@ -37,10 +37,9 @@ impl<T: SharedLayout> Array<T> {
         f: impl FnOnce(&mut [T]) -> R,
     ) -> Result<R> {
         let range = bounds(range, self.len());
-        let guard = guard::lock_to_update(&self.seg, self.atomics());
-        let r = self.updating(&guard, range, f, true);
-        guard.release();
-        r
+        guard::with_update_lock(&self.seg, self.atomics(), |g| {
+            self.updating(g, range, f, true)
+        })
     }
 
     /// The update of the elements `range` under the lock `guard` holds.

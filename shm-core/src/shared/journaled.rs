@@ -19,20 +19,16 @@ impl<T: SharedLayout> Shared<T> {
     /// As [`update`](Self::update).
     #[track_caller]
     pub fn try_update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        let guard = guard::lock_to_update(&self.seg, self.atomic());
-        let r = self.update_under(&guard, f, true);
-        guard.release();
-        r
+        guard::with_update_lock(&self.seg, self.atomic(), |g| self.update_under(g, f, true))
     }
 
     /// [`update`](Self::update), inlined.
     #[track_caller]
     #[inline(always)]
     pub(super) fn update_here<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let guard = guard::lock_to_update(&self.seg, self.atomic());
-        let r = write::infallible(self.update_under(&guard, f, false));
-        guard.release();
-        r
+        guard::with_update_lock(&self.seg, self.atomic(), |g| {
+            write::infallible(self.update_under(g, f, false))
+        })
     }
 
     /// [`update`](Self::update) of a value too large to inline its update everywhere.
