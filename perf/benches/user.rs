@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fmt::{Debug, Write as _};
 use std::hint::black_box as bb;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
 
 use perf::measure::{print_table, Group, Spread, Timing};
 use perf::mutex::{BareMutex, Kind};
@@ -259,7 +259,7 @@ fn snapshot_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec
     let owner = Held::new(Shared::<T>::create(&nm, T::default())?);
     let s = &owner.handle;
     let map = RawMap::open(&nm)?;
-    let raw = T::raw(&map);
+    let (raw, seq) = (T::raw(&map), map.seq());
     // The other call sites, run so that they are live.
     bb(sum_now(s));
     bb(changed(s, &T::default()));
@@ -271,10 +271,10 @@ fn snapshot_group<T: Words>(tag: &str, label: &str, rounds: usize) -> Result<Vec
     let ro = &observer.handle;
     bb(ro_sum(ro));
     let mut g = Group::new(format!("snapshot of {label}"));
-    snapshot_cases::<T, 0>(&mut g, label, s, raw, ro);
-    snapshot_cases::<T, 1>(&mut g, label, s, raw, ro);
-    snapshot_cases::<T, 2>(&mut g, label, s, raw, ro);
-    snapshot_cases::<T, 3>(&mut g, label, s, raw, ro);
+    snapshot_cases::<T, 0>(&mut g, label, s, raw, seq, ro);
+    snapshot_cases::<T, 1>(&mut g, label, s, raw, seq, ro);
+    snapshot_cases::<T, 2>(&mut g, label, s, raw, seq, ro);
+    snapshot_cases::<T, 3>(&mut g, label, s, raw, seq, ro);
     Ok(g.run(rounds, 20_000.0))
 }
 
@@ -284,6 +284,7 @@ fn snapshot_cases<'a, T: Words, const K: usize>(
     label: &str,
     s: &'a Shared<T>,
     raw: &'a T::Raw,
+    seq: &'a AtomicU64,
     ro: &'a ReadOnly<T>,
 ) {
     bb(exercise_large::<T, K>(s, raw));
@@ -304,6 +305,24 @@ fn snapshot_cases<'a, T: Words, const K: usize>(
             sink.put(T::load_raw(raw));
         }
     });
+    let mut sink = Sink::new();
+    g.case(format!("{label}: a seqlock by hand{at}"), move |n| {
+        place::<K>();
+        for _ in 0..n {
+            sink.put(seqlock_by_hand(seq, || T::load_raw(raw)));
+        }
+    });
+    let (mut sink, by_hand) = (Sink::new(), Held::new(HandHandle { seq, raw }));
+    g.case(
+        format!("{label}: a seqlock by hand, borrowed struct{at}"),
+        move |n| {
+            place::<K>();
+            let h = &by_hand.handle;
+            for _ in 0..n {
+                sink.put(seqlock_by_hand(h.seq, || T::load_raw(h.raw)));
+            }
+        },
+    );
     let mut sink = Sink::new();
     g.case(format!("{label}: read-only snapshot(){at}"), move |n| {
         place::<K>();
@@ -479,6 +498,38 @@ fn keep(x: u64) {
     unsafe { core::arch::asm!("/* {0} */", in(reg) x, options(nomem, nostack, preserves_flags)) };
 }
 
+/// A seqlock read written by hand, the least any seqlock read can be: the counter (acquire),
+/// `read`'s loads, an acquire fence, the counter again and one comparison, with a retry out of
+/// line. Its loops hold the counter's and the payload's addresses in the closure itself, where
+/// they stay in registers: the floor under `snapshot()` and `read_into` in a closure.
+#[inline(always)]
+fn seqlock_by_hand<R>(seq: &AtomicU64, mut read: impl FnMut() -> R) -> R {
+    loop {
+        let before = seq.load(Acquire);
+        let r = read();
+        fence(Acquire);
+        if seq.load(Relaxed) == before & !1 {
+            return r;
+        }
+        lost_race();
+    }
+}
+
+/// [`seqlock_by_hand`]'s out-of-line path: a pause before the retry (never taken here: no
+/// writer runs during the benchmark).
+#[cold]
+#[inline(never)]
+fn lost_race() {
+    std::hint::spin_loop();
+}
+
+/// The two addresses [`seqlock_by_hand`] needs, kept together as a handle keeps them: a loop
+/// that borrows this struct reaches them through a pointer, as it reaches a `Shared` handle.
+struct HandHandle<'a, R: ?Sized> {
+    seq: &'a AtomicU64,
+    raw: &'a R,
+}
+
 /// A handle 1024 bytes into a page of its own. In a closure that borrows it, the fields of the
 /// handle a `snapshot` or `read_into` needs are loaded in every iteration, after the previous
 /// iteration's stores to the sink or buffer; where the handle lay on the stack, its offset in
@@ -605,13 +656,13 @@ fn array_group<const N: usize>(rounds: usize) -> Result<Vec<Timing>, Error> {
     let owner = Held::new(Array::<u64>::create_zeroed(&nm, 64)?);
     let a = &owner.handle;
     let map = RawMap::open(&nm)?;
-    let raw = map.u64s(64);
+    let (raw, seq) = (map.u64s(64), map.seq());
     let bytes = N * 8;
     let mut g = Group::new(format!("Array<u64>, {N} elements ({bytes} B)"));
-    array_cases::<N, 0>(&mut g, a, raw);
-    array_cases::<N, 1>(&mut g, a, raw);
-    array_cases::<N, 2>(&mut g, a, raw);
-    array_cases::<N, 3>(&mut g, a, raw);
+    array_cases::<N, 0>(&mut g, a, raw, seq);
+    array_cases::<N, 1>(&mut g, a, raw, seq);
+    array_cases::<N, 2>(&mut g, a, raw, seq);
+    array_cases::<N, 3>(&mut g, a, raw, seq);
     Ok(g.run(rounds, 20_000.0))
 }
 
@@ -620,6 +671,7 @@ fn array_cases<'a, const N: usize, const K: usize>(
     g: &mut Group<'a>,
     a: &'a Array<u64>,
     raw: &'a [AtomicU64],
+    seq: &'a AtomicU64,
 ) {
     let mut log = Vec::new();
     for op in [ArrayOp::Report, ArrayOp::Scale(3), ArrayOp::Top] {
@@ -670,6 +722,42 @@ fn array_cases<'a, const N: usize, const K: usize>(
                 for (o, x) in buf.iter_mut().zip(&raw[start..start + N]) {
                     *o = x.load(Relaxed);
                 }
+                used(&mut *buf);
+            }
+        },
+    );
+    let mut page = Page::new();
+    g.case(
+        format!("{bytes} B: a seqlock by hand into a buffer{at}"),
+        move |n| {
+            place::<K>();
+            let buf = page.buffer::<N>();
+            for _ in 0..n {
+                let start = opaque(0) as usize;
+                let from = &raw[start..start + N];
+                seqlock_by_hand(seq, || {
+                    for (o, x) in buf.iter_mut().zip(from) {
+                        *o = x.load(Relaxed);
+                    }
+                });
+                used(&mut *buf);
+            }
+        },
+    );
+    let (mut page, by_hand) = (Page::new(), Held::new(HandHandle { seq, raw }));
+    g.case(
+        format!("{bytes} B: a seqlock by hand into a buffer, borrowed struct{at}"),
+        move |n| {
+            place::<K>();
+            let (buf, h) = (page.buffer::<N>(), &by_hand.handle);
+            for _ in 0..n {
+                let start = opaque(0) as usize;
+                let from = &h.raw[start..start + N];
+                seqlock_by_hand(h.seq, || {
+                    for (o, x) in buf.iter_mut().zip(from) {
+                        *o = x.load(Relaxed);
+                    }
+                });
                 used(&mut *buf);
             }
         },

@@ -35,6 +35,15 @@ impl RawMap {
         })
     }
 
+    /// The segment's seqlock counter, `seq` (docs/FORMAT.md: header bytes 128..136), for a
+    /// seqlock read written by hand.
+    pub fn seq(&self) -> &AtomicU64 {
+        // SAFETY: the mapping is at least 256 bytes (checked at open) and page-aligned, so bytes
+        // 128..136 are in it and 8-aligned; any bits are a valid `AtomicU64`, shm-core accesses
+        // `seq` only atomically, and the mapping lives as long as `self`.
+        unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(128).cast()) }
+    }
+
     /// The payload's first byte.
     pub fn base(&self) -> *mut u8 {
         // SAFETY: `payload <= len` (checked at open).
