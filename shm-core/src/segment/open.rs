@@ -31,6 +31,11 @@ static EMPTY: Layout = Layout {
 fn readiness(h: &Header) -> std::result::Result<Readiness, String> {
     let magic = h.magic.load(Ordering::Relaxed);
     std::sync::atomic::fence(Ordering::Acquire);
+    readiness_after(h, magic)
+}
+
+/// [`readiness`], given the magic as its first load read it.
+fn readiness_after(h: &Header, magic: u64) -> std::result::Result<Readiness, String> {
     if magic == u64::from_ne_bytes(MAGIC) {
         let state = h.state.load(Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Acquire);
@@ -43,9 +48,21 @@ fn readiness(h: &Header) -> std::result::Result<Readiness, String> {
             other => Err(format!("unknown init state {other}")),
         };
     }
-    // A creator that has sized the object but not yet written a byte of it.
-    if magic == 0 && h.state.load(Ordering::Relaxed) == 0 {
-        return Ok(Readiness::Initializing(None));
+    if magic == 0 {
+        let state = h.state.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        // A creator that has sized the object but not yet written a byte of it.
+        if state == 0 {
+            return Ok(Readiness::Initializing(None));
+        }
+        // Or one that wrote the magic, and went on, after the magic was read: the state was
+        // read later, and what it says was stored after the magic (a release), which now reads
+        // back. Read as it is now.
+        let again = h.magic.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        if again == u64::from_ne_bytes(MAGIC) {
+            return readiness_after(h, again);
+        }
     }
     Err("it does not start with the shm-core magic bytes".to_owned())
 }
@@ -459,6 +476,17 @@ mod tests {
                 assert_eq!(next, want, "after {done} steps, creator alive: {alive}");
             }
         }
+    }
+
+    /// An opener that read the magic as zero, then was held up while the creator wrote the
+    /// magic and finished, reads the state as ready: a finished header, not a foreign one.
+    #[test]
+    fn a_creation_that_finishes_between_the_openers_two_loads_is_not_corrupt() {
+        let h = zeroed_header();
+        announce_creator(&h, ProcessId::current());
+        mark_ready(&h);
+        let r = readiness_after(&h, 0).expect("a finished header read late is not corrupt");
+        assert_eq!(next_step(&r, |_| true), Next::Validate);
     }
 
     #[test]
