@@ -179,6 +179,9 @@ fn lock_contended(h: &Header, wait: Wait, held_here: impl Fn() -> bool) -> Resul
             next_check = Some(now + CHECK_EVERY);
         }
         if deadline.is_some_and(|d| now >= d) {
+            if slept {
+                pass_the_wake_on(word, w);
+            }
             return Err(Failed::Busy);
         }
         // Say that someone sleeps, then sleep while the word still says so.
@@ -194,6 +197,17 @@ fn lock_contended(h: &Header, wait: Wait, held_here: impl Fn() -> bool) -> Resul
         let until = deadline.map_or(until, |d| d.min(until));
         futex::wait_low(word, waiting as u32, until.saturating_duration_since(now));
         slept = true;
+    }
+}
+
+/// A sleeper that gives up (its deadline passed) may have been woken by an unlock for nothing:
+/// another thread took the lock first, without the waiters bit, and the others still sleep.
+/// Setting the bit again makes the next unlock wake one of them, instead of leaving them to their
+/// next check (up to `CHECK_EVERY`). A word that moved on meanwhile is left alone: whoever
+/// changed it set or cleared the bit knowing more.
+fn pass_the_wake_on(word: &AtomicU64, w: u64) {
+    if w & WAITERS == 0 {
+        let _ = word.compare_exchange(w, w | WAITERS, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -483,6 +497,26 @@ mod tests {
         ));
         assert_eq!(h.lock.word.load(Relaxed), dead | WAITERS);
         h.lock.word.store(0, Relaxed);
+    }
+
+    /// A timed locker that slept and then gives up sets the waiters bit of a word held without
+    /// it (the wake it got was for the lock, which another thread then took without the bit),
+    /// so that the holder's unlock wakes the other sleepers.
+    #[test]
+    fn a_sleeper_that_gives_up_leaves_the_waiters_bit_for_the_others() {
+        let a = segment("passon");
+        let h = a.segment().header();
+        lock(h, Wait::Try, || false).unwrap();
+        let held = h.lock.word.load(Relaxed);
+        assert_eq!(held & WAITERS, 0);
+        pass_the_wake_on(&h.lock.word, held);
+        assert_eq!(h.lock.word.load(Relaxed), held | WAITERS);
+        // A word that changed meanwhile is not touched.
+        h.lock.word.store(held, Relaxed);
+        pass_the_wake_on(&h.lock.word, held ^ 1);
+        assert_eq!(h.lock.word.load(Relaxed), held);
+        unlock(h);
+        assert_eq!(h.lock.word.load(Relaxed), 0);
     }
 
     #[test]
