@@ -283,7 +283,8 @@ for _c in SEGMENTS["cases"]:
 
 class JournalVectors(ShmTestCase):
     """Each undo case: what a dead writer left, and the payload, ``seq``, ``journal_len``,
-    ``journal_where`` and ``poison`` after a fresh opener's snapshot recovered it."""
+    ``journal_where`` and ``poison`` after a fresh opener's snapshot recovered it; where the case
+    made a side journal, whether ``remove`` then removed the object under its name."""
 
 
 def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
@@ -310,6 +311,10 @@ def _journal_test(case: Dict[str, Any]) -> Callable[[JournalVectors], None]:
             _int(after[k]) for k in ("seq", "journal_len", "journal_where", "poison")
         )
         self.assertEqual(got, want)
+        if "side_after_remove" in after:
+            shm_core.remove(name)
+            left = [e for e in os.listdir("/dev/shm") if e.startswith(name + ".journal-")]
+            self.assertEqual("kept" if left else "removed", after["side_after_remove"])
 
     return test
 

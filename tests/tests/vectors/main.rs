@@ -326,12 +326,16 @@ fn undo_cases_recover_as_the_vectors_say() {
             run::recover(name)?;
             let bytes = std::fs::read(name.path()).expect("read the segment");
             let payload = hex(&bytes[regions.payload..regions.payload + regions.payload_len]);
+            let side = case["after"]
+                .get("side_after_remove")
+                .map(|_| run::side_after_remove(name).to_owned());
             Ok::<_, shm_core::Error>((
                 payload,
                 fields.get(&bytes, "seq"),
                 fields.get(&bytes, "journal_len"),
                 fields.get(&bytes, "journal_where"),
                 fields.get(&bytes, "poison"),
+                side,
             ))
         });
         let after = &case["after"];
@@ -341,11 +345,14 @@ fn undo_cases_recover_as_the_vectors_say() {
             int_of(&after["journal_len"]),
             int_of(&after["journal_where"]),
             int_of(&after["poison"]),
+            after
+                .get("side_after_remove")
+                .map(|s| s.as_str().expect("a string").to_owned()),
         );
         match got {
             Ok(got) if got == want => {}
             Ok(got) => failures.push(format!(
-                "`{id}`: recovered to {got:?} (payload, seq, journal_len, journal_where, poison), not {want:?}"
+                "`{id}`: recovered to {got:?} (payload, seq, journal_len, journal_where, poison, side journal after remove), not {want:?}"
             )),
             Err(e) => failures.push(format!("`{id}`: recovery failed: {e}")),
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shm_core::inspect::RawSegment;
 use shm_core::{Array, Error, Options, Shared, SharedLayout};
+use tests::TestName;
 
 use crate::types::{self, Visit};
 
@@ -238,6 +239,17 @@ pub fn apply(path: &Path, patch: &Value, fields: &HeaderFields, regions: &Region
         let data = side_bytes(name, stamped, &unhex(str_of(side, "hex")));
         fs::write(&side_path, data).expect("write the side journal");
         fs::set_permissions(&side_path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+/// What `remove` does to the object under the side journal's name of the segment `name` (made
+/// by a `side` patch): `removed`, or `kept` (its header names another segment).
+pub fn side_after_remove(name: &TestName) -> &'static str {
+    shm_core::remove(name).unwrap_or_else(|e| panic!("remove the segment: {e}"));
+    if name.side_journals().is_empty() {
+        "removed"
+    } else {
+        "kept"
     }
 }
 

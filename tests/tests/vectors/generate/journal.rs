@@ -438,16 +438,33 @@ pub fn journal() -> J {
             let after = crate::crafted(&fields, &file_so_far, &spec, |name, at: &Regions| {
                 run::recover(name).unwrap_or_else(|e| panic!("`{id}`: recovery failed: {e}"));
                 let bytes = std::fs::read(name.path()).expect("read the segment");
-                obj! {
-                    "payload": hex(&bytes[at.payload..at.payload + at.payload_len]),
-                    "seq": fields.get(&bytes, "seq"),
-                    "journal_len": fields.get(&bytes, "journal_len"),
-                    "journal_where": fields.get(&bytes, "journal_where"),
-                    "poison": fields.get(&bytes, "poison"),
+                let mut after = vec![
+                    (
+                        "payload",
+                        hex(&bytes[at.payload..at.payload + at.payload_len]).into(),
+                    ),
+                    ("seq", fields.get(&bytes, "seq").into()),
+                    ("journal_len", fields.get(&bytes, "journal_len").into()),
+                    ("journal_where", fields.get(&bytes, "journal_where").into()),
+                    ("poison", fields.get(&bytes, "poison").into()),
+                ];
+                if patch_has_side(&spec) {
+                    after.push(("side_after_remove", run::side_after_remove(name).into()));
                 }
+                J::Obj(
+                    after
+                        .into_iter()
+                        .map(|(k, v): (&str, J)| (k.to_owned(), v))
+                        .collect(),
+                )
             });
             obj! { "id": id, "why": why, "base": base, "patch": patch, "after": after }
         })
         .collect::<Vec<_>>();
     obj! { "bases": json_bases, "cases": cases }
+}
+
+/// Whether a case's patch makes a side journal.
+fn patch_has_side(case: &serde_json::Value) -> bool {
+    case["patch"].get("side").is_some()
 }
